@@ -1,0 +1,694 @@
+//! The operator's one TOML file: agencies, adapters, routes, and the bus's own settings.
+//!
+//! Every struct here is `deny_unknown_fields` and its doc comments are the user documentation of each key
+//! (README "Configuration" is generated from the same words). Loading never stops at the first mistake: each
+//! section and each array element is deserialized on its own and every [`Problem`] is collected with its key
+//! path, then cross-references (routes → adapters, `from`/`to` → agencies, types → schemas) are checked.
+//! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
+//! core never depends on adapters.
+
+mod duration;
+mod problem;
+
+pub use duration::HumanDuration;
+pub use problem::{ConfigErrors, Problem, deserialize_at, join};
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// `[bus]`: where the broker is and how the bus uses it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// AMQP URL of RabbitMQ, e.g. `amqp://user:pass@127.0.0.1:5672/%2f`. `memory://` runs the embedded,
+    /// in-process broker: same runtime, but NOT durable (for demos and business-logic tests only).
+    /// Default `memory://`. The password part is never logged.
+    #[serde(default = "default_broker_url")]
+    pub broker_url: String,
+    /// Prefix of every exchange and queue the bus declares (`<namespace>.ingress`, `<namespace>.deliver.<adapter>`…).
+    /// Default `lienthong`. Two buses with different namespaces can share one vhost.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Folder of JSON Schemas named `<type>.v<version>.schema.json`, relative to this config file.
+    /// Default `../schemas`.
+    #[serde(default = "default_schemas_dir")]
+    pub schemas_dir: PathBuf,
+    /// Unacknowledged deliveries each adapter consumer may hold (AMQP prefetch). Bounds memory and in-flight
+    /// work per adapter. Default 100.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Publishes awaiting a broker confirm at once across the process (back-pressure on ingress). Default 1024.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// How long ingress waits for the broker (reconnecting included) to confirm a message before answering
+    /// 503 `broker_unavailable`. Default `"10s"`.
+    #[serde(default = "default_publish_timeout")]
+    pub publish_timeout: HumanDuration,
+    /// Quorum-queue `x-delivery-limit` on adapter queues: a message whose consumer crashes this many times is
+    /// dead-lettered (reason `delivery_limit`) instead of looping forever. Default 20.
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+    /// On SIGTERM, how long in-flight deliveries may take to finish before they are handed back to the broker.
+    /// Default `"20s"`.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+}
+
+fn default_broker_url() -> String {
+    "memory://".into()
+}
+fn default_namespace() -> String {
+    "lienthong".into()
+}
+fn default_schemas_dir() -> PathBuf {
+    PathBuf::from("../schemas")
+}
+fn default_prefetch() -> u16 {
+    100
+}
+fn default_max_in_flight() -> usize {
+    1024
+}
+fn default_publish_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_delivery_limit() -> u32 {
+    20
+}
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration::secs(20)
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            broker_url: default_broker_url(),
+            namespace: default_namespace(),
+            schemas_dir: default_schemas_dir(),
+            prefetch: default_prefetch(),
+            max_in_flight: default_max_in_flight(),
+            publish_timeout: default_publish_timeout(),
+            delivery_limit: default_delivery_limit(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+/// `[http]`: the ingress API agencies' systems call.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the ingress API listens on. Default `127.0.0.1:8080`. Port 0 picks a free port (tests).
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// Largest request body accepted; larger gets 413 `payload_too_large`. Default 10485760 (10 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in an envelope; deeper gets 400 `invalid_json`. Default 64.
+    #[serde(default = "default_max_depth")]
+    pub max_json_depth: usize,
+}
+fn default_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            max_body_bytes: default_max_body(),
+            max_json_depth: default_max_depth(),
+        }
+    }
+}
+
+/// `[admin]`: health, readiness, metrics and the operator API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/...` operator endpoints. Default `127.0.0.1:9090`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Env var holding a bearer token required on the operator endpoints that change things (DLQ replay and
+    /// purge). Unset = those endpoints are open to whoever can reach `listen` (keep it on loopback).
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_env: None,
+        }
+    }
+}
+
+/// `[state]`: the durable store behind idempotency, delivery de-duplication and the dead-letter parking lot.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `sqlite://PATH` (relative to this config file) or `postgres://...`. Default: a SQLite file
+    /// `lienthong-state.db` next to the config. Use PostgreSQL when several bus processes share one broker.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How long idempotency keys and delivery records are kept. A client resubmitting the same `id` after this
+    /// is treated as new. Default `"7d"`. Dead-letter records are kept until purged.
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+}
+fn default_retention() -> HumanDuration {
+    HumanDuration::secs(7 * 24 * 3600)
+}
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            retention: default_retention(),
+        }
+    }
+}
+
+/// `[[agencies]]`: who may send. Every sender is an agency; its systems prove who they are with a token (HTTP)
+/// or their RabbitMQ user (AMQP).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgencyConfig {
+    /// Position in `[[agencies]]` (for key paths), set by the loader.
+    #[serde(skip)]
+    pub index: usize,
+    /// QCVN 102 code, `NNN.NN.NN.Xnn` (e.g. `000.00.00.H40`). Validated.
+    pub code: String,
+    /// Human name, shown in logs and the admin API.
+    #[serde(default)]
+    pub name: String,
+    /// Env var holding the bearer token this agency's systems present on HTTP ingress. Read at startup; the
+    /// token itself never appears in config or logs. Absent = this agency cannot use HTTP ingress.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// RabbitMQ user name this agency's systems connect as. A message on `<namespace>.ingress` whose
+    /// `user_id` property is this user is from this agency (RabbitMQ itself refuses a `user_id` that is not
+    /// the connection's user). Absent = this agency cannot use AMQP ingress.
+    #[serde(default)]
+    pub amqp_user: Option<String>,
+    /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
+    #[serde(default)]
+    pub qd20_code: Option<String>,
+}
+
+/// Retry policy of a route: how often and how far apart a failed delivery is tried again.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first failed attempt (so at most `attempts + 1` deliveries). Default 5. 0 = no retry.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before each retry; retry *n* waits `backoff[n-1]`, the last entry repeats.
+    /// Default `["1s", "10s", "1m", "10m", "1h"]`. The wait happens in RabbitMQ (a TTL queue per distinct delay).
+    #[serde(default = "default_backoff")]
+    pub backoff: Vec<HumanDuration>,
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_backoff() -> Vec<HumanDuration> {
+    [1, 10, 60, 600, 3600].into_iter().map(HumanDuration::secs).collect()
+}
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: default_attempts(),
+            backoff: default_backoff(),
+        }
+    }
+}
+impl RetryPolicy {
+    /// Delay before retry number `n` (1-based), or None when the budget is spent.
+    pub fn delay_before_retry(&self, n: u32) -> Option<std::time::Duration> {
+        if n == 0 || n > self.attempts {
+            return None;
+        }
+        let i = (n as usize - 1).min(self.backoff.len().saturating_sub(1));
+        Some(self.backoff.get(i).map(|d| d.0).unwrap_or_default())
+    }
+}
+
+/// `[[routes]]`: which messages go to which adapters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Position in `[[routes]]` (for key paths), set by the loader.
+    #[serde(skip)]
+    pub index: usize,
+    /// Unique route id; appears in 202 answers, headers, metrics and the DLQ.
+    pub id: String,
+    /// Message types this route carries (e.g. `dossier.submitted`). Required; each must have a schema.
+    pub types: Vec<String>,
+    /// Sender agency codes; absent = any sender.
+    #[serde(default)]
+    pub from: Option<Vec<String>>,
+    /// Matches when the envelope's `to` names one of these agencies; absent = any.
+    #[serde(default)]
+    pub to: Option<Vec<String>>,
+    /// Adapter ids to deliver to; one copy per adapter (fan-out).
+    pub deliver: Vec<String>,
+    /// Retry policy for deliveries made by this route. Default `{ attempts = 5, backoff = ["1s","10s","1m","10m","1h"] }`.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// `[[adapters]]` as the core sees it: an id, a type, and the adapter's own keys (checked by its factory).
+#[derive(Debug, Clone)]
+pub struct AdapterSpec {
+    /// Position in the `[[adapters]]` array (for key paths: `adapters[2].url`).
+    pub index: usize,
+    /// Unique adapter id; routes name it in `deliver`; its queue is `<namespace>.deliver.<id>`.
+    pub id: String,
+    /// Adapter type (`webhook`, `file-out`, `file-in`, `dvcqg`, ...).
+    pub kind: String,
+    /// Every other key of the table, for the adapter's own typed config.
+    pub options: toml::Table,
+    /// Folder of the config file; relative paths in adapter options are relative to it.
+    pub base_dir: PathBuf,
+}
+
+impl AdapterSpec {
+    /// Key path of this adapter (`adapters[2]`).
+    pub fn path(&self) -> String {
+        format!("adapters[{}]", self.index)
+    }
+
+    /// Deserializes the adapter's own options into its typed, `deny_unknown_fields` config.
+    pub fn parse_options<T: serde::de::DeserializeOwned>(&self) -> Result<T, Problem> {
+        deserialize_at(&self.path(), toml::Value::Table(self.options.clone()))
+    }
+
+    /// Resolves a path option relative to the config file.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        resolve(&self.base_dir, p)
+    }
+}
+
+/// The whole config, typed, with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub base_dir: PathBuf,
+    pub bus: BusConfig,
+    pub http: HttpConfig,
+    pub admin: AdminConfig,
+    pub state: StateConfig,
+    pub agencies: Vec<AgencyConfig>,
+    pub adapters: Vec<AdapterSpec>,
+    pub routes: Vec<RouteConfig>,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["bus", "http", "admin", "state", "agencies", "adapters", "routes"];
+
+impl Config {
+    /// Reads and parses `file`, collecting every structural problem. Cross-reference checks that need the
+    /// schema registry and adapter factories are in [`crate::check`].
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigErrors {
+            file: file.to_owned(),
+            problems: vec![Problem::new("", format!("cannot read the config file: {e}"))],
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Parses config text as if read from `file` (relative paths resolve against its folder).
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let fail = |problems| ConfigErrors {
+            file: file.to_owned(),
+            problems,
+        };
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let mut msg = e.message().to_owned();
+            if let Some(span) = e.span() {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                msg = format!("line {line}: TOML syntax error: {msg}");
+            }
+            fail(vec![Problem::new("", msg)])
+        })?;
+        let base_dir = file
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."))
+            .to_owned();
+        let mut problems = Vec::new();
+        for key in table.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                problems.push(Problem::new(
+                    key.clone(),
+                    format!("unknown key; expected one of: {}", TOP_LEVEL_KEYS.join(", ")),
+                ));
+            }
+        }
+        fn section<T: serde::de::DeserializeOwned + Default>(
+            table: &toml::Table,
+            key: &str,
+            problems: &mut Vec<Problem>,
+        ) -> T {
+            match table.get(key) {
+                None => T::default(),
+                Some(v) => deserialize_at(key, v.clone()).unwrap_or_else(|p| {
+                    problems.push(p);
+                    T::default()
+                }),
+            }
+        }
+        let bus: BusConfig = section(&table, "bus", &mut problems);
+        let http: HttpConfig = section(&table, "http", &mut problems);
+        let admin: AdminConfig = section(&table, "admin", &mut problems);
+        let state: StateConfig = section(&table, "state", &mut problems);
+        let agencies: Vec<AgencyConfig> = array(&table, "agencies", &mut problems, |path, v| {
+            deserialize_at(path, v)
+        })
+        .into_iter()
+        .map(|(index, a)| AgencyConfig { index, ..a })
+        .collect();
+        let routes: Vec<RouteConfig> =
+            array(&table, "routes", &mut problems, |path, v| deserialize_at(path, v))
+                .into_iter()
+                .map(|(index, r)| RouteConfig { index, ..r })
+                .collect();
+        let adapters: Vec<AdapterSpec> = array(&table, "adapters", &mut problems, |path, v| {
+            adapter_spec(path, v, &base_dir)
+        })
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+        let config = Config {
+            file: file.to_owned(),
+            base_dir,
+            bus,
+            http,
+            admin,
+            state,
+            agencies,
+            adapters,
+            routes,
+        };
+        problems.extend(config.cross_check());
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// Absolute-or-config-relative schemas folder.
+    pub fn schemas_dir(&self) -> PathBuf {
+        resolve(&self.base_dir, &self.bus.schemas_dir)
+    }
+
+    /// State store URL with the default applied and relative SQLite paths resolved.
+    pub fn state_url(&self) -> String {
+        match &self.state.url {
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.base_dir.join("lienthong-state.db").display()
+            ),
+            Some(u) if u.starts_with("sqlite://") => {
+                let rest = &u["sqlite://".len()..];
+                if rest.starts_with('/') || rest.starts_with(':') {
+                    u.clone()
+                } else {
+                    format!("sqlite://{}", self.base_dir.join(rest).display())
+                }
+            }
+            Some(u) => u.clone(),
+        }
+    }
+
+    pub fn route(&self, id: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.id == id)
+    }
+
+    pub fn adapter(&self, id: &str) -> Option<&AdapterSpec> {
+        self.adapters.iter().find(|a| a.id == id)
+    }
+
+    /// Checks that need only the config itself: unique ids, agency codes, routes naming adapters that exist.
+    fn cross_check(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !is_name(&self.bus.namespace) {
+            problems.push(Problem::new(
+                "bus.namespace",
+                "must be non-empty and use only letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if !(self.bus.broker_url.starts_with("amqp://")
+            || self.bus.broker_url.starts_with("amqps://")
+            || self.bus.broker_url == "memory://")
+        {
+            problems.push(Problem::new(
+                "bus.broker_url",
+                "must start with amqp:// or amqps://, or be memory:// (embedded, not durable)",
+            ));
+        }
+        if self.bus.prefetch == 0 {
+            problems.push(Problem::new("bus.prefetch", "must be at least 1"));
+        }
+        if self.bus.max_in_flight == 0 {
+            problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
+        }
+        if let Some(u) = &self.state.url
+            && !(u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            problems.push(Problem::new(
+                "state.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let mut codes = HashSet::new();
+        let mut users = BTreeMap::new();
+        for a in &self.agencies {
+            let i = a.index;
+            if let Err(e) = crate::agency::AgencyCode::parse(&a.code) {
+                problems.push(Problem::new(format!("agencies[{i}].code"), e.to_string()));
+            }
+            if !codes.insert(a.code.as_str()) {
+                problems.push(Problem::new(
+                    format!("agencies[{i}].code"),
+                    format!("agency `{}` is listed twice", a.code),
+                ));
+            }
+            if let Some(u) = &a.amqp_user
+                && let Some(prev) = users.insert(u.as_str(), i)
+            {
+                problems.push(Problem::new(
+                    format!("agencies[{i}].amqp_user"),
+                    format!("RabbitMQ user `{u}` is already agencies[{prev}]'s; one user maps to one agency"),
+                ));
+            }
+        }
+        let mut adapter_ids = HashSet::new();
+        for a in &self.adapters {
+            if !is_name(&a.id) {
+                problems.push(Problem::new(
+                    format!("{}.id", a.path()),
+                    "must be non-empty and use only letters, digits, '-', '_' and '.'",
+                ));
+            }
+            if !adapter_ids.insert(a.id.as_str()) {
+                problems.push(Problem::new(
+                    format!("{}.id", a.path()),
+                    format!("adapter id `{}` is used twice", a.id),
+                ));
+            }
+        }
+        let mut route_ids = HashSet::new();
+        for r in &self.routes {
+            let p = format!("routes[{}]", r.index);
+            if !route_ids.insert(r.id.as_str()) {
+                problems.push(Problem::new(
+                    format!("{p}.id"),
+                    format!("route id `{}` is used twice", r.id),
+                ));
+            }
+            if r.types.is_empty() {
+                problems.push(Problem::new(format!("{p}.types"), "must name at least one message type"));
+            }
+            if r.deliver.is_empty() {
+                problems.push(Problem::new(format!("{p}.deliver"), "must name at least one adapter"));
+            }
+            for (j, d) in r.deliver.iter().enumerate() {
+                if !adapter_ids.contains(d.as_str()) {
+                    problems.push(Problem::new(
+                        format!("{p}.deliver[{j}]"),
+                        format!("no adapter with id `{d}` (known: {})", list(&adapter_ids)),
+                    ));
+                }
+            }
+            for (key, list_opt) in [("from", &r.from), ("to", &r.to)] {
+                for (j, c) in list_opt.iter().flatten().enumerate() {
+                    if let Err(e) = crate::agency::AgencyCode::parse(c) {
+                        problems.push(Problem::new(format!("{p}.{key}[{j}]"), e.to_string()));
+                    } else if key == "from" && !codes.contains(c.as_str()) {
+                        problems.push(Problem::new(
+                            format!("{p}.{key}[{j}]"),
+                            format!("agency `{c}` is not in [[agencies]], so it can never send"),
+                        ));
+                    }
+                }
+            }
+            if r.retry.backoff.is_empty() && r.retry.attempts > 0 {
+                problems.push(Problem::new(
+                    format!("{p}.retry.backoff"),
+                    "must list at least one delay when attempts > 0",
+                ));
+            }
+        }
+        problems
+    }
+}
+
+fn list(set: &HashSet<&str>) -> String {
+    let mut v: Vec<_> = set.iter().copied().collect();
+    v.sort();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// True for ids that are safe inside queue names, file names and URLs.
+pub fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_owned() } else { base.join(p) }
+}
+
+fn array<T>(
+    table: &toml::Table,
+    key: &str,
+    problems: &mut Vec<Problem>,
+    mut each: impl FnMut(&str, toml::Value) -> Result<T, Problem>,
+) -> Vec<(usize, T)> {
+    match table.get(key) {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                each(&format!("{key}[{i}]"), v.clone())
+                    .map(|t| (i, t))
+                    .map_err(|p| problems.push(p))
+                    .ok()
+            })
+            .collect(),
+        Some(_) => {
+            problems.push(Problem::new(key, format!("must be an array of tables ([[{key}]])")));
+            Vec::new()
+        }
+    }
+}
+
+fn adapter_spec(path: &str, v: toml::Value, base_dir: &Path) -> Result<AdapterSpec, Problem> {
+    let index = path
+        .trim_start_matches("adapters[")
+        .trim_end_matches(']')
+        .parse()
+        .unwrap_or(0);
+    let toml::Value::Table(mut t) = v else {
+        return Err(Problem::new(path, "must be a table"));
+    };
+    let mut take = |k: &str| match t.remove(k) {
+        Some(toml::Value::String(s)) => Ok(s),
+        Some(_) => Err(Problem::new(join(path, k), "must be a string")),
+        None => Err(Problem::new(join(path, k), "missing required key")),
+    };
+    let id = take("id")?;
+    let kind = take("type")?;
+    Ok(AdapterSpec {
+        index,
+        id,
+        kind,
+        options: t,
+        base_dir: base_dir.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Path::new("/etc/lienthong/bus.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+[bus]
+broker_url = "memory://"
+[[agencies]]
+code = "000.00.00.H40"
+token_env = "LT_TOKEN_H40"
+[[adapters]]
+id = "stp-inbox"
+type = "webhook"
+url = "http://127.0.0.1:9101/inbox"
+[[routes]]
+id = "r1"
+types = ["dossier.submitted"]
+from = ["000.00.00.H40"]
+deliver = ["stp-inbox"]
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.bus.namespace, "lienthong");
+        assert_eq!(c.routes[0].retry, RetryPolicy::default());
+        assert_eq!(c.adapters[0].kind, "webhook");
+        assert!(c.adapters[0].options.contains_key("url"));
+        assert_eq!(c.schemas_dir(), Path::new("/etc/lienthong/../schemas"));
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key_path() {
+        let bad = GOOD.replace("deliver = [\"stp-inbox\"]", "deliver = [\"nope\"]\nbogus = 1")
+            + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\", \"missing\"]\nfrom = [\"H40\"]\n";
+        let err = parse(&bad).unwrap_err();
+        let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        // routes[0] fails to deserialize (unknown key) so its deliver is not checked; routes[1] is.
+        assert!(paths.contains(&"routes[0].bogus") || paths.contains(&"routes[0]"), "{paths:?}");
+        assert!(paths.contains(&"routes[1].deliver[1]"), "{paths:?}");
+        assert!(paths.contains(&"routes[1].from[0]"), "{paths:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_codes_are_named() {
+        let bad = GOOD.replace("broker_url", "brokr_url").replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
+        let err = parse(&bad).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("bus.brokr_url"), "{text}");
+        assert!(text.contains("agencies[0].code"), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse("[bus]\nbroker_url = \n").unwrap_err();
+        assert!(err.problems[0].message.contains("line 2"), "{:?}", err.problems);
+    }
+
+    #[test]
+    fn retry_policy_repeats_the_last_delay() {
+        let p = RetryPolicy {
+            attempts: 3,
+            backoff: vec![HumanDuration::secs(1), HumanDuration::secs(5)],
+        };
+        assert_eq!(p.delay_before_retry(1).unwrap().as_secs(), 1);
+        assert_eq!(p.delay_before_retry(3).unwrap().as_secs(), 5);
+        assert_eq!(p.delay_before_retry(4), None);
+    }
+}

@@ -1,0 +1,89 @@
+//! The error every API answers with: a stable code, a message, and where exactly the problem is.
+//!
+//! Codes are a contract with agencies' systems (they branch on them), so they are `&'static str` constants
+//! here and nowhere else; the HTTP status is derived from the code.
+
+use serde::Serialize;
+
+/// One located problem: a JSON pointer (or key path) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    pub path: String,
+    pub message: String,
+}
+
+/// An API error: `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<Detail>,
+}
+
+pub mod code {
+    pub const INVALID_JSON: &str = "invalid_json";
+    pub const INVALID_ENVELOPE: &str = "invalid_envelope";
+    pub const INVALID_XML: &str = "invalid_xml";
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    pub const SCHEMA_VIOLATION: &str = "schema_violation";
+    pub const NO_ROUTE: &str = "no_route";
+    pub const INVALID_TRANSITION: &str = "invalid_transition";
+    pub const CONFLICT: &str = "conflict";
+    pub const BROKER_UNAVAILABLE: &str = "broker_unavailable";
+    pub const STATE_UNAVAILABLE: &str = "state_unavailable";
+    pub const UPSTREAM_ERROR: &str = "upstream_error";
+    pub const INTERNAL: &str = "internal";
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn at(mut self, path: impl Into<String>, message: impl Into<String>) -> Self {
+        self.details.push(Detail {
+            path: path.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    /// HTTP status for this code.
+    pub fn status(&self) -> u16 {
+        use code::*;
+        match self.code {
+            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML => 400,
+            UNAUTHENTICATED => 401,
+            FORBIDDEN => 403,
+            NOT_FOUND => 404,
+            CONFLICT => 409,
+            PAYLOAD_TOO_LARGE => 413,
+            UNSUPPORTED_MEDIA_TYPE => 415,
+            UNKNOWN_TYPE | SCHEMA_VIOLATION | NO_ROUTE | INVALID_TRANSITION => 422,
+            UPSTREAM_ERROR => 502,
+            BROKER_UNAVAILABLE | STATE_UNAVAILABLE => 503,
+            _ => 500,
+        }
+    }
+
+    /// The JSON body: `{"error": {...}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": self.details,
+            }
+        })
+    }
+}
