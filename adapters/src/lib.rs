@@ -8,13 +8,14 @@
 pub mod dvcqg;
 pub mod file_in;
 pub mod file_out;
+pub mod vxp;
 pub mod webhook;
 
 use lienthong_bus::adapter::{AdapterFactory, Built};
 use lienthong_bus::config::{AdapterSpec, Config, Problem};
 
 /// Every adapter type this build knows.
-pub const TYPES: &[&str] = &["webhook", "file-out", "file-in", "dvcqg"];
+pub const TYPES: &[&str] = &["webhook", "file-out", "file-in", "dvcqg", "vxp-pull"];
 
 /// The adapter factory the `lienthong` binary uses.
 #[derive(Debug, Default, Clone, Copy)]
@@ -31,6 +32,7 @@ impl AdapterFactory for Factory {
             "file-out" => file_out::check(spec, config),
             "file-in" => file_in::check(spec, config),
             "dvcqg" => dvcqg::check(spec, config),
+            "vxp-pull" => vxp::check(spec, config),
             other => vec![unknown_type(spec, other)],
         }
     }
@@ -41,6 +43,7 @@ impl AdapterFactory for Factory {
             "file-out" => file_out::build(spec, config),
             "file-in" => file_in::build(spec, config),
             "dvcqg" => dvcqg::build(spec, config),
+            "vxp-pull" => vxp::build(spec, config),
             other => Err(vec![unknown_type(spec, other)]),
         }
     }
