@@ -52,6 +52,9 @@ impl AdapterFactory for Factory {
 fn unknown_type(spec: &AdapterSpec, other: &str) -> Problem {
     Problem::new(
         format!("{}.type", spec.path()),
-        format!("unknown adapter type `{other}`; known types: {}", TYPES.join(", ")),
+        format!(
+            "unknown adapter type `{other}`; known types: {}",
+            TYPES.join(", ")
+        ),
     )
 }

@@ -134,7 +134,11 @@ pub trait Submit: Send + Sync {
 pub trait Source: Send {
     /// Run until `shutdown` is cancelled. Anything taken from the outside world must be submitted and accepted
     /// (broker-confirmed) before it is marked done there.
-    async fn run(self: Box<Self>, ingress: Arc<dyn Submit>, shutdown: CancellationToken) -> Result<(), String>;
+    async fn run(
+        self: Box<Self>,
+        ingress: Arc<dyn Submit>,
+        shutdown: CancellationToken,
+    ) -> Result<(), String>;
 }
 
 /// A read-only query against an adapter's peer (e.g. the portal's `TraCuuHoSo`), exposed on the admin API.

@@ -75,7 +75,10 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
         ));
     }
     if env.kind.is_empty() || env.kind.len() > 100 {
-        return Err(bad("/type", "must be a message type such as `dossier.submitted`".into()));
+        return Err(bad(
+            "/type",
+            "must be a message type such as `dossier.submitted`".into(),
+        ));
     }
     if let Some(0) = env.version {
         return Err(bad("/version", "must be 1 or more".into()));
@@ -83,7 +86,10 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
     if let Some(c) = &env.correlation_id
         && (c.len() > MAX_ID_LEN || c.chars().any(|c| c.is_control()))
     {
-        return Err(bad("/correlation_id", format!("must be at most {MAX_ID_LEN} printable characters")));
+        return Err(bad(
+            "/correlation_id",
+            format!("must be at most {MAX_ID_LEN} printable characters"),
+        ));
     }
     if let Err(e) = crate::agency::AgencyCode::parse(&env.from) {
         return Err(bad("/from", e.to_string()));
@@ -145,13 +151,28 @@ mod tests {
     #[test]
     fn classifies_broken_input() {
         for bad in ["", "{", "{\"type\":", "nope", "\u{0}"] {
-            assert!(matches!(parse(bad.as_bytes(), 64), Err(EnvelopeError::InvalidJson(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    parse(bad.as_bytes(), 64),
+                    Err(EnvelopeError::InvalidJson(_))
+                ),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(parse(b"{\"a\":\"\xff\xfe\"}", 64), Err(EnvelopeError::InvalidJson(_))));
+        assert!(matches!(
+            parse(b"{\"a\":\"\xff\xfe\"}", 64),
+            Err(EnvelopeError::InvalidJson(_))
+        ));
         let extra = OK.replace("\"payload\"", "\"extra\":1,\"payload\"");
-        assert!(matches!(parse(extra.as_bytes(), 64), Err(EnvelopeError::InvalidEnvelope { .. })));
+        assert!(matches!(
+            parse(extra.as_bytes(), 64),
+            Err(EnvelopeError::InvalidEnvelope { .. })
+        ));
         let missing = r#"{"type":"dossier.submitted","from":"000.00.00.H40"}"#;
-        assert!(matches!(parse(missing.as_bytes(), 64), Err(EnvelopeError::InvalidEnvelope { .. })));
+        assert!(matches!(
+            parse(missing.as_bytes(), 64),
+            Err(EnvelopeError::InvalidEnvelope { .. })
+        ));
         let bad_from = OK.replace("000.00.00.H40", "H40");
         match parse(bad_from.as_bytes(), 64) {
             Err(EnvelopeError::InvalidEnvelope { path, .. }) => assert_eq!(path, "/from"),
@@ -167,7 +188,10 @@ mod tests {
     #[test]
     fn refuses_deep_nesting_but_not_brackets_in_strings() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(matches!(check_depth(deep.as_bytes(), 64), Err(EnvelopeError::InvalidJson(_))));
+        assert!(matches!(
+            check_depth(deep.as_bytes(), 64),
+            Err(EnvelopeError::InvalidJson(_))
+        ));
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(1000));
         assert!(check_depth(s.as_bytes(), 64).is_ok());
         let esc = r#"{"a":"\"[[[[["}"#;

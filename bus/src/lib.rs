@@ -5,11 +5,18 @@
 #![forbid(unsafe_code)]
 
 pub mod adapter;
+pub mod admin;
 pub mod agency;
+pub mod broker;
+pub mod check;
 pub mod config;
+pub mod edxml;
 pub mod envelope;
 pub mod error;
+pub mod ingress;
 pub mod message;
-pub mod edxml;
+pub mod router;
+pub mod runtime;
 pub mod schema;
 pub mod state;
+pub mod wire;

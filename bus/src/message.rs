@@ -138,7 +138,10 @@ mod tests {
         };
         let out = m.envelope_json(Some(2));
         let s = String::from_utf8(out).unwrap();
-        assert!(s.ends_with(",\"payload\":{ \"MaHoSo\" :\"X\",  \"n\":1.50 }}"), "{s}");
+        assert!(
+            s.ends_with(",\"payload\":{ \"MaHoSo\" :\"X\",  \"n\":1.50 }}"),
+            "{s}"
+        );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["attempt"], 2);
         assert_eq!(v["type"], "dossier.submitted");

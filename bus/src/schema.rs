@@ -29,7 +29,12 @@ impl SchemaRegistry {
     }
     /// Validates `payload` against `kind` v`version`: every violation, each with its JSON pointer prefixed by
     /// `/payload`. Err(empty vec) never happens.
-    pub fn validate(&self, kind: &str, version: u32, payload: &serde_json::Value) -> Result<(), Vec<Detail>> {
+    pub fn validate(
+        &self,
+        kind: &str,
+        version: u32,
+        payload: &serde_json::Value,
+    ) -> Result<(), Vec<Detail>> {
         let _ = (kind, version, payload);
         Ok(())
     }

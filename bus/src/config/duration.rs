@@ -19,11 +19,13 @@ impl HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(HumanDuration).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{s}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"1m\", \"1h\""
-            ))
-        })
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{s}` is not a duration ({e}); write e.g. \"500ms\", \"5s\", \"1m\", \"1h\""
+                ))
+            })
     }
 }
 

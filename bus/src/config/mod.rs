@@ -220,7 +220,10 @@ fn default_attempts() -> u32 {
     5
 }
 fn default_backoff() -> Vec<HumanDuration> {
-    [1, 10, 60, 600, 3600].into_iter().map(HumanDuration::secs).collect()
+    [1, 10, 60, 600, 3600]
+        .into_iter()
+        .map(HumanDuration::secs)
+        .collect()
 }
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -311,7 +314,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["bus", "http", "admin", "state", "agencies", "adapters", "routes"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "bus", "http", "admin", "state", "agencies", "adapters", "routes",
+];
 
 impl Config {
     /// Reads and parses `file`, collecting every structural problem. Cross-reference checks that need the
@@ -319,7 +324,10 @@ impl Config {
     pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigErrors {
             file: file.to_owned(),
-            problems: vec![Problem::new("", format!("cannot read the config file: {e}"))],
+            problems: vec![Problem::new(
+                "",
+                format!("cannot read the config file: {e}"),
+            )],
         })?;
         Self::parse(file, &text)
     }
@@ -340,7 +348,13 @@ impl Config {
         })?;
         let base_dir = file
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."))
             .to_owned();
         let mut problems = Vec::new();
@@ -348,7 +362,10 @@ impl Config {
             if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
                 problems.push(Problem::new(
                     key.clone(),
-                    format!("unknown key; expected one of: {}", TOP_LEVEL_KEYS.join(", ")),
+                    format!(
+                        "unknown key; expected one of: {}",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
                 ));
             }
         }
@@ -369,17 +386,14 @@ impl Config {
         let http: HttpConfig = section(&table, "http", &mut problems);
         let admin: AdminConfig = section(&table, "admin", &mut problems);
         let state: StateConfig = section(&table, "state", &mut problems);
-        let agencies: Vec<AgencyConfig> = array(&table, "agencies", &mut problems, |path, v| {
-            deserialize_at(path, v)
-        })
-        .into_iter()
-        .map(|(index, a)| AgencyConfig { index, ..a })
-        .collect();
-        let routes: Vec<RouteConfig> =
-            array(&table, "routes", &mut problems, |path, v| deserialize_at(path, v))
-                .into_iter()
-                .map(|(index, r)| RouteConfig { index, ..r })
-                .collect();
+        let agencies: Vec<AgencyConfig> = array(&table, "agencies", &mut problems, deserialize_at)
+            .into_iter()
+            .map(|(index, a)| AgencyConfig { index, ..a })
+            .collect();
+        let routes: Vec<RouteConfig> = array(&table, "routes", &mut problems, deserialize_at)
+            .into_iter()
+            .map(|(index, r)| RouteConfig { index, ..r })
+            .collect();
         let adapters: Vec<AdapterSpec> = array(&table, "adapters", &mut problems, |path, v| {
             adapter_spec(path, v, &base_dir)
         })
@@ -462,7 +476,9 @@ impl Config {
             problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
         }
         if let Some(u) = &self.state.url
-            && !(u.starts_with("sqlite://") || u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            && !(u.starts_with("sqlite://")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
         {
             problems.push(Problem::new(
                 "state.url",
@@ -516,10 +532,16 @@ impl Config {
                 ));
             }
             if r.types.is_empty() {
-                problems.push(Problem::new(format!("{p}.types"), "must name at least one message type"));
+                problems.push(Problem::new(
+                    format!("{p}.types"),
+                    "must name at least one message type",
+                ));
             }
             if r.deliver.is_empty() {
-                problems.push(Problem::new(format!("{p}.deliver"), "must name at least one adapter"));
+                problems.push(Problem::new(
+                    format!("{p}.deliver"),
+                    "must name at least one adapter",
+                ));
             }
             for (j, d) in r.deliver.iter().enumerate() {
                 if !adapter_ids.contains(d.as_str()) {
@@ -555,18 +577,27 @@ impl Config {
 fn list(set: &HashSet<&str>) -> String {
     let mut v: Vec<_> = set.iter().copied().collect();
     v.sort();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// True for ids that are safe inside queue names, file names and URLs.
 pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() { p.to_owned() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
 }
 
 fn array<T>(
@@ -588,7 +619,10 @@ fn array<T>(
             })
             .collect(),
         Some(_) => {
-            problems.push(Problem::new(key, format!("must be an array of tables ([[{key}]])")));
+            problems.push(Problem::new(
+                key,
+                format!("must be an array of tables ([[{key}]])"),
+            ));
             Vec::new()
         }
     }
@@ -656,19 +690,26 @@ deliver = ["stp-inbox"]
 
     #[test]
     fn every_problem_is_listed_with_its_key_path() {
-        let bad = GOOD.replace("deliver = [\"stp-inbox\"]", "deliver = [\"nope\"]\nbogus = 1")
-            + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\", \"missing\"]\nfrom = [\"H40\"]\n";
+        let bad = GOOD.replace(
+            "deliver = [\"stp-inbox\"]",
+            "deliver = [\"nope\"]\nbogus = 1",
+        ) + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\", \"missing\"]\nfrom = [\"H40\"]\n";
         let err = parse(&bad).unwrap_err();
         let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
         // routes[0] fails to deserialize (unknown key) so its deliver is not checked; routes[1] is.
-        assert!(paths.contains(&"routes[0].bogus") || paths.contains(&"routes[0]"), "{paths:?}");
+        assert!(
+            paths.contains(&"routes[0].bogus") || paths.contains(&"routes[0]"),
+            "{paths:?}"
+        );
         assert!(paths.contains(&"routes[1].deliver[1]"), "{paths:?}");
         assert!(paths.contains(&"routes[1].from[0]"), "{paths:?}");
     }
 
     #[test]
     fn unknown_keys_and_bad_codes_are_named() {
-        let bad = GOOD.replace("broker_url", "brokr_url").replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
+        let bad = GOOD
+            .replace("broker_url", "brokr_url")
+            .replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
         let err = parse(&bad).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("bus.brokr_url"), "{text}");
@@ -678,7 +719,11 @@ deliver = ["stp-inbox"]
     #[test]
     fn syntax_errors_name_the_line() {
         let err = parse("[bus]\nbroker_url = \n").unwrap_err();
-        assert!(err.problems[0].message.contains("line 2"), "{:?}", err.problems);
+        assert!(
+            err.problems[0].message.contains("line 2"),
+            "{:?}",
+            err.problems
+        );
     }
 
     #[test]

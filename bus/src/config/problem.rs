@@ -68,13 +68,19 @@ pub fn deserialize_at<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let inner = e.path().to_string();
         let inner = if inner == "." { String::new() } else { inner };
-        Problem::new(join(path, &inner), clean_serde_message(&e.inner().to_string()))
+        Problem::new(
+            join(path, &inner),
+            clean_serde_message(&e.inner().to_string()),
+        )
     })
 }
 
 fn clean_serde_message(m: &str) -> String {
     // toml's messages sometimes end with a newline or carry a "TOML parse error" prefix; keep the reason only.
-    m.trim().trim_start_matches("TOML parse error").trim().to_owned()
+    m.trim()
+        .trim_start_matches("TOML parse error")
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -1,0 +1,536 @@
+//! RabbitMQ transport on lapin, with the bus's own reconnect loop.
+//!
+//! Why our own loop rather than lapin's auto-recover: we want one place that knows whether the bus is ready
+//! (`/readyz`), that re-declares the whole [`Topology`] after every reconnect, and that lets a publish in flight
+//! during a connection loss be retried on the new connection within its deadline (so ingress answers 202 only
+//! after a real confirm, and 503 when the deadline passes — never a guess). Consumers simply re-subscribe when
+//! their stream ends; unacked deliveries of a dead channel are requeued by RabbitMQ, so handlers are idempotent.
+
+use super::topology::{ExchangeKind, Topology};
+use super::{Acker, BrokerError, Envelope, HeaderValue, Headers, Incoming};
+use bytes::Bytes;
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Channels used for publishing; several so confirms of one do not serialize all publishes.
+const PUBLISH_CHANNELS: usize = 4;
+
+#[derive(Clone)]
+pub struct AmqpBroker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    topology: Topology,
+    link: watch::Sender<Option<Arc<Link>>>,
+    last_error: Mutex<Option<String>>,
+    inflight: Arc<Semaphore>,
+    shutdown: CancellationToken,
+}
+
+struct Link {
+    conn: Connection,
+    publishers: Vec<Mutex<Channel>>,
+    next: AtomicUsize,
+}
+
+impl AmqpBroker {
+    /// Starts the connection supervisor; returns immediately.
+    pub fn start(url: &str, topology: Topology, max_in_flight: usize) -> Self {
+        let (link, _) = watch::channel(None);
+        let inner = Arc::new(Inner {
+            url: url.to_owned(),
+            topology,
+            link,
+            last_error: Mutex::new(None),
+            inflight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(supervise(inner.clone()));
+        Self { inner }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner
+            .link
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.conn.status().connected())
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().expect("lock").clone()
+    }
+
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        self.wait_link(Instant::now() + timeout).await.is_some()
+    }
+
+    async fn wait_link(&self, deadline: Instant) -> Option<Arc<Link>> {
+        let mut rx = self.inner.link.subscribe();
+        loop {
+            if let Some(l) = rx.borrow_and_update().clone()
+                && l.conn.status().connected()
+            {
+                return Some(l);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return None,
+                Err(_) => {
+                    // The watch may not change when a connection silently dies; check once more.
+                    let l = rx.borrow().clone();
+                    return l.filter(|l| l.conn.status().connected());
+                }
+            }
+        }
+    }
+
+    /// Publish and wait for the confirm, retrying across reconnects until `timeout`.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.inner.inflight.acquire())
+            .await
+            .map_err(|_| BrokerError::Unavailable("too many publishes awaiting confirms".into()))?
+            .map_err(|_| BrokerError::Unavailable("broker closed".into()))?;
+        let props = properties(envelope);
+        let mut last = String::from("not connected");
+        loop {
+            let Some(link) = self.wait_link(deadline).await else {
+                return Err(BrokerError::Unavailable(format!(
+                    "{last} (gave up after {})",
+                    humantime::format_duration(timeout)
+                )));
+            };
+            let attempt = link.publish_once(exchange, routing_key, &envelope.body, props.clone());
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(BrokerError::Unavailable(e))) => {
+                    last = e;
+                    link.repair().await;
+                    let pause = Instant::now() + Duration::from_millis(100);
+                    tokio::time::sleep_until(pause.min(deadline)).await;
+                }
+                Ok(Err(other)) => return Err(other),
+                Err(_) => {
+                    return Err(BrokerError::Unavailable(format!(
+                        "not confirmed within {}",
+                        humantime::format_duration(timeout)
+                    )));
+                }
+            }
+        }
+    }
+
+    pub async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+        timeout: Duration,
+    ) -> Result<AmqpConsumer, BrokerError> {
+        let link = self
+            .wait_link(Instant::now() + timeout)
+            .await
+            .ok_or_else(|| BrokerError::Unavailable("not connected".into()))?;
+        let channel = link
+            .conn
+            .create_channel()
+            .await
+            .map_err(BrokerError::from_lapin)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(BrokerError::from_lapin)?;
+        let tag = format!("lienthong-{}", uuid::Uuid::new_v4().simple());
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| BrokerError::Topology(format!("cannot consume `{queue}`: {e}")))?;
+        Ok(AmqpConsumer { channel, consumer })
+    }
+
+    pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
+        let link = self.wait_link(Instant::now()).await?;
+        let ch = link.conn.create_channel().await.ok()?;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()?;
+        let _ = ch.close(200, "done".into()).await;
+        Some(q.message_count())
+    }
+
+    pub async fn close(&self) {
+        self.inner.shutdown.cancel();
+        let link = self.inner.link.borrow().clone();
+        if let Some(l) = link {
+            let _ = l.conn.close(200, "lienthong shutting down".into()).await;
+        }
+    }
+}
+
+impl Link {
+    fn channel(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.publishers.len();
+        self.publishers[i].lock().expect("lock").clone()
+    }
+
+    async fn publish_once(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<(), BrokerError> {
+        let channel = self.channel();
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await
+            .map_err(BrokerError::from_lapin)?
+            .await
+            .map_err(BrokerError::from_lapin)?;
+        match confirm {
+            lapin::Confirmation::Ack(None) => Ok(()),
+            lapin::Confirmation::Ack(Some(returned)) => Err(BrokerError::Unroutable(format!(
+                "exchange `{exchange}` routing key `{routing_key}`: {}",
+                returned.reply_text
+            ))),
+            lapin::Confirmation::Nack(_) => Err(BrokerError::Nacked),
+            lapin::Confirmation::NotRequested => Err(BrokerError::Unavailable(
+                "publisher confirms not enabled on channel".into(),
+            )),
+        }
+    }
+
+    /// Replaces publish channels that died while the connection lives (a channel-level error closes them).
+    async fn repair(&self) {
+        if !self.conn.status().connected() {
+            return;
+        }
+        for slot in &self.publishers {
+            let dead = !slot.lock().expect("lock").status().connected();
+            if dead && let Ok(ch) = publish_channel(&self.conn).await {
+                *slot.lock().expect("lock") = ch;
+            }
+        }
+    }
+}
+
+async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
+}
+
+async fn supervise(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(200);
+    let redacted = super::redact_url(&inner.url);
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        match connect(&inner).await {
+            Ok((link, mut events)) => {
+                backoff = Duration::from_millis(200);
+                *inner.last_error.lock().expect("lock") = None;
+                tracing::info!(broker = %redacted, "Connected to RabbitMQ; topology declared");
+                metrics::gauge!("lienthong_broker_connected").set(1.0);
+                inner.link.send_replace(Some(link.clone()));
+                loop {
+                    tokio::select! {
+                        ev = events.next() => match ev {
+                            Some(lapin::Event::Error(e)) => {
+                                *inner.last_error.lock().expect("lock") = Some(e.to_string());
+                                tracing::warn!(error = %e, "RabbitMQ connection error");
+                                break;
+                            }
+                            None => break,
+                            Some(_) => {}
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                            if !link.conn.status().connected() { break; }
+                        }
+                        _ = inner.shutdown.cancelled() => return,
+                    }
+                }
+                inner.link.send_replace(None);
+                metrics::gauge!("lienthong_broker_connected").set(0.0);
+                tracing::warn!(broker = %redacted, "Lost the RabbitMQ connection; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(broker = %redacted, error = %e, retry_in = ?backoff, "Cannot connect to RabbitMQ or declare topology");
+                *inner.last_error.lock().expect("lock") = Some(e);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = lapin::Event> + Send>>;
+
+async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
+    let props = ConnectionProperties::default().with_connection_name("lienthong".into());
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&inner.url, props),
+    )
+    .await
+    .map_err(|_| "connection attempt timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let events: Events = Box::pin(conn.events_listener());
+    declare(&conn, &inner.topology).await?;
+    let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
+    for _ in 0..PUBLISH_CHANNELS {
+        publishers.push(Mutex::new(
+            publish_channel(&conn).await.map_err(|e| e.to_string())?,
+        ));
+    }
+    Ok((
+        Arc::new(Link {
+            conn,
+            publishers,
+            next: AtomicUsize::new(0),
+        }),
+        events,
+    ))
+}
+
+async fn declare(conn: &Connection, t: &Topology) -> Result<(), String> {
+    let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+    for e in &t.exchanges {
+        let kind = match e.kind {
+            ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+            ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+        };
+        ch.exchange_declare(
+            e.name.as_str().into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|err| format!("declaring exchange `{}`: {err}", e.name))?;
+    }
+    for q in &t.queues {
+        let mut args = FieldTable::default();
+        if q.quorum {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        if let Some(ttl) = q.message_ttl {
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(ttl.as_millis() as i64),
+            );
+        }
+        if let Some(dlx) = &q.dead_letter_exchange {
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(dlx.as_str().into()),
+            );
+            if q.quorum {
+                // Dead-lettering that cannot lose: the source keeps the message until the DLX target confirms.
+                args.insert(
+                    "x-dead-letter-strategy".into(),
+                    AMQPValue::LongString("at-least-once".into()),
+                );
+                args.insert(
+                    "x-overflow".into(),
+                    AMQPValue::LongString("reject-publish".into()),
+                );
+            }
+        }
+        if let Some(rk) = &q.dead_letter_routing_key {
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(rk.as_str().into()),
+            );
+        }
+        if let Some(limit) = q.delivery_limit {
+            args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(limit as i64),
+            );
+        }
+        ch.queue_declare(q.name.as_str().into(), QueueDeclareOptions::durable(), args)
+            .await
+            .map_err(|err| {
+                format!(
+                    "declaring queue `{}`: {err} (if it exists with other arguments, e.g. after changing \
+                     bus.delivery_limit, delete it while empty or use another bus.namespace)",
+                    q.name
+                )
+            })?;
+    }
+    for b in &t.bindings {
+        ch.queue_bind(
+            b.queue.as_str().into(),
+            b.exchange.as_str().into(),
+            b.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|err| format!("binding `{}` to `{}`: {err}", b.queue, b.exchange))?;
+    }
+    let _ = ch.close(200, "declared".into()).await;
+    Ok(())
+}
+
+fn properties(e: &Envelope) -> BasicProperties {
+    let mut p = BasicProperties::default().with_delivery_mode(2);
+    if let Some(id) = &e.message_id {
+        p = p.with_message_id(id.as_str().into());
+    }
+    if let Some(ct) = &e.content_type {
+        p = p.with_content_type(ct.as_str().into());
+    }
+    let mut table = FieldTable::default();
+    for (k, v) in &e.headers {
+        let v = match v {
+            HeaderValue::Str(s) => AMQPValue::LongString(s.as_str().into()),
+            HeaderValue::Int(i) => AMQPValue::LongLongInt(*i),
+        };
+        table.insert(k.as_str().into(), v);
+    }
+    p.with_headers(table)
+}
+
+fn text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn int(v: &AMQPValue) -> Option<i64> {
+    Some(match v {
+        AMQPValue::ShortShortInt(i) => *i as i64,
+        AMQPValue::ShortShortUInt(i) => *i as i64,
+        AMQPValue::ShortInt(i) => *i as i64,
+        AMQPValue::ShortUInt(i) => *i as i64,
+        AMQPValue::LongInt(i) => *i as i64,
+        AMQPValue::LongUInt(i) => *i as i64,
+        AMQPValue::LongLongInt(i) => *i,
+        AMQPValue::Timestamp(t) => *t as i64,
+        AMQPValue::Boolean(b) => *b as i64,
+        _ => return None,
+    })
+}
+
+fn headers_from(table: Option<&FieldTable>) -> Headers {
+    let mut h = Headers::new();
+    let Some(table) = table else { return h };
+    for (k, v) in table.inner() {
+        let k = k.as_str();
+        if k == "x-death" {
+            // Most recent death first: surface its reason and queue as plain headers.
+            if let AMQPValue::FieldArray(arr) = v
+                && let Some(AMQPValue::FieldTable(first)) = arr.as_slice().first()
+            {
+                for (src, dst) in [
+                    ("reason", "x-death-last-reason"),
+                    ("queue", "x-death-last-queue"),
+                ] {
+                    if let Some(s) = first.inner().get(&ShortString::from(src)).and_then(text) {
+                        h.insert(dst.into(), HeaderValue::Str(s));
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(s) = text(v) {
+            h.insert(k.into(), HeaderValue::Str(s));
+        } else if let Some(i) = int(v) {
+            h.insert(k.into(), HeaderValue::Int(i));
+        }
+    }
+    h
+}
+
+/// A consumer on its own channel (prefetch is per channel consumer).
+pub struct AmqpConsumer {
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl AmqpConsumer {
+    pub async fn next(&mut self) -> Option<Result<Incoming, BrokerError>> {
+        let d = match self.consumer.next().await? {
+            Ok(d) => d,
+            Err(e) => return Some(Err(BrokerError::from_lapin(e))),
+        };
+        let p = &d.properties;
+        Some(Ok(Incoming {
+            exchange: d.exchange.as_str().to_owned(),
+            routing_key: d.routing_key.as_str().to_owned(),
+            redelivered: d.redelivered,
+            envelope: Envelope {
+                message_id: p.message_id().as_ref().map(|s| s.as_str().to_owned()),
+                content_type: p.content_type().as_ref().map(|s| s.as_str().to_owned()),
+                user_id: p.user_id().as_ref().map(|s| s.as_str().to_owned()),
+                headers: headers_from(p.headers().as_ref()),
+                body: Bytes::from(d.data),
+            },
+            acker: Acker::Amqp(d.acker),
+        }))
+    }
+
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "consumer closed".into()).await;
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_long_string_from_str(s: &str) -> LongString {
+    s.into()
+}

@@ -1,0 +1,166 @@
+//! Every exchange, queue and binding the bus declares, as data.
+//!
+//! Building the topology as a value (rather than a sequence of declare calls) lets the AMQP broker re-declare
+//! exactly the same thing after a reconnect, lets the memory broker mirror it, and lets ARCHITECTURE.md and the
+//! admin API list it. Names are all under `<namespace>.`; see [`Names`].
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeDecl {
+    pub name: String,
+    pub kind: ExchangeKind,
+}
+
+/// A durable queue and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueDecl {
+    pub name: String,
+    /// `x-queue-type = quorum` (always true for the bus's own queues).
+    pub quorum: bool,
+    /// `x-message-ttl`: messages expire (and dead-letter) after this long.
+    pub message_ttl: Option<Duration>,
+    /// `x-dead-letter-exchange`.
+    pub dead_letter_exchange: Option<String>,
+    /// `x-dead-letter-routing-key`; None keeps the message's own routing key.
+    pub dead_letter_routing_key: Option<String>,
+    /// `x-delivery-limit`: after this many failed deliveries the message is dead-lettered.
+    pub delivery_limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingDecl {
+    pub queue: String,
+    pub exchange: String,
+    pub routing_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Topology {
+    pub exchanges: Vec<ExchangeDecl>,
+    pub queues: Vec<QueueDecl>,
+    pub bindings: Vec<BindingDecl>,
+}
+
+/// The names of everything under one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub namespace: String,
+}
+
+impl Names {
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+        }
+    }
+    /// Fanout exchange agencies publish envelopes to.
+    pub fn ingress_exchange(&self) -> String {
+        format!("{}.ingress", self.namespace)
+    }
+    /// Queue the bus consumes AMQP ingress from.
+    pub fn ingress_queue(&self) -> String {
+        format!("{}.ingress", self.namespace)
+    }
+    /// Queue of refused AMQP ingress messages (error JSON in header `x-lt-error`).
+    pub fn rejected_queue(&self) -> String {
+        format!("{}.rejected", self.namespace)
+    }
+    /// Direct exchange of accepted copies; routing key = adapter id.
+    pub fn deliver_exchange(&self) -> String {
+        format!("{}.deliver", self.namespace)
+    }
+    /// Work queue of one adapter.
+    pub fn deliver_queue(&self, adapter: &str) -> String {
+        format!("{}.deliver.{adapter}", self.namespace)
+    }
+    /// Direct exchange of dead letters; routing key = adapter id.
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.namespace)
+    }
+    /// Dead-letter queue of one adapter (drained into the parking lot by the bus).
+    pub fn dead_queue(&self, adapter: &str) -> String {
+        format!("{}.dlq.{adapter}", self.namespace)
+    }
+    /// Fanout exchange and TTL queue of one retry delay tier.
+    pub fn retry_tier(&self, delay: Duration) -> String {
+        format!("{}.retry.{}ms", self.namespace, delay.as_millis())
+    }
+}
+
+/// Builds the whole topology for the given adapters (those with a sink) and retry delays.
+pub fn build(
+    names: &Names,
+    sink_adapters: &[String],
+    retry_delays: &BTreeSet<Duration>,
+    delivery_limit: u32,
+) -> Topology {
+    let mut t = Topology::default();
+    let quorum = |name: String| QueueDecl {
+        name,
+        quorum: true,
+        ..Default::default()
+    };
+    t.exchanges.push(ExchangeDecl {
+        name: names.ingress_exchange(),
+        kind: ExchangeKind::Fanout,
+    });
+    t.queues.push(quorum(names.ingress_queue()));
+    t.bindings.push(BindingDecl {
+        queue: names.ingress_queue(),
+        exchange: names.ingress_exchange(),
+        routing_key: String::new(),
+    });
+    t.queues.push(quorum(names.rejected_queue()));
+    t.exchanges.push(ExchangeDecl {
+        name: names.deliver_exchange(),
+        kind: ExchangeKind::Direct,
+    });
+    t.exchanges.push(ExchangeDecl {
+        name: names.dead_exchange(),
+        kind: ExchangeKind::Direct,
+    });
+    for a in sink_adapters {
+        t.queues.push(QueueDecl {
+            dead_letter_exchange: Some(names.dead_exchange()),
+            delivery_limit: Some(delivery_limit),
+            ..quorum(names.deliver_queue(a))
+        });
+        t.bindings.push(BindingDecl {
+            queue: names.deliver_queue(a),
+            exchange: names.deliver_exchange(),
+            routing_key: a.clone(),
+        });
+        t.queues.push(quorum(names.dead_queue(a)));
+        t.bindings.push(BindingDecl {
+            queue: names.dead_queue(a),
+            exchange: names.dead_exchange(),
+            routing_key: a.clone(),
+        });
+    }
+    for d in retry_delays {
+        let tier = names.retry_tier(*d);
+        t.exchanges.push(ExchangeDecl {
+            name: tier.clone(),
+            kind: ExchangeKind::Fanout,
+        });
+        t.queues.push(QueueDecl {
+            message_ttl: Some(*d),
+            dead_letter_exchange: Some(names.deliver_exchange()),
+            ..quorum(tier.clone())
+        });
+        t.bindings.push(BindingDecl {
+            queue: tier.clone(),
+            exchange: tier,
+            routing_key: String::new(),
+        });
+    }
+    t
+}

@@ -1,0 +1,145 @@
+//! AMQP ingress: agencies' systems publish envelopes to exchange `<namespace>.ingress`.
+//!
+//! Identity comes from the AMQP `user_id` property: RabbitMQ refuses a publish whose `user_id` is not the
+//! connection's user, so `user_id` names the RabbitMQ user, and `[[agencies]] amqp_user` maps that user to an
+//! agency code. A message without `user_id`, or from an unmapped user, is refused like any other bad input:
+//! it goes to `<namespace>.rejected` with the error JSON in header `x-lt-error` — never dropped. The ingress
+//! message is acked only after its copies (or its rejection) are confirmed by the broker.
+
+use super::Ingress;
+use crate::adapter::{Caller, Submission, Submit};
+use crate::broker::{BrokerError, Envelope, HeaderValue, Incoming};
+use crate::error::{ApiError, code};
+use crate::message::ContentKind;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Consumes `<namespace>.ingress` until `shutdown`, re-subscribing after connection losses.
+pub async fn run(ingress: Arc<Ingress>, shutdown: CancellationToken) {
+    let shared = ingress.shared().clone();
+    let queue = shared.names.ingress_queue();
+    let prefetch = shared.config.bus.prefetch;
+    let mut tasks = tokio::task::JoinSet::new();
+    while !shutdown.is_cancelled() {
+        let consumer = tokio::select! {
+            c = shared.broker.consume(&queue, prefetch, Duration::from_secs(5)) => c,
+            _ = shutdown.cancelled() => break,
+        };
+        let mut consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "AMQP ingress waiting for the broker");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                n = consumer.next() => n,
+                _ = shutdown.cancelled() => None,
+            };
+            match next {
+                Some(Ok(incoming)) => {
+                    let ingress = ingress.clone();
+                    tasks.spawn(async move { handle(&ingress, incoming).await });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "AMQP ingress consumer ended");
+                    break;
+                }
+                None => break,
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        // Finish what is in hand before closing the channel (unsettled deliveries return to the queue).
+        let grace = shared.config.bus.shutdown_timeout.get();
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        consumer.close().await;
+    }
+}
+
+async fn handle(ingress: &Ingress, incoming: Incoming) {
+    let env = &incoming.envelope;
+    let content = match env.content_type.as_deref() {
+        None | Some("application/json") => Some(ContentKind::Json),
+        Some("application/xml") | Some("text/xml") => Some(ContentKind::Xml),
+        Some(_) => None,
+    };
+    let result = match (content, env.user_id.as_deref()) {
+        (None, _) => Err(ApiError::new(
+            code::UNSUPPORTED_MEDIA_TYPE,
+            "content_type must be application/json or application/xml",
+        )),
+        (_, None) => Err(ApiError::new(
+            code::UNAUTHENTICATED,
+            "the message has no user_id property; set it to your RabbitMQ user name",
+        )),
+        (Some(content), Some(user)) => match ingress.agency_for_amqp_user(user) {
+            None => Err(ApiError::new(
+                code::UNAUTHENTICATED,
+                format!("RabbitMQ user `{user}` is not mapped to an agency (agencies[].amqp_user)"),
+            )),
+            Some(agency) => {
+                let traceparent = env.header_str("traceparent").map(str::to_owned);
+                ingress
+                    .submit(Submission {
+                        caller: Caller::Agency(agency.to_owned()),
+                        content,
+                        body: env.body.clone(),
+                        traceparent,
+                        fallback_id: env.message_id.clone(),
+                    })
+                    .await
+            }
+        },
+    };
+    match result {
+        Ok(_) => {
+            let _ = incoming.acker.ack().await;
+        }
+        Err(e) if e.status() >= 500 => {
+            // Not accepted and not the sender's fault: leave it queued and try again.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = incoming.acker.reject(true).await;
+        }
+        Err(e) => {
+            if let Err(pe) = reject(ingress, env, &e).await {
+                tracing::warn!(error = %pe, "Could not park a refused AMQP message; leaving it queued");
+                let _ = incoming.acker.reject(true).await;
+                return;
+            }
+            tracing::info!(
+                code = e.code,
+                "Refused an AMQP ingress message; it is in the rejected queue"
+            );
+            let _ = incoming.acker.ack().await;
+        }
+    }
+}
+
+async fn reject(ingress: &Ingress, original: &Envelope, e: &ApiError) -> Result<(), BrokerError> {
+    let shared = ingress.shared();
+    let mut env = original.clone();
+    env.user_id = None;
+    env.headers.insert(
+        crate::wire::ERROR.into(),
+        HeaderValue::Str(e.to_json().to_string()),
+    );
+    if let Some(u) = &original.user_id {
+        env.headers
+            .insert("x-lt-user-id".into(), HeaderValue::Str(u.clone()));
+    }
+    shared
+        .broker
+        .publish(
+            "",
+            &shared.names.rejected_queue(),
+            &env,
+            shared.config.bus.publish_timeout.get(),
+        )
+        .await
+}

@@ -1,0 +1,324 @@
+//! The dead-letter parking lot: recording dead letters, and governed replay and purge.
+//!
+//! Dead letters arrive in `<namespace>.dlq.<adapter>` (from the worker, with the reason in headers, or from
+//! RabbitMQ when a message hit the delivery limit). The recorder moves each into the state store's parking lot
+//! — only after the row is written is the queue message acked — where an operator can list, inspect, replay or
+//! purge it. A replay keeps the message id, starts a fresh attempt budget, and is recorded in the audit log
+//! with who did it; a compare-and-set on the row's state means two operators cannot replay it twice.
+
+use super::Shared;
+use crate::broker::topology::Names;
+use crate::broker::{Broker, Envelope, HeaderValue, Headers};
+use crate::error::{ApiError, code};
+use crate::message::now_rfc3339;
+use crate::state::{DlqEntry, StateStore};
+use crate::wire::{self, Copy};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
+    let queue = shared.names.dead_queue(&adapter);
+    while !stop.is_cancelled() {
+        let consumer = tokio::select! {
+            c = shared.broker.consume(&queue, 16, Duration::from_secs(5)) => c,
+            _ = stop.cancelled() => break,
+        };
+        let Ok(mut consumer) = consumer else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                _ = stop.cancelled() => break,
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                n = consumer.next() => n,
+                _ = stop.cancelled() => None,
+            };
+            let Some(Ok(incoming)) = next else { break };
+            let entry = entry_from(&incoming.envelope, &adapter);
+            match shared.state.park(&entry).await {
+                Ok(()) => {
+                    tracing::warn!(id = %entry.id, adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
+                    let _ = incoming.acker.ack().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot write the parking lot; the dead letter stays queued");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = incoming.acker.reject(true).await;
+                }
+            }
+        }
+        consumer.close().await;
+    }
+}
+
+/// Headers worth keeping to republish a parked message (the message's own, not its history).
+fn message_headers(h: &Headers) -> serde_json::Value {
+    let keep = [
+        wire::TYPE,
+        wire::VERSION,
+        wire::FROM,
+        wire::TO,
+        wire::CORRELATION_ID,
+        wire::CREATED_AT,
+        wire::ROUTE,
+        wire::ADAPTER,
+        wire::TRACEPARENT,
+    ];
+    serde_json::Value::Object(
+        h.iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect(),
+    )
+}
+
+pub(crate) fn entry_from(env: &Envelope, adapter: &str) -> DlqEntry {
+    let now = now_rfc3339();
+    let reason = env
+        .header_str(wire::REASON)
+        .or_else(|| env.header_str("x-death-last-reason"))
+        .unwrap_or("unknown")
+        .to_owned();
+    let copy = Copy::from_envelope(env, adapter);
+    let (id, route, kind, from, attempts) = match &copy {
+        Ok(c) => (
+            c.message.meta.id.clone(),
+            c.route.clone(),
+            c.message.meta.kind.clone(),
+            c.message.meta.from.clone(),
+            c.attempts,
+        ),
+        Err(_) => (
+            env.message_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            String::new(),
+            "unknown".into(),
+            String::new(),
+            0,
+        ),
+    };
+    let last_error = match (&copy, reason.as_str()) {
+        (Err(e), _) => Some(format!("malformed message: {e}")),
+        (Ok(c), "delivery_limit") => Some(format!(
+            "its consumer failed {} times without settling it (crash or timeout){}",
+            env.header_int("x-delivery-count").unwrap_or_default(),
+            c.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )),
+        (Ok(c), _) => c.last_error.clone(),
+    };
+    DlqEntry {
+        id,
+        adapter: adapter.to_owned(),
+        route,
+        kind,
+        from,
+        reason,
+        last_error,
+        status: env.header_int(wire::LAST_STATUS),
+        body_excerpt: env.header_str(wire::BODY_EXCERPT).map(str::to_owned),
+        attempts,
+        first_attempt_at: env.header_str(wire::FIRST_ATTEMPT_AT).map(str::to_owned),
+        last_attempt_at: env.header_str(wire::LAST_ATTEMPT_AT).map(str::to_owned),
+        dead_lettered_at: env
+            .header_str(wire::DEAD_LETTERED_AT)
+            .map(str::to_owned)
+            .unwrap_or(now),
+        state: "parked".into(),
+        content_type: env
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".into()),
+        headers: message_headers(&env.headers),
+        payload: env.body.to_vec(),
+    }
+}
+
+/// What replay and purge need; usable from the running bus and from the CLI alone.
+pub struct Ops<'a> {
+    pub broker: &'a Broker,
+    pub state: &'a StateStore,
+    pub names: &'a Names,
+    pub publish_timeout: Duration,
+}
+
+/// Result of a replay or purge of one parked message.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub id: String,
+    pub adapter: String,
+    pub done: bool,
+    pub message: String,
+}
+
+impl Ops<'_> {
+    async fn select(
+        &self,
+        id: Option<&str>,
+        adapter: Option<&str>,
+    ) -> Result<Vec<DlqEntry>, ApiError> {
+        let state_err =
+            |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
+        match id {
+            Some(id) => {
+                let v = self.state.dlq_get(id, adapter).await.map_err(state_err)?;
+                if v.is_empty() {
+                    return Err(ApiError::new(
+                        code::NOT_FOUND,
+                        format!(
+                            "no parked message with id `{id}`{}",
+                            adapter
+                                .map(|a| format!(" for adapter `{a}`"))
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+                Ok(v)
+            }
+            None => {
+                let list = self.state.dlq_list(adapter).await.map_err(state_err)?;
+                let mut out = Vec::with_capacity(list.len());
+                for e in list {
+                    out.extend(
+                        self.state
+                            .dlq_get(&e.id, Some(&e.adapter))
+                            .await
+                            .map_err(state_err)?,
+                    );
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Sends parked messages back to their adapter's work queue with a fresh attempt budget.
+    pub async fn replay(
+        &self,
+        id: Option<&str>,
+        adapter: Option<&str>,
+        actor: &str,
+    ) -> Result<Vec<Outcome>, ApiError> {
+        let mut out = Vec::new();
+        for entry in self.select(id, adapter).await? {
+            out.push(self.replay_one(&entry, actor).await);
+        }
+        Ok(out)
+    }
+
+    async fn replay_one(&self, e: &DlqEntry, actor: &str) -> Outcome {
+        let outcome = |done, message: String| Outcome {
+            id: e.id.clone(),
+            adapter: e.adapter.clone(),
+            done,
+            message,
+        };
+        match self
+            .state
+            .dlq_set_state(&e.adapter, &e.id, "parked", "replayed")
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return outcome(false, "already replayed or purged by someone else".into());
+            }
+            Err(err) => return outcome(false, format!("state store: {err}")),
+        }
+        let mut headers = Headers::new();
+        if let serde_json::Value::Object(m) = &e.headers {
+            for (k, v) in m {
+                if let Some(v) = HeaderValue::from_json(v) {
+                    headers.insert(k.clone(), v);
+                }
+            }
+        }
+        headers.insert(wire::ATTEMPTS.into(), HeaderValue::Int(0));
+        let env = Envelope {
+            message_id: Some(e.id.clone()),
+            content_type: Some(e.content_type.clone()),
+            user_id: None,
+            headers,
+            body: bytes::Bytes::from(e.payload.clone()),
+        };
+        let exchange = self.names.deliver_exchange();
+        if let Err(err) = self
+            .broker
+            .publish(&exchange, &e.adapter, &env, self.publish_timeout)
+            .await
+        {
+            let _ = self
+                .state
+                .dlq_set_state(&e.adapter, &e.id, "replayed", "parked")
+                .await;
+            return outcome(false, format!("not replayed: {err}"));
+        }
+        let _ = self
+            .state
+            .audit(
+                actor,
+                "replay",
+                &e.adapter,
+                &e.id,
+                &format!("reason was {}", e.reason),
+            )
+            .await;
+        tracing::info!(id = %e.id, adapter = %e.adapter, actor, "Replayed from the dead-letter queue");
+        outcome(true, "replayed".into())
+    }
+
+    /// Removes parked messages for good (recorded in the audit log).
+    pub async fn purge(
+        &self,
+        id: Option<&str>,
+        adapter: Option<&str>,
+        actor: &str,
+    ) -> Result<Vec<Outcome>, ApiError> {
+        let mut out = Vec::new();
+        for e in self.select(id, adapter).await? {
+            let done = matches!(
+                self.state
+                    .dlq_set_state(&e.adapter, &e.id, "parked", "purged")
+                    .await,
+                Ok(true)
+            );
+            if done {
+                let _ = self
+                    .state
+                    .audit(
+                        actor,
+                        "purge",
+                        &e.adapter,
+                        &e.id,
+                        &format!("reason was {}", e.reason),
+                    )
+                    .await;
+            }
+            out.push(Outcome {
+                id: e.id.clone(),
+                adapter: e.adapter.clone(),
+                done,
+                message: if done {
+                    "purged".into()
+                } else {
+                    "already replayed or purged".into()
+                },
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Shared {
+    pub fn dlq_ops(&self) -> Ops<'_> {
+        Ops {
+            broker: &self.broker,
+            state: &self.state,
+            names: &self.names,
+            publish_timeout: self.config.bus.publish_timeout.get(),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Assembles and runs the bus: broker, state store, ingress (HTTP, AMQP, sources), one delivery worker and
+//! one dead-letter recorder per sink adapter, and the admin API — and stops them in order on shutdown.
+
+pub mod dlq;
+mod worker;
+
+use crate::adapter::{AdapterFactory, Lookup, Sink, Source, Submit};
+use crate::broker::Broker;
+use crate::broker::topology::{self, Names};
+use crate::config::{Config, ConfigErrors};
+use crate::ingress::Ingress;
+use crate::router::Router;
+use crate::schema::SchemaRegistry;
+use crate::state::StateStore;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What every part of the running bus shares.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub names: Names,
+    pub registry: Arc<SchemaRegistry>,
+    pub router: Router,
+    pub broker: Broker,
+    pub state: StateStore,
+    pub sinks: HashMap<String, Arc<dyn Sink>>,
+    pub lookups: HashMap<String, Arc<dyn Lookup>>,
+    /// Sorted distinct retry delays (one TTL tier each).
+    pub retry_tiers: Vec<Duration>,
+}
+
+/// Why the bus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("state store: {0}")]
+    State(String),
+    #[error("cannot listen on {addr} ({key}): {error}")]
+    Listen {
+        key: &'static str,
+        addr: String,
+        error: std::io::Error,
+    },
+}
+
+/// A started bus. Drop does not stop it; call [`RunningBus::shutdown`].
+pub struct RunningBus {
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    pub ingress: Arc<Ingress>,
+    stop_intake: CancellationToken,
+    stop_work: CancellationToken,
+    intake: JoinSet<()>,
+    work: JoinSet<()>,
+}
+
+/// Checks the config completely (see [`crate::check`]), then starts everything. `env` reads environment
+/// variables (tokens); pass `|k| std::env::var(k).ok()` in production.
+pub async fn start(
+    config: Config,
+    factory: &dyn AdapterFactory,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RunningBus, StartError> {
+    let registry = crate::check::check_loaded(&config, factory, env)?;
+    let config = Arc::new(config);
+    let mut sinks = HashMap::new();
+    let mut lookups = HashMap::new();
+    let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+    for spec in &config.adapters {
+        let built = factory
+            .build(spec, &config)
+            .map_err(|problems| ConfigErrors {
+                file: config.file.clone(),
+                problems,
+            })?;
+        if let Some(s) = built.sink {
+            sinks.insert(spec.id.clone(), s);
+        }
+        if let Some(l) = built.lookup {
+            lookups.insert(spec.id.clone(), l);
+        }
+        if let Some(s) = built.source {
+            sources.push((spec.id.clone(), s));
+        }
+    }
+    let state_url = config.state_url();
+    let state = StateStore::connect(&state_url)
+        .await
+        .map_err(|e| StartError::State(e.to_string()))?;
+    let names = Names::new(&config.bus.namespace);
+    let tiers: BTreeSet<Duration> = config
+        .routes
+        .iter()
+        .filter(|r| r.retry.attempts > 0)
+        .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
+        .filter(|d| !d.is_zero())
+        .collect();
+    let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
+    sink_ids.sort();
+    let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
+    let broker = Broker::start(&config.bus.broker_url, topo, config.bus.max_in_flight);
+    let shared = Arc::new(Shared {
+        router: Router::new(&config.routes),
+        config: config.clone(),
+        names,
+        registry: Arc::new(registry),
+        broker,
+        state,
+        sinks,
+        lookups,
+        retry_tiers: tiers.into_iter().collect(),
+    });
+    let ingress = Arc::new(Ingress::new(shared.clone(), env));
+
+    let bind = |key: &'static str, addr: &str| {
+        let addr = addr.to_owned();
+        async move {
+            tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|error| StartError::Listen { key, addr, error })
+        }
+    };
+    let http = bind("http.listen", &config.http.listen).await?;
+    let admin = bind("admin.listen", &config.admin.listen).await?;
+    let http_addr = http.local_addr().expect("bound");
+    let admin_addr = admin.local_addr().expect("bound");
+
+    let stop_intake = CancellationToken::new();
+    let stop_work = CancellationToken::new();
+    let mut intake = JoinSet::new();
+    let mut work = JoinSet::new();
+
+    // Workers first, so queued messages start moving as soon as the broker is up.
+    for id in shared.sinks.keys() {
+        work.spawn(worker::run(shared.clone(), id.clone(), stop_work.clone()));
+        work.spawn(dlq::record(shared.clone(), id.clone(), stop_work.clone()));
+    }
+    {
+        let app = crate::ingress::http::router(ingress.clone());
+        let stop = stop_intake.clone();
+        intake.spawn(async move {
+            let _ = axum::serve(http, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+    }
+    intake.spawn(crate::ingress::amqp::run(
+        ingress.clone(),
+        stop_intake.clone(),
+    ));
+    for (id, source) in sources {
+        let submit: Arc<dyn Submit> = ingress.clone();
+        let stop = stop_intake.clone();
+        intake.spawn(async move {
+            if let Err(e) = source.run(submit, stop).await {
+                tracing::error!(adapter = %id, error = %e, "Source adapter stopped with an error");
+            }
+        });
+    }
+    {
+        let app = crate::admin::router(shared.clone(), env);
+        let stop = stop_work.clone();
+        work.spawn(async move {
+            let _ = axum::serve(admin, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        });
+    }
+    {
+        let shared = shared.clone();
+        let stop = stop_work.clone();
+        work.spawn(async move {
+            let retention = shared.config.state.retention.get();
+            loop {
+                match shared.state.prune(retention).await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        removed = n,
+                        "Pruned expired idempotency and delivery records"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "Pruning the state store failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+    tracing::info!(
+        http = %http_addr,
+        admin = %admin_addr,
+        broker = %crate::broker::redact_url(&config.bus.broker_url),
+        state = shared.state.backend(),
+        "Liên Thông bus started"
+    );
+    Ok(RunningBus {
+        http_addr,
+        admin_addr,
+        shared,
+        ingress,
+        stop_intake,
+        stop_work,
+        intake,
+        work,
+    })
+}
+
+impl RunningBus {
+    /// Graceful stop: refuse new input, let in-flight deliveries finish (bounded by `bus.shutdown_timeout`),
+    /// hand anything unfinished back to the broker, close connections.
+    pub async fn shutdown(mut self) {
+        let grace = self.shared.config.bus.shutdown_timeout.get();
+        self.stop_intake.cancel();
+        let _ = tokio::time::timeout(grace, async {
+            while self.intake.join_next().await.is_some() {}
+        })
+        .await;
+        self.intake.abort_all();
+        self.stop_work.cancel();
+        let _ = tokio::time::timeout(grace, async {
+            while self.work.join_next().await.is_some() {}
+        })
+        .await;
+        self.work.abort_all();
+        self.shared.broker.close().await;
+        tracing::info!("Liên Thông bus stopped");
+    }
+}

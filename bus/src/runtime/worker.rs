@@ -1,0 +1,201 @@
+//! The delivery worker of one adapter: consume its queue, hand each message to the sink, then settle it.
+//!
+//! Settling is always "publish the next place first, then ack": success is recorded in the state store and
+//! acked; a transient failure is republished (confirmed) to the retry tier whose TTL matches the route's
+//! backoff, then acked; a permanent failure or a spent budget is republished to the dead-letter exchange with
+//! the reason, then acked. If that publish fails the delivery is rejected back into its queue. So a message is
+//! always in exactly one of: its work queue, a retry tier, the dead-letter queue, or delivered.
+//! Concurrency per adapter is bounded by `bus.prefetch`; waiting for retries happens in RabbitMQ, never here.
+
+use super::Shared;
+use crate::adapter::{Delivery, ErrorClass, Sink};
+use crate::broker::{HeaderValue, Incoming};
+use crate::message::now_rfc3339;
+use crate::wire::{self, Copy};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
+    let queue = shared.names.deliver_queue(&adapter);
+    let sink = shared.sinks[&adapter].clone();
+    let mut tasks = JoinSet::new();
+    while !stop.is_cancelled() {
+        let consumer = tokio::select! {
+            c = shared.broker.consume(&queue, shared.config.bus.prefetch, Duration::from_secs(5)) => c,
+            _ = stop.cancelled() => break,
+        };
+        let mut consumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(adapter = %adapter, error = %e, "Delivery worker waiting for the broker");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    _ = stop.cancelled() => break,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                n = consumer.next() => n,
+                _ = stop.cancelled() => None,
+            };
+            match next {
+                Some(Ok(incoming)) => {
+                    let (shared, sink) = (shared.clone(), sink.clone());
+                    tasks.spawn(async move { handle(&shared, sink.as_ref(), incoming).await });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(adapter = %adapter, error = %e, "Delivery consumer ended; re-subscribing");
+                    break;
+                }
+                None => break,
+            }
+            while tasks.try_join_next().is_some() {}
+        }
+        let grace = shared.config.bus.shutdown_timeout.get();
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+            .await
+            .is_err()
+        {
+            tracing::warn!(adapter = %adapter, "Deliveries still running at the shutdown deadline; returning them to the queue");
+            tasks.abort_all();
+        }
+        consumer.close().await;
+    }
+}
+
+/// Picks the declared tier for a wanted delay: the smallest tier at least as long, else the longest.
+pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration> {
+    tiers
+        .iter()
+        .copied()
+        .find(|t| *t >= wanted)
+        .or_else(|| tiers.last().copied())
+}
+
+async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
+    let copy = match Copy::from_envelope(&incoming.envelope, &incoming.routing_key) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "Malformed message in a delivery queue; dead-lettering it");
+            let _ = incoming.acker.reject(false).await; // → <namespace>.dead → parking lot
+            return;
+        }
+    };
+    let id = &copy.message.meta.id;
+    let adapter = &copy.adapter;
+    match shared.state.was_delivered(adapter, id).await {
+        Ok(true) => {
+            tracing::info!(id = %id, adapter = %adapter, "Already delivered; dropping the duplicate copy");
+            metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => adapter.clone()).increment(1);
+            let _ = incoming.acker.ack().await;
+            return;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "State store unavailable; returning the message to its queue");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = incoming.acker.reject(true).await;
+            return;
+        }
+    }
+    let attempt = copy.attempts + 1;
+    let delivery = Delivery {
+        message: copy.message.clone(),
+        route: copy.route.clone(),
+        adapter: adapter.clone(),
+        attempt,
+        traceparent: copy.traceparent.clone(),
+    };
+    let started = Instant::now();
+    let result = sink.deliver(&delivery).await;
+    metrics::histogram!("lienthong_delivery_seconds", "adapter" => adapter.clone())
+        .record(started.elapsed().as_secs_f64());
+    let err = match result {
+        Ok(()) => {
+            if let Err(e) = shared.state.mark_delivered(adapter, id).await {
+                tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
+            }
+            metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
+                .increment(1);
+            tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
+            let _ = incoming.acker.ack().await;
+            return;
+        }
+        Err(e) => e,
+    };
+    let now = now_rfc3339();
+    let mut next = copy.clone();
+    next.attempts = attempt;
+    next.first_attempt_at.get_or_insert_with(|| now.clone());
+    next.last_attempt_at = Some(now.clone());
+    next.last_error = Some(err.reason.clone());
+    next.last_status = err.status;
+    next.body_excerpt = err.body_excerpt.clone();
+    let policy = shared.router.retry_policy(&copy.route);
+    let retry_in = match err.class {
+        ErrorClass::Transient => policy
+            .delay_before_retry(attempt)
+            .map(|d| d.max(err.retry_after.unwrap_or_default()))
+            .and_then(|d| pick_tier(&shared.retry_tiers, d)),
+        ErrorClass::Permanent => None,
+    };
+    let mut env = next.to_envelope();
+    let exchange = match retry_in {
+        Some(tier) => {
+            tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
+            metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
+                .increment(1);
+            shared.names.retry_tier(tier)
+        }
+        None => {
+            let reason = match err.class {
+                ErrorClass::Permanent => "permanent_error",
+                ErrorClass::Transient => "retries_exhausted",
+            };
+            tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
+            metrics::counter!("lienthong_dead_lettered_total", "adapter" => adapter.clone(), "reason" => reason).increment(1);
+            env.headers
+                .insert(wire::REASON.into(), HeaderValue::Str(reason.into()));
+            env.headers
+                .insert(wire::DEAD_LETTERED_AT.into(), HeaderValue::Str(now));
+            shared.names.dead_exchange()
+        }
+    };
+    match shared
+        .broker
+        .publish(
+            &exchange,
+            adapter,
+            &env,
+            shared.config.bus.publish_timeout.get(),
+        )
+        .await
+    {
+        Ok(()) => {
+            let _ = incoming.acker.ack().await;
+        }
+        Err(e) => {
+            tracing::warn!(id = %id, error = %e, "Could not move the message on; returning it to its queue");
+            let _ = incoming.acker.reject(true).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_tier;
+    use std::time::Duration;
+
+    #[test]
+    fn picks_the_smallest_sufficient_tier() {
+        let s = Duration::from_secs;
+        let tiers = [s(1), s(10), s(60)];
+        assert_eq!(pick_tier(&tiers, s(1)), Some(s(1)));
+        assert_eq!(pick_tier(&tiers, s(7)), Some(s(10)));
+        assert_eq!(pick_tier(&tiers, s(3600)), Some(s(60)));
+        assert_eq!(pick_tier(&[], s(1)), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! How a message copy is laid out on the broker: payload as the AMQP body, everything else in headers.
+//!
+//! One function writes the layout and one reads it, so the publisher (ingress, retry, replay) and the consumer
+//! (delivery worker, DLQ recorder) cannot drift apart. Header names are documented in ARCHITECTURE.md.
+
+use crate::broker::{Envelope, HeaderValue, Headers};
+use crate::message::{ContentKind, Message, Meta};
+
+pub const TYPE: &str = "lt-type";
+pub const VERSION: &str = "lt-version";
+pub const FROM: &str = "lt-from";
+pub const TO: &str = "lt-to";
+pub const CORRELATION_ID: &str = "lt-correlation-id";
+pub const CREATED_AT: &str = "lt-created-at";
+pub const ROUTE: &str = "lt-route";
+pub const ADAPTER: &str = "lt-adapter";
+pub const ATTEMPTS: &str = "lt-attempts";
+pub const FIRST_ATTEMPT_AT: &str = "lt-first-attempt-at";
+pub const LAST_ATTEMPT_AT: &str = "lt-last-attempt-at";
+pub const LAST_ERROR: &str = "lt-last-error";
+pub const LAST_STATUS: &str = "lt-last-status";
+pub const BODY_EXCERPT: &str = "lt-body-excerpt";
+pub const REASON: &str = "lt-reason";
+pub const DEAD_LETTERED_AT: &str = "lt-dead-lettered-at";
+pub const TRACEPARENT: &str = "traceparent";
+/// On `<namespace>.rejected`: the error JSON of a refused AMQP ingress message.
+pub const ERROR: &str = "x-lt-error";
+
+/// One copy of a message for one adapter, with its delivery history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copy {
+    pub message: Message,
+    pub route: String,
+    pub adapter: String,
+    /// Attempts already made (0 before the first).
+    pub attempts: u32,
+    pub first_attempt_at: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_status: Option<i64>,
+    pub body_excerpt: Option<String>,
+    pub traceparent: String,
+}
+
+impl Copy {
+    pub fn new(message: Message, route: &str, adapter: &str, traceparent: &str) -> Self {
+        Self {
+            message,
+            route: route.into(),
+            adapter: adapter.into(),
+            attempts: 0,
+            first_attempt_at: None,
+            last_attempt_at: None,
+            last_error: None,
+            last_status: None,
+            body_excerpt: None,
+            traceparent: traceparent.into(),
+        }
+    }
+
+    pub fn to_envelope(&self) -> Envelope {
+        let m = &self.message.meta;
+        let mut h = Headers::new();
+        let mut s = |k: &str, v: &str| {
+            h.insert(k.into(), HeaderValue::Str(v.into()));
+        };
+        s(TYPE, &m.kind);
+        s(FROM, &m.from);
+        s(TO, &m.to.join(","));
+        s(CREATED_AT, &m.created_at);
+        s(ROUTE, &self.route);
+        s(ADAPTER, &self.adapter);
+        s(TRACEPARENT, &self.traceparent);
+        if let Some(c) = &m.correlation_id {
+            s(CORRELATION_ID, c);
+        }
+        for (k, v) in [
+            (FIRST_ATTEMPT_AT, &self.first_attempt_at),
+            (LAST_ATTEMPT_AT, &self.last_attempt_at),
+            (LAST_ERROR, &self.last_error),
+            (BODY_EXCERPT, &self.body_excerpt),
+        ] {
+            if let Some(v) = v {
+                s(k, v);
+            }
+        }
+        h.insert(VERSION.into(), HeaderValue::Int(m.version as i64));
+        h.insert(ATTEMPTS.into(), HeaderValue::Int(self.attempts as i64));
+        if let Some(st) = self.last_status {
+            h.insert(LAST_STATUS.into(), HeaderValue::Int(st));
+        }
+        Envelope {
+            message_id: Some(m.id.clone()),
+            content_type: Some(self.message.content.mime().into()),
+            user_id: None,
+            headers: h,
+            body: self.message.payload.clone(),
+        }
+    }
+
+    /// Reads a copy back; `routing_key` is the adapter when the header is missing.
+    pub fn from_envelope(e: &Envelope, routing_key: &str) -> Result<Copy, String> {
+        let need = |k: &str| {
+            e.header_str(k)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("missing header `{k}`"))
+        };
+        let opt = |k: &str| e.header_str(k).map(str::to_owned);
+        let id = e
+            .message_id
+            .clone()
+            .ok_or_else(|| "missing message_id property".to_string())?;
+        let content = e
+            .content_type
+            .as_deref()
+            .and_then(ContentKind::from_mime)
+            .ok_or_else(|| "missing or unknown content_type".to_string())?;
+        let to = need(TO)?;
+        Ok(Copy {
+            message: Message {
+                meta: Meta {
+                    id,
+                    kind: need(TYPE)?,
+                    version: e.header_int(VERSION).unwrap_or(1).max(1) as u32,
+                    from: need(FROM)?,
+                    to: to
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    correlation_id: opt(CORRELATION_ID),
+                    created_at: need(CREATED_AT)?,
+                },
+                content,
+                payload: e.body.clone(),
+            },
+            route: need(ROUTE)?,
+            adapter: opt(ADAPTER).unwrap_or_else(|| routing_key.to_owned()),
+            attempts: e.header_int(ATTEMPTS).unwrap_or(0).max(0) as u32,
+            first_attempt_at: opt(FIRST_ATTEMPT_AT),
+            last_attempt_at: opt(LAST_ATTEMPT_AT),
+            last_error: opt(LAST_ERROR),
+            last_status: e.header_int(LAST_STATUS),
+            body_excerpt: opt(BODY_EXCERPT),
+            traceparent: opt(TRACEPARENT).unwrap_or_else(crate::message::new_traceparent),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_round_trip_through_headers() {
+        let mut c = Copy::new(
+            Message {
+                meta: Meta {
+                    id: "id-1".into(),
+                    kind: "dossier.submitted".into(),
+                    version: 2,
+                    from: "000.00.00.H40".into(),
+                    to: vec!["000.00.12.H40".into(), "000.00.13.H40".into()],
+                    correlation_id: Some("c".into()),
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                },
+                content: ContentKind::Json,
+                payload: bytes::Bytes::from_static(b"{\"a\":1}"),
+            },
+            "r",
+            "a",
+            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+        );
+        c.attempts = 3;
+        c.last_status = Some(503);
+        c.last_error = Some("HTTP 503".into());
+        let back = Copy::from_envelope(&c.to_envelope(), "a").unwrap();
+        assert_eq!(back, c);
+    }
+}
