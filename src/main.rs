@@ -1,1 +1,82 @@
-fn main() {}
+//! `lienthong`: the Liên Thông inter-agency data-exchange bus.
+//!
+//! Runtime switches live here on the command line; everything about routing lives in the config file.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lienthong", version, about = "Liên Thông inter-agency data-exchange bus")]
+struct Cli {
+    /// Log format: `text` (default) or `json`.
+    #[arg(long, global = true, default_value = "text", env = "LIENTHONG_LOG_FORMAT")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bus until SIGTERM or Ctrl-C.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a config (syntax, keys, agency codes, adapters, routes, schemas); exit 1 listing every problem.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the bus on the embedded broker, submit the sample dossiers and show what happened to each.
+    Demo {
+        #[arg(long, short, default_value = "config/quickstart.toml")]
+        config: PathBuf,
+        /// Folder of sample envelopes to submit (default: `samples/` next to the config).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
+    /// Inspect and act on the dead-letter parking lot.
+    Dlq {
+        #[command(subcommand)]
+        command: cli::dlq::DlqCommand,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,lapin=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet_demo = matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
+    if !quiet_demo && !matches!(cli.command, Command::Check { .. }) {
+        init_logging(&cli.log_format);
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        match cli.command {
+            Command::Run { config } => cli::run::run(&config).await,
+            Command::Check { config } => cli::run::check(&config),
+            Command::Demo { config, samples } => cli::demo::demo(&config, samples.as_deref()).await,
+            Command::Dlq { command } => cli::dlq::dlq(command).await,
+        }
+    })
+}

@@ -1,0 +1,10 @@
+//! Subcommands of the `lienthong` binary, one file each.
+
+pub mod demo;
+pub mod dlq;
+pub mod run;
+
+/// Reads an environment variable (the production source of tokens).
+pub fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
