@@ -1,0 +1,89 @@
+//! AMQP ingress against the real RabbitMQ: accepted envelopes are delivered, refused ones land in
+//! `<namespace>.rejected` with the error JSON in `x-lt-error` (never dropped).
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use std::time::Duration;
+
+async fn publish(ch: &lapin::Channel, exchange: &str, body: &[u8], user: Option<&str>) {
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2);
+    if let Some(u) = user {
+        props = props.with_user_id(u.into());
+    }
+    let confirm = ch
+        .basic_publish(exchange.into(), "".into(), BasicPublishOptions::default(), body, props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+}
+
+#[tokio::test]
+async fn amqp_ingress_delivers_and_rejects_with_reason() {
+    let rx = Receiver::start().await;
+    let bus = TestBus::start(
+        "amqp",
+        &format!(
+            "[[adapters]]\nid = \"stp\"\ntype = \"webhook\"\nurl = \"{}\"\n[[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"stp\"]\n",
+            rx.url()
+        ),
+    )
+    .await;
+    let conn = Connection::connect(AMQP, ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let exchange = bus.names().ingress_exchange();
+
+    let id = new_id();
+    let good = envelope(Some(&id), H40, &[STP], dossier("A-1"));
+    publish(&ch, &exchange, good.to_string().as_bytes(), Some("guest")).await;
+    let calls = rx.wait_calls(1, Duration::from_secs(20)).await;
+    assert_eq!(calls[0].json()["id"], id.as_str());
+    assert_eq!(calls[0].json()["payload"], dossier("A-1"));
+
+    let mut bad = dossier("A-2");
+    bad["TrangThaiHoSo"] = serde_json::json!(42);
+    publish(&ch, &exchange, envelope(None, H40, &[STP], bad).to_string().as_bytes(), Some("guest")).await;
+    publish(&ch, &exchange, good.to_string().as_bytes(), None).await;
+
+    let mut consumer = ch
+        .basic_consume(
+            bus.names().rejected_queue().as_str().into(),
+            "test".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
+            .await
+            .expect("a rejected message within 20 s")
+            .unwrap()
+            .unwrap();
+        let headers = d.properties.headers().clone().unwrap();
+        let Some(AMQPValue::LongString(err)) = headers.inner().get(&"x-lt-error".into()) else {
+            panic!("no x-lt-error header: {headers:?}");
+        };
+        let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();
+        codes.push(err["error"]["code"].as_str().unwrap().to_owned());
+        if err["error"]["code"] == "schema_violation" {
+            assert_eq!(err["error"]["details"][0]["path"], "/payload/TrangThaiHoSo");
+        }
+        d.ack(BasicAckOptions::default()).await.unwrap();
+    }
+    codes.sort();
+    assert_eq!(codes, vec!["schema_violation", "unauthenticated"]);
+    assert_eq!(rx.calls().len(), 1, "refused messages must not be delivered");
+    let _ = conn.close(200, "bye".into()).await;
+    bus.stop().await;
+}

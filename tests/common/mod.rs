@@ -1,0 +1,326 @@
+//! Test harness: a bus on the real RabbitMQ under a namespace of its own, a scriptable webhook receiver, and
+//! waiting on conditions with deadlines (never sleep-and-hope).
+#![allow(dead_code)]
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use lienthong_bus::broker::topology::{self, Names};
+use lienthong_bus::config::Config;
+use lienthong_bus::runtime::RunningBus;
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const H40: &str = "000.00.00.H40";
+pub const STP: &str = "000.00.12.H40";
+pub const SYT: &str = "000.00.13.H40";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every token env var `X` holds `tok-X` in tests.
+pub fn env(key: &str) -> Option<String> {
+    Some(format!("tok-{key}"))
+}
+
+/// Polls `check` until it returns Some or the deadline passes (then panics with `what`).
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One request a receiver got.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Call {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("receiver got JSON")
+    }
+    pub fn header(&self, k: &str) -> Option<String> {
+        self.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    calls: Mutex<Vec<Call>>,
+    /// Statuses to answer, in order; when empty, 200.
+    script: Mutex<VecDeque<u16>>,
+    /// Status to answer once the script is used up.
+    then: Mutex<u16>,
+}
+
+/// A webhook receiver on 127.0.0.1:0 that records every call and answers from a script.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        Self::scripted(&[], 200).await
+    }
+
+    /// Answers `script` in order, then `then` forever.
+    pub async fn scripted(script: &[u16], then: u16) -> Self {
+        let state = Arc::new(ReceiverState::default());
+        state.script.lock().unwrap().extend(script.iter().copied());
+        *state.then.lock().unwrap() = then;
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/inbox", self.addr)
+    }
+
+    pub fn set_then(&self, status: u16) {
+        *self.state.then.lock().unwrap() = status;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    /// Successful (2xx-answered) calls are not tracked separately; callers filter by what they scripted.
+    pub async fn wait_calls(&self, n: usize, timeout: Duration) -> Vec<Call> {
+        let this = self.clone();
+        wait_for(&format!("{n} call(s) at the receiver"), timeout, move || {
+            let calls = this.calls();
+            async move { (calls.len() >= n).then_some(calls) }
+        })
+        .await
+    }
+}
+
+async fn handle(State(s): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    s.calls.lock().unwrap().push(Call {
+        headers,
+        body,
+        at: Instant::now(),
+    });
+    let status = s
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| *s.then.lock().unwrap());
+    (StatusCode::from_u16(status).unwrap(), "receiver says hello")
+}
+
+/// A unique namespace per test, so tests run in parallel and repeat.
+pub fn namespace(test: &str) -> String {
+    format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The `[bus]`, `[http]`, `[admin]`, `[state]` head of a test config, plus three agencies.
+pub fn head(ns: &str, broker_url: &str, state_url: &str) -> String {
+    format!(
+        r#"
+[bus]
+broker_url = "{broker_url}"
+namespace = "{ns}"
+schemas_dir = "{schemas}"
+publish_timeout = "3s"
+shutdown_timeout = "5s"
+
+[http]
+listen = "127.0.0.1:0"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[state]
+url = "{state_url}"
+
+[[agencies]]
+code = "{H40}"
+name = "UBND tỉnh Nam Định"
+token_env = "H40"
+amqp_user = "guest"
+
+[[agencies]]
+code = "{STP}"
+name = "Sở Tư pháp"
+token_env = "STP"
+
+[[agencies]]
+code = "{SYT}"
+name = "Sở Y tế"
+token_env = "SYT"
+"#,
+        schemas = repo().join("schemas").display()
+    )
+}
+
+/// A running bus plus what a test needs to talk to it and clean up after it.
+pub struct TestBus {
+    pub bus: RunningBus,
+    pub dir: tempfile::TempDir,
+    pub ns: String,
+}
+
+impl TestBus {
+    /// Starts a bus on RabbitMQ with `body` (adapters and routes) under a fresh namespace.
+    pub async fn start(test: &str, body: &str) -> TestBus {
+        Self::start_with(test, AMQP, body).await
+    }
+
+    pub async fn start_with(test: &str, broker_url: &str, body: &str) -> TestBus {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = namespace(test);
+        let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
+        let text = head(&ns, broker_url, &state) + body;
+        let file = dir.path().join("bus.toml");
+        std::fs::write(&file, &text).unwrap();
+        let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if broker_url.starts_with("amqp") {
+            assert!(
+                bus.shared.broker.wait_ready(Duration::from_secs(20)).await,
+                "broker not ready: {:?}",
+                bus.shared.broker.last_error()
+            );
+        }
+        TestBus { bus, dir, ns }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.bus.http_addr)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.bus.admin_addr)
+    }
+
+    pub fn names(&self) -> Names {
+        Names::new(&self.ns)
+    }
+
+    /// POSTs an envelope as agency `token_var`; returns (status, JSON answer).
+    pub async fn post(&self, token_var: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        post_raw(&self.url("/v1/messages"), Some(token_var), "application/json", body.to_string().into_bytes()).await
+    }
+
+    /// Stops the bus and deletes its queues and exchanges from the broker.
+    pub async fn stop(self) {
+        let shared = self.bus.shared.clone();
+        self.bus.shutdown().await;
+        if shared.config.bus.broker_url.starts_with("amqp") {
+            let mut sinks: Vec<String> = shared.sinks.keys().cloned().collect();
+            sinks.sort();
+            let tiers: BTreeSet<Duration> = shared.retry_tiers.iter().copied().collect();
+            let topo = topology::build(&shared.names, &sinks, &tiers, 1);
+            delete_topology(&topo).await;
+        }
+    }
+}
+
+pub async fn delete_topology(topo: &topology::Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        for q in &topo.queues {
+            let _ = ch.queue_delete(q.name.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+        for e in &topo.exchanges {
+            let _ = ch
+                .exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+/// POSTs raw bytes; `token_var` names the agency whose token (`tok-<var>`) to present.
+pub async fn post_raw(url: &str, token_var: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = token_var {
+        req = req.bearer_auth(format!("tok-{t}"));
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// A valid `dossier.submitted` payload (portal field names).
+pub fn dossier(code: &str) -> serde_json::Value {
+    serde_json::json!({
+        "MaHoSo": code,
+        "MaTTHC": "1.001757.000.00.00.H40",
+        "TenTTHC": "Đăng ký khai sinh",
+        "MaLinhVuc": "G01-HT",
+        "TenLinhVuc": "Hộ tịch",
+        "KenhThucHien": 2,
+        "ChuHoSo": "Nguyễn Văn An",
+        "LoaiDoiTuong": 1,
+        "TrichYeuHoSo": "Đăng ký khai sinh cho con",
+        "NgayNopHoSo": "20261127083000",
+        "NgayTiepNhan": "20261127090000",
+        "NgayHenTra": "20261130170000",
+        "TrangThaiHoSo": 2
+    })
+}
+
+/// An envelope of `dossier.submitted` from `from` to `to`.
+pub fn envelope(id: Option<&str>, from: &str, to: &[&str], payload: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "type": "dossier.submitted",
+        "version": 1,
+        "from": from,
+        "to": to,
+        "payload": payload,
+    });
+    if let Some(id) = id {
+        v["id"] = serde_json::Value::String(id.into());
+    }
+    v
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Path of the built `lienthong` binary.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_lienthong"))
+}
