@@ -71,7 +71,7 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
             .unwrap()
             .unwrap();
         let headers = d.properties.headers().clone().unwrap();
-        let Some(AMQPValue::LongString(err)) = headers.inner().get(&"x-lt-error".into()) else {
+        let Some(AMQPValue::LongString(err)) = headers.inner().get(&lapin::types::ShortString::from("x-lt-error")) else {
             panic!("no x-lt-error header: {headers:?}");
         };
         let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();

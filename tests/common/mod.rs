@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod process;
+
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const H40: &str = "000.00.00.H40";
 pub const STP: &str = "000.00.12.H40";

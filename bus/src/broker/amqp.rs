@@ -199,6 +199,17 @@ impl AmqpBroker {
     }
 }
 
+impl Inner {
+    /// A label for the connection (shown in the RabbitMQ management UI): the namespace of the topology.
+    fn topology_name(&self) -> String {
+        self.topology
+            .exchanges
+            .first()
+            .map(|e| e.name.trim_end_matches(".ingress").to_owned())
+            .unwrap_or_else(|| "cli".into())
+    }
+}
+
 impl Link {
     fn channel(&self) -> Channel {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.publishers.len();
@@ -312,7 +323,8 @@ async fn supervise(inner: Arc<Inner>) {
 type Events = std::pin::Pin<Box<dyn futures::Stream<Item = lapin::Event> + Send>>;
 
 async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
-    let props = ConnectionProperties::default().with_connection_name("lienthong".into());
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("lienthong {}", inner.topology_name()).into());
     let conn = tokio::time::timeout(
         Duration::from_secs(10),
         Connection::connect(&inner.url, props),

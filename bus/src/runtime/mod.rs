@@ -31,6 +31,9 @@ pub struct Shared {
     pub lookups: HashMap<String, Arc<dyn Lookup>>,
     /// Sorted distinct retry delays (one TTL tier each).
     pub retry_tiers: Vec<Duration>,
+    /// (adapter, message id) pairs being delivered by this process right now, so two copies of one message
+    /// (a client's resubmission after a crash) are never delivered concurrently.
+    pub in_flight: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// Why the bus could not start.
@@ -115,6 +118,7 @@ pub async fn start(
         sinks,
         lookups,
         retry_tiers: tiers.into_iter().collect(),
+        in_flight: Default::default(),
     });
     let ingress = Arc::new(Ingress::new(shared.clone(), env));
 

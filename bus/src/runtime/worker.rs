@@ -66,6 +66,32 @@ pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: Cancellation
     }
 }
 
+/// Marks (adapter, id) as being delivered by this process; a second copy waits for the first to finish, so
+/// its `was_delivered` check sees the first one's outcome.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    key: (String, String),
+}
+
+impl<'a> InFlight<'a> {
+    async fn claim(shared: &'a Shared, adapter: &str, id: &str) -> InFlight<'a> {
+        let key = (adapter.to_owned(), id.to_owned());
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            if shared.in_flight.lock().expect("lock").insert(key.clone()) || Instant::now() > deadline {
+                return InFlight { shared, key };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.in_flight.lock().expect("lock").remove(&self.key);
+    }
+}
+
 /// Picks the declared tier for a wanted delay: the smallest tier at least as long, else the longest.
 pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration> {
     tiers
@@ -86,6 +112,7 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
     };
     let id = &copy.message.meta.id;
     let adapter = &copy.adapter;
+    let _guard = InFlight::claim(shared, adapter, id).await;
     match shared.state.was_delivered(adapter, id).await {
         Ok(true) => {
             tracing::info!(id = %id, adapter = %adapter, "Already delivered; dropping the duplicate copy");
