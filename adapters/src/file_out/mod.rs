@@ -1,0 +1,189 @@
+//! `file-out`: writes each message as one file in a folder, for systems that can only read folders (or a sync
+//! tool that ships the folder on).
+//!
+//! Why atomic: a reader polling the folder must never see half a file. Each message is written to a hidden
+//! temp file in the same folder (`.lt-<random>.tmp`), fsynced, renamed to its final name, and the folder is
+//! fsynced so the rename itself survives a power cut. Readers must ignore names starting with `.`.
+//!
+//! Why the id is the name: a crash between writing and ack redelivers the message; the redelivery replaces the
+//! file with identical bytes instead of adding a second one. `<id>.json` holds the envelope *without* `attempt`
+//! (so every attempt writes the same bytes); `<id>.xml` holds the edXML package exactly as received. Ids are
+//! made safe for file names by [`file_stem`].
+//!
+//! Every IO failure (disk full, permission denied, folder removed or unmounted) is transient: an operator can
+//! fix it and the retry succeeds; the route's retry policy bounds how long before it is dead-lettered.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use lienthong_bus::adapter::{Built, Delivery, DeliveryError, Sink};
+use lienthong_bus::config::{AdapterSpec, Config, Problem, join};
+use lienthong_bus::message::ContentKind;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// `type = "file-out"`: one file per message in a folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutConfig {
+    /// Folder the files are written to, relative to the config file. Required. Created at startup if missing
+    /// (its parent folder must exist).
+    pub path: PathBuf,
+    /// Flush each file and the folder to disk before a delivery counts as done, so an acknowledged message
+    /// survives a power cut. Default `true`. `false` is faster, but a crash can lose files already acknowledged.
+    #[serde(default = "yes")]
+    pub fsync: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub fn check(spec: &AdapterSpec, _config: &Config) -> Vec<Problem> {
+    prepare(spec).err().unwrap_or_default()
+}
+
+pub fn build(spec: &AdapterSpec, _config: &Config) -> Result<Built, Vec<Problem>> {
+    let (dir, fsync) = prepare(spec)?;
+    let problem = |e: io::Error| {
+        vec![Problem::new(
+            join(&spec.path(), "path"),
+            format!("cannot create `{}`: {e}", dir.display()),
+        )]
+    };
+    fs::create_dir_all(&dir).map_err(problem)?;
+    remove_stale_temp_files(&dir);
+    Ok(Built {
+        sink: Some(Arc::new(FileOut { dir, fsync })),
+        ..Built::default()
+    })
+}
+
+fn prepare(spec: &AdapterSpec) -> Result<(PathBuf, bool), Vec<Problem>> {
+    let cfg: FileOutConfig = spec.parse_options().map_err(|p| vec![p])?;
+    let dir = spec.resolve(&cfg.path);
+    match folder_problem(&dir) {
+        Some(message) => Err(vec![Problem::new(join(&spec.path(), "path"), message)]),
+        None => Ok((dir, cfg.fsync)),
+    }
+}
+
+/// Why `dir` cannot be used as (or created as) a folder, if it cannot.
+pub(crate) fn folder_problem(dir: &Path) -> Option<String> {
+    if dir.exists() {
+        return (!dir.is_dir()).then(|| format!("`{}` exists but is not a folder", dir.display()));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    (!parent.is_dir()).then(|| format!("the parent folder `{}` does not exist", parent.display()))
+}
+
+struct FileOut {
+    dir: PathBuf,
+    fsync: bool,
+}
+
+#[async_trait]
+impl Sink for FileOut {
+    async fn deliver(&self, d: &Delivery) -> Result<(), DeliveryError> {
+        let m = &d.message;
+        let (ext, bytes) = match m.content {
+            ContentKind::Json => ("json", Bytes::from(m.envelope_json(None))),
+            ContentKind::Xml => ("xml", m.payload.clone()),
+        };
+        let name = format!("{}.{ext}", file_stem(&m.meta.id));
+        let (dir, fsync) = (self.dir.clone(), self.fsync);
+        let target = dir.join(&name);
+        tokio::task::spawn_blocking(move || write_atomic(&dir, &name, &bytes, fsync))
+            .await
+            .map_err(|e| DeliveryError::transient(format!("file writer task failed: {e}")))?
+            .map_err(|e| {
+                DeliveryError::transient(format!("cannot write `{}`: {e}", target.display()))
+            })
+    }
+}
+
+/// The message id as a file name stem: characters outside `[A-Za-z0-9._-]` (and a leading `.`, which would
+/// hide the file) become `_`, at most 200 of them are kept, and whenever anything changed `-<12 hex digits of
+/// SHA-256(id)>` is appended, so two different ids never share a file.
+pub fn file_stem(id: &str) -> String {
+    const MAX: usize = 200;
+    let mut stem: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.starts_with('.') {
+        stem.replace_range(..1, "_");
+    }
+    if stem == id && !stem.is_empty() && stem.len() <= MAX {
+        return stem;
+    }
+    stem.truncate(MAX);
+    format!("{stem}-{}", &hex(&Sha256::digest(id.as_bytes()))[..12])
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `dir/name` so that readers see either no file, the old file or the whole new file: temp file in the
+/// same folder, (fsync), rename over `name`, (fsync the folder). The temp file is removed on failure.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], fsync: bool) -> io::Result<()> {
+    let tmp = dir.join(format!(".lt-{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        if fsync {
+            file.sync_all()?;
+        }
+        drop(file);
+        fs::rename(&tmp, dir.join(name))?;
+        if fsync {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes renames into or out of `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Temp files left by a crash mid-write (older than an hour, so another process's in-flight write is spared).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < hour_ago);
+        if name.starts_with(".lt-") && name.ends_with(".tmp") && old {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
