@@ -1,0 +1,883 @@
+//! The same suite against SQLite (a temporary file) and the real PostgreSQL at
+//! `LIENTHONG_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//!
+//! Each PostgreSQL test gets its own schema (`lt_test_<uuid>`), selected through
+//! `options=-c search_path=<schema>` in the URL, and drops it when done; tests therefore run in parallel
+//! and repeat. If PostgreSQL is not reachable the PostgreSQL tests fail; they never skip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, Executor, Row};
+
+use super::*;
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn pg_admin_url() -> String {
+    std::env::var("LIENTHONG_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_string())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// Removes the test database when dropped (also when the test panics).
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, schema: String },
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, schema } = self {
+            let admin_url = admin_url.clone();
+            let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            // Drop runs inside the test's runtime, which cannot be blocked on; use a private one.
+            let done = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                    conn.execute(sql.as_str()).await?;
+                    conn.close().await
+                })
+            })
+            .join();
+            if let Ok(Err(e)) = done {
+                eprintln!("could not drop test schema {schema}: {e}");
+            }
+        }
+    }
+}
+
+/// An empty database of the given kind: its URL, and what removes it.
+struct Fresh {
+    url: String,
+    _cleanup: Cleanup,
+}
+
+async fn fresh(kind: Kind) -> Fresh {
+    match kind {
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("lienthong-state.db").display()
+            );
+            Fresh {
+                url,
+                _cleanup: Cleanup::Sqlite(dir),
+            }
+        }
+        Kind::Postgres => {
+            let admin_url = pg_admin_url();
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL must be running for these tests ({}): {e}",
+                        redact_url(&admin_url)
+                    )
+                });
+            let schema = format!("lt_test_{}", uuid::Uuid::new_v4().simple());
+            conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+                .await
+                .expect("create test schema");
+            conn.close().await.ok();
+            let sep = if admin_url.contains('?') { '&' } else { '?' };
+            let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+            Fresh {
+                url,
+                _cleanup: Cleanup::Postgres { admin_url, schema },
+            }
+        }
+    }
+}
+
+/// A connected store on a fresh database. Field order matters: the store goes before the cleanup.
+struct TestDb {
+    store: StateStore,
+    url: String,
+    _fresh: Fresh,
+}
+
+async fn db(kind: Kind) -> TestDb {
+    let fresh = fresh(kind).await;
+    let store = StateStore::connect(&fresh.url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {kind:?}: {e}"));
+    let expected = match kind {
+        Kind::Sqlite => "sqlite",
+        Kind::Postgres => "postgres",
+    };
+    assert_eq!(store.backend(), expected);
+    TestDb {
+        store,
+        url: fresh.url.clone(),
+        _fresh: fresh,
+    }
+}
+
+fn accepted(id: &str, routes: &[&str]) -> Accepted {
+    Accepted {
+        id: id.to_string(),
+        routes: routes.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+fn entry(adapter: &str, id: &str, dead_lettered_at: &str) -> DlqEntry {
+    DlqEntry {
+        id: id.to_string(),
+        adapter: adapter.to_string(),
+        route: format!("r-{adapter}"),
+        kind: "ho-so.trang-thai".to_string(),
+        from: "000.00.01.H53".to_string(),
+        reason: "permanent_error".to_string(),
+        last_error: Some("HTTP 400 from receiver".to_string()),
+        status: Some(400),
+        body_excerpt: Some("{\"error\":\"bad\"}".to_string()),
+        attempts: 1,
+        first_attempt_at: Some("2026-01-02T03:04:05.006Z".to_string()),
+        last_attempt_at: Some("2026-01-02T03:04:06.007Z".to_string()),
+        dead_lettered_at: dead_lettered_at.to_string(),
+        state: "parked".to_string(),
+        content_type: "application/json".to_string(),
+        headers: json!({"x-lt-type": "ho-so.trang-thai", "x-lt-attempt": 1, "traceparent": "00-ab-cd-01"}),
+        payload: format!("{{\"id\":\"{id}\",\"to\":\"{adapter}\"}}").into_bytes(),
+    }
+}
+
+/// Listing leaves the payload out; everything else must match.
+fn without_payload(mut e: DlqEntry) -> DlqEntry {
+    e.payload.clear();
+    e
+}
+
+async fn backdate(store: &StateStore, sql: &str, ms: i64, key: &str) {
+    let done = sqlx::query(sql)
+        .bind(ms)
+        .bind(key)
+        .execute(&store.pool)
+        .await
+        .expect("backdate");
+    assert_eq!(done.rows_affected(), 1, "{sql}");
+}
+
+// ---- the suite ----------------------------------------------------------------------------------------
+
+async fn ingress_first_writer_wins(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    assert_eq!(s.ingress_lookup("agency-a", "c-1").await.unwrap(), None);
+
+    let first = accepted("m-1", &["tax", "police"]);
+    s.ingress_record("agency-a", "c-1", &first).await.unwrap();
+    assert_eq!(
+        s.ingress_lookup("agency-a", "c-1").await.unwrap(),
+        Some(first.clone())
+    );
+
+    // A second writer for the same key does not replace the answer.
+    s.ingress_record("agency-a", "c-1", &accepted("m-2", &["other"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ingress_lookup("agency-a", "c-1").await.unwrap(),
+        Some(first.clone())
+    );
+
+    // The key is (sender, client id).
+    assert_eq!(s.ingress_lookup("agency-b", "c-1").await.unwrap(), None);
+    assert_eq!(s.ingress_lookup("agency-a", "c-2").await.unwrap(), None);
+    let empty_routes = accepted("m-3", &[]);
+    s.ingress_record("agency-b", "c-1", &empty_routes)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ingress_lookup("agency-b", "c-1").await.unwrap(),
+        Some(empty_routes)
+    );
+
+    // Survives a restart: a new store on the same database sees it.
+    s.close().await;
+    let reopened = StateStore::connect(&db.url).await.unwrap();
+    assert_eq!(
+        reopened.ingress_lookup("agency-a", "c-1").await.unwrap(),
+        Some(first)
+    );
+}
+
+async fn ingress_concurrent_writers_agree(kind: Kind) {
+    let db = db(kind).await;
+    let other = StateStore::connect(&db.url).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.ingress_record("a", "same", &accepted(&format!("m-{i}"), &["r"]))
+                .await
+                .unwrap();
+            s.ingress_lookup("a", "same").await.unwrap().unwrap()
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "every writer must see the one answer that stands: {answers:?}"
+    );
+}
+
+async fn delivered_dedupe(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    assert!(!s.was_delivered("tax", "m-1").await.unwrap());
+    s.mark_delivered("tax", "m-1").await.unwrap();
+    assert!(s.was_delivered("tax", "m-1").await.unwrap());
+    s.mark_delivered("tax", "m-1").await.unwrap(); // idempotent
+    assert!(s.was_delivered("tax", "m-1").await.unwrap());
+    assert!(!s.was_delivered("police", "m-1").await.unwrap());
+    assert!(!s.was_delivered("tax", "m-2").await.unwrap());
+}
+
+async fn dlq_park_list_get_and_state(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    let a1 = entry("tax", "m-1", "2026-01-02T03:05:00.000Z");
+    let b1 = entry("police", "m-1", "2026-01-02T03:04:00.000Z");
+    let mut a2 = entry("tax", "m-2", "2026-01-02T03:06:00.500Z");
+    a2.last_error = None;
+    a2.status = None;
+    a2.body_excerpt = None;
+    a2.first_attempt_at = None;
+    a2.last_attempt_at = None;
+    a2.content_type = "application/xml".into();
+    a2.headers = json!({});
+    for e in [&a1, &b1, &a2] {
+        s.park(e).await.unwrap();
+    }
+
+    let all = s.dlq_list(None).await.unwrap();
+    assert_eq!(
+        all,
+        vec![
+            without_payload(b1.clone()),
+            without_payload(a1.clone()),
+            without_payload(a2.clone())
+        ],
+        "ordered by dead_lettered_at, payload left empty"
+    );
+    assert_eq!(
+        s.dlq_list(Some("tax")).await.unwrap(),
+        vec![without_payload(a1.clone()), without_payload(a2.clone())]
+    );
+    assert!(s.dlq_list(Some("nobody")).await.unwrap().is_empty());
+
+    // get: one per adapter, with payload.
+    assert_eq!(
+        s.dlq_get("m-1", None).await.unwrap(),
+        vec![b1.clone(), a1.clone()]
+    );
+    assert_eq!(
+        s.dlq_get("m-1", Some("tax")).await.unwrap(),
+        vec![a1.clone()]
+    );
+    assert!(s.dlq_get("m-404", None).await.unwrap().is_empty());
+
+    // CAS: parked -> replayed once.
+    assert!(
+        s.dlq_set_state("tax", "m-1", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.dlq_set_state("tax", "m-1", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.dlq_set_state("tax", "m-1", "parked", "purged")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.dlq_set_state("tax", "m-404", "parked", "purged")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.dlq_get("m-1", None).await.unwrap(),
+        vec![b1.clone()],
+        "replayed entries are not listed"
+    );
+    assert_eq!(s.dlq_list(Some("tax")).await.unwrap().len(), 1);
+
+    // Replayed and failed again: the row is parked again with the new details.
+    let mut again = a1.clone();
+    again.reason = "retries_exhausted".into();
+    again.attempts = 7;
+    again.last_error = Some("HTTP 503 from receiver".into());
+    again.status = Some(503);
+    again.first_attempt_at = Some("2026-01-03T00:00:00.000Z".into());
+    again.last_attempt_at = Some("2026-01-03T00:10:00.000Z".into());
+    again.dead_lettered_at = "2026-01-03T00:10:00.001Z".into();
+    again.state = "replayed".into(); // ignored: park always parks
+    again.payload = b"new bytes".to_vec();
+    s.park(&again).await.unwrap();
+    let mut expected = again.clone();
+    expected.state = "parked".into();
+    assert_eq!(
+        s.dlq_get("m-1", Some("tax")).await.unwrap(),
+        vec![expected.clone()]
+    );
+    assert_eq!(
+        s.dlq_list(None).await.unwrap(),
+        vec![
+            without_payload(b1.clone()),
+            without_payload(a2.clone()),
+            without_payload(expected)
+        ]
+    );
+
+    // Purge.
+    assert!(
+        s.dlq_set_state("police", "m-1", "parked", "purged")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.dlq_get("m-1", Some("police")).await.unwrap(), vec![]);
+
+    // Bad states and times are refused.
+    assert!(matches!(
+        s.dlq_set_state("tax", "m-2", "parked", "deleted").await,
+        Err(StateError::InvalidDlqState(_))
+    ));
+    let mut bad = entry("tax", "m-3", "yesterday");
+    assert!(matches!(
+        s.park(&bad).await,
+        Err(StateError::InvalidTime {
+            field: "dead_lettered_at",
+            ..
+        })
+    ));
+    bad.dead_lettered_at = "2026-01-02T03:04:05Z".into();
+    bad.last_attempt_at = Some("nope".into());
+    assert!(matches!(
+        s.park(&bad).await,
+        Err(StateError::InvalidTime {
+            field: "last_attempt_at",
+            ..
+        })
+    ));
+}
+
+async fn dlq_times_are_normalised_to_utc_millis(kind: Kind) {
+    let db = db(kind).await;
+    let mut e = entry("tax", "m-tz", "2026-01-02T10:04:05.123456+07:00");
+    e.first_attempt_at = Some("2026-01-02T03:04:05Z".into());
+    db.store.park(&e).await.unwrap();
+    let got = db.store.dlq_get("m-tz", None).await.unwrap();
+    assert_eq!(got[0].dead_lettered_at, "2026-01-02T03:04:05.123Z");
+    assert_eq!(
+        got[0].first_attempt_at.as_deref(),
+        Some("2026-01-02T03:04:05.000Z")
+    );
+}
+
+async fn dlq_concurrent_replay_one_wins(kind: Kind) {
+    let db = db(kind).await;
+    let other = StateStore::connect(&db.url).await.unwrap();
+    for round in 0..5 {
+        let id = format!("m-{round}");
+        db.store
+            .park(&entry("tax", &id, "2026-01-02T03:04:05.000Z"))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let s = if i % 2 == 0 {
+                db.store.clone()
+            } else {
+                other.clone()
+            };
+            let to = if i % 3 == 0 { "purged" } else { "replayed" };
+            let (barrier, id) = (barrier.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                s.dlq_set_state("tax", &id, "parked", to).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "round {round}: exactly one operator wins");
+        assert!(db.store.dlq_get(&id, None).await.unwrap().is_empty());
+    }
+}
+
+async fn audit_newest_first(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    assert!(s.audit_list(10).await.unwrap().is_empty());
+    s.audit("alice", "replay", "tax", "m-1", "from admin UI")
+        .await
+        .unwrap();
+    s.audit("bob", "purge", "police", "m-2", "").await.unwrap();
+    s.audit("alice", "replay", "tax", "m-3", "bulk")
+        .await
+        .unwrap();
+
+    let all = s.audit_list(10).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["m-3", "m-2", "m-1"]);
+    assert_eq!(
+        (
+            all[1].actor.as_str(),
+            all[1].action.as_str(),
+            all[1].adapter.as_str(),
+            all[1].detail.as_str()
+        ),
+        ("bob", "purge", "police", "")
+    );
+    let before = crate::message::now_millis();
+    for e in &all {
+        let at = millis_from_rfc3339(&e.at).expect("RFC 3339");
+        assert!((before - 60_000..=before).contains(&at), "{}", e.at);
+        assert!(e.at.ends_with('Z'));
+    }
+    let two = s.audit_list(2).await.unwrap();
+    assert_eq!(two, all[..2].to_vec());
+    assert!(s.audit_list(0).await.unwrap().is_empty());
+}
+
+async fn document_status_cas(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    assert_eq!(s.document_status("doc-1", "H53").await.unwrap(), None);
+    assert!(
+        s.set_document_status("doc-1", "H53", None, "received")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_document_status("doc-1", "H53", None, "other")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_document_status("doc-1", "H53", Some("processing"), "done")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.document_status("doc-1", "H53").await.unwrap().as_deref(),
+        Some("received")
+    );
+    assert!(
+        s.set_document_status("doc-1", "H53", Some("received"), "processing")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.document_status("doc-1", "H53").await.unwrap().as_deref(),
+        Some("processing")
+    );
+    // Per organ.
+    assert_eq!(s.document_status("doc-1", "G01").await.unwrap(), None);
+    assert!(
+        !s.set_document_status("doc-1", "G01", Some("received"), "x")
+            .await
+            .unwrap()
+    );
+
+    // Racing transitions from the same previous value: exactly one wins.
+    let other = StateStore::connect(&db.url).await.unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(6));
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 {
+            db.store.clone()
+        } else {
+            other.clone()
+        };
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let next = format!("done-{i}");
+            let won = s
+                .set_document_status("doc-1", "H53", Some("processing"), &next)
+                .await
+                .unwrap();
+            won.then_some(next)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        winners.extend(t.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        s.document_status("doc-1", "H53").await.unwrap(),
+        Some(winners[0].clone())
+    );
+}
+
+async fn prune_keeps_parked_and_audit(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    let old = crate::message::now_millis() - 2 * 3600 * 1000;
+    s.ingress_record("a", "old", &accepted("m-old", &["r"]))
+        .await
+        .unwrap();
+    s.ingress_record("a", "new", &accepted("m-new", &["r"]))
+        .await
+        .unwrap();
+    s.mark_delivered("tax", "old").await.unwrap();
+    s.mark_delivered("tax", "new").await.unwrap();
+    let parked = entry("tax", "parked-old", "2020-01-01T00:00:00.000Z");
+    s.park(&parked).await.unwrap();
+    s.park(&entry("tax", "replayed-old", "2020-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    s.park(&entry("tax", "replayed-new", "2020-01-01T00:00:00.000Z"))
+        .await
+        .unwrap();
+    assert!(
+        s.dlq_set_state("tax", "replayed-old", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.dlq_set_state("tax", "replayed-new", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    s.audit("alice", "replay", "tax", "replayed-old", "")
+        .await
+        .unwrap();
+    s.set_document_status("doc", "H53", None, "received")
+        .await
+        .unwrap();
+
+    backdate(
+        s,
+        "UPDATE lt_ingress SET created_ms = $1 WHERE client_id = $2",
+        old,
+        "old",
+    )
+    .await;
+    backdate(
+        s,
+        "UPDATE lt_delivered SET delivered_ms = $1 WHERE message_id = $2",
+        old,
+        "old",
+    )
+    .await;
+    for id in ["parked-old", "replayed-old"] {
+        backdate(
+            s,
+            "UPDATE lt_dlq SET updated_ms = $1 WHERE message_id = $2",
+            old,
+            id,
+        )
+        .await;
+    }
+    sqlx::query("UPDATE lt_audit SET at_ms = $1")
+        .bind(old)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(s.prune(Duration::from_secs(3600)).await.unwrap(), 3);
+
+    assert_eq!(s.ingress_lookup("a", "old").await.unwrap(), None);
+    assert!(s.ingress_lookup("a", "new").await.unwrap().is_some());
+    assert!(!s.was_delivered("tax", "old").await.unwrap());
+    assert!(s.was_delivered("tax", "new").await.unwrap());
+    assert_eq!(
+        s.dlq_get("parked-old", None).await.unwrap(),
+        vec![parked],
+        "parked rows are never pruned"
+    );
+    let left: i64 = sqlx::query("SELECT COUNT(*) AS n FROM lt_dlq")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(left, 2, "parked-old and replayed-new stay");
+    assert_eq!(s.audit_list(10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.document_status("doc", "H53").await.unwrap().as_deref(),
+        Some("received")
+    );
+
+    // Nothing more to do.
+    assert_eq!(s.prune(Duration::from_secs(3600)).await.unwrap(), 0);
+}
+
+async fn payload_bytes_round_trip(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+
+    let mut every_byte: Vec<u8> = (0..=255u8).collect();
+    every_byte.extend_from_slice(&[0xc3, 0x28, 0xff, 0xfe, 0x00, 0x00, 0xed, 0xa0, 0x80]);
+    let mut seed: u32 = 0x1234_5678;
+    let big: Vec<u8> = (0..1024 * 1024)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        })
+        .collect();
+    assert!(std::str::from_utf8(&big).is_err());
+
+    for (id, payload) in [
+        ("bytes", every_byte),
+        ("big", big),
+        ("empty", Vec::new()),
+        (
+            "vietnamese",
+            "Sở Tư pháp tỉnh — hồ sơ số 12".as_bytes().to_vec(),
+        ),
+    ] {
+        let mut e = entry("tax", id, "2026-01-02T03:04:05.000Z");
+        e.payload = payload.clone();
+        s.park(&e).await.unwrap();
+        let got = s.dlq_get(id, Some("tax")).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].payload == payload, "payload {id} differs");
+        assert_eq!(got[0], e);
+    }
+}
+
+async fn two_instances_share_state(kind: Kind) {
+    let db = db(kind).await;
+    let one = &db.store;
+    let two = StateStore::connect(&db.url).await.unwrap();
+
+    one.ingress_record("a", "c", &accepted("m", &["r"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        two.ingress_lookup("a", "c").await.unwrap(),
+        Some(accepted("m", &["r"]))
+    );
+    two.mark_delivered("tax", "m").await.unwrap();
+    assert!(one.was_delivered("tax", "m").await.unwrap());
+    let e = entry("tax", "m", "2026-01-02T03:04:05.000Z");
+    one.park(&e).await.unwrap();
+    assert_eq!(two.dlq_get("m", None).await.unwrap(), vec![e]);
+    assert!(
+        two.dlq_set_state("tax", "m", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    assert!(one.dlq_list(None).await.unwrap().is_empty());
+    two.audit("ops", "replay", "tax", "m", "").await.unwrap();
+    assert_eq!(one.audit_list(5).await.unwrap()[0].actor, "ops");
+    one.set_document_status("d", "o", None, "received")
+        .await
+        .unwrap();
+    assert_eq!(
+        two.document_status("d", "o").await.unwrap().as_deref(),
+        Some("received")
+    );
+}
+
+async fn concurrent_connects_create_schema_once(kind: Kind) {
+    let fresh = fresh(kind).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = fresh.url.clone();
+        tasks.push(tokio::spawn(async move { StateStore::connect(&url).await }));
+    }
+    let mut stores = Vec::new();
+    for t in tasks {
+        stores.push(t.await.unwrap().expect("every concurrent connect succeeds"));
+    }
+    stores[0].mark_delivered("a", "m").await.unwrap();
+    assert!(stores[3].was_delivered("a", "m").await.unwrap());
+    // And again on an existing schema.
+    let again = StateStore::connect(&fresh.url).await.unwrap();
+    assert!(again.was_delivered("a", "m").await.unwrap());
+    for s in stores {
+        s.close().await;
+    }
+    again.close().await;
+}
+
+async fn newer_schema_is_refused(kind: Kind) {
+    let db = db(kind).await;
+    sqlx::query("UPDATE lt_meta SET value = '99' WHERE name = 'schema_version'")
+        .execute(&db.store.pool)
+        .await
+        .unwrap();
+    match StateStore::connect(&db.url).await {
+        Err(StateError::IncompatibleSchema {
+            found: 99,
+            supported: 1,
+            ..
+        }) => {}
+        other => panic!("expected IncompatibleSchema, got {other:?}"),
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Kind::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Kind::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    ingress_first_writer_wins,
+    ingress_concurrent_writers_agree,
+    delivered_dedupe,
+    dlq_park_list_get_and_state,
+    dlq_times_are_normalised_to_utc_millis,
+    dlq_concurrent_replay_one_wins,
+    audit_newest_first,
+    document_status_cas,
+    prune_keeps_parked_and_audit,
+    payload_bytes_round_trip,
+    two_instances_share_state,
+    concurrent_connects_create_schema_once,
+    newer_schema_is_refused,
+);
+
+// ---- backend-specific ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unreachable_postgres_fails_without_leaking_the_password() {
+    for url in [
+        "postgres://lienthong:Sup3r-S3cret%21@127.0.0.1:1/lienthong",
+        "postgresql://127.0.0.1:1/lienthong?user=lienthong&password=Sup3r-S3cret%21",
+    ] {
+        let err = StateStore::connect(url)
+            .await
+            .expect_err("port 1 is closed");
+        assert!(matches!(err, StateError::Connect { .. }), "{err:?}");
+        let mut texts = vec![err.to_string(), format!("{err:?}")];
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            texts.push(s.to_string());
+            source = s.source();
+        }
+        for text in texts {
+            assert!(
+                !text.contains("Sup3r") && !text.contains("S3cret"),
+                "leaks the password: {text}"
+            );
+            assert!(text.contains("127.0.0.1:1"), "names the server: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unsupported_url_is_refused_without_leaking_the_password() {
+    let err = StateStore::connect("mysql://u:hunter2@db/lt")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StateError::UnsupportedUrl { .. }));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+}
+
+#[tokio::test]
+async fn sqlite_creates_the_file_and_uses_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub-less.db");
+    // No `mode=` in the URL: the file is still created.
+    let store = StateStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    let sync: i64 = sqlx::query("PRAGMA synchronous")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous = FULL");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_search_path_is_honoured() {
+    let db = db(Kind::Postgres).await;
+    let schema: String = sqlx::query("SELECT CAST(current_schema() AS TEXT) AS s")
+        .fetch_one(&db.store.pool)
+        .await
+        .unwrap()
+        .try_get("s")
+        .unwrap();
+    assert!(schema.starts_with("lt_test_"), "{schema}");
+    let tables: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name LIKE 'lt\\_%'",
+    )
+    .bind(&schema)
+    .fetch_one(&db.store.pool)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(tables, 6);
+}
+
+#[test]
+fn rfc3339_helpers() {
+    assert_eq!(rfc3339_from_millis(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        rfc3339_from_millis(1_767_323_045_006),
+        "2026-01-02T03:04:05.006Z"
+    );
+    assert_eq!(
+        millis_from_rfc3339("2026-01-02T10:04:05.006+07:00"),
+        Some(1_767_323_045_006)
+    );
+    assert_eq!(millis_from_rfc3339("2026-01-02"), None);
+}
+
+#[test]
+fn store_is_cheap_shareable() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<StateStore>();
+}
