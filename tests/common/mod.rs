@@ -200,6 +200,13 @@ impl TestBus {
     }
 
     pub async fn start_with(test: &str, broker_url: &str, body: &str) -> TestBus {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().unwrap();
         let ns = namespace(test);
         let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
@@ -210,7 +217,8 @@ impl TestBus {
         let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        if broker_url.starts_with("amqp") {
+        // Port 1 is the tests' "broker that is down"; every other AMQP URL must come up.
+        if broker_url.starts_with("amqp") && !broker_url.contains("127.0.0.1:1/") {
             assert!(
                 bus.shared.broker.wait_ready(Duration::from_secs(20)).await,
                 "broker not ready: {:?}",
@@ -285,7 +293,10 @@ pub async fn post_raw(url: &str, token_var: Option<&str>, content_type: &str, bo
 }
 
 /// A valid `dossier.submitted` payload (portal field names).
-pub fn dossier(code: &str) -> serde_json::Value {
+pub fn dossier(label: &str) -> serde_json::Value {
+    // A valid dossier code `<agency>-yyMMdd-nnnnn`, derived from the label so it is stable per label.
+    let n = label.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 100_000;
+    let code = format!("{STP}-261127-{n:05}");
     serde_json::json!({
         "MaHoSo": code,
         "MaTTHC": "1.001757.000.00.00.H40",
@@ -295,7 +306,7 @@ pub fn dossier(code: &str) -> serde_json::Value {
         "KenhThucHien": 2,
         "ChuHoSo": "Nguyễn Văn An",
         "LoaiDoiTuong": 1,
-        "TrichYeuHoSo": "Đăng ký khai sinh cho con",
+        "TrichYeuHoSo": format!("Đăng ký khai sinh cho con ({label})"),
         "NgayNopHoSo": "20261127083000",
         "NgayTiepNhan": "20261127090000",
         "NgayHenTra": "20261130170000",
