@@ -9,10 +9,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lienthong", version, about = "Liên Thông inter-agency data-exchange bus")]
+#[command(
+    name = "lienthong",
+    version,
+    about = "Liên Thông inter-agency data-exchange bus"
+)]
 struct Cli {
     /// Log format: `text` (default) or `json`.
-    #[arg(long, global = true, default_value = "text", env = "LIENTHONG_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "text",
+        env = "LIENTHONG_LOG_FORMAT"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -60,7 +69,8 @@ fn init_logging(format: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet_demo = matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
+    let quiet_demo =
+        matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
     if !quiet_demo && !matches!(cli.command, Command::Check { .. }) {
         init_logging(&cli.log_format);
     }

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::Duration;
@@ -18,7 +20,13 @@ async fn publish(ch: &lapin::Channel, exchange: &str, body: &[u8], user: Option<
         props = props.with_user_id(u.into());
     }
     let confirm = ch
-        .basic_publish(exchange.into(), "".into(), BasicPublishOptions::default(), body, props)
+        .basic_publish(
+            exchange.into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
         .await
         .unwrap()
         .await
@@ -37,9 +45,13 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
         ),
     )
     .await;
-    let conn = Connection::connect(AMQP, ConnectionProperties::default()).await.unwrap();
+    let conn = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     let exchange = bus.names().ingress_exchange();
 
     let id = new_id();
@@ -51,7 +63,13 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
 
     let mut bad = dossier("A-2");
     bad["TrangThaiHoSo"] = serde_json::json!(42);
-    publish(&ch, &exchange, envelope(None, H40, &[STP], bad).to_string().as_bytes(), Some("guest")).await;
+    publish(
+        &ch,
+        &exchange,
+        envelope(None, H40, &[STP], bad).to_string().as_bytes(),
+        Some("guest"),
+    )
+    .await;
     publish(&ch, &exchange, good.to_string().as_bytes(), None).await;
 
     let mut consumer = ch
@@ -71,7 +89,10 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
             .unwrap()
             .unwrap();
         let headers = d.properties.headers().clone().unwrap();
-        let Some(AMQPValue::LongString(err)) = headers.inner().get(&lapin::types::ShortString::from("x-lt-error")) else {
+        let Some(AMQPValue::LongString(err)) = headers
+            .inner()
+            .get(&lapin::types::ShortString::from("x-lt-error"))
+        else {
             panic!("no x-lt-error header: {headers:?}");
         };
         let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();
@@ -83,7 +104,11 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
     }
     codes.sort();
     assert_eq!(codes, vec!["schema_violation", "unauthenticated"]);
-    assert_eq!(rx.calls().len(), 1, "refused messages must not be delivered");
+    assert_eq!(
+        rx.calls().len(),
+        1,
+        "refused messages must not be delivered"
+    );
     let _ = conn.close(200, "bye".into()).await;
     bus.stop().await;
 }

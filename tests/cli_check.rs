@@ -41,8 +41,17 @@ deliver = ["stp-inbox", "nowhere"]
 fn check_lists_every_problem_with_its_key_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bus.toml");
-    std::fs::write(&file, BROKEN.replace("SCHEMAS", &repo().join("schemas").display().to_string())).unwrap();
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&file).env("LT_CHECK_TOKEN", "x").output().unwrap();
+    std::fs::write(
+        &file,
+        BROKEN.replace("SCHEMAS", &repo().join("schemas").display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .env("LT_CHECK_TOKEN", "x")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes[1].deliver[1]"), "{err}");
@@ -55,17 +64,32 @@ fn check_lists_every_problem_with_its_key_path() {
         .replace("code = \"H40\"", "code = \"000.00.13.H40\"")
         .replace(", \"nowhere\"", "");
     std::fs::write(&file, fixed).unwrap();
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&file).env("LT_CHECK_TOKEN", "x").output().unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .env("LT_CHECK_TOKEN", "x")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes[1].types[0]"), "{err}");
     assert!(err.contains("adapters[1].type"), "{err}");
     // An unset token variable is a problem too.
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&file).env_remove("LT_CHECK_TOKEN").output().unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .env_remove("LT_CHECK_TOKEN")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("agencies[0].token_env"));
 
     // `run` refuses the same config, with the same report.
-    let out = Command::new(bin()).args(["run", "--config"]).arg(&file).env("LT_CHECK_TOKEN", "x").output().unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&file)
+        .env("LT_CHECK_TOKEN", "x")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("routes[1].types[0]"));
 }
@@ -85,7 +109,11 @@ fn check_accepts_the_shipped_configs() {
             .env("LT_VXP_SECRET", "s")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{cfg}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cfg}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -94,7 +122,15 @@ fn a_toml_syntax_error_names_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[bus]\nnamespace = \"x\"\nbroker_url = \n").unwrap();
-    let out = Command::new(bin()).args(["check", "--config"]).arg(&file).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 3"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

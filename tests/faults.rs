@@ -21,7 +21,11 @@ fn webhook_config(url: &str) -> String {
 }
 
 /// Posts every id (retrying each until 202, like a well-behaved client) across `urls`; returns accepted ids.
-fn load(urls: Vec<String>, ids: Vec<String>, accepted: Arc<Mutex<Vec<String>>>) -> tokio::task::JoinHandle<()> {
+fn load(
+    urls: Vec<String>,
+    ids: Vec<String>,
+    accepted: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = reqwest::Client::new();
         futures::stream::iter(ids.into_iter().enumerate())
@@ -29,7 +33,8 @@ fn load(urls: Vec<String>, ids: Vec<String>, accepted: Arc<Mutex<Vec<String>>>) 
                 let (client, urls, accepted) = (client.clone(), urls.clone(), accepted.clone());
                 async move {
                     let deadline = Instant::now() + Duration::from_secs(120);
-                    let body = envelope(Some(&id), H40, &[STP], dossier(&format!("K-{i}"))).to_string();
+                    let body =
+                        envelope(Some(&id), H40, &[STP], dossier(&format!("K-{i}"))).to_string();
                     let mut n = i;
                     while Instant::now() < deadline {
                         let url = &urls[n % urls.len()];
@@ -54,13 +59,22 @@ fn load(urls: Vec<String>, ids: Vec<String>, accepted: Arc<Mutex<Vec<String>>>) 
 }
 
 /// Waits until every accepted id reached the receiver; returns id → call times.
-async fn delivered(rx: &Receiver, accepted: &[String], timeout: Duration) -> HashMap<String, Vec<Instant>> {
+async fn delivered(
+    rx: &Receiver,
+    accepted: &[String],
+    timeout: Duration,
+) -> HashMap<String, Vec<Instant>> {
     wait_for("every accepted id at the receiver", timeout, || async {
         let mut seen: HashMap<String, Vec<Instant>> = HashMap::new();
         for c in rx.calls() {
-            seen.entry(c.header("idempotency-key").unwrap()).or_default().push(c.at);
+            seen.entry(c.header("idempotency-key").unwrap())
+                .or_default()
+                .push(c.at);
         }
-        accepted.iter().all(|id| seen.contains_key(id)).then_some(seen)
+        accepted
+            .iter()
+            .all(|id| seen.contains_key(id))
+            .then_some(seen)
     })
     .await
 }
@@ -76,25 +90,37 @@ async fn kill_9_with_2000_in_flight_loses_nothing() {
     let ids: Vec<String> = (0..2000).map(|_| new_id()).collect();
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let loader = load(vec![bus.url()], ids.clone(), accepted.clone());
-    wait_for("600 accepted before the kill", Duration::from_secs(120), || async {
-        (accepted.lock().unwrap().len() >= 600).then_some(())
-    })
+    wait_for(
+        "600 accepted before the kill",
+        Duration::from_secs(120),
+        || async { (accepted.lock().unwrap().len() >= 600).then_some(()) },
+    )
     .await;
     bus.kill9();
     let killed_at = Instant::now();
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
     let accepted = accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 2000, "a retrying client gets every message accepted");
+    assert_eq!(
+        accepted.len(),
+        2000,
+        "a retrying client gets every message accepted"
+    );
     let seen = delivered(&rx, &accepted, Duration::from_secs(180)).await;
     let late_duplicates: Vec<_> = seen
         .iter()
         .filter(|(_, times)| times.len() > 1 && times[0] > killed_at)
         .map(|(id, _)| id.clone())
         .collect();
-    assert!(late_duplicates.is_empty(), "delivered twice after a success outside the kill window: {late_duplicates:?}");
+    assert!(
+        late_duplicates.is_empty(),
+        "delivered twice after a success outside the kill window: {late_duplicates:?}"
+    );
     let window = seen.values().filter(|t| t.len() > 1).count();
-    assert!(window <= 100 + 32, "duplicates bounded by the in-flight window, got {window}");
+    assert!(
+        window <= 100 + 32,
+        "duplicates bounded by the in-flight window, got {window}"
+    );
     drop(_bus);
     common::delete_topology(&ns_topology(&ns)).await;
 }
@@ -125,14 +151,25 @@ async fn sigterm_mid_stream_exits_cleanly_and_loses_nothing() {
     })
     .await;
     let code = bus.terminate(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "SIGTERM must exit 0 within the shutdown bound");
+    assert_eq!(
+        code,
+        Some(0),
+        "SIGTERM must exit 0 within the shutdown bound"
+    );
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
     let accepted = accepted.lock().unwrap().clone();
     assert_eq!(accepted.len(), 500);
     let seen = delivered(&rx, &accepted, Duration::from_secs(120)).await;
-    let dups: Vec<_> = seen.iter().filter(|(_, t)| t.len() > 1).map(|(id, _)| id.clone()).collect();
-    assert!(dups.is_empty(), "a graceful stop must not repeat deliveries: {dups:?}");
+    let dups: Vec<_> = seen
+        .iter()
+        .filter(|(_, t)| t.len() > 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        dups.is_empty(),
+        "a graceful stop must not repeat deliveries: {dups:?}"
+    );
     drop(_bus);
     common::delete_topology(&ns_topology(&ns)).await;
 }
@@ -168,7 +205,9 @@ async fn broker_connection_force_closed_mid_stream_loses_nothing() {
     })
     .await;
     let ns = bus.ns.clone();
-    let closed = tokio::task::spawn_blocking(move || close_connections_of(&ns)).await.unwrap();
+    let closed = tokio::task::spawn_blocking(move || close_connections_of(&ns))
+        .await
+        .unwrap();
     assert!(closed >= 1, "found the bus's connection to close");
     // The bus notices, reports not ready or recovers, and keeps its promise.
     loader.await.unwrap();

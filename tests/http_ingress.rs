@@ -8,7 +8,9 @@ use serde_json::json;
 use std::time::Duration;
 
 fn webhook(id: &str, url: &str) -> String {
-    format!("\n[[adapters]]\nid = \"{id}\"\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"5s\"\n")
+    format!(
+        "\n[[adapters]]\nid = \"{id}\"\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"5s\"\n"
+    )
 }
 
 fn route(id: &str, extra: &str, deliver: &[&str]) -> String {
@@ -24,7 +26,8 @@ async fn valid_dossier_arrives_byte_for_byte_with_headers() {
     let rx = Receiver::start().await;
     let bus = TestBus::start(
         "bytes",
-        &(webhook("stp", &rx.url()) + &route("dossier-to-stp", &format!("from = [\"{H40}\"]"), &["stp"])),
+        &(webhook("stp", &rx.url())
+            + &route("dossier-to-stp", &format!("from = [\"{H40}\"]"), &["stp"])),
     )
     .await;
     let id = new_id();
@@ -35,14 +38,23 @@ async fn valid_dossier_arrives_byte_for_byte_with_headers() {
     let body = format!(
         "{{\"id\":\"{id}\",\"type\":\"dossier.submitted\",\"from\":\"{H40}\",\"to\":[\"{STP}\"],\"correlation_id\":\"corr-1\",\"payload\":{payload_text}}}"
     );
-    let (status, answer) = post_raw(&bus.url("/v1/messages"), Some("H40"), "application/json", body.into_bytes()).await;
+    let (status, answer) = post_raw(
+        &bus.url("/v1/messages"),
+        Some("H40"),
+        "application/json",
+        body.into_bytes(),
+    )
+    .await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer, json!({"id": id, "routes": ["dossier-to-stp"]}));
 
     let calls = rx.wait_calls(1, Duration::from_secs(20)).await;
     let call = &calls[0];
     let text = std::str::from_utf8(&call.body).unwrap();
-    assert!(text.ends_with(&format!("\"payload\":{payload_text}}}")), "payload bytes changed: {text}");
+    assert!(
+        text.ends_with(&format!("\"payload\":{payload_text}}}")),
+        "payload bytes changed: {text}"
+    );
     let v = call.json();
     assert_eq!(v["id"], id.as_str());
     assert_eq!(v["type"], "dossier.submitted");
@@ -67,7 +79,9 @@ async fn fans_out_to_two_adapters() {
     )
     .await;
     let id = new_id();
-    let (s, ans) = bus.post("H40", &envelope(Some(&id), H40, &[STP], dossier("X-1"))).await;
+    let (s, ans) = bus
+        .post("H40", &envelope(Some(&id), H40, &[STP], dossier("X-1")))
+        .await;
     assert_eq!(s, 202, "{ans}");
     for rx in [&a, &b] {
         let calls = rx.wait_calls(1, Duration::from_secs(20)).await;
@@ -89,12 +103,19 @@ async fn a_route_matches_by_to_and_not_by_from() {
     .await;
     // Sent by Sở Y tế (not in by-from's `from`) to Sở Tư pháp (in by-to's `to`).
     let id = new_id();
-    let (s, ans) = bus.post("SYT", &envelope(Some(&id), SYT, &[STP], dossier("X-2"))).await;
+    let (s, ans) = bus
+        .post("SYT", &envelope(Some(&id), SYT, &[STP], dossier("X-2")))
+        .await;
     assert_eq!(s, 202, "{ans}");
     assert_eq!(ans["routes"], json!(["by-to"]));
     stp.wait_calls(1, Duration::from_secs(20)).await;
     // Nothing reached the other adapter: its queue is empty and it had no call.
-    let depth = bus.bus.shared.broker.queue_depth(&bus.names().deliver_queue("h40-only")).await;
+    let depth = bus
+        .bus
+        .shared
+        .broker
+        .queue_depth(&bus.names().deliver_queue("h40-only"))
+        .await;
     assert_eq!(depth, Some(0));
     assert!(other.calls().is_empty());
     bus.stop().await;
@@ -103,7 +124,11 @@ async fn a_route_matches_by_to_and_not_by_from() {
 #[tokio::test]
 async fn the_same_id_is_accepted_once_and_delivered_once() {
     let rx = Receiver::start().await;
-    let bus = TestBus::start("idem", &(webhook("stp", &rx.url()) + &route("r", "", &["stp"]))).await;
+    let bus = TestBus::start(
+        "idem",
+        &(webhook("stp", &rx.url()) + &route("r", "", &["stp"])),
+    )
+    .await;
     let id = new_id();
     let env = envelope(Some(&id), H40, &[STP], dossier("X-3"));
     let (s1, a1) = bus.post("H40", &env).await;
@@ -112,10 +137,18 @@ async fn the_same_id_is_accepted_once_and_delivered_once() {
     assert_eq!(a1, a2);
     rx.wait_calls(1, Duration::from_secs(20)).await;
     // A second, different message sent afterwards arrives; the duplicate never does.
-    let (s3, _) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier("X-4"))).await;
+    let (s3, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("X-4")),
+        )
+        .await;
     assert_eq!(s3, 202);
     let calls = rx.wait_calls(2, Duration::from_secs(20)).await;
-    let ids: Vec<_> = calls.iter().map(|c| c.json()["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<_> = calls
+        .iter()
+        .map(|c| c.json()["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{ids:?}");
     bus.stop().await;
 }
@@ -123,7 +156,11 @@ async fn the_same_id_is_accepted_once_and_delivered_once() {
 async fn expect_error(status: u16, answer: &serde_json::Value, want_status: u16, code: &str) {
     assert_eq!(status, want_status, "{answer}");
     assert_eq!(answer["error"]["code"], code, "{answer}");
-    assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -137,20 +174,46 @@ async fn every_error_code_is_answered() {
     let url = bus.url("/v1/messages");
     let good = envelope(None, H40, &[STP], dossier("X-5"));
 
-    let (s, a) = post_raw(&url, Some("H40"), "application/json", b"{\"type\": ".to_vec()).await;
+    let (s, a) = post_raw(
+        &url,
+        Some("H40"),
+        "application/json",
+        b"{\"type\": ".to_vec(),
+    )
+    .await;
     expect_error(s, &a, 400, "invalid_json").await;
-    let (s, a) = post_raw(&url, Some("H40"), "application/json", b"{\"a\":\"\xff\"}".to_vec()).await;
+    let (s, a) = post_raw(
+        &url,
+        Some("H40"),
+        "application/json",
+        b"{\"a\":\"\xff\"}".to_vec(),
+    )
+    .await;
     expect_error(s, &a, 400, "invalid_json").await;
     let mut extra = good.clone();
     extra["surprise"] = json!(1);
     let (s, a) = bus.post("H40", &extra).await;
     expect_error(s, &a, 400, "invalid_envelope").await;
-    let (s, a) = bus.post("H40", &json!({"type": "dossier.submitted", "from": H40})).await;
+    let (s, a) = bus
+        .post("H40", &json!({"type": "dossier.submitted", "from": H40}))
+        .await;
     expect_error(s, &a, 400, "invalid_envelope").await;
 
-    let (s, a) = post_raw(&url, None, "application/json", good.to_string().into_bytes()).await;
+    let (s, a) = post_raw(
+        &url,
+        None,
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
     expect_error(s, &a, 401, "unauthenticated").await;
-    let (s, a) = post_raw(&url, Some("NOBODY"), "application/json", good.to_string().into_bytes()).await;
+    let (s, a) = post_raw(
+        &url,
+        Some("NOBODY"),
+        "application/json",
+        good.to_string().into_bytes(),
+    )
+    .await;
     expect_error(s, &a, 401, "unauthenticated").await;
 
     let (s, a) = bus.post("STP", &good).await; // STP's token, H40's `from`
@@ -160,7 +223,13 @@ async fn every_error_code_is_answered() {
     let (s, a) = post_raw(&url, Some("H40"), "application/json", big).await;
     expect_error(s, &a, 413, "payload_too_large").await;
 
-    let (s, a) = post_raw(&url, Some("H40"), "text/plain", good.to_string().into_bytes()).await;
+    let (s, a) = post_raw(
+        &url,
+        Some("H40"),
+        "text/plain",
+        good.to_string().into_bytes(),
+    )
+    .await;
     expect_error(s, &a, 415, "unsupported_media_type").await;
 
     let mut unknown = good.clone();
@@ -186,13 +255,25 @@ async fn every_error_code_is_answered() {
         .collect();
     assert!(paths.contains(&"/payload/NgayHenTra"), "{paths:?}");
     assert!(paths.contains(&"/payload/TrangThaiHoSo"), "{paths:?}");
-    assert!(paths.contains(&"/payload"), "missing ChuHoSo is reported at the object: {paths:?}");
+    assert!(
+        paths.contains(&"/payload"),
+        "missing ChuHoSo is reported at the object: {paths:?}"
+    );
 
-    let (s, a) = bus.post("H40", &envelope(None, H40, &[SYT], dossier("X-7"))).await;
+    let (s, a) = bus
+        .post("H40", &envelope(None, H40, &[SYT], dossier("X-7")))
+        .await;
     expect_error(s, &a, 422, "no_route").await;
 
     // None of the refused requests reached the receiver.
-    assert_eq!(bus.bus.shared.broker.queue_depth(&bus.names().deliver_queue("stp")).await, Some(0));
+    assert_eq!(
+        bus.bus
+            .shared
+            .broker
+            .queue_depth(&bus.names().deliver_queue("stp"))
+            .await,
+        Some(0)
+    );
     assert!(rx.calls().is_empty());
     bus.stop().await;
 }
@@ -206,7 +287,9 @@ async fn broker_unavailable_is_503_never_202() {
         &(webhook("stp", "http://127.0.0.1:9/none") + &route("r", "", &["stp"])),
     )
     .await;
-    let (s, a) = bus.post("H40", &envelope(None, H40, &[STP], dossier("X-8"))).await;
+    let (s, a) = bus
+        .post("H40", &envelope(None, H40, &[STP], dossier("X-8")))
+        .await;
     expect_error(s, &a, 503, "broker_unavailable").await;
     let ready = reqwest::get(bus.admin("/readyz")).await.unwrap();
     assert_eq!(ready.status().as_u16(), 503);
@@ -216,9 +299,20 @@ async fn broker_unavailable_is_503_never_202() {
 #[tokio::test]
 async fn readyz_reports_ready_when_connected() {
     let rx = Receiver::start().await;
-    let bus = TestBus::start("ready", &(webhook("stp", &rx.url()) + &route("r", "", &["stp"]))).await;
+    let bus = TestBus::start(
+        "ready",
+        &(webhook("stp", &rx.url()) + &route("r", "", &["stp"])),
+    )
+    .await;
     let r = reqwest::get(bus.admin("/readyz")).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(reqwest::get(bus.admin("/healthz")).await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        reqwest::get(bus.admin("/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     bus.stop().await;
 }

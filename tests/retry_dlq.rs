@@ -19,14 +19,22 @@ async fn a_failing_receiver_gets_the_message_after_n_plus_1_attempts_with_the_co
     let rx = Receiver::scripted(&[503, 503, 503], 200).await;
     let bus = TestBus::start(
         "spacing",
-        &config(&rx.url(), "{ attempts = 5, backoff = [\"1s\", \"2s\", \"3s\"] }"),
+        &config(
+            &rx.url(),
+            "{ attempts = 5, backoff = [\"1s\", \"2s\", \"3s\"] }",
+        ),
     )
     .await;
     let id = new_id();
-    let (s, a) = bus.post("H40", &envelope(Some(&id), H40, &[STP], dossier("R-1"))).await;
+    let (s, a) = bus
+        .post("H40", &envelope(Some(&id), H40, &[STP], dossier("R-1")))
+        .await;
     assert_eq!(s, 202, "{a}");
     let calls = rx.wait_calls(4, Duration::from_secs(30)).await;
-    let attempts: Vec<_> = calls.iter().map(|c| c.json()["attempt"].as_u64().unwrap()).collect();
+    let attempts: Vec<_> = calls
+        .iter()
+        .map(|c| c.json()["attempt"].as_u64().unwrap())
+        .collect();
     assert_eq!(attempts, vec![1, 2, 3, 4]);
     for c in &calls {
         assert_eq!(c.header("idempotency-key").as_deref(), Some(id.as_str()));
@@ -34,10 +42,18 @@ async fn a_failing_receiver_gets_the_message_after_n_plus_1_attempts_with_the_co
     let want = [1.0, 2.0, 3.0];
     for (i, w) in want.iter().enumerate() {
         let gap = calls[i + 1].at.duration_since(calls[i].at).as_secs_f64();
-        assert!(gap >= w * 0.95 && gap <= w + 1.5, "gap {i} was {gap:.2}s, configured {w}s");
+        assert!(
+            gap >= w * 0.95 && gap <= w + 1.5,
+            "gap {i} was {gap:.2}s, configured {w}s"
+        );
     }
     // Delivered: nothing parked, nothing left queued.
-    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq")).await.unwrap().json().await.unwrap();
+    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dlq, serde_json::json!([]));
     bus.stop().await;
 }
@@ -45,9 +61,18 @@ async fn a_failing_receiver_gets_the_message_after_n_plus_1_attempts_with_the_co
 #[tokio::test]
 async fn retry_after_is_honoured() {
     let rx = Receiver::scripted(&[429], 200).await;
-    let bus = TestBus::start("retryafter", &config(&rx.url(), "{ attempts = 2, backoff = [\"1s\", \"3s\"] }")).await;
+    let bus = TestBus::start(
+        "retryafter",
+        &config(&rx.url(), "{ attempts = 2, backoff = [\"1s\", \"3s\"] }"),
+    )
+    .await;
     // The receiver sends no Retry-After here, so the first tier applies; a 429 is retried, not parked.
-    let (s, _) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier("R-2"))).await;
+    let (s, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("R-2")),
+        )
+        .await;
     assert_eq!(s, 202);
     let calls = rx.wait_calls(2, Duration::from_secs(20)).await;
     let gap = calls[1].at.duration_since(calls[0].at).as_secs_f64();
@@ -72,9 +97,15 @@ fn lienthong(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
 #[tokio::test]
 async fn a_400_is_parked_with_its_reason_and_replay_delivers_it_exactly_once() {
     let rx = Receiver::scripted(&[], 400).await;
-    let bus = TestBus::start("dlq", &config(&rx.url(), "{ attempts = 5, backoff = [\"1s\"] }")).await;
+    let bus = TestBus::start(
+        "dlq",
+        &config(&rx.url(), "{ attempts = 5, backoff = [\"1s\"] }"),
+    )
+    .await;
     let id = new_id();
-    let (s, _) = bus.post("H40", &envelope(Some(&id), H40, &[STP], dossier("D-1"))).await;
+    let (s, _) = bus
+        .post("H40", &envelope(Some(&id), H40, &[STP], dossier("D-1")))
+        .await;
     assert_eq!(s, 202);
     let cfg = bus.dir.path().join("bus.toml");
 
@@ -95,8 +126,17 @@ async fn a_400_is_parked_with_its_reason_and_replay_delivers_it_exactly_once() {
     assert_eq!(entry["reason"], "permanent_error");
     assert_eq!(entry["attempts"], 1);
     assert_eq!(entry["status"], 400);
-    assert!(entry["last_error"].as_str().unwrap().contains("400"), "{entry}");
-    assert!(entry["body_excerpt"].as_str().unwrap().contains("receiver says hello"), "{entry}");
+    assert!(
+        entry["last_error"].as_str().unwrap().contains("400"),
+        "{entry}"
+    );
+    assert!(
+        entry["body_excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("receiver says hello"),
+        "{entry}"
+    );
     assert!(entry["dead_lettered_at"].as_str().is_some());
     assert_eq!(rx.calls().len(), 1);
 
@@ -115,36 +155,70 @@ async fn a_400_is_parked_with_its_reason_and_replay_delivers_it_exactly_once() {
     let (code, _, _) = lienthong(&["dlq", "replay", "--id", &id], &cfg);
     assert_ne!(code, 0);
     let (_, out, _) = lienthong(&["dlq", "list", "--json"], &cfg);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!([])
+    );
     // The replay is in the audit log with who did it.
-    let audit: serde_json::Value = reqwest::get(bus.admin("/v1/audit")).await.unwrap().json().await.unwrap();
+    let audit: serde_json::Value = reqwest::get(bus.admin("/v1/audit"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(audit[0]["action"], "replay");
     assert_eq!(audit[0]["id"], id.as_str());
     assert!(!audit[0]["actor"].as_str().unwrap().is_empty());
     // Exactly once: give any stray duplicate a chance to show up behind a later message, then count.
-    let (s, _) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier("D-2"))).await;
+    let (s, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("D-2")),
+        )
+        .await;
     assert_eq!(s, 202);
     let calls = rx.wait_calls(3, Duration::from_secs(20)).await;
-    assert_eq!(calls.iter().filter(|c| c.json()["id"] == id.as_str()).count(), 2, "one failed call, one success");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.json()["id"] == id.as_str())
+            .count(),
+        2,
+        "one failed call, one success"
+    );
     bus.stop().await;
 }
 
 #[tokio::test]
 async fn exhausted_retries_are_parked_and_purge_is_audited() {
     let rx = Receiver::scripted(&[], 500).await;
-    let bus = TestBus::start("exhaust", &config(&rx.url(), "{ attempts = 2, backoff = [\"1s\"] }")).await;
+    let bus = TestBus::start(
+        "exhaust",
+        &config(&rx.url(), "{ attempts = 2, backoff = [\"1s\"] }"),
+    )
+    .await;
     let id = new_id();
-    let (s, _) = bus.post("H40", &envelope(Some(&id), H40, &[STP], dossier("D-3"))).await;
+    let (s, _) = bus
+        .post("H40", &envelope(Some(&id), H40, &[STP], dossier("D-3")))
+        .await;
     assert_eq!(s, 202);
     let entry = wait_for("the parked message", Duration::from_secs(30), || async {
-        let v: serde_json::Value = reqwest::get(bus.admin("/v1/dlq")).await.ok()?.json().await.ok()?;
+        let v: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
         v.as_array().and_then(|a| a.first().cloned())
     })
     .await;
     assert_eq!(entry["reason"], "retries_exhausted");
     assert_eq!(entry["attempts"], 3);
     assert_eq!(entry["status"], 500);
-    assert!(entry["first_attempt_at"].as_str() < entry["last_attempt_at"].as_str(), "{entry}");
+    assert!(
+        entry["first_attempt_at"].as_str() < entry["last_attempt_at"].as_str(),
+        "{entry}"
+    );
     assert_eq!(rx.calls().len(), 3);
     let r = reqwest::Client::new()
         .post(bus.admin(&format!("/v1/dlq/{id}/purge")))
@@ -153,10 +227,20 @@ async fn exhausted_retries_are_parked_and_purge_is_audited() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let audit: serde_json::Value = reqwest::get(bus.admin("/v1/audit")).await.unwrap().json().await.unwrap();
+    let audit: serde_json::Value = reqwest::get(bus.admin("/v1/audit"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(audit[0]["action"], "purge");
     assert_eq!(audit[0]["actor"], "ops-on-call");
-    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq")).await.unwrap().json().await.unwrap();
+    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(dlq, serde_json::json!([]));
     bus.stop().await;
 }

@@ -27,12 +27,16 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.base_dir.join("samples"));
     // A fresh state store per demo run, and free ports, so the demo can run again and beside a real bus.
-    let state_dir = std::env::temp_dir().join(format!("lienthong-demo-{}", uuid::Uuid::new_v4().simple()));
+    let state_dir =
+        std::env::temp_dir().join(format!("lienthong-demo-{}", uuid::Uuid::new_v4().simple()));
     if let Err(e) = std::fs::create_dir_all(&state_dir) {
         eprintln!("cannot create {}: {e}", state_dir.display());
         return ExitCode::FAILURE;
     }
-    config.state.url = Some(format!("sqlite://{}/state.db?mode=rwc", state_dir.display()));
+    config.state.url = Some(format!(
+        "sqlite://{}/state.db?mode=rwc",
+        state_dir.display()
+    ));
     config.http.listen = "127.0.0.1:0".into();
     config.admin.listen = "127.0.0.1:0".into();
     let token_for = |code: &str| {
@@ -52,7 +56,10 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
     };
     println!("Liên Thông demo");
     println!("  config   {}", config.file.display());
-    println!("  broker   {}", lienthong_bus::broker::redact_url(&config.bus.broker_url));
+    println!(
+        "  broker   {}",
+        lienthong_bus::broker::redact_url(&config.bus.broker_url)
+    );
     println!("  ingress  http://{}/v1/messages", bus.http_addr);
     println!("  admin    http://{}/readyz", bus.admin_addr);
     println!("  samples  {}\n", samples.display());
@@ -90,7 +97,14 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
         .unwrap_or_default();
         let mut req = client
             .post(format!("http://{}/v1/messages", bus.http_addr))
-            .header("content-type", if is_xml { "application/xml" } else { "application/json" })
+            .header(
+                "content-type",
+                if is_xml {
+                    "application/xml"
+                } else {
+                    "application/json"
+                },
+            )
             .body(body);
         if let Some(t) = token_for(&from) {
             req = req.bearer_auth(t);
@@ -109,12 +123,23 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
             let id = answer["id"].as_str().unwrap_or_default().to_owned();
             let routes: Vec<String> = answer["routes"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
-            println!("{name}: 202 accepted, id {id}, routes [{}]", routes.join(", "));
+            println!(
+                "{name}: 202 accepted, id {id}, routes [{}]",
+                routes.join(", ")
+            );
             let mut adapters: Vec<&str> = Vec::new();
             for r in &routes {
-                for a in config.route(r).map(|r| r.deliver.as_slice()).unwrap_or_default() {
+                for a in config
+                    .route(r)
+                    .map(|r| r.deliver.as_slice())
+                    .unwrap_or_default()
+                {
                     if !adapters.contains(&a.as_str()) {
                         adapters.push(a);
                     }
@@ -126,12 +151,19 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
                     delivered += 1;
                     let where_ = config
                         .adapter(a)
-                        .and_then(|s| s.options.get("path").and_then(|p| p.as_str()).map(|p| s.resolve(Path::new(p))))
+                        .and_then(|s| {
+                            s.options
+                                .get("path")
+                                .and_then(|p| p.as_str())
+                                .map(|p| s.resolve(Path::new(p)))
+                        })
                         .map(|p| format!(" → {}", p.display()))
                         .unwrap_or_default();
                     println!("    delivered to {a} ({kind}){where_}");
                 } else {
-                    println!("    NOT delivered to {a} ({kind}) within 10 s — see the log and `lienthong dlq list`");
+                    println!(
+                        "    NOT delivered to {a} ({kind}) within 10 s — see the log and `lienthong dlq list`"
+                    );
                 }
             }
         } else {
@@ -160,7 +192,13 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
 async fn wait_delivered(bus: &lienthong_bus::runtime::RunningBus, adapter: &str, id: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if bus.shared.state.was_delivered(adapter, id).await.unwrap_or(false) {
+        if bus
+            .shared
+            .state
+            .was_delivered(adapter, id)
+            .await
+            .unwrap_or(false)
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -90,26 +90,45 @@ pub async fn dlq(cmd: DlqCommand) -> ExitCode {
 
 async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
     match cmd {
-        DlqCommand::List { config, adapter, json } => {
+        DlqCommand::List {
+            config,
+            adapter,
+            json,
+        } => {
             let (_, state) = open(&config).await?;
             let list = state.dlq_list(adapter.as_deref()).await.map_err(fail)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
             } else if list.is_empty() {
                 println!("The dead-letter queue is empty.");
             } else {
-                println!("{:<38} {:<16} {:<24} {:<18} {:>8}  {:<25} last error", "id", "adapter", "type", "reason", "attempts", "dead-lettered at");
+                println!(
+                    "{:<38} {:<16} {:<24} {:<18} {:>8}  {:<25} last error",
+                    "id", "adapter", "type", "reason", "attempts", "dead-lettered at"
+                );
                 for e in &list {
                     println!(
                         "{:<38} {:<16} {:<24} {:<18} {:>8}  {:<25} {}",
-                        e.id, e.adapter, e.kind, e.reason, e.attempts, e.dead_lettered_at,
+                        e.id,
+                        e.adapter,
+                        e.kind,
+                        e.reason,
+                        e.attempts,
+                        e.dead_lettered_at,
                         e.last_error.as_deref().unwrap_or("")
                     );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        DlqCommand::Show { config, id, adapter } => {
+        DlqCommand::Show {
+            config,
+            id,
+            adapter,
+        } => {
             let (_, state) = open(&config).await?;
             let v = state.dlq_get(&id, adapter.as_deref()).await.map_err(fail)?;
             if v.is_empty() {
@@ -119,12 +138,20 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
-        DlqCommand::Replay { config, id, all: _, adapter, actor: who } => {
-            act(&config, id, adapter, actor(who), true).await
-        }
-        DlqCommand::Purge { config, id, all: _, adapter, actor: who } => {
-            act(&config, id, adapter, actor(who), false).await
-        }
+        DlqCommand::Replay {
+            config,
+            id,
+            all: _,
+            adapter,
+            actor: who,
+        } => act(&config, id, adapter, actor(who), true).await,
+        DlqCommand::Purge {
+            config,
+            id,
+            all: _,
+            adapter,
+            actor: who,
+        } => act(&config, id, adapter, actor(who), false).await,
     }
 }
 
@@ -164,15 +191,30 @@ async fn act(
     let mut ok = true;
     for o in &outcomes {
         ok &= o.done;
-        println!("{} {} ({}): {}", if o.done { "✓" } else { "✗" }, o.id, o.adapter, o.message);
+        println!(
+            "{} {} ({}): {}",
+            if o.done { "✓" } else { "✗" },
+            o.id,
+            o.adapter,
+            o.message
+        );
     }
     if outcomes.is_empty() {
         println!("Nothing to do: no parked messages matched.");
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-async fn via_admin(c: &Config, id: Option<&str>, adapter: Option<&str>, actor: &str) -> Result<Vec<Outcome>, ExitCode> {
+async fn via_admin(
+    c: &Config,
+    id: Option<&str>,
+    adapter: Option<&str>,
+    actor: &str,
+) -> Result<Vec<Outcome>, ExitCode> {
     #[derive(serde::Deserialize)]
     struct O {
         id: String,
@@ -201,8 +243,14 @@ async fn via_admin(c: &Config, id: Option<&str>, adapter: Option<&str>, actor: &
     if !status.is_success() {
         return Err(fail(format!("admin API answered {status}: {text}")));
     }
-    let v: Vec<O> = serde_json::from_str(&text).map_err(|e| fail(format!("unexpected admin answer: {e}")))?;
+    let v: Vec<O> =
+        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected admin answer: {e}")))?;
     Ok(v.into_iter()
-        .map(|o| Outcome { id: o.id, adapter: o.adapter, done: o.done, message: o.message })
+        .map(|o| Outcome {
+            id: o.id,
+            adapter: o.adapter,
+            done: o.done,
+            message: o.message,
+        })
         .collect())
 }

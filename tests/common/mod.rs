@@ -62,7 +62,10 @@ impl Call {
         serde_json::from_slice(&self.body).expect("receiver got JSON")
     }
     pub fn header(&self, k: &str) -> Option<String> {
-        self.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 }
 
@@ -118,15 +121,23 @@ impl Receiver {
     /// Successful (2xx-answered) calls are not tracked separately; callers filter by what they scripted.
     pub async fn wait_calls(&self, n: usize, timeout: Duration) -> Vec<Call> {
         let this = self.clone();
-        wait_for(&format!("{n} call(s) at the receiver"), timeout, move || {
-            let calls = this.calls();
-            async move { (calls.len() >= n).then_some(calls) }
-        })
+        wait_for(
+            &format!("{n} call(s) at the receiver"),
+            timeout,
+            move || {
+                let calls = this.calls();
+                async move { (calls.len() >= n).then_some(calls) }
+            },
+        )
         .await
     }
 }
 
-async fn handle(State(s): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+async fn handle(
+    State(s): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
     s.calls.lock().unwrap().push(Call {
         headers,
         body,
@@ -143,7 +154,10 @@ async fn handle(State(s): State<Arc<ReceiverState>>, headers: HeaderMap, body: B
 
 /// A unique namespace per test, so tests run in parallel and repeat.
 pub fn namespace(test: &str) -> String {
-    format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "t-{test}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 /// The `[bus]`, `[http]`, `[admin]`, `[state]` head of a test config, plus three agencies.
@@ -241,8 +255,18 @@ impl TestBus {
     }
 
     /// POSTs an envelope as agency `token_var`; returns (status, JSON answer).
-    pub async fn post(&self, token_var: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
-        post_raw(&self.url("/v1/messages"), Some(token_var), "application/json", body.to_string().into_bytes()).await
+    pub async fn post(
+        &self,
+        token_var: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        post_raw(
+            &self.url("/v1/messages"),
+            Some(token_var),
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     /// Stops the bus and deletes its queues and exchanges from the broker.
@@ -261,12 +285,15 @@ impl TestBus {
 
 pub async fn delete_topology(topo: &topology::Topology) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await else {
+    let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await
+    else {
         return;
     };
     if let Ok(ch) = conn.create_channel().await {
         for q in &topo.queues {
-            let _ = ch.queue_delete(q.name.as_str().into(), QueueDeleteOptions::default()).await;
+            let _ = ch
+                .queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
+                .await;
         }
         for e in &topo.exchanges {
             let _ = ch
@@ -278,7 +305,12 @@ pub async fn delete_topology(topo: &topology::Topology) {
 }
 
 /// POSTs raw bytes; `token_var` names the agency whose token (`tok-<var>`) to present.
-pub async fn post_raw(url: &str, token_var: Option<&str>, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+pub async fn post_raw(
+    url: &str,
+    token_var: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", content_type)
@@ -289,13 +321,19 @@ pub async fn post_raw(url: &str, token_var: Option<&str>, content_type: &str, bo
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 /// A valid `dossier.submitted` payload (portal field names).
 pub fn dossier(label: &str) -> serde_json::Value {
     // A valid dossier code `<agency>-yyMMdd-nnnnn`, derived from the label so it is stable per label.
-    let n = label.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 100_000;
+    let n = label
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+        % 100_000;
     let code = format!("{STP}-261127-{n:05}");
     serde_json::json!({
         "MaHoSo": code,
@@ -315,7 +353,12 @@ pub fn dossier(label: &str) -> serde_json::Value {
 }
 
 /// An envelope of `dossier.submitted` from `from` to `to`.
-pub fn envelope(id: Option<&str>, from: &str, to: &[&str], payload: serde_json::Value) -> serde_json::Value {
+pub fn envelope(
+    id: Option<&str>,
+    from: &str,
+    to: &[&str],
+    payload: serde_json::Value,
+) -> serde_json::Value {
     let mut v = serde_json::json!({
         "type": "dossier.submitted",
         "version": 1,

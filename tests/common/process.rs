@@ -5,7 +5,11 @@ use std::process::{Child, Command, Stdio};
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct BusProcess {
@@ -31,13 +35,17 @@ impl BusProcess {
             .unwrap();
         let p = BusProcess { child, http, admin };
         let url = format!("http://127.0.0.1:{admin}/readyz");
-        wait_for("the bus process to be ready", Duration::from_secs(60), || {
-            let url = url.clone();
-            async move {
-                let r = reqwest::get(&url).await.ok()?;
-                (r.status().as_u16() == 200).then_some(())
-            }
-        })
+        wait_for(
+            "the bus process to be ready",
+            Duration::from_secs(60),
+            || {
+                let url = url.clone();
+                async move {
+                    let r = reqwest::get(&url).await.ok()?;
+                    (r.status().as_u16() == 200).then_some(())
+                }
+            },
+        )
         .await;
         p
     }
@@ -82,8 +90,14 @@ impl Drop for BusProcess {
 pub fn write_config(dir: &Path, ns: &str, state_url: &str, body: &str) -> (PathBuf, u16, u16) {
     let (http, admin) = (free_port(), free_port());
     let text = head(ns, AMQP, state_url)
-        .replace("listen = \"127.0.0.1:0\"\n\n[admin]", &format!("listen = \"127.0.0.1:{http}\"\n\n[admin]"))
-        .replace("[admin]\nlisten = \"127.0.0.1:0\"", &format!("[admin]\nlisten = \"127.0.0.1:{admin}\""))
+        .replace(
+            "listen = \"127.0.0.1:0\"\n\n[admin]",
+            &format!("listen = \"127.0.0.1:{http}\"\n\n[admin]"),
+        )
+        .replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"",
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin}\""),
+        )
         + body;
     let file = dir.join(format!("bus-{http}.toml"));
     std::fs::write(&file, text).unwrap();

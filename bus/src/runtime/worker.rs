@@ -78,7 +78,9 @@ impl<'a> InFlight<'a> {
         let key = (adapter.to_owned(), id.to_owned());
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            if shared.in_flight.lock().expect("lock").insert(key.clone()) || Instant::now() > deadline {
+            if shared.in_flight.lock().expect("lock").insert(key.clone())
+                || Instant::now() > deadline
+            {
                 return InFlight { shared, key };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -88,7 +90,11 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.shared.in_flight.lock().expect("lock").remove(&self.key);
+        self.shared
+            .in_flight
+            .lock()
+            .expect("lock")
+            .remove(&self.key);
     }
 }
 
