@@ -69,8 +69,8 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn open(config: &PathBuf) -> Result<(Config, StateStore), ExitCode> {
-    let c = Config::load(config).map_err(|e| fail(e))?;
+async fn open(config: &std::path::Path) -> Result<(Config, StateStore), ExitCode> {
+    let c = Config::load(config).map_err(fail)?;
     let state = StateStore::connect(&c.state_url())
         .await
         .map_err(|e| fail(format!("state store: {e}")))?;
@@ -156,7 +156,7 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
 }
 
 async fn act(
-    config: &PathBuf,
+    config: &std::path::Path,
     id: Option<String>,
     adapter: Option<String>,
     actor: String,
