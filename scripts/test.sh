@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
-cargo test --workspace --all-targets -- --test-threads="${LT_TEST_THREADS:-4}"
+cargo test --workspace --all-targets --no-fail-fast -- --test-threads="${LT_TEST_THREADS:-4}"

@@ -591,7 +591,10 @@ mod tests {
     #[test]
     fn loads_the_repository_schemas() {
         let reg = repo_registry();
-        assert_eq!(reg.types(), ["dossier.status-changed", "dossier.submitted"]);
+        assert_eq!(
+            reg.types(),
+            ["document.edxml", "document.status", "dossier.status-changed", "dossier.submitted"]
+        );
         assert_eq!(reg.versions("dossier.submitted"), [1]);
         assert_eq!(reg.latest_version("dossier.submitted"), Some(1));
         assert_eq!(reg.latest_version("dossier.teleported"), None);

@@ -18,7 +18,7 @@ use std::time::Duration;
 pub enum DlqCommand {
     /// List parked messages.
     List {
-        #[arg(long, short)]
+        #[arg(long, short, env = "LIENTHONG_CONFIG")]
         config: PathBuf,
         #[arg(long)]
         adapter: Option<String>,
@@ -28,7 +28,7 @@ pub enum DlqCommand {
     },
     /// Show one parked message with its payload and history.
     Show {
-        #[arg(long, short)]
+        #[arg(long, short, env = "LIENTHONG_CONFIG")]
         config: PathBuf,
         #[arg(long)]
         id: String,
@@ -37,7 +37,7 @@ pub enum DlqCommand {
     },
     /// Send parked messages back for delivery (same id, fresh attempt budget).
     Replay {
-        #[arg(long, short)]
+        #[arg(long, short, env = "LIENTHONG_CONFIG")]
         config: PathBuf,
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
@@ -51,7 +51,7 @@ pub enum DlqCommand {
     },
     /// Remove parked messages for good (recorded in the audit log).
     Purge {
-        #[arg(long, short)]
+        #[arg(long, short, env = "LIENTHONG_CONFIG")]
         config: PathBuf,
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
