@@ -153,6 +153,45 @@ async fn the_same_id_is_accepted_once_and_delivered_once() {
     bus.stop().await;
 }
 
+#[tokio::test]
+async fn idempotency_survives_a_restart() {
+    let rx = Receiver::start().await;
+    let bus = TestBus::start(
+        "idem-restart",
+        &(webhook("stp", &rx.url()) + &route("r", "", &["stp"])),
+    )
+    .await;
+    let id = new_id();
+    let env = envelope(Some(&id), H40, &[STP], dossier("X-9"));
+    let (s1, a1) = bus.post("H40", &env).await;
+    assert_eq!(s1, 202, "{a1}");
+    rx.wait_calls(1, Duration::from_secs(20)).await;
+    let bus = bus.restart().await;
+    let (s2, a2) = bus.post("H40", &env).await;
+    assert_eq!(
+        (s2, &a2),
+        (202, &a1),
+        "the answer after a restart is the first one"
+    );
+    // A later message arrives; the resubmission never does.
+    let (s3, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("X-10")),
+        )
+        .await;
+    assert_eq!(s3, 202);
+    let calls = rx.wait_calls(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.json()["id"] == id.as_str())
+            .count(),
+        1
+    );
+    bus.stop().await;
+}
+
 async fn expect_error(status: u16, answer: &serde_json::Value, want_status: u16, code: &str) {
     assert_eq!(status, want_status, "{answer}");
     assert_eq!(answer["error"]["code"], code, "{answer}");

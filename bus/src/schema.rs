@@ -593,7 +593,12 @@ mod tests {
         let reg = repo_registry();
         assert_eq!(
             reg.types(),
-            ["document.edxml", "document.status", "dossier.status-changed", "dossier.submitted"]
+            [
+                "document.edxml",
+                "document.status",
+                "dossier.status-changed",
+                "dossier.submitted"
+            ]
         );
         assert_eq!(reg.versions("dossier.submitted"), [1]);
         assert_eq!(reg.latest_version("dossier.submitted"), Some(1));

@@ -246,6 +246,18 @@ impl TestBus {
         format!("http://{}{path}", self.bus.http_addr)
     }
 
+    /// Stops the bus (queues stay) and starts it again from the same config and state (new ports).
+    pub async fn restart(self) -> TestBus {
+        let TestBus { bus, dir, ns } = self;
+        bus.shutdown().await;
+        let config = Config::load(&dir.path().join("bus.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(bus.shared.broker.wait_ready(Duration::from_secs(20)).await);
+        TestBus { bus, dir, ns }
+    }
+
     pub fn admin(&self, path: &str) -> String {
         format!("http://{}{path}", self.bus.admin_addr)
     }

@@ -80,12 +80,7 @@ fn caller(ingress: &Ingress, headers: &HeaderMap) -> Result<String, ApiError> {
 async fn submit(State(ingress): State<Arc<Ingress>>, headers: HeaderMap, body: Body) -> Response {
     match handle(&ingress, &headers, body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, axum::Json(accepted)).into_response(),
-        Err(e) => {
-            if e.status() < 500 {
-                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
-            }
-            error_response(&e)
-        }
+        Err(e) => error_response(&e),
     }
 }
 
@@ -94,8 +89,13 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<crate::adapter::Accepted, ApiError> {
-    let content = media_type(headers)?;
-    let agency = caller(ingress, headers)?;
+    let refused = |e: ApiError| {
+        // Refusals before the shared pipeline; the pipeline counts its own.
+        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
+        e
+    };
+    let content = media_type(headers).map_err(refused)?;
+    let agency = caller(ingress, headers).map_err(refused)?;
     let limit = ingress.shared().config.http.max_body_bytes;
     let too_large = || {
         ApiError::new(
@@ -109,14 +109,14 @@ async fn handle(
         .and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
-        return Err(too_large());
+        return Err(refused(too_large()));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let text = e.to_string();
         if text.contains("length limit")
             || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
         {
-            too_large()
+            refused(too_large())
         } else {
             ApiError::new(
                 code::INVALID_JSON,
