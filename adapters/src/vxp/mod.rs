@@ -109,7 +109,8 @@ pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>>
         return Err(problems);
     }
     let source = VxpPull::new(&cfg, secret, config.http.max_body_bytes)
-        .map_err(|e| vec![Problem::new(spec.path(), e)])?;
+        .map_err(|e| vec![Problem::new(spec.path(), e)])?
+        .with_qd20_map(config.qd20_to_qcvn102());
     Ok(Built {
         source: Some(Box::new(source)),
         ..Built::default()
@@ -199,6 +200,8 @@ pub struct VxpPull {
     agency: String,
     poll_interval: Duration,
     max_bytes: usize,
+    /// QĐ 20/2020 code → QCVN 102 code, from `[[agencies]] qd20_code`: the axis may name senders either way.
+    qd20: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for VxpPull {
@@ -228,7 +231,14 @@ impl VxpPull {
             agency: cfg.agency.clone(),
             poll_interval: cfg.poll_interval.get(),
             max_bytes,
+            qd20: Default::default(),
         })
+    }
+
+    /// Senders the axis names by their QĐ 20/2020 code are mapped to QCVN 102 through this table.
+    pub fn with_qd20_map(mut self, map: std::collections::HashMap<String, String>) -> Self {
+        self.qd20 = map;
+        self
     }
 
     fn request(&self, method: reqwest::Method, op: &str) -> reqwest::RequestBuilder {
@@ -291,6 +301,7 @@ impl VxpPull {
         let sender = item
             .from
             .as_deref()
+            .map(|f| self.qd20.get(f).map(String::as_str).unwrap_or(f))
             .filter(|f| AgencyCode::parse(f).is_ok())
             .map(str::to_owned)
             .or_else(|| package_sender(&body).filter(|f| AgencyCode::parse(f).is_ok()));

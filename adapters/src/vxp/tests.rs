@@ -362,6 +362,21 @@ async fn happy_path_marks_done_only_after_the_bus_accepted() {
 }
 
 #[tokio::test]
+async fn a_sender_named_by_its_qd20_code_is_mapped_to_qcvn102() {
+    let axis = Axis::start().await;
+    let vpcp = edxml("000.00.00.G22", AGENCY, "Công văn");
+    axis.add("q1", Some("G22"), vpcp.clone()); // the axis speaks QĐ 20/2020
+    let bus = FakeBus::new(&axis);
+    let src = source(&axis, 1 << 20)
+        .with_qd20_map([("G22".to_owned(), "000.00.00.G22".to_owned())].into());
+    let (token, handle) = start(Box::new(src), &bus);
+    eventually("the document done", || axis.status("q1") == DocStatus::Done).await;
+    stop(token, handle).await;
+    let subs = bus.submissions();
+    assert_eq!(subs[0].0.caller, Caller::Agency("000.00.00.G22".into()));
+}
+
+#[tokio::test]
 async fn a_permanent_refusal_is_marked_fail_with_the_reason() {
     let axis = Axis::start().await;
     axis.add(

@@ -447,6 +447,22 @@ impl Config {
         self.routes.iter().find(|r| r.id == id)
     }
 
+    /// `[[agencies]] qd20_code` → `code`: for adapters whose peer names agencies in the QĐ 20/2020 scheme.
+    pub fn qd20_to_qcvn102(&self) -> std::collections::HashMap<String, String> {
+        self.agencies
+            .iter()
+            .filter_map(|a| a.qd20_code.as_ref().map(|q| (q.clone(), a.code.clone())))
+            .collect()
+    }
+
+    /// The QĐ 20/2020 code of agency `code`, when configured.
+    pub fn qd20_of(&self, code: &str) -> Option<&str> {
+        self.agencies
+            .iter()
+            .find(|a| a.code == code)
+            .and_then(|a| a.qd20_code.as_deref())
+    }
+
     pub fn adapter(&self, id: &str) -> Option<&AdapterSpec> {
         self.adapters.iter().find(|a| a.id == id)
     }
@@ -487,6 +503,7 @@ impl Config {
         }
         let mut codes = HashSet::new();
         let mut users = BTreeMap::new();
+        let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
             if let Err(e) = crate::agency::AgencyCode::parse(&a.code) {
@@ -497,6 +514,23 @@ impl Config {
                     format!("agencies[{i}].code"),
                     format!("agency `{}` is listed twice", a.code),
                 ));
+            }
+            if let Some(q) = &a.qd20_code {
+                let ok = !q.is_empty()
+                    && q.len() <= 40
+                    && q.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+                if !ok {
+                    problems.push(Problem::new(
+                        format!("agencies[{i}].qd20_code"),
+                        "must be a QĐ 20/2020 code such as `H40` or `H40.01` (letters, digits, '.', '-')",
+                    ));
+                } else if let Some(prev) = qd20s.insert(q.as_str(), i) {
+                    problems.push(Problem::new(
+                        format!("agencies[{i}].qd20_code"),
+                        format!("QĐ 20 code `{q}` is already agencies[{prev}]'s"),
+                    ));
+                }
             }
             if let Some(u) = &a.amqp_user
                 && let Some(prev) = users.insert(u.as_str(), i)
@@ -724,6 +758,23 @@ deliver = ["stp-inbox"]
             "{:?}",
             err.problems
         );
+    }
+
+    #[test]
+    fn qd20_codes_map_to_qcvn102_and_are_checked() {
+        let c = parse(&GOOD.replace(
+            "token_env = \"LT_TOKEN_H40\"",
+            "token_env = \"LT_TOKEN_H40\"\nqd20_code = \"H40\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.qd20_to_qcvn102().get("H40").map(String::as_str),
+            Some("000.00.00.H40")
+        );
+        assert_eq!(c.qd20_of("000.00.00.H40"), Some("H40"));
+        let bad = parse(&GOOD.replace("token_env = \"LT_TOKEN_H40\"", "qd20_code = \"H 40!\""))
+            .unwrap_err();
+        assert_eq!(bad.problems[0].path, "agencies[0].qd20_code");
     }
 
     #[test]
