@@ -214,6 +214,18 @@ impl TestBus {
     }
 
     pub async fn start_with(test: &str, broker_url: &str, body: &str) -> TestBus {
+        Self::start_custom(test, broker_url, &|h| h, body, &lienthong_adapters::Factory).await
+    }
+
+    /// The most general start: `edit_head` may change the `[bus]`/`[http]`/… head, `factory` may add test-only
+    /// adapter types.
+    pub async fn start_custom(
+        test: &str,
+        broker_url: &str,
+        edit_head: &dyn Fn(String) -> String,
+        body: &str,
+        factory: &dyn lienthong_bus::adapter::AdapterFactory,
+    ) -> TestBus {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -224,11 +236,11 @@ impl TestBus {
         let dir = tempfile::tempdir().unwrap();
         let ns = namespace(test);
         let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
-        let text = head(&ns, broker_url, &state) + body;
+        let text = edit_head(head(&ns, broker_url, &state)) + body;
         let file = dir.path().join("bus.toml");
         std::fs::write(&file, &text).unwrap();
         let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
+        let bus = lienthong_bus::runtime::start(config, factory, &env)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // Port 1 is the tests' "broker that is down"; every other AMQP URL must come up.

@@ -12,6 +12,7 @@ use crate::adapter::{Delivery, ErrorClass, Sink};
 use crate::broker::{HeaderValue, Incoming};
 use crate::message::now_rfc3339;
 use crate::wire::{self, Copy};
+use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -143,7 +144,21 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
         traceparent: copy.traceparent.clone(),
     };
     let started = Instant::now();
-    let result = sink.deliver(&delivery).await;
+    // A sink that panics must not take the message with it: the delivery goes back to its queue, and the
+    // quorum queue's delivery limit dead-letters it if it keeps crashing (reason `delivery_limit`).
+    let result = match std::panic::AssertUnwindSafe(sink.deliver(&delivery))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!(id = %id, adapter = %adapter, "The adapter crashed delivering this message; returning it to its queue");
+            metrics::counter!("lienthong_adapter_panics_total", "adapter" => adapter.clone())
+                .increment(1);
+            let _ = incoming.acker.reject(true).await;
+            return;
+        }
+    };
     metrics::histogram!("lienthong_delivery_seconds", "adapter" => adapter.clone())
         .record(started.elapsed().as_secs_f64());
     let err = match result {
