@@ -404,3 +404,51 @@ pub fn new_id() -> String {
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_lienthong"))
 }
+
+impl TestBus {
+    /// Like [`TestBus::start`], with `http_extra` (TOML lines, e.g. `max_body_bytes = 67108864`) added to the
+    /// `[http]` table of the head.
+    pub async fn start_with_head_extra(test: &str, http_extra: &str, body: &str) -> TestBus {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let ns = namespace(test);
+        let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
+        let listen = "[http]\nlisten = \"127.0.0.1:0\"\n";
+        let head = head(&ns, AMQP, &state);
+        assert!(head.contains(listen), "head() changed its [http] table");
+        let text = head.replacen(listen, &format!("{listen}{http_extra}\n"), 1) + body;
+        let file = dir.path().join("bus.toml");
+        std::fs::write(&file, &text).unwrap();
+        let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            bus.shared.broker.wait_ready(Duration::from_secs(20)).await,
+            "broker not ready: {:?}",
+            bus.shared.broker.last_error()
+        );
+        TestBus { bus, dir, ns }
+    }
+}
+
+/// Names of the regular files directly in `dir` (sorted); empty when `dir` does not exist.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

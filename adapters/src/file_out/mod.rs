@@ -141,7 +141,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Writes `dir/name` so that readers see either no file, the old file or the whole new file: temp file in the
 /// same folder, (fsync), rename over `name`, (fsync the folder). The temp file is removed on failure.
 pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    let tmp = dir.join(format!(".lt-{}.tmp", uuid::Uuid::new_v4().simple()));
+    // The writer's pid is in the name, so that a restart can tell a crashed writer's leftovers from a live
+    // process's write in progress (see `remove_stale_temp_files`).
+    let tmp = dir.join(format!(
+        ".lt-{}-{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
@@ -166,7 +172,8 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Temp files left by a crash mid-write (older than an hour, so another process's in-flight write is spared).
+/// Temp files left by a crash mid-write: those whose writer is gone, and any older than an hour. Another live
+/// process's in-flight write is spared.
 fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -179,10 +186,25 @@ fn remove_stale_temp_files(dir: &Path) {
             .metadata()
             .and_then(|m| m.modified())
             .is_ok_and(|t| t < hour_ago);
-        if name.starts_with(".lt-") && name.ends_with(".tmp") && old {
+        if name.starts_with(".lt-") && name.ends_with(".tmp") && (old || writer_gone(&name)) {
             let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// For a temp file named `.lt-<pid>-<random>.tmp`: true when process `<pid>` no longer runs (Linux `/proc`), or
+/// is this process, which writes nothing before the sweep at startup, so the file is an earlier process's
+/// that had the same pid (a container's pid 1 after a restart). Unknown (false) for other names.
+fn writer_gone(name: &str) -> bool {
+    let pid = name
+        .strip_prefix(".lt-")
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok());
+    let Some(pid) = pid else {
+        return false;
+    };
+    let proc_fs = Path::new("/proc/self").exists();
+    pid == std::process::id() || (proc_fs && !Path::new("/proc").join(pid.to_string()).exists())
 }
 
 #[cfg(test)]

@@ -62,14 +62,33 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             format!("status|{}|{document_id}|{}|{ts}", pkg.from, code.as_str())
         }
     };
-    if let PackageKind::Status { code: status, .. } = &pkg.kind {
-        check_transition(ingress, &document_id, &pkg.from, *status).await?;
-    }
     // A package is identified by what it is (sender + DocumentId, or + status and time), so resubmitting the
     // same package is idempotent even without a client id.
     let id = sub.fallback_id.clone().unwrap_or_else(|| {
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string()
     });
+    if let PackageKind::Status { code: status, .. } = &pkg.kind {
+        // A status package accepted before is answered as before (in `publish`); checking it again against a
+        // document that has moved on since would refuse a plain resubmission.
+        let seen = shared
+            .state
+            .ingress_lookup(&pkg.from, &id)
+            .await
+            .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?
+            .is_some();
+        if !seen {
+            // A document's flow is kept per receiving agency: the reporter for the receiver's codes, the
+            // addressees (ResponseFor/OrganId) for the sender's recall 13, so that their 15/16 answers it.
+            let organs: Vec<&str> = if status.is_sent_by_sender() {
+                pkg.to.iter().map(String::as_str).collect()
+            } else {
+                vec![pkg.from.as_str()]
+            };
+            for organ in organs {
+                check_transition(ingress, &document_id, organ, *status).await?;
+            }
+        }
+    }
     Ok(Prepared {
         client_id: Some(id.clone()),
         message: Message {

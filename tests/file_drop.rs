@@ -1,0 +1,316 @@
+//! Issue 4, the folder adapters against the real RabbitMQ: a commune system drops envelopes into a `file-in`
+//! folder and the bus writes them to a `file-out` folder. Killed with -9 in the middle and restarted, the bus
+//! takes every file exactly once, writes every message exactly once under its id, leaves no temp files and never
+//! reads half a file. A malformed file is set aside in `rejected/` with a report naming the error.
+
+mod common;
+
+use common::process::*;
+use common::*;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+const FILES: usize = 300;
+
+fn folders_config(outbox: &Path, out: &Path) -> String {
+    format!(
+        r#"
+[[adapters]]
+id = "h40-outbox"
+type = "file-in"
+path = "{}"
+agency = "{H40}"
+poll_interval = "100ms"
+
+[[adapters]]
+id = "stp-folder"
+type = "file-out"
+path = "{}"
+
+[[routes]]
+id = "dossiers"
+types = ["dossier.submitted"]
+deliver = ["stp-folder"]
+retry = {{ attempts = 10, backoff = ["1s"] }}
+"#,
+        outbox.display(),
+        out.display()
+    )
+}
+
+fn topology_of(ns: &str) -> lienthong_bus::broker::Topology {
+    let names = lienthong_bus::broker::topology::Names::new(ns);
+    lienthong_bus::broker::topology::build(
+        &names,
+        &["stp-folder".into()],
+        &[Duration::from_secs(1)].into_iter().collect(),
+        1,
+    )
+}
+
+/// Messages waiting in `queue` (ready, plus un-acked ones once their consumer is gone).
+async fn queue_messages(queue: &str) -> u32 {
+    use lapin::options::QueueDeclareOptions;
+    let conn = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .expect("broker");
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("the queue exists");
+    let _ = conn.close(200, "bye".into()).await;
+    q.message_count()
+}
+
+/// Writes `name` into `dir` the way the contract asks: a `.tmp` file first, then a rename.
+fn drop_file(dir: &Path, name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+fn count(dir: &Path) -> usize {
+    file_names(dir).len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_files_are_processed_takes_each_file_once_and_writes_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
+    let (done, rejected) = (outbox.join("done"), outbox.join("rejected"));
+    std::fs::create_dir(&outbox).unwrap();
+    let ns = namespace("filedrop");
+    let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
+    let (cfg, http, admin) = write_config(dir.path(), &ns, &state, &folders_config(&outbox, &out));
+    let mut bus = BusProcess::spawn(&cfg, http, admin).await;
+
+    // file name → (id, label)
+    let dropped: BTreeMap<String, (String, String)> = (0..FILES)
+        .map(|i| (format!("dossier-{i:03}.json"), (new_id(), format!("F-{i}"))))
+        .collect();
+    let writer = {
+        let (outbox, dropped) = (outbox.clone(), dropped.clone());
+        tokio::task::spawn_blocking(move || {
+            for (name, (id, label)) in &dropped {
+                let env = envelope(Some(id), H40, &[STP], dossier(label));
+                drop_file(&outbox, name, env.to_string().as_bytes());
+            }
+        })
+    };
+    wait_for(
+        "some files in done/ before the kill",
+        Duration::from_secs(60),
+        || async { (count(&done) >= 40).then_some(()) },
+    )
+    .await;
+    bus.kill9();
+    let done_at_kill = count(&done);
+    writer.await.unwrap();
+    assert!(
+        done_at_kill < FILES,
+        "the kill came after every file was taken ({done_at_kill}); nothing was in progress"
+    );
+
+    let mut bus = BusProcess::spawn(&cfg, http, admin).await;
+    wait_for(
+        "every file taken and every message written",
+        Duration::from_secs(180),
+        || async {
+            let outputs = file_names(&out)
+                .into_iter()
+                .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                .count();
+            (count(&outbox) == 0 && count(&done) == FILES && outputs == FILES).then_some(())
+        },
+    )
+    .await;
+    // Stop it gracefully so that nothing is in flight any more, then look at what is left.
+    let code = bus.terminate(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(0), "SIGTERM exits 0");
+    let names = topology_of(&ns).queues;
+    let deliver = lienthong_bus::broker::topology::Names::new(&ns).deliver_queue("stp-folder");
+    assert!(names.iter().any(|q| q.name == deliver));
+    assert_eq!(
+        queue_messages(&deliver).await,
+        0,
+        "every delivery was acknowledged"
+    );
+
+    // Every dropped file was taken once and accepted: all in done/, none refused, none left behind.
+    let want_names: BTreeSet<String> = dropped.keys().cloned().collect();
+    let done_names: BTreeSet<String> = file_names(&done).into_iter().collect();
+    assert_eq!(
+        done_names, want_names,
+        "done/ holds exactly the dropped files"
+    );
+    assert!(
+        file_names(&rejected).is_empty(),
+        "refused: {:?}",
+        file_names(&rejected)
+    );
+    assert!(file_names(&outbox).is_empty(), "{:?}", file_names(&outbox));
+    // Each file in done/ is the complete file that was dropped.
+    for (name, (id, label)) in &dropped {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(done.join(name)).unwrap()).unwrap();
+        assert_eq!(v["id"], id.as_str());
+        assert_eq!(v["payload"], dossier(label));
+    }
+
+    // Every id exactly once in the output folder, complete, with the right payload; no temp files.
+    let outputs = file_names(&out);
+    let temps: Vec<_> = outputs.iter().filter(|n| n.starts_with('.')).collect();
+    assert!(
+        temps.is_empty(),
+        "temp files left in the output folder: {temps:?}"
+    );
+    let want_outputs: BTreeSet<String> = dropped
+        .values()
+        .map(|(id, _)| format!("{id}.json"))
+        .collect();
+    let got_outputs: BTreeSet<String> = outputs.iter().cloned().collect();
+    assert_eq!(got_outputs, want_outputs, "one file per id, nothing else");
+    for (id, label) in dropped.values() {
+        let bytes = std::fs::read(out.join(format!("{id}.json"))).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{id}.json is not whole JSON ({e})"));
+        assert_eq!(v["id"], id.as_str());
+        assert_eq!(v["type"], "dossier.submitted");
+        assert_eq!(v["from"], H40);
+        assert_eq!(v["to"], json!([STP]));
+        assert_eq!(v["payload"], dossier(label), "{id}");
+        assert!(v.get("attempt").is_none(), "file-out leaves out `attempt`");
+    }
+    drop(bus);
+    delete_topology(&topology_of(&ns)).await;
+}
+
+#[tokio::test]
+async fn malformed_files_go_to_rejected_with_an_error_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
+    let (done, rejected) = (outbox.join("done"), outbox.join("rejected"));
+    std::fs::create_dir(&outbox).unwrap();
+    let bus = TestBus::start("filereject", &folders_config(&outbox, &out)).await;
+
+    let mut no_owner = dossier("R-3");
+    no_owner.as_object_mut().unwrap().remove("ChuHoSo");
+    let bad: [(&str, Vec<u8>, &str); 5] = [
+        (
+            "broken.json",
+            b"{\"type\": \"dossier.sub".to_vec(),
+            "invalid_json",
+        ),
+        (
+            "not-ours.json",
+            envelope(Some(&new_id()), SYT, &[STP], dossier("R-2"))
+                .to_string()
+                .into_bytes(),
+            "forbidden",
+        ),
+        (
+            "no-owner.json",
+            envelope(Some(&new_id()), H40, &[STP], no_owner)
+                .to_string()
+                .into_bytes(),
+            "schema_violation",
+        ),
+        (
+            "broken.xml",
+            b"<edXML><edXMLEnvelope>".to_vec(),
+            "invalid_xml",
+        ),
+        ("notes.txt", b"hello".to_vec(), "unsupported_media_type"),
+    ];
+    for (name, bytes, _) in &bad {
+        drop_file(&outbox, name, bytes);
+    }
+    let good_id = new_id();
+    drop_file(
+        &outbox,
+        "good.json",
+        envelope(Some(&good_id), H40, &[STP], dossier("R-1"))
+            .to_string()
+            .as_bytes(),
+    );
+
+    wait_for("every file handled", Duration::from_secs(60), || async {
+        (count(&outbox) == 0 && count(&done) == 1).then_some(())
+    })
+    .await;
+    // The report is written before the file is moved, so both are there once the file is gone.
+    for (name, bytes, code) in &bad {
+        let kept = std::fs::read(rejected.join(name)).unwrap();
+        assert!(kept == *bytes, "{name} was kept unchanged");
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(rejected.join(format!("{name}.error.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["error"]["code"], *code, "{name}: {report}");
+        assert!(
+            report["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(report["file"], *name);
+        assert_eq!(report["agency"], H40);
+        assert!(
+            report["status"]
+                .as_u64()
+                .is_some_and(|s| (400..500).contains(&s))
+        );
+    }
+    assert_eq!(
+        count(&rejected),
+        2 * bad.len(),
+        "{:?}",
+        file_names(&rejected)
+    );
+    assert_eq!(file_names(&done), vec!["good.json".to_owned()]);
+    let written = wait_for("the good message written", Duration::from_secs(30), || {
+        let path = out.join(format!("{good_id}.json"));
+        async move { std::fs::read(path).ok() }
+    })
+    .await;
+    let v: serde_json::Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(v["payload"], dossier("R-1"));
+    assert_eq!(file_names(&out), vec![format!("{good_id}.json")]);
+    bus.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_sweeps_temp_files_of_dead_writers_and_spares_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
+    std::fs::create_dir(&outbox).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    // A writer that is gone (a process that ran and exited) and one that is alive (this test).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let dead = format!(".lt-{dead_pid}-0123456789abcdef.tmp");
+    let live = format!(".lt-{}-0123456789abcdef.tmp", std::process::id());
+    std::fs::write(out.join(&dead), b"{\"half\": ").unwrap();
+    std::fs::write(out.join(&live), b"{\"in progress\": ").unwrap();
+    let ns = namespace("filesweep");
+    let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
+    let (cfg, http, admin) = write_config(dir.path(), &ns, &state, &folders_config(&outbox, &out));
+    let mut bus = BusProcess::spawn(&cfg, http, admin).await;
+    assert_eq!(
+        file_names(&out),
+        vec![live.clone()],
+        "only the dead writer's file is swept"
+    );
+    assert_eq!(bus.terminate(Duration::from_secs(30)).await, Some(0));
+    delete_topology(&topology_of(&ns)).await;
+}
