@@ -192,6 +192,66 @@ async fn idempotency_survives_a_restart() {
     bus.stop().await;
 }
 
+#[tokio::test]
+async fn an_operator_can_see_where_a_dossier_is_and_whether_it_is_on_time() {
+    let rx = Receiver::start().await;
+    let bus = TestBus::start(
+        "track",
+        &(webhook("stp", &rx.url()) + &route("r", "", &["stp"])),
+    )
+    .await;
+    let submitted = dossier("T-1");
+    let code = submitted["MaHoSo"].as_str().unwrap().to_owned();
+    let (s, a) = bus
+        .post("H40", &envelope(Some(&new_id()), H40, &[STP], submitted))
+        .await;
+    assert_eq!(s, 202, "{a}");
+    let mut progress = envelope(
+        Some(&new_id()),
+        STP,
+        &[H40],
+        json!({
+            "MaHoSo": code,
+            "NguoiXuLy": "Trần Thị Bình",
+            "ThoiDiemXuLy": "20261127100000",
+            "NoiDungXuLy": "Chuyển phòng Hộ tịch xử lý",
+            "TrangThai": 4
+        }),
+    );
+    progress["type"] = json!("dossier.status-changed");
+    let (s, a) = bus.post("STP", &progress).await;
+    assert_eq!(s, 202, "{a}");
+    rx.wait_calls(2, Duration::from_secs(20)).await;
+    let url = bus.admin(&format!("/v1/dossiers/{code}"));
+    let v: serde_json::Value = wait_for(
+        "both deliveries recorded",
+        Duration::from_secs(20),
+        || async {
+            let v: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            let all = v["messages"]
+                .as_array()?
+                .iter()
+                .all(|m| m["delivered"].as_array().is_some_and(|d| !d.is_empty()));
+            all.then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(v["status"], 4);
+    assert_eq!(v["status_name"], "processing");
+    assert_eq!(v["due"], "20261130170000");
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    assert_eq!(v["events"][1]["note"], "Chuyển phòng Hộ tịch xử lý");
+    assert_eq!(v["messages"][0]["delivered"][0]["adapter"], "stp");
+    // The appointment date is in the past relative to today: the bus says so.
+    assert!(
+        v["timing"]["state"].as_str().unwrap().starts_with("open"),
+        "{v}"
+    );
+    let missing = reqwest::get(bus.admin("/v1/dossiers/none")).await.unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    bus.stop().await;
+}
+
 async fn expect_error(status: u16, answer: &serde_json::Value, want_status: u16, code: &str) {
     assert_eq!(status, want_status, "{answer}");
     assert_eq!(answer["error"]["code"], code, "{answer}");

@@ -24,6 +24,38 @@ pub(crate) struct Prepared {
     pub message: Message,
     /// Client-chosen id (idempotency key) if any.
     pub client_id: Option<String>,
+    /// What a `dossier.*` message says about its dossier, for tracking.
+    pub dossier: Option<crate::state::DossierFacts>,
+}
+
+/// Picks the tracking facts out of a dossier payload (portal field names).
+fn dossier_facts(kind: &str, payload: &serde_json::Value) -> Option<crate::state::DossierFacts> {
+    if !kind.starts_with("dossier.") {
+        return None;
+    }
+    let s = |k: &str| {
+        payload
+            .get(k)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let n = |k: &str| {
+        payload.get(k).and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    Some(crate::state::DossierFacts {
+        code: s("MaHoSo")?,
+        status: n("TrangThaiHoSo").or_else(|| n("TrangThai")),
+        local_status: s("TrangThaiNoiBo"),
+        received: s("NgayTiepNhan"),
+        due: s("NgayHenTra").or_else(|| s("NgayKetThucTheoQuyDinh")),
+        finished: s("NgayKetThucXuLy").or_else(|| s("NgayTra")),
+        note: s("NoiDungXuLy").map(|t| t.chars().take(200).collect()),
+        ..Default::default()
+    })
 }
 
 pub struct Ingress {
@@ -118,6 +150,7 @@ impl Ingress {
             .or_else(|| sub.fallback_id.clone())
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         Ok(Prepared {
+            dossier: dossier_facts(&env.kind, &payload),
             client_id: env.id.clone().or_else(|| sub.fallback_id.clone()),
             message: Message {
                 meta: Meta {
@@ -238,6 +271,14 @@ impl Ingress {
         {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
             tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
+        }
+        if let Some(mut facts) = p.dossier.clone() {
+            facts.sender = meta.from.clone();
+            facts.kind = meta.kind.clone();
+            facts.message_id = meta.id.clone();
+            if let Err(e) = shared.state.dossier_record(&facts).await {
+                tracing::warn!(dossier = %facts.code, error = %e, "Could not record dossier tracking");
+            }
         }
         metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
             .increment(1);

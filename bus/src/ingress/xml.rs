@@ -90,6 +90,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         }
     }
     Ok(Prepared {
+        dossier: None,
         client_id: Some(id.clone()),
         message: Message {
             meta: Meta {

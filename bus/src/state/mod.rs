@@ -30,6 +30,8 @@
 //! with `options=-c search_path=…` is honoured). Both go through sqlx's `Any` driver with the same SQL;
 //! times are stored as epoch milliseconds and shown as RFC 3339. Tables are listed in `schema.rs`.
 
+mod dossier;
+pub use dossier::{DossierEvent, DossierFacts, DossierView};
 mod schema;
 mod url;
 
@@ -169,7 +171,7 @@ pub fn millis_from_rfc3339(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     crate::message::now_millis()
 }
 

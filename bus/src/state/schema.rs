@@ -95,6 +95,31 @@ fn ddl(backend: Backend) -> Vec<String> {
             PRIMARY KEY (document_id, organ)
         )"
         .into(),
+        // Where each dossier is and whether it is on time: the latest facts, and every message about it.
+        "CREATE TABLE IF NOT EXISTS lt_dossier (
+            code TEXT PRIMARY KEY,
+            sender TEXT NOT NULL,
+            status BIGINT,
+            local_status TEXT,
+            received TEXT,
+            due TEXT,
+            finished TEXT,
+            last_type TEXT NOT NULL,
+            last_message_id TEXT NOT NULL,
+            updated_ms BIGINT NOT NULL
+        )"
+        .into(),
+        "CREATE TABLE IF NOT EXISTS lt_dossier_event (
+            code TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            status BIGINT,
+            note TEXT,
+            at_ms BIGINT NOT NULL,
+            PRIMARY KEY (code, message_id)
+        )"
+        .into(),
         format!(
             "INSERT INTO lt_meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
              ON CONFLICT (name) DO NOTHING"
