@@ -739,6 +739,50 @@ async fn newer_schema_is_refused(kind: Kind) {
     }
 }
 
+async fn dossier_tracking_merges_facts(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    let first = DossierFacts {
+        code: "000.00.12.H40-261127-00001".into(),
+        sender: "000.00.00.H40".into(),
+        kind: "dossier.submitted".into(),
+        message_id: "m-1".into(),
+        status: Some(2),
+        received: Some("20261127090000".into()),
+        due: Some("20261130170000".into()),
+        ..Default::default()
+    };
+    s.dossier_record(&first).await.unwrap();
+    let progress = DossierFacts {
+        kind: "dossier.status-changed".into(),
+        sender: "000.00.12.H40".into(),
+        message_id: "m-2".into(),
+        status: Some(4),
+        due: None,
+        received: None,
+        note: Some("Chuyển phòng".into()),
+        ..first.clone()
+    };
+    s.dossier_record(&progress).await.unwrap();
+    s.dossier_record(&progress).await.unwrap(); // the same message twice is one event
+    let v = s.dossier_get(&first.code).await.unwrap().unwrap();
+    assert_eq!(v.status, Some(4));
+    assert_eq!(
+        v.due.as_deref(),
+        Some("20261130170000"),
+        "absent facts keep the old value"
+    );
+    assert_eq!(v.received.as_deref(), Some("20261127090000"));
+    assert_eq!(v.last_message_id, "m-2");
+    assert_eq!(v.events.len(), 2);
+    assert_eq!(v.events[1].note.as_deref(), Some("Chuyển phòng"));
+    assert!(s.dossier_get("nope").await.unwrap().is_none());
+    s.mark_delivered("stp", "m-1").await.unwrap();
+    let d = s.deliveries_of("m-1").await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].0, "stp");
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -774,6 +818,7 @@ on_both_backends!(
     two_instances_share_state,
     concurrent_connects_create_schema_once,
     newer_schema_is_refused,
+    dossier_tracking_merges_facts,
 );
 
 // ---- backend-specific ---------------------------------------------------------------------------------
