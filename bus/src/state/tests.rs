@@ -904,7 +904,7 @@ async fn postgres_search_path_is_honoured() {
     .unwrap()
     .try_get("n")
     .unwrap();
-    assert_eq!(tables, 6);
+    assert_eq!(tables, 8);
 }
 
 #[test]
