@@ -64,7 +64,7 @@ pub struct Opts {
     /// arrive. Floors are not judged.
     #[arg(long)]
     pub smoke: bool,
-    /// Also run path 2 at --rate for this long (e.g. `10m`), sampling this process's RSS every 10 s.
+    /// Also run path 2 at --soak-rate for this long (e.g. `10m`), sampling this process's RSS every 10 s.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub soak: Option<Duration>,
     /// Write the results into this markdown file (between the `bench:begin`/`bench:end` markers, which are
@@ -80,6 +80,9 @@ pub struct Opts {
     /// Offered load of the latency and soak runs, messages per second [default: 1000; --smoke: 100].
     #[arg(long)]
     pub rate: Option<u32>,
+    /// Offered load of the soak [default: --rate].
+    #[arg(long)]
+    pub soak_rate: Option<u32>,
     /// Length of each latency run [default: 10s; --smoke: 2s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub latency_duration: Option<Duration>,
@@ -135,6 +138,11 @@ impl Opts {
     /// Offered load of the latency and soak runs.
     pub fn rate(&self) -> u32 {
         self.pick(self.rate, 1000, 100)
+    }
+
+    /// Offered load of the soak.
+    pub fn soak_rate(&self) -> u32 {
+        self.soak_rate.unwrap_or_else(|| self.rate())
     }
 
     pub fn repo(&self) -> PathBuf {
@@ -551,7 +559,7 @@ pub async fn run(opts: &Opts) -> Report {
         let duration = opts.soak.expect("wants(Soak) implies --soak");
         progress(&format!(
             "soak: path 2 at {} msg/s for {}",
-            opts.rate(),
+            opts.soak_rate(),
             humantime::format_duration(duration)
         ));
         let tmpl = payload::Template::new(&run_id, 1024);
@@ -559,7 +567,7 @@ pub async fn run(opts: &Opts) -> Report {
             &setup,
             &tmpl,
             duration,
-            opts.rate(),
+            opts.soak_rate(),
             Duration::from_secs(10),
         )
         .await;

@@ -397,7 +397,7 @@ pub fn markdown(r: &Results) -> String {
                         s,
                         "| {:.0} s | {} msg/s | {} / {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:+.1} % | flat (growth ≤ 5 %) | {} |",
                         dur,
-                        r.opts.rate(),
+                        r.opts.soak_rate(),
                         k.sent,
                         k.arrived,
                         k.cpu.cell(),
@@ -412,7 +412,7 @@ pub fn markdown(r: &Results) -> String {
                     let _ = writeln!(
                         s,
                         "| {dur:.0} s | {} msg/s | {} / {} | {} | {:.1} MiB | | | too short for a trend | | |",
-                        r.opts.rate(),
+                        r.opts.soak_rate(),
                         k.sent,
                         k.arrived,
                         k.cpu.cell(),
