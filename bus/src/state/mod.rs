@@ -25,7 +25,7 @@
 //! # Backends
 //!
 //! One [`StateStore`] runs on SQLite (embedded default: `sqlite:///abs/path/lienthong-state.db?mode=rwc`
-//! or `sqlite://relative.db`; WAL, `synchronous=FULL`, `busy_timeout`, the file is created when missing)
+//! or `sqlite://relative.db`; WAL, `synchronous=NORMAL` (survives process crashes; see schema.rs), `busy_timeout`, the file is created when missing)
 //! or on PostgreSQL (`postgres://…`, for several bus processes sharing one broker; a `search_path` given
 //! with `options=-c search_path=…` is honoured). Both go through sqlx's `Any` driver with the same SQL;
 //! times are stored as epoch milliseconds and shown as RFC 3339. Tables are listed in `schema.rs`.

@@ -881,7 +881,7 @@ async fn sqlite_creates_the_file_and_uses_wal() {
         .unwrap()
         .try_get(0)
         .unwrap();
-    assert_eq!(sync, 2, "synchronous = FULL");
+    assert_eq!(sync, 1, "synchronous = NORMAL");
     store.close().await;
 }
 
