@@ -111,19 +111,24 @@ async fn handle(
     {
         return Err(refused(too_large()));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("length limit")
-            || std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-        {
-            refused(too_large())
-        } else {
-            ApiError::new(
-                code::INVALID_JSON,
-                format!("could not read the body: {text}"),
-            )
+    // Read into one buffer sized from Content-Length: a 20 MB edXML package is held once, not as a list of
+    // chunks plus a concatenated copy.
+    let hint = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(limit);
+    let mut buf = bytes::BytesMut::with_capacity(hint);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| ApiError::new(code::INVALID_JSON, format!("could not read the body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(refused(too_large()));
         }
-    })?;
+        buf.extend_from_slice(&chunk);
+    }
+    let bytes = buf.freeze();
     let traceparent = headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
