@@ -179,4 +179,168 @@ mod tests {
         let r = Router::new(&[route("b", &["t"], None, Some(&[STP]), &["y"])]);
         assert!(r.route("t", H40, &[]).routes.is_empty());
     }
+
+    mod properties {
+        //! Random route tables and messages against a naive reference: which routes match is decided by the
+        //! type/from/to filters alone, in config order; each adapter gets one copy, owned by the first
+        //! matching route that delivers to it.
+
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Small universes, so that filters both hit and miss.
+        const TYPES: [&str; 4] = ["t0", "t1", "t2", "t3"];
+        const AGENCIES: [&str; 4] = ["a0", "a1", "a2", "a3"];
+        const ADAPTERS: [&str; 5] = ["x0", "x1", "x2", "x3", "x4"];
+        /// A type no route ever carries.
+        const UNROUTED: &str = "t-unrouted";
+
+        fn some_of(universe: &'static [&'static str], max: usize) -> BoxedStrategy<Vec<String>> {
+            proptest::sample::subsequence(universe, 0..=max)
+                .prop_map(|v| v.into_iter().map(str::to_owned).collect())
+                .boxed()
+        }
+
+        fn route_config() -> impl Strategy<Value = RouteConfig> {
+            (
+                some_of(&TYPES, 3),
+                proptest::option::of(some_of(&AGENCIES, 3)),
+                proptest::option::of(some_of(&AGENCIES, 3)),
+                // `deliver` may name an adapter twice: the router must still make one copy.
+                proptest::collection::vec(proptest::sample::select(&ADAPTERS[..]), 0..4),
+            )
+                .prop_map(|(types, from, to, deliver)| RouteConfig {
+                    index: 0,
+                    id: String::new(),
+                    types,
+                    from,
+                    to,
+                    deliver: deliver.into_iter().map(str::to_owned).collect(),
+                    retry: RetryPolicy::default(),
+                })
+        }
+
+        fn table() -> impl Strategy<Value = Vec<RouteConfig>> {
+            proptest::collection::vec(route_config(), 0..8).prop_map(|mut v| {
+                for (i, r) in v.iter_mut().enumerate() {
+                    r.index = i;
+                    r.id = format!("r{i}");
+                }
+                v
+            })
+        }
+
+        /// (type, from, to) of a message.
+        fn message() -> impl Strategy<Value = (String, String, Vec<String>)> {
+            (
+                proptest::sample::select(vec!["t0", "t1", "t2", "t3", UNROUTED]),
+                proptest::sample::select(&AGENCIES[..]),
+                proptest::collection::vec(proptest::sample::select(&AGENCIES[..]), 0..4),
+            )
+                .prop_map(|(k, f, t)| {
+                    (
+                        k.to_owned(),
+                        f.to_owned(),
+                        t.into_iter().map(str::to_owned).collect(),
+                    )
+                })
+        }
+
+        /// The reference: a route matches when its filters say so, with nothing clever.
+        fn matches(r: &RouteConfig, kind: &str, from: &str, to: &[String]) -> bool {
+            r.types.iter().any(|t| t == kind)
+                && r.from.as_ref().is_none_or(|f| f.iter().any(|a| a == from))
+                && r.to
+                    .as_ref()
+                    .is_none_or(|t| to.iter().any(|a| t.contains(a)))
+        }
+
+        fn reference(routes: &[RouteConfig], kind: &str, from: &str, to: &[String]) -> Decision {
+            let mut d = Decision::default();
+            for r in routes.iter().filter(|r| matches(r, kind, from, to)) {
+                d.routes.push(r.id.clone());
+                for a in &r.deliver {
+                    if d.targets.iter().all(|t| &t.adapter != a) {
+                        d.targets.push(Target {
+                            route: r.id.clone(),
+                            adapter: a.clone(),
+                        });
+                    }
+                }
+            }
+            d
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn routing_agrees_with_the_filters(routes in table(), (kind, from, to) in message()) {
+                let router = Router::new(&routes);
+                let d = router.route(&kind, &from, &to);
+                let by_id = |id: &str| routes.iter().find(|r| r.id == id).unwrap();
+
+                // A target's adapter appears at most once.
+                let mut adapters: Vec<&str> = d.targets.iter().map(|t| t.adapter.as_str()).collect();
+                adapters.sort_unstable();
+                let n = adapters.len();
+                adapters.dedup();
+                prop_assert_eq!(adapters.len(), n, "an adapter got two copies: {:?}", d.targets);
+
+                // Every target's route is in `routes`, and delivers to that adapter.
+                for t in &d.targets {
+                    prop_assert!(d.routes.contains(&t.route), "{:?} not in {:?}", t, d.routes);
+                    prop_assert!(by_id(&t.route).deliver.contains(&t.adapter));
+                }
+
+                // No route with an unmatched type ever appears.
+                for id in &d.routes {
+                    prop_assert!(by_id(id).types.contains(&kind), "{} does not carry {}", id, kind);
+                }
+                if kind == UNROUTED {
+                    prop_assert_eq!(&d, &Decision::default());
+                }
+
+                // A route is in `routes` iff its filters match; the targets are exactly the reference's.
+                for r in &routes {
+                    prop_assert_eq!(
+                        d.routes.contains(&r.id),
+                        matches(r, &kind, &from, &to),
+                        "route {:?}", r
+                    );
+                }
+                prop_assert_eq!(&d, &reference(&routes, &kind, &from, &to));
+
+                // Every adapter of a matching route is served (by some route).
+                for id in &d.routes {
+                    for a in &by_id(id).deliver {
+                        prop_assert!(d.targets.iter().any(|t| &t.adapter == a));
+                    }
+                }
+            }
+
+            #[test]
+            fn the_route_table_order_decides_the_owner_not_the_set(
+                routes in table(),
+                (kind, from, to) in message(),
+            ) {
+                // Reversing the table changes who owns a copy, never which routes match or which adapters
+                // get one.
+                let forward = Router::new(&routes).route(&kind, &from, &to);
+                let mut reversed = routes.clone();
+                reversed.reverse();
+                let backward = Router::new(&reversed).route(&kind, &from, &to);
+                let mut a: Vec<_> = forward.routes.clone();
+                let mut b: Vec<_> = backward.routes.clone();
+                a.sort();
+                b.sort();
+                prop_assert_eq!(a, b);
+                let mut a: Vec<_> = forward.targets.iter().map(|t| t.adapter.clone()).collect();
+                let mut b: Vec<_> = backward.targets.iter().map(|t| t.adapter.clone()).collect();
+                a.sort();
+                b.sort();
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
 }

@@ -503,14 +503,21 @@ fn violation_message(e: &ValidationError<'_>) -> String {
             value()
         ),
         ValidationErrorKind::Format { format } => format!("{} is not a valid {format}", value()),
-        // `propertyNames` reports the offending name at the object.
+        // `propertyNames` reports the offending name at the object. The name is the instance of the inner
+        // error: masking the outer one does not mask it (its message is the inner one's, unmasked).
         _ if e.schema_path().as_str().contains("/propertyNames/") => {
+            let inner = match e.kind() {
+                ValidationErrorKind::PropertyNames { error } => error.as_ref(),
+                _ => e,
+            };
+            let short = matches!(&**inner.instance(), Value::String(s) if s.chars().count() <= MAX_QUOTED_LEN);
             format!(
                 "property name {}",
-                if quotable {
-                    e.to_string()
+                if short {
+                    inner.to_string()
                 } else {
-                    e.masked_with(format!("of over {MAX_QUOTED_LEN} characters"))
+                    inner
+                        .masked_with(format!("of over {MAX_QUOTED_LEN} characters"))
                         .to_string()
                 }
             )

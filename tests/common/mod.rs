@@ -452,3 +452,116 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The test PostgreSQL: `LIENTHONG_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
+pub fn pg_admin_url() -> String {
+    std::env::var("LIENTHONG_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A fresh PostgreSQL schema of one test; `url` selects it through `search_path`. Dropped (with every table
+/// the bus created in it) by [`PgSchema::drop_now`], or on drop when a test panics first.
+pub struct PgSchema {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+    dropped: bool,
+}
+
+impl PgSchema {
+    pub async fn create(test: &str) -> PgSchema {
+        use sqlx::{Connection, Executor};
+        let admin_url = pg_admin_url();
+        let name = format!(
+            "lt_{}_{}",
+            test.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL must be running at {admin_url}: {e}"));
+        conn.execute(format!("CREATE SCHEMA {name}").as_str())
+            .await
+            .expect("create the test schema");
+        let _ = conn.close().await;
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{name}");
+        PgSchema {
+            name,
+            url,
+            admin_url,
+            dropped: false,
+        }
+    }
+
+    /// Rows of `sql` (a `SELECT count(*)`-style query returning one BIGINT) in this schema.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::{Connection, Row};
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        let n: i64 = sqlx::query(sql).fetch_one(&mut conn).await.unwrap().get(0);
+        let _ = conn.close().await;
+        n
+    }
+
+    /// Drops the schema and everything in it; panics if that fails.
+    pub async fn drop_now(mut self) {
+        drop_schema(&self.admin_url, &self.name)
+            .await
+            .unwrap_or_else(|e| panic!("drop schema {}: {e}", self.name));
+        self.dropped = true;
+    }
+}
+
+async fn drop_schema(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    conn.execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+        .await?;
+    conn.close().await
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Runs inside the test's runtime, which cannot be blocked on: use a private one on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            if let Err(e) = rt.block_on(drop_schema(&url, &name)) {
+                eprintln!("could not drop test schema {name}: {e}");
+            }
+        })
+        .join();
+    }
+}
+
+/// Whether `GET <admin>/healthz` answers 200.
+pub async fn healthy(admin_url: &str) -> bool {
+    reqwest::get(admin_url)
+        .await
+        .is_ok_and(|r| r.status().as_u16() == 200)
+}
+
+impl Receiver {
+    /// Like [`Receiver::scripted`], but takes bodies of any size (axum's default limit is 2 MB).
+    pub async fn scripted_unlimited(script: &[u16], then: u16) -> Self {
+        let state = Arc::new(ReceiverState::default());
+        state.script.lock().unwrap().extend(script.iter().copied());
+        *state.then.lock().unwrap() = then;
+        let app = axum::Router::new()
+            .fallback(handle)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state }
+    }
+}

@@ -122,7 +122,9 @@ async fn handle(
     let mut buf = bytes::BytesMut::with_capacity(hint);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
-        let chunk = chunk.map_err(|e| ApiError::new(code::INVALID_JSON, format!("could not read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(code::INVALID_JSON, format!("could not read the body: {e}"))
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(refused(too_large()));
         }
