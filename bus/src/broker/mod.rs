@@ -10,6 +10,7 @@
 
 pub mod amqp;
 pub mod memory;
+pub mod supervise;
 pub mod topology;
 
 use bytes::Bytes;

@@ -19,47 +19,22 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(ingress: Arc<Ingress>, shutdown: CancellationToken) {
     let shared = ingress.shared().clone();
     let queue = shared.names.ingress_queue();
-    let prefetch = shared.config.bus.prefetch;
-    let mut tasks = tokio::task::JoinSet::new();
-    while !shutdown.is_cancelled() {
-        let consumer = tokio::select! {
-            c = shared.broker.consume(&queue, prefetch, Duration::from_secs(5)) => c,
-            _ = shutdown.cancelled() => break,
-        };
-        let mut consumer = match consumer {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, "AMQP ingress waiting for the broker");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    _ = shutdown.cancelled() => break,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                n = consumer.next() => n,
-                _ = shutdown.cancelled() => None,
-            };
-            match next {
-                Some(Ok(incoming)) => {
-                    let ingress = ingress.clone();
-                    tasks.spawn(async move { handle(&ingress, incoming).await });
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "AMQP ingress consumer ended");
-                    break;
-                }
-                None => break,
-            }
-            while tasks.try_join_next().is_some() {}
-        }
-        // Finish what is in hand before closing the channel (unsettled deliveries return to the queue).
-        let grace = shared.config.bus.shutdown_timeout.get();
-        let _ =
-            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-        consumer.close().await;
-    }
+    let (prefetch, grace) = (
+        shared.config.bus.prefetch,
+        shared.config.bus.shutdown_timeout.get(),
+    );
+    crate::broker::supervise::consume_until(
+        &shared.broker,
+        &queue,
+        prefetch,
+        grace,
+        &shutdown,
+        |incoming| {
+            let ingress = ingress.clone();
+            async move { handle(&ingress, incoming).await }
+        },
+    )
+    .await;
 }
 
 async fn handle(ingress: &Ingress, incoming: Incoming) {

@@ -19,23 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
     let queue = shared.names.dead_queue(&adapter);
-    while !stop.is_cancelled() {
-        let consumer = tokio::select! {
-            c = shared.broker.consume(&queue, 16, Duration::from_secs(5)) => c,
-            _ = stop.cancelled() => break,
-        };
-        let Ok(mut consumer) = consumer else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                _ = stop.cancelled() => break,
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                n = consumer.next() => n,
-                _ = stop.cancelled() => None,
-            };
-            let Some(Ok(incoming)) = next else { break };
+    let grace = shared.config.bus.shutdown_timeout.get();
+    crate::broker::supervise::consume_until(&shared.broker, &queue, 16, grace, &stop, |incoming| {
+        let (shared, adapter) = (shared.clone(), adapter.clone());
+        async move {
             let entry = entry_from(&incoming.envelope, &adapter);
             match shared.state.park(&entry).await {
                 Ok(()) => {
@@ -49,8 +36,8 @@ pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: Cancellat
                 }
             }
         }
-        consumer.close().await;
-    }
+    })
+    .await;
 }
 
 /// Headers worth keeping to republish a parked message (the message's own, not its history).

@@ -15,56 +15,27 @@ use crate::wire::{self, Copy};
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
     let queue = shared.names.deliver_queue(&adapter);
     let sink = shared.sinks[&adapter].clone();
-    let mut tasks = JoinSet::new();
-    while !stop.is_cancelled() {
-        let consumer = tokio::select! {
-            c = shared.broker.consume(&queue, shared.config.bus.prefetch, Duration::from_secs(5)) => c,
-            _ = stop.cancelled() => break,
-        };
-        let mut consumer = match consumer {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(adapter = %adapter, error = %e, "Delivery worker waiting for the broker");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    _ = stop.cancelled() => break,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                n = consumer.next() => n,
-                _ = stop.cancelled() => None,
-            };
-            match next {
-                Some(Ok(incoming)) => {
-                    let (shared, sink) = (shared.clone(), sink.clone());
-                    tasks.spawn(async move { handle(&shared, sink.as_ref(), incoming).await });
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(adapter = %adapter, error = %e, "Delivery consumer ended; re-subscribing");
-                    break;
-                }
-                None => break,
-            }
-            while tasks.try_join_next().is_some() {}
-        }
-        let grace = shared.config.bus.shutdown_timeout.get();
-        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
-        {
-            tracing::warn!(adapter = %adapter, "Deliveries still running at the shutdown deadline; returning them to the queue");
-            tasks.abort_all();
-        }
-        consumer.close().await;
-    }
+    let (prefetch, grace) = (
+        shared.config.bus.prefetch,
+        shared.config.bus.shutdown_timeout.get(),
+    );
+    crate::broker::supervise::consume_until(
+        &shared.broker,
+        &queue,
+        prefetch,
+        grace,
+        &stop,
+        |incoming| {
+            let (shared, sink) = (shared.clone(), sink.clone());
+            async move { handle(&shared, sink.as_ref(), incoming).await }
+        },
+    )
+    .await;
 }
 
 /// Marks (adapter, id) as being delivered by this process; a second copy waits for the first to finish, so
