@@ -56,48 +56,13 @@ pub struct DossierView {
 impl StateStore {
     /// Records what an accepted message says about a dossier (later facts win; absent ones keep the old).
     pub async fn dossier_record(&self, f: &DossierFacts) -> Result<(), StateError> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO lt_dossier (code, sender, status, local_status, received, due, finished, last_type,
-                                     last_message_id, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (code) DO UPDATE SET
-                sender = excluded.sender,
-                status = COALESCE(excluded.status, lt_dossier.status),
-                local_status = COALESCE(excluded.local_status, lt_dossier.local_status),
-                received = COALESCE(excluded.received, lt_dossier.received),
-                due = COALESCE(excluded.due, lt_dossier.due),
-                finished = COALESCE(excluded.finished, lt_dossier.finished),
-                last_type = excluded.last_type,
-                last_message_id = excluded.last_message_id,
-                updated_ms = excluded.updated_ms",
-        )
-        .bind(&f.code)
-        .bind(&f.sender)
-        .bind(f.status)
-        .bind(f.local_status.clone())
-        .bind(f.received.clone())
-        .bind(f.due.clone())
-        .bind(f.finished.clone())
-        .bind(&f.kind)
-        .bind(&f.message_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query(
-            "INSERT INTO lt_dossier_event (code, message_id, kind, sender, status, note, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code, message_id) DO NOTHING",
-        )
-        .bind(&f.code)
-        .bind(&f.message_id)
-        .bind(&f.kind)
-        .bind(&f.sender)
-        .bind(f.status)
-        .bind(f.note.clone())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.lanes
+            .write(|reply| super::batch::Write::Dossier {
+                facts: f.clone(),
+                at: now_ms(),
+                reply,
+            })
+            .await
     }
 
     /// The dossier `code`, with its events oldest first.

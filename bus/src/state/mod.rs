@@ -30,6 +30,7 @@
 //! with `options=-c search_path=…` is honoured). Both go through sqlx's `Any` driver with the same SQL;
 //! times are stored as epoch milliseconds and shown as RFC 3339. Tables are listed in `schema.rs`.
 
+mod batch;
 mod dossier;
 pub use dossier::{DossierEvent, DossierFacts, DossierView};
 mod schema;
@@ -81,6 +82,9 @@ pub enum StateError {
     },
     #[error("state database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A database error shared by every operation of one group commit (see batch.rs).
+    #[error("state database error: {0}")]
+    Batch(String),
     #[error("invalid {field} {value:?}: expected an RFC 3339 time")]
     InvalidTime { field: &'static str, value: String },
     #[error("invalid dead-letter state {0:?}: expected parked, replayed or purged")]
@@ -144,6 +148,8 @@ pub struct AuditEntry {
 pub struct StateStore {
     pool: AnyPool,
     backend: Backend,
+    /// Group commit for the per-message operations (see batch.rs).
+    lanes: batch::Lanes,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -294,7 +300,12 @@ impl StateStore {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         tracing::info!(backend = backend.name(), url = %shown, "state store connected");
-        Ok(StateStore { pool, backend })
+        let lanes = batch::Lanes::start(pool.clone());
+        Ok(StateStore {
+            pool,
+            backend,
+            lanes,
+        })
     }
 
     /// "sqlite" or "postgres".
@@ -315,20 +326,13 @@ impl StateStore {
         sender: &str,
         id: &str,
     ) -> Result<Option<Accepted>, StateError> {
-        let row =
-            sqlx::query("SELECT accepted FROM lt_ingress WHERE sender = $1 AND client_id = $2")
-                .bind(sender)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get("accepted")?;
-        serde_json::from_str(&json)
-            .map(Some)
-            .map_err(|e| StateError::Corrupt {
-                table: "lt_ingress",
-                detail: e.to_string(),
+        self.lanes
+            .read(|reply| batch::Read::Ingress {
+                sender: sender.to_owned(),
+                id: id.to_owned(),
+                reply,
             })
+            .await
     }
 
     /// Record the answer for this (sender, client id). The first writer wins: a later record for the same
@@ -343,45 +347,40 @@ impl StateStore {
             what: "accepted answer",
             source,
         })?;
-        sqlx::query(
-            "INSERT INTO lt_ingress (sender, client_id, accepted, created_ms) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (sender, client_id) DO NOTHING",
-        )
-        .bind(sender)
-        .bind(id)
-        .bind(json)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.lanes
+            .write(|reply| batch::Write::Ingress {
+                sender: sender.to_owned(),
+                id: id.to_owned(),
+                accepted: json,
+                at: now_ms(),
+                reply,
+            })
+            .await
     }
 
     // ---- delivery de-duplication --------------------------------------------------------------------
 
     /// Whether `adapter` has already delivered message `id` successfully.
     pub async fn was_delivered(&self, adapter: &str, id: &str) -> Result<bool, StateError> {
-        let row = sqlx::query(
-            "SELECT delivered_ms FROM lt_delivered WHERE adapter = $1 AND message_id = $2",
-        )
-        .bind(adapter)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
+        self.lanes
+            .read(|reply| batch::Read::Delivered {
+                adapter: adapter.to_owned(),
+                id: id.to_owned(),
+                reply,
+            })
+            .await
     }
 
     /// Remember a successful delivery. Idempotent (the first time is kept).
     pub async fn mark_delivered(&self, adapter: &str, id: &str) -> Result<(), StateError> {
-        sqlx::query(
-            "INSERT INTO lt_delivered (adapter, message_id, delivered_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (adapter, message_id) DO NOTHING",
-        )
-        .bind(adapter)
-        .bind(id)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.lanes
+            .write(|reply| batch::Write::Delivered {
+                adapter: adapter.to_owned(),
+                id: id.to_owned(),
+                at: now_ms(),
+                reply,
+            })
+            .await
     }
 
     // ---- dead-letter parking lot --------------------------------------------------------------------

@@ -783,6 +783,88 @@ async fn dossier_tracking_merges_facts(kind: Kind) {
     assert_eq!(d[0].0, "stp");
 }
 
+/// Hundreds of operations at once (so the lanes answer them in multi-row batches) get the same answers as
+/// one at a time: every mark is seen, no unmarked id is, every dossier ends with its latest facts.
+async fn batched_operations_answer_each_caller(kind: Kind) {
+    let db = db(kind).await;
+    let s = Arc::new(db.store.clone());
+    let n = 600;
+    let marks = (0..n).map(|i| {
+        let s = s.clone();
+        async move {
+            let adapter = if i % 2 == 0 { "tax" } else { "police" };
+            s.mark_delivered(adapter, &format!("m-{i}")).await
+        }
+    });
+    for r in futures::future::join_all(marks).await {
+        r.unwrap();
+    }
+    let checks = (0..2 * n).map(|i| {
+        let s = s.clone();
+        async move {
+            let adapter = if i % 2 == 0 { "tax" } else { "police" };
+            (i, s.was_delivered(adapter, &format!("m-{i}")).await.unwrap())
+        }
+    });
+    for (i, seen) in futures::future::join_all(checks).await {
+        assert_eq!(seen, i < n, "m-{i}");
+    }
+    let records = (0..n).map(|i| {
+        let s = s.clone();
+        async move {
+            let accepted = Accepted {
+                id: format!("id-{i}"),
+                routes: vec!["r".into()],
+            };
+            s.ingress_record("000.00.00.H40", &format!("c-{i}"), &accepted)
+                .await
+        }
+    });
+    for r in futures::future::join_all(records).await {
+        r.unwrap();
+    }
+    let lookups = (0..n + 10).map(|i| {
+        let s = s.clone();
+        async move {
+            let got = s
+                .ingress_lookup("000.00.00.H40", &format!("c-{i}"))
+                .await
+                .unwrap();
+            (i, got.map(|a| a.id))
+        }
+    });
+    for (i, got) in futures::future::join_all(lookups).await {
+        assert_eq!(got, (i < n).then(|| format!("id-{i}")), "c-{i}");
+    }
+    // Ten dossiers, sixty facts each, all in flight together: statuses 1..=60 in order per dossier.
+    for step in 1..=60i64 {
+        let facts = (0..10).map(|d| {
+            let s = s.clone();
+            async move {
+                s.dossier_record(&DossierFacts {
+                    code: format!("H-{d}"),
+                    sender: "000.00.00.H40".into(),
+                    kind: "dossier.status-changed".into(),
+                    message_id: format!("d{d}-{step}"),
+                    status: Some(step),
+                    due: (step == 1).then(|| "20261130170000".into()),
+                    ..Default::default()
+                })
+                .await
+            }
+        });
+        for r in futures::future::join_all(facts).await {
+            r.unwrap();
+        }
+    }
+    for d in 0..10 {
+        let v = s.dossier_get(&format!("H-{d}")).await.unwrap().unwrap();
+        assert_eq!(v.status, Some(60));
+        assert_eq!(v.due.as_deref(), Some("20261130170000"));
+        assert_eq!(v.events.len(), 60);
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -819,6 +901,7 @@ on_both_backends!(
     concurrent_connects_create_schema_once,
     newer_schema_is_refused,
     dossier_tracking_merges_facts,
+    batched_operations_answer_each_caller,
 );
 
 // ---- backend-specific ---------------------------------------------------------------------------------
