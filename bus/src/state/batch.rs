@@ -107,6 +107,25 @@ impl Lanes {
     }
 }
 
+/// Statement sizes used: a chunk of rows is padded up to the next of these by repeating its last row (a
+/// no-op for `IN (…)` and `ON CONFLICT DO NOTHING`), so only a handful of distinct SQL texts exist and
+/// each stays prepared in the connection's statement cache instead of being parsed again per batch.
+const SIZES: [usize; 5] = [1, 4, 16, 48, ROWS_PER_STATEMENT];
+
+/// `chunk` padded to the next of [`SIZES`] by repeating its last element.
+fn padded<T: Copy>(chunk: &[T]) -> Vec<T> {
+    let want = SIZES
+        .iter()
+        .copied()
+        .find(|&n| n >= chunk.len())
+        .unwrap_or(chunk.len());
+    let mut v = chunk.to_vec();
+    if let Some(&last) = chunk.last() {
+        v.resize(want, last);
+    }
+    v
+}
+
 /// `($1, $2, $3), ($4, $5, $6), …` for `rows` rows of `cols` columns.
 fn values(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
@@ -171,9 +190,10 @@ async fn select_in(
 ) -> Result<HashMap<String, Option<String>>, StateError> {
     let mut found = HashMap::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
         let sql = format!("{sql_head} IN ({})", list(2, chunk.len()));
         let mut q = sqlx::query(&sql).bind(key);
-        for id in chunk {
+        for id in &chunk {
             q = q.bind(*id);
         }
         for row in q.fetch_all(pool).await? {
@@ -332,26 +352,28 @@ async fn write_batch(
     let mut tx = pool.begin().await?;
     let rows: Vec<_> = ingress.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_ingress (sender, client_id, accepted, created_ms) VALUES {}
              ON CONFLICT (sender, client_id) DO NOTHING",
             values(chunk.len(), 4)
         );
         let mut q: Q = sqlx::query(&sql);
-        for ((sender, id), (accepted, at)) in chunk {
+        for ((sender, id), (accepted, at)) in &chunk {
             q = q.bind(sender).bind(id).bind(accepted).bind(*at);
         }
         q.execute(&mut *tx).await?;
     }
     let rows: Vec<_> = delivered.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_delivered (adapter, message_id, delivered_ms) VALUES {}
              ON CONFLICT (adapter, message_id) DO NOTHING",
             values(chunk.len(), 3)
         );
         let mut q: Q = sqlx::query(&sql);
-        for ((adapter, id), at) in chunk {
+        for ((adapter, id), at) in &chunk {
             q = q.bind(adapter).bind(id).bind(*at);
         }
         q.execute(&mut *tx).await?;
@@ -392,13 +414,14 @@ async fn write_batch(
     }
     let rows: Vec<_> = events.values().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_dossier_event (code, message_id, kind, sender, status, note, at_ms)
              VALUES {} ON CONFLICT (code, message_id) DO NOTHING",
             values(chunk.len(), 7)
         );
         let mut q: Q = sqlx::query(&sql);
-        for (f, at) in chunk {
+        for (f, at) in &chunk {
             q = q
                 .bind(&f.code)
                 .bind(&f.message_id)
@@ -422,6 +445,14 @@ mod tests {
     fn placeholders_number_rows_then_columns() {
         assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(list(2, 3), "$2, $3, $4");
+    }
+
+    #[test]
+    fn chunks_are_padded_to_few_sizes_with_the_last_row() {
+        assert_eq!(padded(&[7]), vec![7]);
+        assert_eq!(padded(&[1, 2]), vec![1, 2, 2, 2]);
+        assert_eq!(padded(&[0u8; 17]).len(), 48);
+        assert_eq!(padded::<u8>(&[]), Vec::<u8>::new());
     }
 
     #[test]
