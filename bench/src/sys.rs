@@ -199,8 +199,9 @@ pub fn status_bytes(pid: &str, key: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Mean time of writing 4 KiB to a file in `dir` and `fsync`ing it, over `rounds` rounds: what one SQLite
-/// commit with `synchronous=FULL` costs at least on that disk.
+/// Mean time of writing 4 KiB to a file in `dir` and `fsync`ing it, over `rounds` rounds: what one durable
+/// commit costs at least on that disk (the bus's SQLite runs `synchronous=NORMAL`, which fsyncs only at
+/// WAL checkpoints).
 pub fn fsync_latency(dir: &std::path::Path, rounds: u32) -> Option<Duration> {
     use std::io::Write;
     let file = tempfile::NamedTempFile::new_in(dir).ok()?;

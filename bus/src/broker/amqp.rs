@@ -5,6 +5,11 @@
 //! during a connection loss be retried on the new connection within its deadline (so ingress answers 202 only
 //! after a real confirm, and 503 when the deadline passes — never a guess). Consumers simply re-subscribe when
 //! their stream ends; unacked deliveries of a dead channel are requeued by RabbitMQ, so handlers are idempotent.
+//!
+//! Publishing and consuming use two connections, as RabbitMQ advises: when the broker applies flow control
+//! to a connection that publishes too fast, it blocks that connection's reads, and consumers on it would stop
+//! acknowledging — the very thing that would relieve the pressure. Two connections also give each direction
+//! its own lapin I/O thread.
 
 use super::topology::{ExchangeKind, Topology};
 use super::{Acker, BrokerError, Envelope, HeaderValue, Headers, Incoming};
@@ -41,7 +46,10 @@ struct Inner {
 }
 
 struct Link {
+    /// Publishes, topology, queue inspection.
     conn: Connection,
+    /// Consumers only.
+    consumers: Connection,
     publishers: Vec<Mutex<Channel>>,
     next: AtomicUsize,
 }
@@ -67,7 +75,7 @@ impl AmqpBroker {
             .link
             .borrow()
             .as_ref()
-            .is_some_and(|l| l.conn.status().connected())
+            .is_some_and(|l| l.connected())
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -82,7 +90,7 @@ impl AmqpBroker {
         let mut rx = self.inner.link.subscribe();
         loop {
             if let Some(l) = rx.borrow_and_update().clone()
-                && l.conn.status().connected()
+                && l.connected()
             {
                 return Some(l);
             }
@@ -92,7 +100,7 @@ impl AmqpBroker {
                 Err(_) => {
                     // The watch may not change when a connection silently dies; check once more.
                     let l = rx.borrow().clone();
-                    return l.filter(|l| l.conn.status().connected());
+                    return l.filter(|l| l.connected());
                 }
             }
         }
@@ -151,7 +159,7 @@ impl AmqpBroker {
             .await
             .ok_or_else(|| BrokerError::Unavailable("not connected".into()))?;
         let channel = link
-            .conn
+            .consumers
             .create_channel()
             .await
             .map_err(BrokerError::from_lapin)?;
@@ -194,7 +202,7 @@ impl AmqpBroker {
         self.inner.shutdown.cancel();
         let link = self.inner.link.borrow().clone();
         if let Some(l) = link {
-            let _ = l.conn.close(200, "lienthong shutting down".into()).await;
+            l.close("lienthong shutting down").await;
         }
     }
 }
@@ -214,6 +222,17 @@ impl Link {
     fn channel(&self) -> Channel {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.publishers.len();
         self.publishers[i].lock().expect("lock").clone()
+    }
+
+    /// Closes both connections (either may already be gone), giving up on each after a short wait.
+    async fn close(&self, why: &str) {
+        for c in [&self.conn, &self.consumers] {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.close(200, why.into())).await;
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.conn.status().connected() && self.consumers.status().connected()
     }
 
     async fn publish_once(
@@ -298,12 +317,14 @@ async fn supervise(inner: Arc<Inner>) {
                             Some(_) => {}
                         },
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                            if !link.conn.status().connected() { break; }
+                            if !link.connected() { break; }
                         }
                         _ = inner.shutdown.cancelled() => return,
                     }
                 }
                 inner.link.send_replace(None);
+                // One of the two may still be open; close it so a reconnect does not leave it behind.
+                link.close("reconnecting").await;
                 metrics::gauge!("lienthong_broker_connected").set(0.0);
                 tracing::warn!(broker = %redacted, "Lost the RabbitMQ connection; reconnecting");
             }
@@ -322,27 +343,53 @@ async fn supervise(inner: Arc<Inner>) {
 
 type Events = std::pin::Pin<Box<dyn futures::Stream<Item = lapin::Event> + Send>>;
 
-async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
+async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
     let props = ConnectionProperties::default()
-        .with_connection_name(format!("lienthong {}", inner.topology_name()).into());
-    let conn = tokio::time::timeout(
+        .with_connection_name(format!("lienthong {} ({role})", inner.topology_name()).into());
+    tokio::time::timeout(
         Duration::from_secs(10),
         Connection::connect(&inner.url, props),
     )
     .await
     .map_err(|_| "connection attempt timed out".to_string())?
-    .map_err(|e| e.to_string())?;
-    let events: Events = Box::pin(conn.events_listener());
-    declare(&conn, &inner.topology).await?;
-    let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
-    for _ in 0..PUBLISH_CHANNELS {
-        publishers.push(Mutex::new(
-            publish_channel(&conn).await.map_err(|e| e.to_string())?,
-        ));
-    }
+    .map_err(|e| e.to_string())
+}
+
+async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
+    let conn = open(inner, "publish").await?;
+    let consumers = match open(inner, "consume").await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = conn.close(200, "second connection failed".into()).await;
+            return Err(e);
+        }
+    };
+    let events: Events = Box::pin(futures::stream::select(
+        conn.events_listener(),
+        consumers.events_listener(),
+    ));
+    let ready = async {
+        declare(&conn, &inner.topology).await?;
+        let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
+        for _ in 0..PUBLISH_CHANNELS {
+            publishers.push(Mutex::new(
+                publish_channel(&conn).await.map_err(|e| e.to_string())?,
+            ));
+        }
+        Ok::<_, String>(publishers)
+    };
+    let publishers = match ready.await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = conn.close(200, "topology failed".into()).await;
+            let _ = consumers.close(200, "topology failed".into()).await;
+            return Err(e);
+        }
+    };
     Ok((
         Arc::new(Link {
             conn,
+            consumers,
             publishers,
             next: AtomicUsize::new(0),
         }),

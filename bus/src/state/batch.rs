@@ -91,7 +91,10 @@ impl Lanes {
         Self { reads, writes }
     }
 
-    pub(super) async fn read<T>(&self, make: impl FnOnce(Reply<T>) -> Read) -> Result<T, StateError> {
+    pub(super) async fn read<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Read,
+    ) -> Result<T, StateError> {
         let (tx, rx) = oneshot::channel();
         self.reads.send(make(tx)).await.map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?

@@ -803,7 +803,10 @@ async fn batched_operations_answer_each_caller(kind: Kind) {
         let s = s.clone();
         async move {
             let adapter = if i % 2 == 0 { "tax" } else { "police" };
-            (i, s.was_delivered(adapter, &format!("m-{i}")).await.unwrap())
+            (
+                i,
+                s.was_delivered(adapter, &format!("m-{i}")).await.unwrap(),
+            )
         }
     });
     for (i, seen) in futures::future::join_all(checks).await {
