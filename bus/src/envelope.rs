@@ -45,15 +45,16 @@ pub const MAX_ID_LEN: usize = 200;
 
 /// Parses `body` as an envelope. `max_depth` bounds JSON nesting.
 pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeError> {
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(EnvelopeError::InvalidJson(format!(
+    let text = std::str::from_utf8(body).map_err(|e| {
+        EnvelopeError::InvalidJson(format!(
             "body is not valid UTF-8 (first bad byte at offset {})",
             e.valid_up_to()
-        )));
-    }
+        ))
+    })?;
     check_depth(body, max_depth)?;
     // Deserialized with its path tracked, so a mistyped or unknown field is reported at its JSON pointer.
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // From the already-checked `str`, so serde_json does not validate the UTF-8 a second time.
+    let mut de = serde_json::Deserializer::from_str(text);
     let mut track = serde_path_to_error::Track::new();
     let env = Envelope::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
         .and_then(|env| de.end().map(|()| env));
@@ -145,20 +146,23 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
 /// Refuses JSON nested deeper than `max` arrays/objects, scanning bytes without building anything.
 pub fn check_depth(body: &[u8], max: usize) -> Result<(), EnvelopeError> {
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    for &b in body {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        i += 1;
         match b {
-            b'"' => in_str = true,
+            b'"' => {
+                // Jump through the string to its closing quote: strings are most of a large payload's bytes.
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
+                        None => return Ok(()), // unterminated; the parser reports it
+                        Some(at) if body[i + at] == b'\\' => i += at + 2,
+                        Some(at) => {
+                            i += at + 1;
+                            break;
+                        }
+                    }
+                }
+            }
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
