@@ -3,6 +3,7 @@
 //! Runtime switches live here on the command line; everything about routing lives in the config file.
 
 mod cli;
+mod malloc;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
