@@ -68,6 +68,7 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
+    lienthong_bus::malloc::tune();
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();

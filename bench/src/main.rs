@@ -4,8 +4,17 @@ use clap::Parser;
 use lienthong_bench::{Opts, run, write_into};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The in-process bus runs with the allocator settings of the `lienthong` binary (before any thread).
+    lienthong_bus::malloc::tune();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench_main())
+}
+
+async fn bench_main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {

@@ -209,8 +209,13 @@ impl Ingress {
         traceparent: String,
     ) -> Result<Accepted, ApiError> {
         let shared = &self.shared;
-        let meta = &p.message.meta;
-        if let Some(id) = &p.client_id {
+        let Prepared {
+            mut message,
+            client_id,
+            dossier,
+        } = p;
+        let meta = &message.meta;
+        if let Some(id) = &client_id {
             match shared.state.ingress_lookup(&meta.from, id).await {
                 Ok(Some(first)) => {
                     metrics::counter!("lienthong_ingress_duplicates_total").increment(1);
@@ -241,8 +246,7 @@ impl Ingress {
         let timeout = shared.config.bus.publish_timeout.get();
         let exchange = shared.names.deliver_exchange();
         let publishes = decision.targets.iter().map(|t| {
-            let env =
-                Copy::new(p.message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
+            let env = Copy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
             let exchange = exchange.clone();
             async move {
                 shared
@@ -251,7 +255,13 @@ impl Ingress {
                     .await
             }
         });
-        for r in futures::future::join_all(publishes).await {
+        let confirmed = futures::future::join_all(publishes).await;
+        // Every copy is settled by the broker, so the payload (a whole edXML package can be 27 MB) is released
+        // now rather than after the state-store writes below: the delivery worker may already be receiving the
+        // same message, and the two must not be held at once.
+        message.payload = Bytes::new();
+        let meta = &message.meta;
+        for r in confirmed {
             if let Err(e) = r {
                 tracing::warn!(id = %meta.id, error = %e, "Publish not confirmed; answering 503");
                 metrics::counter!("lienthong_ingress_refused_total", "code" => code::BROKER_UNAVAILABLE)
@@ -266,13 +276,13 @@ impl Ingress {
             id: meta.id.clone(),
             routes: decision.routes,
         };
-        if let Some(id) = &p.client_id
+        if let Some(id) = &client_id
             && let Err(e) = shared.state.ingress_record(&meta.from, id, &accepted).await
         {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
             tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
         }
-        if let Some(mut facts) = p.dossier.clone() {
+        if let Some(mut facts) = dossier {
             facts.sender = meta.from.clone();
             facts.kind = meta.kind.clone();
             facts.message_id = meta.id.clone();
@@ -299,6 +309,8 @@ impl Submit for Ingress {
             ContentKind::Json => self.prepare_json(&sub),
             ContentKind::Xml => xml::prepare(self, &sub).await,
         };
+        // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
+        drop(sub);
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
