@@ -83,11 +83,11 @@ fn stopped() -> StateError {
 
 impl Lanes {
     /// Starts both lane tasks on the current tokio runtime.
-    pub(super) fn start(pool: AnyPool) -> Self {
+    pub(super) fn start(pool: AnyPool, marks: Marks) -> Self {
         let (reads, read_rx) = mpsc::channel(LANE_CAPACITY);
         let (writes, write_rx) = mpsc::channel(LANE_CAPACITY);
-        tokio::spawn(read_lane(pool.clone(), read_rx));
-        tokio::spawn(write_lane(pool, write_rx));
+        tokio::spawn(read_lane(pool.clone(), marks, read_rx));
+        tokio::spawn(write_lane(pool, marks, write_rx));
         Self { reads, writes }
     }
 
@@ -129,8 +129,27 @@ fn padded<T: Copy>(chunk: &[T]) -> Vec<T> {
     v
 }
 
+/// How bind parameters are written. PostgreSQL needs `$1, $2, …`; SQLite also takes plain `?` (bound in
+/// order of appearance), which it binds without looking each name up in a list — with a few hundred
+/// parameters per statement those lookups were a visible share of the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Marks {
+    Numbered,
+    Anonymous,
+}
+
+impl Marks {
+    /// The placeholder of parameter `n` (1-based).
+    fn at(self, n: usize) -> String {
+        match self {
+            Marks::Numbered => format!("${n}"),
+            Marks::Anonymous => "?".into(),
+        }
+    }
+}
+
 /// `($1, $2, $3), ($4, $5, $6), …` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
+fn values(marks: Marks, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -141,8 +160,7 @@ fn values(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            s.push_str(&marks.at(r * cols + c + 1));
         }
         s.push(')');
     }
@@ -150,16 +168,16 @@ fn values(rows: usize, cols: usize) -> String {
 }
 
 /// `$from, $from+1, …` (`n` placeholders).
-fn list(from: usize, n: usize) -> String {
+fn list(marks: Marks, from: usize, n: usize) -> String {
     (from..from + n)
-        .map(|i| format!("${i}"))
+        .map(|i| marks.at(i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 // ---- reads ------------------------------------------------------------------------------------------
 
-async fn read_lane(pool: AnyPool, mut rx: mpsc::Receiver<Read>) {
+async fn read_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Read>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
         let mut ingress: BTreeMap<String, Asks<Option<Accepted>>> = BTreeMap::new();
@@ -175,17 +193,19 @@ async fn read_lane(pool: AnyPool, mut rx: mpsc::Receiver<Read>) {
             }
         }
         for (sender, asks) in ingress {
-            answer_ingress(&pool, &sender, asks).await;
+            answer_ingress(&pool, marks, &sender, asks).await;
         }
         for (adapter, asks) in delivered {
-            answer_delivered(&pool, &adapter, asks).await;
+            answer_delivered(&pool, marks, &adapter, asks).await;
         }
     }
 }
 
 /// Runs `SELECT … WHERE <key> = $1 AND <col> IN (…)` over `ids` in chunks; returns every (col, value) row.
+/// `sql_head` ends with `<col>` and holds `{key}` where the key's placeholder goes.
 async fn select_in(
     pool: &AnyPool,
+    marks: Marks,
     sql_head: &str,
     key: &str,
     ids: &[&str],
@@ -194,7 +214,8 @@ async fn select_in(
     let mut found = HashMap::new();
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
-        let sql = format!("{sql_head} IN ({})", list(2, chunk.len()));
+        let head = sql_head.replace("{key}", &marks.at(1));
+        let sql = format!("{head} IN ({})", list(marks, 2, chunk.len()));
         let mut q = sqlx::query(&sql).bind(key);
         for id in &chunk {
             q = q.bind(*id);
@@ -212,11 +233,12 @@ async fn select_in(
     Ok(found)
 }
 
-async fn answer_ingress(pool: &AnyPool, sender: &str, asks: Asks<Option<Accepted>>) {
+async fn answer_ingress(pool: &AnyPool, marks: Marks, sender: &str, asks: Asks<Option<Accepted>>) {
     let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
     let found = select_in(
         pool,
-        "SELECT client_id, accepted FROM lt_ingress WHERE sender = $1 AND client_id",
+        marks,
+        "SELECT client_id, accepted FROM lt_ingress WHERE sender = {key} AND client_id",
         sender,
         &ids,
         "accepted",
@@ -241,11 +263,12 @@ async fn answer_ingress(pool: &AnyPool, sender: &str, asks: Asks<Option<Accepted
     }
 }
 
-async fn answer_delivered(pool: &AnyPool, adapter: &str, asks: Asks<bool>) {
+async fn answer_delivered(pool: &AnyPool, marks: Marks, adapter: &str, asks: Asks<bool>) {
     let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
     let found = select_in(
         pool,
-        "SELECT message_id FROM lt_delivered WHERE adapter = $1 AND message_id",
+        marks,
+        "SELECT message_id FROM lt_delivered WHERE adapter = {key} AND message_id",
         adapter,
         &ids,
         "",
@@ -270,7 +293,7 @@ fn fail_all<T>(replies: impl Iterator<Item = Reply<T>>, e: &StateError) {
 
 // ---- writes -----------------------------------------------------------------------------------------
 
-async fn write_lane(pool: AnyPool, mut rx: mpsc::Receiver<Write>) {
+async fn write_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Write>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
         let mut replies = Vec::with_capacity(ops.len());
@@ -318,7 +341,7 @@ async fn write_lane(pool: AnyPool, mut rx: mpsc::Receiver<Write>) {
                 }
             }
         }
-        let result = write_batch(&pool, &ingress, &delivered, &dossiers, &events).await;
+        let result = write_batch(&pool, marks, &ingress, &delivered, &dossiers, &events).await;
         match result {
             Ok(()) => {
                 for r in replies {
@@ -347,6 +370,7 @@ type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 async fn write_batch(
     pool: &AnyPool,
+    marks: Marks,
     ingress: &BTreeMap<(String, String), (String, i64)>,
     delivered: &BTreeMap<(String, String), i64>,
     dossiers: &BTreeMap<String, (DossierFacts, i64)>,
@@ -359,7 +383,7 @@ async fn write_batch(
         let sql = format!(
             "INSERT INTO lt_ingress (sender, client_id, accepted, created_ms) VALUES {}
              ON CONFLICT (sender, client_id) DO NOTHING",
-            values(chunk.len(), 4)
+            values(marks, chunk.len(), 4)
         );
         let mut q: Q = sqlx::query(&sql);
         for ((sender, id), (accepted, at)) in &chunk {
@@ -373,7 +397,7 @@ async fn write_batch(
         let sql = format!(
             "INSERT INTO lt_delivered (adapter, message_id, delivered_ms) VALUES {}
              ON CONFLICT (adapter, message_id) DO NOTHING",
-            values(chunk.len(), 3)
+            values(marks, chunk.len(), 3)
         );
         let mut q: Q = sqlx::query(&sql);
         for ((adapter, id), at) in &chunk {
@@ -397,7 +421,7 @@ async fn write_batch(
                 last_type = excluded.last_type,
                 last_message_id = excluded.last_message_id,
                 updated_ms = excluded.updated_ms",
-            values(chunk.len(), 10)
+            values(marks, chunk.len(), 10)
         );
         let mut q: Q = sqlx::query(&sql);
         for (f, at) in chunk {
@@ -421,7 +445,7 @@ async fn write_batch(
         let sql = format!(
             "INSERT INTO lt_dossier_event (code, message_id, kind, sender, status, note, at_ms)
              VALUES {} ON CONFLICT (code, message_id) DO NOTHING",
-            values(chunk.len(), 7)
+            values(marks, chunk.len(), 7)
         );
         let mut q: Q = sqlx::query(&sql);
         for (f, at) in &chunk {
@@ -446,8 +470,10 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_then_columns() {
-        assert_eq!(values(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(list(2, 3), "$2, $3, $4");
+        assert_eq!(values(Marks::Numbered, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(list(Marks::Numbered, 2, 3), "$2, $3, $4");
+        assert_eq!(values(Marks::Anonymous, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(list(Marks::Anonymous, 2, 2), "?, ?");
     }
 
     #[test]

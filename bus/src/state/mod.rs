@@ -287,8 +287,10 @@ impl StateStore {
         }
 
         let pool_options = match backend {
+            // A local file cannot drop a connection, so no ping before each use.
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(4)
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move { schema::sqlite_connection_pragmas(conn).await })
                 }),
@@ -300,7 +302,11 @@ impl StateStore {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
         tracing::info!(backend = backend.name(), url = %shown, "state store connected");
-        let lanes = batch::Lanes::start(pool.clone());
+        let marks = match backend {
+            Backend::Sqlite => batch::Marks::Anonymous,
+            Backend::Postgres => batch::Marks::Numbered,
+        };
+        let lanes = batch::Lanes::start(pool.clone(), marks);
         Ok(StateStore {
             pool,
             backend,
