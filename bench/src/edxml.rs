@@ -27,11 +27,24 @@ pub struct EdxmlRun {
     pub rss_max_ingress: u64,
     /// Highest RSS sampled after the 202 until the file appeared: the delivery side.
     pub rss_max_delivery: u64,
+    /// VmHWM after each further package (different documents, same size) sent to the same process: what a
+    /// long-running bus reaches once its buffers have seen a large message.
+    pub rss_peak_repeated: Vec<u64>,
 }
 
 impl EdxmlRun {
     pub fn ratio(&self) -> f64 {
         self.rss_peak as f64 / self.package_bytes as f64
+    }
+
+    /// The highest VmHWM over every package, divided by the package size.
+    pub fn worst_ratio(&self) -> f64 {
+        let worst = self
+            .rss_peak_repeated
+            .iter()
+            .copied()
+            .fold(self.rss_peak, u64::max);
+        worst as f64 / self.package_bytes as f64
     }
 }
 
@@ -102,18 +115,28 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-/// Runs `bin` with a file-out adapter, POSTs one package with an attachment of `attachment` random bytes.
-pub async fn run(s: &Setup, bin: &Path, attachment: usize) -> Result<EdxmlRun, String> {
+fn package(number: u32, attachment: usize) -> Result<bytes::Bytes, String> {
+    let file = FileAttachment::new(
+        "ho-so-quet.pdf",
+        "application/pdf",
+        payload::noise(attachment, 0x5eed_0000 + number as u64),
+    );
+    edxml::build(&document(number)?, &[file])
+        .map(bytes::Bytes::from)
+        .map_err(|e| format!("edxml::build: {e}"))
+}
+
+/// Runs `bin` with a file-out adapter, POSTs one package with an attachment of `attachment` random bytes
+/// (measured in detail), then `repeat` more packages of the same size one after another, reading VmHWM
+/// after each.
+pub async fn run(
+    s: &Setup,
+    bin: &Path,
+    attachment: usize,
+    repeat: usize,
+) -> Result<EdxmlRun, String> {
     let number = std::process::id() % 100_000 + 1;
-    let package = {
-        let file = FileAttachment::new(
-            "ho-so-quet.pdf",
-            "application/pdf",
-            payload::noise(attachment, 0x5eed_0000 + number as u64),
-        );
-        edxml::build(&document(number)?, &[file]).map_err(|e| format!("edxml::build: {e}"))?
-    };
-    let package = bytes::Bytes::from(package);
+    let package = package(number, attachment)?;
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let out = dir.path().join("out");
     let (http, admin) = (free_port()?, free_port()?);
@@ -175,7 +198,30 @@ deliver = ["sink"]
         .spawn()
         .map_err(|e| format!("starting {}: {e}", bin.display()))?;
     let mut child = ChildGuard(child);
-    let result = drive(&mut child, &package, &out, http, admin, s).await;
+    let mut result = drive(&mut child, &package, &out, http, admin, s).await;
+    let mut repeated = Vec::new();
+    if result.is_ok() {
+        for k in 1..=repeat {
+            let next = match package_number(number, k).and_then(|n| self::package(n, attachment)) {
+                Ok(p) => p,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            match drive(&mut child, &next, &out, http, admin, s).await {
+                Ok(m) if m.identical => repeated.push(m.rss_peak),
+                Ok(_) => {
+                    result = Err(format!("package {} was not delivered byte for byte", k + 1));
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+    }
     child.terminate(Duration::from_secs(10)).await;
     crate::amqp::delete_topology(&s.amqp, &config).await;
     let m = result.map_err(|e| format!("{e}\nlast lines of the bus log:\n{}", log_tail(&log)))?;
@@ -189,7 +235,15 @@ deliver = ["sink"]
         rss_peak: m.rss_peak,
         rss_max_ingress: m.rss_max_ingress,
         rss_max_delivery: m.rss_max_delivery,
+        rss_peak_repeated: repeated,
     })
+}
+
+fn package_number(first: u32, k: usize) -> Result<u32, String> {
+    u32::try_from(k)
+        .ok()
+        .and_then(|k| first.checked_add(k))
+        .ok_or_else(|| "too many packages".to_string())
 }
 
 struct Measured {
@@ -313,6 +367,8 @@ async fn drive(
     let rss_peak = crate::sys::status_bytes(&pid, "VmHWM:")
         .ok_or("cannot read VmHWM of the lienthong process")?;
     let written = std::fs::read(&found).map_err(|e| format!("reading {}: {e}", found.display()))?;
+    // Out of the folder, so the next package's file is the only one there.
+    std::fs::remove_file(&found).map_err(|e| format!("removing {}: {e}", found.display()))?;
     Ok(Measured {
         accepted,
         delivered,

@@ -89,6 +89,10 @@ pub struct Opts {
     /// Size of the edXML attachment in MB (10^6 bytes) [default: 20; --smoke: 1].
     #[arg(long)]
     pub edxml_mb: Option<usize>,
+    /// Further edXML packages sent to the same process after the first, VmHWM read after each [default: 2;
+    /// --smoke: 1].
+    #[arg(long)]
+    pub edxml_repeat: Option<usize>,
     /// Runs of the raw and relay baselines per size; the median is reported [default: 3; --smoke: 1].
     /// They are cheap and the most sensitive to other load on the machine.
     #[arg(long)]
@@ -474,7 +478,8 @@ pub async fn run(opts: &Opts) -> Report {
                 "edXML: {mb} MB attachment through {}",
                 bin.display()
             ));
-            let o = Outcome::from(edxml::run(&setup, &bin, mb * 1_000_000).await);
+            let repeat = opts.pick(opts.edxml_repeat, 2, 1);
+            let o = Outcome::from(edxml::run(&setup, &bin, mb * 1_000_000, repeat).await);
             if let Outcome::Failed(e) = &o {
                 progress(&format!("  FAILED: {e}"));
             }

@@ -310,6 +310,23 @@ pub fn markdown(r: &Results) -> String {
                     x.rss_peak.saturating_sub(x.rss_idle) as f64 / x.package_bytes as f64,
                     verdict(r.smoke, Some(x.ratio() < 3.0)),
                 );
+                if !x.rss_peak_repeated.is_empty() {
+                    let peaks: Vec<String> = x
+                        .rss_peak_repeated
+                        .iter()
+                        .map(|p| format!("{:.1} MiB", mib(*p)))
+                        .collect();
+                    let _ = writeln!(
+                        s,
+                        "\nThe same process then took {} more package(s) of the same size, one after another, \
+                         each delivered byte for byte; VmHWM after each: {} — worst peak ÷ package {:.2}× \
+                         (floor < 3×: {}).",
+                        x.rss_peak_repeated.len(),
+                        peaks.join(", "),
+                        x.worst_ratio(),
+                        verdict(r.smoke, Some(x.worst_ratio() < 3.0)),
+                    );
+                }
             }
             Outcome::Failed(e) => {
                 let _ = writeln!(s, "**failed**: {e}");
