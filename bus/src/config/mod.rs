@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 pub struct BusConfig {
     /// AMQP URL of RabbitMQ, e.g. `amqp://user:pass@127.0.0.1:5672/%2f`. `memory://` runs the embedded,
     /// in-process broker: same runtime, but NOT durable (for demos and business-logic tests only).
-    /// Default `memory://`. The password part is never logged.
+    /// Default `memory://`. The password part is never logged. The bus opens two connections to it (one
+    /// publishes, one consumes) and proposes `frame_max=131072` unless the URL sets `?frame_max=…`;
+    /// `?heartbeat=…` and the other lapin URL options are honoured as given.
     #[serde(default = "default_broker_url")]
     pub broker_url: String,
     /// Prefix of every exchange and queue the bus declares (`<namespace>.ingress`, `<namespace>.deliver.<adapter>`…).
