@@ -415,3 +415,50 @@ async fn readyz_reports_ready_when_connected() {
     );
     bus.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_show_what_the_operator_guide_lists() {
+    let rx = Receiver::start().await;
+    let bus = TestBus::start(
+        "metrics",
+        &(webhook("stp", &rx.url()) + &route("r", "", &["stp"])),
+    )
+    .await;
+    let (status, answer) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("metrics")),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    rx.wait_calls(1, Duration::from_secs(20)).await;
+    // The success is recorded after the receiver answered; wait for the counter rather than guess.
+    let text = wait_for(
+        "the delivery to show in /metrics",
+        Duration::from_secs(10),
+        || async {
+            let text = reqwest::get(bus.admin("/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            text.contains("lienthong_delivered_total").then_some(text)
+        },
+    )
+    .await;
+    for series in [
+        // Other tests of this binary share the process-wide recorder, so only presence is asserted.
+        "lienthong_broker_connected",
+        "lienthong_ingress_accepted_total{type=\"dossier.submitted\"}",
+        "lienthong_delivery_seconds",
+        "lienthong_state_batch_ops",
+        "lienthong_state_batch_seconds",
+    ] {
+        assert!(
+            text.contains(series),
+            "{series} missing from /metrics:\n{text}"
+        );
+    }
+    bus.stop().await;
+}

@@ -15,6 +15,10 @@
 //! cost falls. Each caller still gets its answer only after its row is committed, so the guarantees of
 //! the module above are unchanged.
 //!
+//! Metrics: `lienthong_state_batch_ops{lane}` (operations answered per batch) and
+//! `lienthong_state_batch_seconds{lane}` (time per batch, commit included). A write lane whose batches take
+//! long is a state database that is too slow for the load.
+//!
 //! Rows of one batch are sorted by key before writing, so two bus processes sharing PostgreSQL take row
 //! locks in the same order and do not deadlock each other.
 
@@ -180,6 +184,8 @@ fn list(marks: Marks, from: usize, n: usize) -> String {
 async fn read_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Read>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
+        metrics::histogram!("lienthong_state_batch_ops", "lane" => "read").record(ops.len() as f64);
+        let started = std::time::Instant::now();
         let mut ingress: BTreeMap<String, Asks<Option<Accepted>>> = BTreeMap::new();
         let mut delivered: BTreeMap<String, Asks<bool>> = BTreeMap::new();
         for op in ops.drain(..) {
@@ -198,6 +204,8 @@ async fn read_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Read>) {
         for (adapter, asks) in delivered {
             answer_delivered(&pool, marks, &adapter, asks).await;
         }
+        metrics::histogram!("lienthong_state_batch_seconds", "lane" => "read")
+            .record(started.elapsed().as_secs_f64());
     }
 }
 
@@ -296,6 +304,9 @@ fn fail_all<T>(replies: impl Iterator<Item = Reply<T>>, e: &StateError) {
 async fn write_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Write>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
+        metrics::histogram!("lienthong_state_batch_ops", "lane" => "write")
+            .record(ops.len() as f64);
+        let started = std::time::Instant::now();
         let mut replies = Vec::with_capacity(ops.len());
         // Sorted and de-duplicated by key; the first record of a key wins, as with ON CONFLICT DO NOTHING.
         let mut ingress: BTreeMap<(String, String), (String, i64)> = BTreeMap::new();
@@ -342,6 +353,8 @@ async fn write_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Write>) 
             }
         }
         let result = write_batch(&pool, marks, &ingress, &delivered, &dossiers, &events).await;
+        metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 for r in replies {
