@@ -3,13 +3,22 @@
 use super::*;
 use std::process::{Child, Command, Stdio};
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, and never handed out before in this test process: the OS may give the
+/// same ephemeral port to two parallel tests, and a bus that cannot bind exits while its twin answers `/readyz`.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct BusProcess {
@@ -33,21 +42,28 @@ impl BusProcess {
             .stderr(log)
             .spawn()
             .unwrap();
-        let p = BusProcess { child, http, admin };
+        let mut p = BusProcess { child, http, admin };
         let url = format!("http://127.0.0.1:{admin}/readyz");
-        wait_for(
-            "the bus process to be ready",
-            Duration::from_secs(60),
-            || {
-                let url = url.clone();
-                async move {
-                    let r = reqwest::get(&url).await.ok()?;
-                    (r.status().as_u16() == 200).then_some(())
-                }
-            },
-        )
-        .await;
-        p
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            // A process that exited (e.g. could not bind its port) must not pass for ready because something
+            // else answers on that port.
+            if let Ok(Some(status)) = p.child.try_wait() {
+                let log = std::fs::read_to_string(config.with_extension(format!("{http}.log")))
+                    .unwrap_or_default();
+                panic!("the bus process exited during start-up ({status}):\n{log}");
+            }
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status().as_u16() == 200
+            {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bus process was not ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self) -> String {
