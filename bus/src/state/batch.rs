@@ -209,20 +209,21 @@ async fn read_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Read>) {
     }
 }
 
-/// Runs `SELECT … WHERE <key> = $1 AND <col> IN (…)` over `ids` in chunks; returns every (col, value) row.
-/// `sql_head` ends with `<col>` and holds `{key}` where the key's placeholder goes.
+/// Runs `SELECT … WHERE <key> = $1 AND <col> IN (…)` over `ids` in chunks; returns each id found, with the
+/// text of `value_col` when one is asked for. `sql_head` ends with `<col>` and holds `{key}` where the key's
+/// placeholder goes.
 async fn select_in(
     pool: &AnyPool,
     marks: Marks,
     sql_head: &str,
     key: &str,
     ids: &[&str],
-    value_col: &str,
+    value_col: Option<&str>,
 ) -> Result<HashMap<String, Option<String>>, StateError> {
     let mut found = HashMap::new();
+    let head = sql_head.replace("{key}", &marks.at(1));
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
-        let head = sql_head.replace("{key}", &marks.at(1));
         let sql = format!("{head} IN ({})", list(marks, 2, chunk.len()));
         let mut q = sqlx::query(&sql).bind(key);
         for id in &chunk {
@@ -230,10 +231,9 @@ async fn select_in(
         }
         for row in q.fetch_all(pool).await? {
             let id: String = row.try_get(0)?;
-            let value: Option<String> = if value_col.is_empty() {
-                None
-            } else {
-                row.try_get(value_col)?
+            let value: Option<String> = match value_col {
+                Some(col) => Some(row.try_get(col)?),
+                None => None,
             };
             found.insert(id, value);
         }
@@ -249,7 +249,7 @@ async fn answer_ingress(pool: &AnyPool, marks: Marks, sender: &str, asks: Asks<O
         "SELECT client_id, accepted FROM lt_ingress WHERE sender = {key} AND client_id",
         sender,
         &ids,
-        "accepted",
+        Some("accepted"),
     )
     .await;
     match found {
@@ -279,7 +279,7 @@ async fn answer_delivered(pool: &AnyPool, marks: Marks, adapter: &str, asks: Ask
         "SELECT message_id FROM lt_delivered WHERE adapter = {key} AND message_id",
         adapter,
         &ids,
-        "",
+        None,
     )
     .await;
     match found {
