@@ -166,7 +166,14 @@ async fn act(
     let outcomes: Vec<Outcome> = if replay && c.bus.broker_url == "memory://" {
         via_admin(&c, id.as_deref(), adapter.as_deref(), &actor).await?
     } else {
-        let broker = Broker::start(&c.bus.broker_url, Topology::default(), 64);
+        let broker = Broker::start(
+            &c.bus.broker_url,
+            Topology::default(),
+            lienthong_bus::broker::Tuning {
+                max_in_flight: 64,
+                ..lienthong_bus::broker::Tuning::from_config(&c.bus)
+            },
+        );
         if replay && !broker.wait_ready(Duration::from_secs(15)).await {
             return Err(fail(format!(
                 "cannot reach the broker: {}",

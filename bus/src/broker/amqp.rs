@@ -43,6 +43,9 @@ struct Inner {
     link: watch::Sender<Option<Arc<Link>>>,
     last_error: Mutex<Option<String>>,
     inflight: Arc<Semaphore>,
+    /// Bodies of at least this many bytes go through [`super::large`]; 0 = never.
+    large_message_bytes: usize,
+    large: Semaphore,
     shutdown: CancellationToken,
 }
 
@@ -57,14 +60,16 @@ struct Link {
 
 impl AmqpBroker {
     /// Starts the connection supervisor; returns immediately.
-    pub fn start(url: &str, topology: Topology, max_in_flight: usize) -> Self {
+    pub fn start(url: &str, topology: Topology, tuning: super::Tuning) -> Self {
         let (link, _) = watch::channel(None);
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             topology,
             link,
             last_error: Mutex::new(None),
-            inflight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            inflight: Arc::new(Semaphore::new(tuning.max_in_flight.max(1))),
+            large_message_bytes: tuning.large_message_bytes,
+            large: Semaphore::new(super::large::CONCURRENT),
             shutdown: CancellationToken::new(),
         });
         tokio::spawn(supervise(inner.clone()));
@@ -122,6 +127,7 @@ impl AmqpBroker {
             .map_err(|_| BrokerError::Unavailable("broker closed".into()))?;
         let props = properties(envelope);
         let mut last = String::from("not connected");
+        let mut tried = false;
         loop {
             let Some(link) = self.wait_link(deadline).await else {
                 return Err(BrokerError::Unavailable(format!(
@@ -129,24 +135,74 @@ impl AmqpBroker {
                     humantime::format_duration(timeout)
                 )));
             };
-            let attempt = link.publish_once(exchange, routing_key, &envelope.body, props.clone());
+            let large = self.inner.large_message_bytes > 0
+                && envelope.body.len() >= self.inner.large_message_bytes;
+            let attempt = async {
+                if large {
+                    self.publish_large(exchange, routing_key, envelope, props.clone(), deadline)
+                        .await
+                } else {
+                    link.publish_once(exchange, routing_key, &envelope.body, props.clone())
+                        .await
+                }
+            };
             match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(BrokerError::Unavailable(e))) => {
-                    last = e;
+                    // An attempt cut short by the deadline does not hide why the earlier ones failed.
+                    if !tried || Instant::now() < deadline {
+                        last = e;
+                    }
+                    tried = true;
                     link.repair().await;
                     let pause = Instant::now() + Duration::from_millis(100);
                     tokio::time::sleep_until(pause.min(deadline)).await;
                 }
                 Ok(Err(other)) => return Err(other),
                 Err(_) => {
-                    return Err(BrokerError::Unavailable(format!(
+                    let mut why = format!(
                         "not confirmed within {}",
                         humantime::format_duration(timeout)
-                    )));
+                    );
+                    if tried {
+                        why = format!("{why}; last attempt: {last}");
+                    }
+                    return Err(BrokerError::Unavailable(why));
                 }
             }
         }
+    }
+
+    /// One attempt through [`super::large`]: its own connection, body frames written from our buffer.
+    async fn publish_large(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        envelope: &Envelope,
+        properties: BasicProperties,
+        deadline: Instant,
+    ) -> Result<(), BrokerError> {
+        let _slot = tokio::time::timeout_at(deadline, self.inner.large.acquire())
+            .await
+            .map_err(|_| BrokerError::Unavailable("too many large publishes at once".into()))?
+            .map_err(|_| BrokerError::Unavailable("broker closed".into()))?;
+        let uri = broker_uri(&self.inner.url).map_err(BrokerError::Unavailable)?;
+        metrics::counter!("lienthong_broker_large_publishes_total").increment(1);
+        super::large::publish(
+            super::large::Large {
+                uri,
+                connection_name: format!(
+                    "lienthong {} (large message)",
+                    self.inner.topology_name()
+                ),
+                exchange: exchange.to_owned(),
+                routing_key: routing_key.to_owned(),
+                properties,
+                body: envelope.body.clone(),
+            },
+            deadline,
+        )
+        .await
     }
 
     pub async fn consume(

@@ -9,6 +9,7 @@
 //! message the broker does not hold.
 
 pub mod amqp;
+mod large;
 pub mod memory;
 pub mod supervise;
 pub mod topology;
@@ -164,6 +165,25 @@ impl BrokerError {
     }
 }
 
+/// How the broker client uses the broker; from `[bus]` (see `BusConfig` for what each means).
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Publishes awaiting a confirm at once (`bus.max_in_flight`).
+    pub max_in_flight: usize,
+    /// Bodies this large or larger are published on a connection of their own, without a second copy
+    /// (`bus.large_message_bytes`); 0 = never.
+    pub large_message_bytes: usize,
+}
+
+impl Tuning {
+    pub fn from_config(bus: &crate::config::BusConfig) -> Tuning {
+        Tuning {
+            max_in_flight: bus.max_in_flight,
+            large_message_bytes: bus.large_message_bytes,
+        }
+    }
+}
+
 /// The broker the runtime uses.
 #[derive(Clone)]
 pub enum Broker {
@@ -198,13 +218,13 @@ impl Consumer {
 impl Broker {
     /// Connects to `url` (`amqp://`, `amqps://` or `memory://`) and keeps `topology` declared, across
     /// reconnects. Returns at once; use [`Broker::wait_ready`] or [`Broker::is_ready`].
-    pub fn start(url: &str, topology: Topology, max_in_flight: usize) -> Broker {
+    pub fn start(url: &str, topology: Topology, tuning: Tuning) -> Broker {
         if url == "memory://" {
             let b = memory::MemoryBroker::new();
             b.declare(&topology);
             Broker::Memory(b)
         } else {
-            Broker::Amqp(amqp::AmqpBroker::start(url, topology, max_in_flight))
+            Broker::Amqp(amqp::AmqpBroker::start(url, topology, tuning))
         }
     }
 

@@ -47,6 +47,13 @@ pub struct BusConfig {
     /// 503 `broker_unavailable`. Default `"10s"`.
     #[serde(default = "default_publish_timeout")]
     pub publish_timeout: HumanDuration,
+    /// Message bodies of at least this many bytes (an edXML package with attachments, say) are published on a
+    /// short-lived connection of their own, each AMQP body frame written straight from the message's buffer;
+    /// smaller ones share the bus's publish connection. Why: the AMQP client copies a whole body before sending
+    /// it, so a 27 MB package would be held twice. Same guarantees either way (persistent, confirmed,
+    /// unroutable refused). At most 4 such publishes run at once. `0` turns this off. Default `1048576` (1 MiB).
+    #[serde(default = "default_large_message_bytes")]
+    pub large_message_bytes: usize,
     /// Quorum-queue `x-delivery-limit` on adapter queues: a message whose consumer crashes this many times is
     /// dead-lettered (reason `delivery_limit`) instead of looping forever. Default 20.
     #[serde(default = "default_delivery_limit")]
@@ -75,6 +82,9 @@ fn default_max_in_flight() -> usize {
 fn default_publish_timeout() -> HumanDuration {
     HumanDuration::secs(10)
 }
+fn default_large_message_bytes() -> usize {
+    1 << 20
+}
 fn default_delivery_limit() -> u32 {
     20
 }
@@ -91,6 +101,7 @@ impl Default for BusConfig {
             prefetch: default_prefetch(),
             max_in_flight: default_max_in_flight(),
             publish_timeout: default_publish_timeout(),
+            large_message_bytes: default_large_message_bytes(),
             delivery_limit: default_delivery_limit(),
             shutdown_timeout: default_shutdown_timeout(),
         }

@@ -107,7 +107,11 @@ pub async fn start(
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
     sink_ids.sort();
     let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
-    let broker = Broker::start(&config.bus.broker_url, topo, config.bus.max_in_flight);
+    let broker = Broker::start(
+        &config.bus.broker_url,
+        topo,
+        crate::broker::Tuning::from_config(&config.bus),
+    );
     let shared = Arc::new(Shared {
         router: Router::new(&config.routes),
         config: config.clone(),
