@@ -45,7 +45,7 @@ struct Inner {
     inflight: Arc<Semaphore>,
     /// Bodies of at least this many bytes go through [`super::large`]; 0 = never.
     large_message_bytes: usize,
-    large: Semaphore,
+    large: Arc<super::large::Pool>,
     shutdown: CancellationToken,
 }
 
@@ -69,10 +69,11 @@ impl AmqpBroker {
             last_error: Mutex::new(None),
             inflight: Arc::new(Semaphore::new(tuning.max_in_flight.max(1))),
             large_message_bytes: tuning.large_message_bytes,
-            large: Semaphore::new(super::large::CONCURRENT),
+            large: super::large::Pool::new(),
             shutdown: CancellationToken::new(),
         });
         tokio::spawn(supervise(inner.clone()));
+        tokio::spawn(reap_large(inner.clone()));
         Self { inner }
     }
 
@@ -182,27 +183,25 @@ impl AmqpBroker {
         properties: BasicProperties,
         deadline: Instant,
     ) -> Result<(), BrokerError> {
-        let _slot = tokio::time::timeout_at(deadline, self.inner.large.acquire())
-            .await
-            .map_err(|_| BrokerError::Unavailable("too many large publishes at once".into()))?
-            .map_err(|_| BrokerError::Unavailable("broker closed".into()))?;
         let uri = broker_uri(&self.inner.url).map_err(BrokerError::Unavailable)?;
         metrics::counter!("lienthong_broker_large_publishes_total").increment(1);
-        super::large::publish(
-            super::large::Large {
-                uri,
-                connection_name: format!(
-                    "lienthong {} (large message)",
-                    self.inner.topology_name()
-                ),
-                exchange: exchange.to_owned(),
-                routing_key: routing_key.to_owned(),
-                properties,
-                body: envelope.body.clone(),
-            },
-            deadline,
-        )
-        .await
+        self.inner
+            .large
+            .publish(
+                super::large::Large {
+                    uri,
+                    connection_name: format!(
+                        "lienthong {} (large message)",
+                        self.inner.topology_name()
+                    ),
+                    exchange: exchange.to_owned(),
+                    routing_key: routing_key.to_owned(),
+                    properties,
+                    body: envelope.body.clone(),
+                },
+                deadline,
+            )
+            .await
     }
 
     pub async fn consume(
@@ -257,6 +256,7 @@ impl AmqpBroker {
 
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
+        self.inner.large.reap(true).await;
         let link = self.inner.link.borrow().clone();
         if let Some(l) = link {
             l.close("lienthong shutting down").await;
@@ -346,6 +346,17 @@ async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     Ok(ch)
+}
+
+/// Closes large-message connections that have waited idle too long.
+async fn reap_large(inner: Arc<Inner>) {
+    let mut every = tokio::time::interval(super::large::IDLE / 3);
+    loop {
+        tokio::select! {
+            _ = every.tick() => inner.large.reap(false).await,
+            _ = inner.shutdown.cancelled() => return,
+        }
+    }
 }
 
 async fn supervise(inner: Arc<Inner>) {

@@ -6,8 +6,13 @@
 //! published here instead: on a short-lived connection of its own, from a blocking thread, each body frame
 //! written straight from the caller's buffer. The promise is the lapin path's: persistent, `mandatory`, a
 //! success only on the broker's publisher confirm, and failures reported with the same [`BrokerError`]s so the
-//! caller's retry-until-deadline loop applies unchanged. The extra connection costs one handshake (about a
-//! millisecond on loopback), which is noise next to moving megabytes; at most [`CONCURRENT`] are open at once.
+//! caller's retry-until-deadline loop applies unchanged.
+//!
+//! At most [`CONCURRENT`] such publishes run at once. A connection that published successfully is kept for the
+//! next large message for [`IDLE`] at most (RabbitMQ warns against connection churn, and a steady stream of
+//! 1 MiB messages would otherwise open hundreds a second); one that saw any error is closed, and an idle one
+//! is checked before reuse. The idle limit is short because these connections run without heartbeats: a
+//! middlebox that silently drops an idle connection would otherwise turn the next publish into a timeout.
 
 use super::BrokerError;
 use amq_protocol::auth::Credentials;
@@ -19,12 +24,17 @@ use lapin::tcp::{AMQPUriTcpExt, HandshakeError, TcpStream};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::AMQPUri;
 use std::io::{IoSlice, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// Large publishes in flight at once across the process (each holds a connection and a blocking thread).
 pub(super) const CONCURRENT: usize = 4;
 
-/// The channel the one publish goes out on.
+/// How long a connection may wait idle for the next large message before it is closed.
+pub(super) const IDLE: Duration = Duration::from_secs(15);
+
+/// The channel the publishes go out on.
 const CHANNEL: u16 = 1;
 /// Largest frame proposed to the broker, and (with slack for the frame's own header) accepted from it.
 const FRAME_MAX: u32 = 131_072;
@@ -42,17 +52,92 @@ pub(super) struct Large {
     pub body: Bytes,
 }
 
-/// Publishes `msg` and waits for its confirm, giving up at `deadline`.
-pub(super) async fn publish(msg: Large, deadline: tokio::time::Instant) -> Result<(), BrokerError> {
-    let deadline = deadline.into_std();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = Conn::open(&msg.uri, &msg.connection_name, deadline)?;
-        let outcome = conn.publish(&msg, deadline);
-        conn.close();
-        outcome
-    })
-    .await
-    .map_err(|e| BrokerError::Unavailable(format!("large-message publisher stopped: {e}")))?
+/// The large-message connections of one broker client: a bound on concurrent publishes, and idle connections.
+pub(super) struct Pool {
+    slots: Semaphore,
+    idle: Mutex<Vec<(Conn, Instant)>>,
+}
+
+impl Pool {
+    pub(super) fn new() -> Arc<Pool> {
+        Arc::new(Pool {
+            slots: Semaphore::new(CONCURRENT),
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Publishes `msg` and waits for its confirm, giving up at `deadline`.
+    pub(super) async fn publish(
+        self: &Arc<Self>,
+        msg: Large,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), BrokerError> {
+        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+            .await
+            .map_err(|_| {
+                unavailable(
+                    "publish",
+                    "too many large publishes at once until the deadline",
+                )
+            })?
+            .map_err(|_| unavailable("publish", "closed"))?;
+        let pool = self.clone();
+        let deadline = deadline.into_std();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = match pool.take() {
+                Some(c) => c,
+                None => Conn::open(&msg.uri, &msg.connection_name, deadline)?,
+            };
+            let outcome = conn.publish(&msg, deadline);
+            match outcome {
+                Ok(()) => pool.put(conn),
+                Err(_) => conn.close(),
+            }
+            outcome
+        })
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("large-message publisher stopped: {e}")))?
+    }
+
+    /// An idle connection still fit for use; stale or broken ones met on the way are closed.
+    fn take(&self) -> Option<Conn> {
+        loop {
+            let (mut conn, since) = self.idle.lock().expect("lock").pop()?;
+            if since.elapsed() < IDLE && conn.quiet() {
+                return Some(conn);
+            }
+            conn.close();
+        }
+    }
+
+    fn put(&self, conn: Conn) {
+        let mut idle = self.idle.lock().expect("lock");
+        if idle.len() < CONCURRENT {
+            idle.push((conn, Instant::now()));
+        }
+    }
+
+    /// Closes connections idle longer than [`IDLE`]; `all` closes every idle one (shutdown).
+    pub(super) async fn reap(self: &Arc<Self>, all: bool) {
+        let stale: Vec<Conn> = {
+            let mut idle = self.idle.lock().expect("lock");
+            let (old, keep): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|(_, since)| all || since.elapsed() >= IDLE);
+            *idle = keep;
+            old.into_iter().map(|(c, _)| c).collect()
+        };
+        if !stale.is_empty() {
+            let _ =
+                tokio::task::spawn_blocking(move || stale.into_iter().for_each(|mut c| c.close()))
+                    .await;
+        }
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.idle.lock().expect("lock").len()
+    }
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> BrokerError {
@@ -279,6 +364,17 @@ impl Conn {
         }
     }
 
+    /// Nothing arrived while idle and the socket is open: a broker that closed the connection (restart,
+    /// operator) has sent a close or reset it.
+    fn quiet(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let quiet = matches!(self.stream.peek(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).is_ok() && quiet
+    }
+
     /// Polite close, best effort and brief: the outcome is already known.
     fn close(&mut self) {
         let deadline = Instant::now() + Duration::from_millis(500);
@@ -481,6 +577,112 @@ mod tests {
             assert_eq!(w.got.len(), 7 + body.len() + 1, "max {max}");
             assert_eq!(*w.got.last().unwrap(), FRAME_END);
         }
+    }
+
+    const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+    /// A throw-away queue on the real RabbitMQ (auto-deleted with the declaring connection).
+    async fn scratch_queue() -> (lapin::Connection, String) {
+        let conn = lapin::Connection::connect(URL, lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ at 127.0.0.1:5672");
+        let ch = conn.create_channel().await.unwrap();
+        let name = format!("lt-large-unit-{}", uuid::Uuid::new_v4().simple());
+        ch.queue_declare(
+            name.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        (conn, name)
+    }
+
+    fn message(queue: &str, len: usize) -> Large {
+        Large {
+            uri: URL.parse().unwrap(),
+            connection_name: "lienthong unit test (large message)".into(),
+            exchange: String::new(),
+            routing_key: queue.to_owned(),
+            properties: BasicProperties::default().with_delivery_mode(2),
+            body: Bytes::from(vec![42u8; len]),
+        }
+    }
+
+    fn soon() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(10)
+    }
+
+    async fn depth(conn: &lapin::Connection, queue: &str) -> u32 {
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_is_reused_and_one_the_broker_closed_is_replaced() {
+        let (conn, queue) = scratch_queue().await;
+        let pool = Pool::new();
+        pool.publish(message(&queue, 300_000), soon())
+            .await
+            .unwrap();
+        assert_eq!(pool.idle_count(), 1, "kept for the next large message");
+        pool.publish(message(&queue, 300_000), soon())
+            .await
+            .unwrap();
+        assert_eq!(pool.idle_count(), 1, "the same connection served again");
+        // Make the broker close the idle connection: a frame on a channel that was never opened is a
+        // connection error (504 CHANNEL_ERROR), answered with connection.close.
+        {
+            let (mut idle, since) = pool.idle.lock().unwrap().pop().unwrap();
+            idle.stream
+                .write_all(&[1, 0, 9, 0, 0, 0, 4, 0, 20, 0, 10, FRAME_END])
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while idle.quiet() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the broker answered the bad frame"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            pool.idle.lock().unwrap().push((idle, since));
+        }
+        pool.publish(message(&queue, 300_000), soon())
+            .await
+            .unwrap();
+        assert_eq!(
+            pool.idle_count(),
+            1,
+            "a fresh connection replaced the closed one"
+        );
+        assert_eq!(depth(&conn, &queue).await, 3, "every publish arrived once");
+        pool.reap(true).await;
+        assert_eq!(pool.idle_count(), 0);
+        let _ = conn.close(200, "bye".into()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_publish_does_not_keep_its_connection() {
+        let pool = Pool::new();
+        let err = pool
+            .publish(message("lt-large-unit-no-such-queue", 200_000), soon())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BrokerError::Unroutable(_)), "{err}");
+        assert_eq!(pool.idle_count(), 0);
     }
 
     #[test]

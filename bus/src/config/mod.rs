@@ -51,7 +51,9 @@ pub struct BusConfig {
     /// short-lived connection of their own, each AMQP body frame written straight from the message's buffer;
     /// smaller ones share the bus's publish connection. Why: the AMQP client copies a whole body before sending
     /// it, so a 27 MB package would be held twice. Same guarantees either way (persistent, confirmed,
-    /// unroutable refused). At most 4 such publishes run at once. `0` turns this off. Default `1048576` (1 MiB).
+    /// unroutable refused). At most 4 such publishes run at once; a connection is kept up to 15 s for the next
+    /// large message, so a steady stream of them does not open one per message. `0` turns this off. Default
+    /// `1048576` (1 MiB).
     #[serde(default = "default_large_message_bytes")]
     pub large_message_bytes: usize,
     /// Quorum-queue `x-delivery-limit` on adapter queues: a message whose consumer crashes this many times is
