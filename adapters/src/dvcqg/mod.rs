@@ -8,10 +8,12 @@
 //! | `dossier.submitted`       | one dossier record (`MaHoSo`, `TrangThaiHoSo`…)  | `DongBoHoSoMC`                        |
 //! | `dossier.status-changed`  | one progress row (`MaHoSo`, `NguoiXuLy`, `TrangThai`…) | `CapNhatTienDoHoSoMC` (batched) |
 //!
-//! The payload is sent as the sender wrote it, with three exceptions: a local status `TrangThaiNoiBo` is
+//! The payload is sent as the sender wrote it, with four exceptions: a local status `TrangThaiNoiBo` is
 //! replaced by the portal code from `status_map` (written to `TrangThaiHoSo` / `TrangThai`, overriding any value
-//! there; `TrangThaiNoiBo` itself is never sent); over-long `TrichYeuHoSo` (1000 characters) and `NguoiXuLy`
-//! (50 characters) are cut or refused (`on_overflow`); nothing else is changed. Dates (every field whose name
+//! there, because the table is the province's decision of what each local state means nationally; a differing
+//! value is logged; `TrangThaiNoiBo` itself is never sent); codes and yes/no flags, JSON integers in the bus's
+//! schemas, are written as the portal's strings (`"KenhThucHien": 2` → `"2"`); over-long `TrichYeuHoSo`
+//! (1000 characters) and `NguoiXuLy` (50 characters) are cut or refused (`on_overflow`); nothing else is changed. Dates (every field whose name
 //! starts with `Ngay` or `ThoiDiem`, at any depth) must already be `yyyyMMddHHmmss` or empty; anything else is
 //! refused (permanent error naming the field), as is a status outside 1–10.
 //!
@@ -24,9 +26,10 @@
 //!    too). `error_code` `0`, `"0"` or `"00"` means success. Messages are read from `message` (or
 //!    `error_message`, `msg`, `error`).
 //!    - Dossier: `{"service": "DongBoHoSoMC", "isUpdating": "False", "data": [dossier]}`. When the portal answers
-//!      that the dossier already exists (`error_code` 3 or -3, or a message containing "đã tồn tại" / "already
-//!      exist", whatever the code), the same record is sent again with `"isUpdating": "True"`. So a redelivery of
-//!      the same message is harmless.
+//!      that the dossier already exists (REFERENCE §3.1: `error_code` 3 or -3 *and* a message saying so, "đã tồn
+//!      tại" / "da ton tai" / "already exist", or no message at all), the same record is sent again with
+//!      `"isUpdating": "True"`. So a redelivery of the same message is harmless. A 3/-3 whose message says
+//!      something else is a refusal like any other.
 //!    - Progress: `{"service": "CapNhatTienDoHoSoMC", "data": [row, ...]}` with at most `progress_batch_size`
 //!      rows. Deliveries running at the same time (the runtime runs up to `prefetch` at once) are gathered into
 //!      one call: the first row waits at most `progress_batch_linger` for others; each delivery gets its batch's

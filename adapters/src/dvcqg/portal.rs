@@ -80,12 +80,12 @@ impl Answer {
     }
 
     /// The answer to an insert saying the dossier is already there (REFERENCE §3.1 item 3).
+    /// Code 3/-3 and a message that says so (or none): a 3/-3 about something else is not taken for it.
     fn says_already_exists(&self) -> bool {
         let m = self.message.to_lowercase();
-        matches!(self.code, PortalCode::Num(3 | -3))
-            || m.contains("đã tồn tại")
-            || m.contains("da ton tai")
-            || m.contains("already exist")
+        let worded =
+            m.contains("đã tồn tại") || m.contains("da ton tai") || m.contains("already exist");
+        matches!(self.code, PortalCode::Num(3 | -3)) && (worded || m.trim().is_empty())
     }
 }
 

@@ -8,6 +8,26 @@ use std::collections::BTreeMap;
 /// Field holding the sender's local workflow status; mapped through `status_map`, never sent.
 pub const LOCAL_STATUS: &str = "TrangThaiNoiBo";
 
+/// Code and yes/no fields the bus's schemas carry as JSON integers and the portal takes as strings
+/// (`"2"`, flags `"0"`/`"1"`), at any depth (`DinhDanhCHS[].LoaiDinhDanh`, `TaiLieuNop[].DuocSoHoa`…).
+/// Amounts and counts (`Gia`, `SoLuong`…) are passed through as the sender wrote them.
+const PORTAL_STRINGS: &[&str] = &[
+    "KenhThucHien",
+    "LoaiDoiTuong",
+    "LoaiDinhDanh",
+    "TrangThaiHoSo",
+    "TrangThai",
+    "HinhThuc",
+    "HoSoCoThanhPhanSoHoa",
+    "TaiKhoanDuocXacThucVoiVNeID",
+    "DuocThanhToanTrucTuyen",
+    "IsDeleted",
+    "DuocSoHoa",
+    "DuocTaiSuDung",
+    "DuocLayTuKhoDMQG",
+    "TrangThaiBoSung",
+];
+
 /// Which portal record a message type carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -77,6 +97,7 @@ pub fn prepare(kind: Kind, payload: &[u8], rules: &Rules) -> Result<Record, Deli
         }
     };
     map_status(kind, &mut obj, rules)?;
+    portal_strings(&mut obj);
     let mut bad = Vec::new();
     check_dates(&obj, "", &mut bad);
     if !bad.is_empty() {
@@ -107,6 +128,17 @@ fn map_status(
                     "local status `{local}` ({LOCAL_STATUS}) has no portal code in status_map"
                 ))
             })?;
+            let given = obj.get(field).and_then(|v| match v {
+                Value::String(s) => s.trim().parse::<i64>().ok(),
+                Value::Number(n) => n.as_i64(),
+                _ => None,
+            });
+            if let Some(given) = given.filter(|g| g != code) {
+                tracing::warn!(
+                    local = %local, mapped = code, given,
+                    "{field} {given} differs from what status_map gives for {LOCAL_STATUS} `{local}`; sending {code}"
+                );
+            }
             obj.insert(field.into(), Value::String(code.to_string()));
             Ok(())
         }
@@ -131,6 +163,28 @@ fn map_status(
         Some(other) => Err(DeliveryError::permanent(format!(
             "{LOCAL_STATUS} must be a string, not {other}"
         ))),
+    }
+}
+
+/// Writes the integer codes and flags of [`PORTAL_STRINGS`] as the portal's strings, at any depth.
+fn portal_strings(obj: &mut Map<String, Value>) {
+    for (key, value) in obj.iter_mut() {
+        match value {
+            Value::Number(n) if PORTAL_STRINGS.contains(&key.as_str()) => {
+                if let Some(i) = n.as_i64() {
+                    *value = Value::String(i.to_string());
+                }
+            }
+            Value::Object(inner) => portal_strings(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        portal_strings(inner);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 

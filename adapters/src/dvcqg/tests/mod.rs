@@ -70,17 +70,21 @@ fn dossier(code: &str, local_status: &str) -> Value {
         "MaTTHC": "1.011442.000.00.00.H40",
         "TenTTHC": "Cấp giấy phép xây dựng",
         "MaLinhVuc": "G03-GD10",
-        "KenhThucHien": "2",
+        "KenhThucHien": 2,
         "ChuHoSo": "Nguyễn Văn A",
-        "LoaiDoiTuong": "1",
-        "DinhDanhCHS": [{"LoaiDinhDanh": "1", "SoDinhDanh": "036090001234"}],
+        "LoaiDoiTuong": 1,
+        "DinhDanhCHS": [{"LoaiDinhDanh": 1, "SoDinhDanh": "036090001234"}],
         "TrichYeuHoSo": "Đề nghị cấp giấy phép xây dựng nhà ở riêng lẻ",
         "NgayNopHoSo": "20260105080000",
         "NgayTiepNhan": "20260105083000",
         "NgayHenTra": "20260119170000",
         "NgayTra": "",
         "TrangThaiNoiBo": local_status,
-        "HinhThuc": "0",
+        "HinhThuc": 0,
+        "HoSoCoThanhPhanSoHoa": 1,
+        "TaiLieuNop": [{"TepDinhKemId": "t1", "TenTepDinhKem": "don.pdf", "DuocSoHoa": 1, "IsDeleted": 0,
+                        "DuongDanTaiTepTin": "https://dvc.example.gov.vn/files/t1"}],
+        "DanhSachLePhi": [{"TenPhiLePhi": "Lệ phí", "Gia": 75000, "HinhThucThu": 1}],
         "DanhSachHoSoBoSung": [{"HoSoBoSungId": "1", "NgayBoSung": "20260106090000"}],
     })
 }
@@ -131,6 +135,15 @@ async fn insert_then_update_on_already_exists() {
     );
     let stored = portal.with(|s| s.dossiers["H40-260105-00001"].clone());
     assert_eq!(stored["TrangThaiHoSo"], "4");
+    // Codes and flags, integers in the bus's schema, reach the portal as its strings; amounts stay numbers.
+    assert_eq!(stored["KenhThucHien"], "2");
+    assert_eq!(stored["LoaiDoiTuong"], "1");
+    assert_eq!(stored["HinhThuc"], "0");
+    assert_eq!(stored["HoSoCoThanhPhanSoHoa"], "1");
+    assert_eq!(stored["DinhDanhCHS"][0]["LoaiDinhDanh"], "1");
+    assert_eq!(stored["TaiLieuNop"][0]["DuocSoHoa"], "1");
+    assert_eq!(stored["TaiLieuNop"][0]["IsDeleted"], "0");
+    assert_eq!(stored["DanhSachLePhi"][0]["Gia"], 75000);
     assert_eq!(
         stored["TrichYeuHoSo"],
         "Đề nghị cấp giấy phép xây dựng (bổ sung bản vẽ)"
@@ -150,6 +163,31 @@ async fn insert_then_update_on_already_exists() {
             json!({"username": USER, "password": PASSWORD})
         );
     });
+}
+
+#[tokio::test]
+async fn a_code_3_about_something_else_is_a_refusal_not_an_update() {
+    let portal = Portal::start().await;
+    let a = adapter(&portal, "");
+    let d = dossier("H40-260105-00077", "da-tiep-nhan");
+    portal.inject(
+        "DongBoHoSoMC",
+        1,
+        Fault::Code("3", "Mã đơn vị không hợp lệ"),
+    );
+    let e = deliver(&a, "dossier.submitted", &d).await.unwrap_err();
+    assert_eq!(
+        (e.class, e.status),
+        (ErrorClass::Permanent, Some(3)),
+        "{e:?}"
+    );
+    assert!(e.reason.contains("Mã đơn vị không hợp lệ"), "{}", e.reason);
+    let updating: Vec<_> = portal
+        .calls("DongBoHoSoMC")
+        .iter()
+        .map(|c| c.is_updating.clone().unwrap())
+        .collect();
+    assert_eq!(updating, ["False"], "no update was tried");
 }
 
 #[tokio::test]

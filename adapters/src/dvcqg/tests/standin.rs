@@ -313,6 +313,24 @@ fn valid_dossier(row: &Value) -> Result<(), String> {
     if row.get("TrangThaiNoiBo").is_some() {
         return Err("trường TrangThaiNoiBo không được hỗ trợ".into());
     }
+    // The portal takes codes as strings ("2"), as the reference clients send them.
+    for k in [
+        "KenhThucHien",
+        "LoaiDoiTuong",
+        "HinhThuc",
+        "HoSoCoThanhPhanSoHoa",
+    ] {
+        if row.get(k).is_some_and(|v| !v.is_string()) {
+            return Err(format!("{k} phải là chuỗi"));
+        }
+    }
+    let ids = row["DinhDanhCHS"].as_array().into_iter().flatten();
+    if ids
+        .into_iter()
+        .any(|d| d.get("LoaiDinhDanh").is_some_and(|v| !v.is_string()))
+    {
+        return Err("LoaiDinhDanh phải là chuỗi".into());
+    }
     if !valid_status(&row["TrangThaiHoSo"]) {
         return Err("TrangThaiHoSo".into());
     }
