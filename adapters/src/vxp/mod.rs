@@ -4,8 +4,10 @@
 //! # Axis API (as modelled here)
 //!
 //! The VNPT SDK's operations over plain JSON/HTTP. Every request carries the headers `systemId` and `secretKey`
-//! (issued by the axis operator; the key is never logged), `from` (the local agency's QCVN 102 code, `agency`)
-//! and `servicetype: eDoc`.
+//! (issued by the axis operator; the key is never logged), `from` (the local agency's QCVN 102 code, `agency`),
+//! `servicetype` (`eDoc` for documents, `status` for status packages; each of `service_types` is pulled in turn,
+//! every call of that round carrying it) and `messagetype` (`edoc` or `status`, the same choice in the SDK's
+//! lower-case spelling; an assumption, as the SDK's documentation gives the header but not its values).
 //!
 //! - `GET {base_url}/getReceivedEdocList` → `{"status": "OK", "data": [{"docId": "...", "from": "<QCVN code>"}]}`:
 //!   the documents waiting for us. `from` is optional; other fields are ignored. On failure the axis answers a
@@ -20,8 +22,9 @@
 //! Every `poll_interval`: list → for each document: fetch → submit to the bus → mark. A document is marked
 //! `done` only after [`Submit::submit`] returned `Ok`, which means the broker confirmed every copy; it is marked
 //! `fail` (with the bus's error code, message and details as the reason) only when the bus refused it for good
-//! (a 4xx error), or when the package is larger than the bus accepts (`http.max_body_bytes`) or names no sender.
-//! Anything else — the list or the fetch failing, the bus answering 5xx (broker down), the mark call failing,
+//! (a 4xx error other than 409 `conflict`), or when the package is larger than the bus accepts
+//! (`http.max_body_bytes`) or names no sender. Anything else — the list or the fetch failing, the bus answering
+//! 5xx (broker down) or 409 (a status for the same document arrived at the same time), the mark call failing,
 //! a crash or shutdown at any point — leaves the document pending at the axis, and the next poll (or the next
 //! run) submits it again with the same `fallback_id` (`vxp-<docId>`), which the bus uses as the message id when
 //! the package carries none, so a document accepted twice is not delivered twice. Documents are handled one at a
@@ -72,7 +75,18 @@ pub struct VxpPullConfig {
     /// Time limit of one HTTP call to the axis (a package download included). Default `"60s"`.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// What to pull, each in its own round per poll: `"eDoc"` (documents) and/or `"status"` (status packages
+    /// about documents our agencies sent, which the bus routes back to the sender). Default `["eDoc"]`.
+    #[serde(default = "default_service_types")]
+    pub service_types: Vec<String>,
 }
+
+fn default_service_types() -> Vec<String> {
+    vec!["eDoc".into()]
+}
+
+/// The axis service types this source knows.
+const SERVICE_TYPES: &[&str] = &["eDoc", "status"];
 
 fn default_poll_interval() -> HumanDuration {
     HumanDuration::secs(10)
@@ -140,6 +154,20 @@ fn check_config(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Vec<Problem> {
     if cfg.timeout.get().is_zero() {
         problems.push(Problem::new(at("timeout"), "must be more than 0"));
     }
+    if cfg.service_types.is_empty() {
+        problems.push(Problem::new(
+            at("service_types"),
+            "must name at least one of \"eDoc\", \"status\"",
+        ));
+    }
+    for (i, t) in cfg.service_types.iter().enumerate() {
+        if !SERVICE_TYPES.contains(&t.as_str()) {
+            problems.push(Problem::new(
+                format!("{}[{i}]", at("service_types")),
+                format!("unknown service type `{t}`; known: \"eDoc\", \"status\""),
+            ));
+        }
+    }
     problems
 }
 
@@ -171,6 +199,8 @@ fn read_secret(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Result<String, Proble
 struct Listed {
     doc_id: String,
     from: Option<String>,
+    /// The `servicetype` it was listed under; fetch and mark carry the same.
+    service: String,
 }
 
 /// Why a package could not be fetched.
@@ -200,6 +230,7 @@ pub struct VxpPull {
     agency: String,
     poll_interval: Duration,
     max_bytes: usize,
+    service_types: Vec<String>,
     /// QĐ 20/2020 code → QCVN 102 code, from `[[agencies]] qd20_code`: the axis may name senders either way.
     qd20: std::collections::HashMap<String, String>,
 }
@@ -231,6 +262,7 @@ impl VxpPull {
             agency: cfg.agency.clone(),
             poll_interval: cfg.poll_interval.get(),
             max_bytes,
+            service_types: cfg.service_types.clone(),
             qd20: Default::default(),
         })
     }
@@ -241,27 +273,33 @@ impl VxpPull {
         self
     }
 
-    fn request(&self, method: reqwest::Method, op: &str) -> reqwest::RequestBuilder {
-        self.headers(self.http.request(method, format!("{}/{op}", self.base)))
+    fn request(&self, method: reqwest::Method, op: &str, service: &str) -> reqwest::RequestBuilder {
+        self.headers(
+            self.http.request(method, format!("{}/{op}", self.base)),
+            service,
+        )
     }
 
-    fn headers(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    fn headers(&self, rb: reqwest::RequestBuilder, service: &str) -> reqwest::RequestBuilder {
         rb.header("systemId", &self.system_id)
             .header("secretKey", &self.secret)
             .header("from", &self.agency)
-            .header("servicetype", "eDoc")
+            .header("servicetype", service)
+            .header("messagetype", service.to_lowercase())
     }
 
     /// One round: list, then fetch, submit and mark each document in turn.
     pub async fn poll_once(&self, ingress: &dyn Submit) -> PollStats {
         let mut stats = PollStats::default();
-        let listed = match self.list().await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list pending documents at the axis; will try again");
-                return stats;
+        let mut listed = Vec::new();
+        for service in &self.service_types {
+            match self.list(service).await {
+                Ok(l) => listed.extend(l),
+                Err(e) => {
+                    tracing::warn!(servicetype = %service, error = %e, "cannot list pending items at the axis; will try again");
+                }
             }
-        };
+        }
         stats.listed = listed.len();
         for item in listed {
             match self.take(&item, ingress).await {
@@ -284,14 +322,15 @@ impl VxpPull {
 
     async fn take(&self, item: &Listed, ingress: &dyn Submit) -> Outcome {
         let doc = item.doc_id.as_str();
-        let body = match self.fetch(doc).await {
+        let svc = item.service.as_str();
+        let body = match self.fetch(doc, svc).await {
             Ok(b) => b,
             Err(FetchError::TooLarge(n)) => {
                 let reason = format!(
                     "package is larger than the bus accepts ({n} bytes read, limit {} bytes)",
                     self.max_bytes
                 );
-                return self.mark_failed(doc, &reason).await;
+                return self.mark_failed(doc, svc, &reason).await;
             }
             Err(FetchError::Retry(e)) => {
                 tracing::warn!(doc_id = doc, error = %e, "cannot fetch document; left pending");
@@ -308,19 +347,24 @@ impl VxpPull {
         let Some(sender) = sender else {
             let reason = "sender unknown: neither the list item's `from` nor the package's \
                           MessageHeader/From/OrganId is a QCVN 102 agency code";
-            return self.mark_failed(doc, reason).await;
+            return self.mark_failed(doc, svc, reason).await;
         };
         let submission = Submission {
             caller: Caller::Agency(sender),
             content: ContentKind::Xml,
             body,
             traceparent: None,
-            fallback_id: Some(format!("vxp-{doc}")),
+            // Documents keep the id they always had; other service types get their own, so that ids listed
+            // under two service types can never be taken for one another.
+            fallback_id: Some(match svc {
+                "eDoc" => format!("vxp-{doc}"),
+                other => format!("vxp-{}-{doc}", other.to_lowercase()),
+            }),
         };
         match ingress.submit(submission).await {
             Ok(accepted) => {
                 tracing::debug!(doc_id = doc, id = %accepted.id, "document accepted by the bus");
-                match self.mark(doc, "done", None).await {
+                match self.mark(doc, svc, "done", None).await {
                     Ok(()) => Outcome::Done,
                     Err(e) => {
                         tracing::warn!(
@@ -332,7 +376,7 @@ impl VxpPull {
                     }
                 }
             }
-            Err(e) if (400..500).contains(&e.status()) => self.mark_failed(doc, &refusal(&e)).await,
+            Err(e) if !e.retry_later() => self.mark_failed(doc, svc, &refusal(&e)).await,
             Err(e) => {
                 tracing::warn!(doc_id = doc, code = e.code, error = %e.message, "bus unavailable; left pending");
                 Outcome::Left
@@ -340,13 +384,13 @@ impl VxpPull {
         }
     }
 
-    async fn mark_failed(&self, doc: &str, reason: &str) -> Outcome {
+    async fn mark_failed(&self, doc: &str, svc: &str, reason: &str) -> Outcome {
         tracing::warn!(
             doc_id = doc,
             reason,
             "document refused; marking it failed at the axis"
         );
-        match self.mark(doc, "fail", Some(reason)).await {
+        match self.mark(doc, svc, "fail", Some(reason)).await {
             Ok(()) => Outcome::Failed,
             Err(e) => {
                 tracing::warn!(doc_id = doc, error = %e, "cannot mark document failed; left pending");
@@ -355,9 +399,9 @@ impl VxpPull {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Listed>, String> {
+    async fn list(&self, service: &str) -> Result<Vec<Listed>, String> {
         let resp = self
-            .request(reqwest::Method::GET, "getReceivedEdocList")
+            .request(reqwest::Method::GET, "getReceivedEdocList", service)
             .send()
             .await
             .map_err(|e| describe(&e))?;
@@ -383,17 +427,21 @@ impl VxpPull {
                 .get("from")
                 .and_then(Value::as_str)
                 .map(|s| s.trim().to_owned());
-            out.push(Listed { doc_id, from });
+            out.push(Listed {
+                doc_id,
+                from,
+                service: service.to_owned(),
+            });
         }
         Ok(out)
     }
 
-    async fn fetch(&self, doc: &str) -> Result<Bytes, FetchError> {
+    async fn fetch(&self, doc: &str, service: &str) -> Result<Bytes, FetchError> {
         let mut url = reqwest::Url::parse(&format!("{}/getEdoc", self.base))
             .map_err(|e| FetchError::Retry(e.to_string()))?;
         url.query_pairs_mut().append_pair("docId", doc);
         let mut resp = self
-            .headers(self.http.get(url))
+            .headers(self.http.get(url), service)
             .send()
             .await
             .map_err(|e| FetchError::Retry(describe(&e)))?;
@@ -433,13 +481,19 @@ impl VxpPull {
         Ok(Bytes::from(body))
     }
 
-    async fn mark(&self, doc: &str, status: &str, reason: Option<&str>) -> Result<(), String> {
+    async fn mark(
+        &self,
+        doc: &str,
+        service: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<(), String> {
         let mut body = json!({ "docId": doc, "status": status });
         if let Some(r) = reason {
             body["reason"] = json!(r);
         }
         let resp = self
-            .request(reqwest::Method::POST, "updateStatus")
+            .request(reqwest::Method::POST, "updateStatus", service)
             .json(&body)
             .send()
             .await

@@ -46,6 +46,8 @@ struct Doc {
     from: Option<String>,
     body: Vec<u8>,
     status: DocStatus,
+    /// `eDoc` or `status`: listed, fetched and marked only under that `servicetype`.
+    service: &'static str,
 }
 
 #[derive(Default)]
@@ -85,6 +87,10 @@ impl Axis {
     }
 
     fn add(&self, id: &str, from: Option<&str>, body: Vec<u8>) {
+        self.add_as("eDoc", id, from, body);
+    }
+
+    fn add_as(&self, service: &'static str, id: &str, from: Option<&str>, body: Vec<u8>) {
         self.with(|s| {
             s.docs.insert(
                 id.into(),
@@ -92,6 +98,7 @@ impl Axis {
                     from: from.map(str::to_owned),
                     body,
                     status: DocStatus::Pending,
+                    service,
                 },
             )
         });
@@ -112,10 +119,20 @@ impl Axis {
 
 type St = State<Arc<Mutex<AxisState>>>;
 
+/// The `servicetype` of a request (with its `messagetype`), when both are there and agree.
+fn service(h: &HeaderMap) -> Option<&'static str> {
+    let st = h.get("servicetype")?.to_str().ok()?;
+    let mt = h.get("messagetype")?.to_str().ok()?;
+    ["eDoc", "status"]
+        .into_iter()
+        .find(|known| *known == st && known.to_lowercase() == mt)
+}
+
 fn authorised(s: &mut AxisState, h: &HeaderMap) -> bool {
     let ok = h.get("systemId").is_some_and(|v| v == SYSTEM_ID)
         && h.get("secretKey").is_some_and(|v| v == SECRET)
-        && h.get("from").is_some_and(|v| v == AGENCY);
+        && h.get("from").is_some_and(|v| v == AGENCY)
+        && service(h).is_some();
     if !ok {
         s.bad_headers += 1;
     }
@@ -136,10 +153,11 @@ async fn list(State(st): St, h: HeaderMap) -> Response {
         return denied();
     }
     s.log.push("list".into());
+    let asked = service(&h);
     let data: Vec<Value> = s
         .docs
         .iter()
-        .filter(|(_, d)| d.status == DocStatus::Pending)
+        .filter(|(_, d)| d.status == DocStatus::Pending && Some(d.service) == asked)
         .map(|(id, d)| match &d.from {
             Some(f) => json!({"docId": id, "from": f, "servicetype": "eDoc"}),
             None => json!({"docId": id}),
@@ -162,7 +180,8 @@ async fn get_edoc(
     if s.broken.contains(&id) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "storage error").into_response();
     }
-    match s.docs.get(&id) {
+    let asked = service(&h);
+    match s.docs.get(&id).filter(|d| Some(d.service) == asked) {
         Some(d) => ([(header::CONTENT_TYPE, "application/xml")], d.body.clone()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -243,7 +262,10 @@ impl FakeBus {
 impl Submit for FakeBus {
     async fn submit(&self, s: Submission) -> Result<Accepted, ApiError> {
         let fid = s.fallback_id.clone().unwrap();
-        let doc = fid.trim_start_matches("vxp-").to_owned();
+        let doc = fid
+            .trim_start_matches("vxp-")
+            .trim_start_matches("status-")
+            .to_owned();
         // What the axis holds for this document while the bus is deciding.
         let at_axis = self.axis.status(&doc);
         self.axis.with(|st| st.log.push(format!("submit:{doc}")));
@@ -262,9 +284,13 @@ impl Submit for FakeBus {
 }
 
 fn source(axis: &Axis, max_bytes: usize) -> Box<VxpPull> {
+    source_with(axis, max_bytes, "")
+}
+
+fn source_with(axis: &Axis, max_bytes: usize, extra: &str) -> Box<VxpPull> {
     let options = format!(
         "base_url = \"http://{}\"\nsystem_id = \"{SYSTEM_ID}\"\nsecret_env = \"VXP_SECRET\"\nagency = \"{AGENCY}\"\n\
-         poll_interval = \"30ms\"\ntimeout = \"5s\"\n",
+         poll_interval = \"30ms\"\ntimeout = \"5s\"\n{extra}",
         axis.addr
     );
     let cfg: VxpPullConfig = spec(&options).parse_options().unwrap();
@@ -359,6 +385,36 @@ async fn happy_path_marks_done_only_after_the_bus_accepted() {
     assert_eq!(subs[1].0.caller, Caller::Agency("000.00.00.H41".into()));
     assert_eq!(subs[1].0.body, nghe_an);
     assert_eq!(axis.with(|s| s.bad_headers), 0);
+}
+
+#[tokio::test]
+async fn status_packages_are_pulled_under_their_own_service_type_when_asked() {
+    let axis = Axis::start().await;
+    let doc = edxml("000.00.00.G22", AGENCY, "Công văn");
+    let status = edxml("000.00.00.G22", AGENCY, "status 03");
+    axis.add("d1", Some("000.00.00.G22"), doc.clone());
+    axis.add_as("status", "s1", Some("000.00.00.G22"), status.clone());
+
+    // By default only documents are pulled: the status stays pending at the axis.
+    let bus = FakeBus::new(&axis);
+    let stats = source(&axis, 1 << 20).poll_once(bus.as_ref()).await;
+    assert_eq!((stats.listed, stats.done), (1, 1));
+    assert_eq!(axis.status("s1"), DocStatus::Pending);
+
+    let bus = FakeBus::new(&axis);
+    let src = source_with(&axis, 1 << 20, "service_types = [\"eDoc\", \"status\"]\n");
+    let stats = src.poll_once(bus.as_ref()).await;
+    assert_eq!((stats.listed, stats.done), (1, 1), "the status round");
+    assert_eq!(axis.status("s1"), DocStatus::Done);
+    let subs = bus.submissions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].0.fallback_id.as_deref(), Some("vxp-status-s1"));
+    assert_eq!(subs[0].0.body, status);
+    assert_eq!(
+        axis.with(|s| s.bad_headers),
+        0,
+        "servicetype and messagetype sent on every call"
+    );
 }
 
 #[tokio::test]
@@ -614,7 +670,7 @@ fn config_with(keys: &str) -> Config {
 fn check_names_every_problem() {
     let config = config_with(
         "base_url = \"vxp.example.gov.vn\"\nsystem_id = \" \"\nsecret_env = \"LIENTHONG_TEST_SURELY_UNSET_VXP\"\n\
-         agency = \"H40\"\npoll_interval = \"0s\"\n",
+         agency = \"H40\"\npoll_interval = \"0s\"\nservice_types = [\"eDoc\", \"edoc\"]\n",
     );
     let problems = check(&config.adapters[0], &config);
     let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
@@ -625,12 +681,14 @@ fn check_names_every_problem() {
             "adapters[0].system_id",
             "adapters[0].agency",
             "adapters[0].poll_interval",
+            "adapters[0].service_types[1]",
             "adapters[0].secret_env"
         ],
         "{problems:#?}"
     );
+    assert!(problems[4].message.contains("`edoc`"), "{problems:?}");
     assert!(
-        problems[4]
+        problems[5]
             .message
             .contains("LIENTHONG_TEST_SURELY_UNSET_VXP` is not set")
     );
