@@ -37,8 +37,9 @@ async fn publish(ch: &lapin::Channel, exchange: &str, body: &[u8], user: Option<
 #[tokio::test]
 async fn amqp_ingress_delivers_and_rejects_with_reason() {
     let rx = Receiver::start().await;
-    let bus = TestBus::start(
+    let bus = TestBus::start_with_head_extra(
         "amqp",
+        "max_body_bytes = 8192",
         &format!(
             "[[adapters]]\nid = \"stp\"\ntype = \"webhook\"\nurl = \"{}\"\n[[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"stp\"]\n",
             rx.url()
@@ -71,6 +72,16 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
     )
     .await;
     publish(&ch, &exchange, good.to_string().as_bytes(), None).await;
+    // Larger than http.max_body_bytes, which bounds AMQP ingress too.
+    let mut big = dossier("A-3");
+    big["GhiChu"] = serde_json::json!("x".repeat(9000));
+    publish(
+        &ch,
+        &exchange,
+        envelope(None, H40, &[STP], big).to_string().as_bytes(),
+        Some("guest"),
+    )
+    .await;
 
     let mut consumer = ch
         .basic_consume(
@@ -82,7 +93,7 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
         .await
         .unwrap();
     let mut codes = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
             .await
             .expect("a rejected message within 20 s")
@@ -103,7 +114,10 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
         d.ack(BasicAckOptions::default()).await.unwrap();
     }
     codes.sort();
-    assert_eq!(codes, vec!["schema_violation", "unauthenticated"]);
+    assert_eq!(
+        codes,
+        vec!["payload_too_large", "schema_violation", "unauthenticated"]
+    );
     assert_eq!(
         rx.calls().len(),
         1,

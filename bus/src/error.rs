@@ -58,6 +58,13 @@ impl ApiError {
         self
     }
 
+    /// Not a verdict on the message: the same message sent again later can be accepted (the bus or a
+    /// dependency was unavailable, or a concurrent status for the same document won a race: `conflict`).
+    /// Sources keep such a message where it is (queued, in its folder, pending at the axis) and try again.
+    pub fn retry_later(&self) -> bool {
+        self.status() >= 500 || self.code == code::CONFLICT
+    }
+
     /// HTTP status for this code.
     pub fn status(&self) -> u16 {
         use code::*;

@@ -44,7 +44,15 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
         Some("application/xml") | Some("text/xml") => Some(ContentKind::Xml),
         Some(_) => None,
     };
+    let limit = ingress.shared().config.http.max_body_bytes;
     let result = match (content, env.user_id.as_deref()) {
+        _ if env.body.len() > limit => Err(ApiError::new(
+            code::PAYLOAD_TOO_LARGE,
+            format!(
+                "body of {} bytes is larger than http.max_body_bytes = {limit} bytes",
+                env.body.len()
+            ),
+        )),
         (None, _) => Err(ApiError::new(
             code::UNSUPPORTED_MEDIA_TYPE,
             "content_type must be application/json or application/xml",
@@ -76,7 +84,7 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
         Ok(_) => {
             let _ = incoming.acker.ack().await;
         }
-        Err(e) if e.status() >= 500 => {
+        Err(e) if e.retry_later() => {
             // Not accepted and not the sender's fault: leave it queued and try again.
             tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = incoming.acker.reject(true).await;
