@@ -912,23 +912,8 @@ fn digits(field: &str, value: &str) -> Result<(), EdxmlError> {
     Ok(())
 }
 
-/// True for a QCVN 102 agency code `NNN.NN.NN.Xnn`.
-pub(crate) fn is_organ_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    let d = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    b.len() == 13
-        && d(0..3)
-        && b[3] == b'.'
-        && d(4..6)
-        && b[6] == b'.'
-        && d(7..9)
-        && b[9] == b'.'
-        && b[10].is_ascii_uppercase()
-        && d(11..13)
-}
-
 fn check_organ_id(field: &str, value: &str) -> Result<(), EdxmlError> {
-    if !is_organ_id(value.trim()) {
+    if !crate::agency::is_valid(value.trim()) {
         return Err(invalid(
             field,
             &format!("`{value}` is not a QCVN 102 agency code (NNN.NN.NN.Xnn, e.g. 000.00.00.H41)"),
@@ -951,7 +936,7 @@ fn check_document_id(field: &str, value: &str) -> Result<(), EdxmlError> {
     let (Some(organ), Some(date), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    if !is_organ_id(organ) || parse_date(date).is_none() || rest.is_empty() {
+    if !crate::agency::is_valid(organ) || parse_date(date).is_none() || rest.is_empty() {
         return Err(bad());
     }
     for c in value.chars() {
