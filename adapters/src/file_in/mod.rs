@@ -2,8 +2,10 @@
 //!
 //! Contract for the writing system: write a file under a name starting with `.` or ending in `.tmp` or `.part`
 //! (or outside the folder, on the same disk), then *rename* it to its final name in the folder: `*.json` for a
-//! JSON envelope, `*.xml` or `*.edxml` for an edXML package (any case). A file with a final name must be
-//! complete, because it may be read at once. Names must be UTF-8; sub-folders are not looked into.
+//! JSON envelope, `*.xml` or `*.edxml` for an edXML package, `*.document.json` / `*.status.json` for a document
+//! or status report described in JSON and built into an edXML package here ([`bundle`]; attachments go into
+//! `attachments_dir` first) (any case). A file with a final name must be complete, because it may be read at
+//! once. Names must be UTF-8; sub-folders are not looked into.
 //!
 //! Each poll takes the files oldest first (by modification time) and submits each to the bus as `agency`:
 //! - accepted (every copy confirmed by the broker): moved to `done_dir`;
@@ -11,12 +13,15 @@
 //!   unknown extension): `<name>.error.json` (the API error, file name and time) is written to `rejected_dir`,
 //!   then the file is moved beside it;
 //! - bus unavailable (503): the file stays and the poll ends (order is kept); it is tried again next poll;
-//!   logged once. Any other 5xx leaves that one file in place, to be tried again next poll, and goes on.
+//!   logged once. Any other 5xx, or a 409 `conflict` (a status for the same document arrived at the same time),
+//!   leaves that one file in place, to be tried again next poll, and goes on.
 //!
 //! Files are never deleted; a name already taken in `done_dir`/`rejected_dir` gets `.1`, `.2`… before its
 //! extension. Crash safety: until it is moved, a file is still in the folder and is submitted again, with the
 //! same [`fallback_id`] (or the envelope's own `id`), so the bus's idempotency makes the resubmission a no-op:
 //! nothing is lost and nothing is duplicated.
+
+mod bundle;
 
 use crate::file_out::{folder_problem, sync_dir, write_atomic};
 use async_trait::async_trait;
@@ -56,7 +61,13 @@ pub struct FileInConfig {
     /// Where refused files and their `<name>.error.json` go. Default `<path>/rejected`. Same rules as `done_dir`.
     #[serde(default)]
     pub rejected_dir: Option<PathBuf>,
-    /// Larger files are refused (`payload_too_large`) without being submitted. Default 67108864 (64 MiB).
+    /// Where the files named by `*.document.json` descriptions are read from, relative to the config file.
+    /// Default `<path>/attachments`. Created if missing; not watched itself; same filesystem as `path` (an
+    /// attachment is moved to `done_dir` or `rejected_dir` with its description).
+    #[serde(default)]
+    pub attachments_dir: Option<PathBuf>,
+    /// Larger files are refused (`payload_too_large`) without being submitted; for a description, the package
+    /// built from it (attachments included). Default 67108864 (64 MiB).
     #[serde(default = "default_max_bytes")]
     pub max_file_bytes: u64,
 }
@@ -73,8 +84,16 @@ pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
 }
 
 pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
+    let source = prepare(spec, config)?;
+    // The writing system puts attachments there before it renames a description in: it must exist.
+    fs::create_dir_all(&source.attachments).map_err(|e| {
+        vec![Problem::new(
+            join(&spec.path(), "attachments_dir"),
+            format!("cannot create `{}`: {e}", source.attachments.display()),
+        )]
+    })?;
     Ok(Built {
-        source: Some(Box::new(prepare(spec, config)?)),
+        source: Some(Box::new(source)),
         ..Built::default()
     })
 }
@@ -98,6 +117,22 @@ fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec<Problem>> 
             format!("agency `{}` is not in [[agencies]]", cfg.agency),
         ));
     }
+    for other in config.adapters.iter().filter(|a| a.kind == "file-out") {
+        if let Ok(out) = other.parse_options::<crate::file_out::FileOutConfig>()
+            && canonical(&other.resolve(&out.path)) == canonical(&dir)
+        {
+            problems.push(Problem::new(
+                at("path"),
+                format!(
+                    "file-out adapter `{}` ({}.path) writes into this folder: every message it delivers would \
+                     be picked up again and submitted as {}; give each adapter its own folder",
+                    other.id,
+                    other.path(),
+                    cfg.agency
+                ),
+            ));
+        }
+    }
     if cfg.poll_interval.get().is_zero() {
         problems.push(Problem::new(at("poll_interval"), "must be more than 0"));
     }
@@ -110,7 +145,14 @@ fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec<Problem>> 
     let rejected = cfg
         .rejected_dir
         .map_or_else(|| dir.join("rejected"), |d| spec.resolve(&d));
-    for (key, sub) in [("done_dir", &done), ("rejected_dir", &rejected)] {
+    let attachments = cfg
+        .attachments_dir
+        .map_or_else(|| dir.join("attachments"), |d| spec.resolve(&d));
+    for (key, sub) in [
+        ("done_dir", &done),
+        ("rejected_dir", &rejected),
+        ("attachments_dir", &attachments),
+    ] {
         let problem = if canonical(sub) == canonical(&dir) {
             Some("must not be the watched folder itself".to_owned())
         } else if let Some(p) = folder_problem(sub) {
@@ -129,6 +171,7 @@ fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec<Problem>> 
         dir,
         done,
         rejected,
+        attachments,
         agency: cfg.agency,
         poll: cfg.poll_interval.get(),
         max_bytes: cfg.max_file_bytes,
@@ -155,14 +198,15 @@ fn same_filesystem(_: &Path, _: &Path) -> bool {
 }
 
 /// The id a file is submitted under when its content has none: a UUID (version 8) made of
-/// SHA-256(agency ‖ 0 ‖ file name ‖ 0 ‖ SHA-256(content)). The same file submitted again gets the same id.
-pub fn fallback_id(agency: &str, file_name: &str, body: &[u8]) -> String {
+/// SHA-256(agency ‖ 0 ‖ file name ‖ 0 ‖ `content_digest`), where `content_digest` is the file's SHA-256 (for a
+/// description: over it and its attachments). The same file submitted again gets the same id.
+pub fn fallback_id(agency: &str, file_name: &str, content_digest: &[u8; 32]) -> String {
     let digest = Sha256::new()
         .chain_update(agency)
         .chain_update([0])
         .chain_update(file_name)
         .chain_update([0])
-        .chain_update(Sha256::digest(body))
+        .chain_update(content_digest)
         .finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&digest[..16]);
@@ -171,11 +215,22 @@ pub fn fallback_id(agency: &str, file_name: &str, body: &[u8]) -> String {
     uuid::Uuid::from_bytes(b).to_string()
 }
 
+/// A file read and ready to submit.
+struct Picked {
+    content: ContentKind,
+    body: Bytes,
+    /// What the resubmission id is made of: SHA-256 of the file, or of a description and its attachments.
+    id_source: [u8; 32],
+    /// Attachment files of a description, moved with it.
+    attachments: Vec<String>,
+}
+
 struct FileIn {
     adapter: String,
     dir: PathBuf,
     done: PathBuf,
     rejected: PathBuf,
+    attachments: PathBuf,
     agency: String,
     poll: Duration,
     max_bytes: u64,
@@ -247,6 +302,7 @@ impl FileIn {
         name: String,
         quiet: &mut Quiet,
     ) -> bool {
+        let mut attachments = Vec::new();
         let outcome = match self.read(&name).await {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(e) => {
@@ -254,12 +310,13 @@ impl FileIn {
                 return true;
             }
             Ok(Err(refusal)) => Err(refusal),
-            Ok(Ok((content, body))) => {
+            Ok(Ok(file)) => {
+                attachments = file.attachments;
                 let submission = Submission {
                     caller: Caller::Agency(self.agency.clone()),
-                    content,
-                    fallback_id: Some(fallback_id(&self.agency, &name, &body)),
-                    body,
+                    content: file.content,
+                    fallback_id: Some(fallback_id(&self.agency, &name, &file.id_source)),
+                    body: file.body,
                     traceparent: None,
                 };
                 tokio::select! {
@@ -275,8 +332,12 @@ impl FileIn {
                 }
                 return false;
             }
-            Err(e) if e.status() >= 500 => {
-                return self.complain(quiet, &name, format!("the bus failed on this file: {e}"));
+            Err(e) if e.retry_later() => {
+                return self.complain(
+                    quiet,
+                    &name,
+                    format!("not accepted this time, tried again next poll: {e}"),
+                );
             }
             Ok(accepted) => {
                 if std::mem::take(&mut quiet.bus_down) {
@@ -284,7 +345,8 @@ impl FileIn {
                 }
                 match self.move_to(&self.done, &name, None).await {
                     Ok(_) => {
-                        info!(adapter = %self.adapter, file = %name, id = %accepted.id, "file accepted")
+                        info!(adapter = %self.adapter, file = %name, id = %accepted.id, "file accepted");
+                        self.move_attachments(&self.done, &name, attachments).await;
                     }
                     Err(e) => {
                         return self.complain(
@@ -296,7 +358,11 @@ impl FileIn {
                 }
             }
             Err(refusal) => match self.move_to(&self.rejected, &name, Some(&refusal)).await {
-                Ok(_) => warn!(adapter = %self.adapter, file = %name, "file rejected: {refusal}"),
+                Ok(_) => {
+                    warn!(adapter = %self.adapter, file = %name, "file rejected: {refusal}");
+                    self.move_attachments(&self.rejected, &name, attachments)
+                        .await;
+                }
                 Err(e) => {
                     return self.complain(
                         quiet,
@@ -318,18 +384,21 @@ impl FileIn {
         true
     }
 
-    /// The file's kind and bytes, or why it is refused without being submitted.
-    async fn read(&self, name: &str) -> io::Result<Result<(ContentKind, Bytes), ApiError>> {
+    /// What to submit for the file, or why it is refused without being submitted.
+    async fn read(&self, name: &str) -> io::Result<Result<Picked, ApiError>> {
         let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        let described = bundle::Described::of(name);
         let content = match ext.as_deref() {
             Some("json") => ContentKind::Json,
             Some("xml" | "edxml") => ContentKind::Xml,
             _ => {
-                let msg = "file name must end in .json, .xml or .edxml";
+                let msg =
+                    "file name must end in .json, .xml, .edxml, .document.json or .status.json";
                 return Ok(Err(ApiError::new(code::UNSUPPORTED_MEDIA_TYPE, msg)));
             }
         };
         let (path, max) = (self.dir.join(name), self.max_bytes);
+        let attachments_dir = self.attachments.clone();
         blocking(move || {
             let mut body = Vec::new();
             File::open(path)?.take(max + 1).read_to_end(&mut body)?;
@@ -337,9 +406,50 @@ impl FileIn {
                 let msg = format!("file is larger than max_file_bytes ({max} bytes)");
                 return Ok(Err(ApiError::new(code::PAYLOAD_TOO_LARGE, msg)));
             }
-            Ok(Ok((content, Bytes::from(body))))
+            let Some(kind) = described else {
+                return Ok(Ok(Picked {
+                    content,
+                    id_source: Sha256::digest(&body).into(),
+                    body: Bytes::from(body),
+                    attachments: Vec::new(),
+                }));
+            };
+            Ok(
+                bundle::build(kind, &body, &attachments_dir, max).map(|p| Picked {
+                    content: ContentKind::Xml,
+                    id_source: p.digest,
+                    body: Bytes::from(p.bytes),
+                    attachments: p.attachments,
+                }),
+            )
         })
         .await
+    }
+
+    /// Moves a description's attachments after it, into the same folder; a failure is logged, not fatal (the
+    /// description has been handled, and the attachment is still where it was).
+    async fn move_attachments(&self, to: &Path, description: &str, files: Vec<String>) {
+        if files.is_empty() {
+            return;
+        }
+        let (from, to) = (self.attachments.clone(), to.to_owned());
+        let moved = blocking(move || {
+            fs::create_dir_all(&to)?;
+            for f in &files {
+                match fs::rename(from.join(f), to.join(free_name(&to, f))) {
+                    Ok(()) => {}
+                    // Named twice in one description, or already moved: nothing left to move.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            sync_dir(&to)?;
+            sync_dir(&from)
+        })
+        .await;
+        if let Err(e) = moved {
+            warn!(adapter = %self.adapter, file = %description, "cannot move the attachments: {e}");
+        }
     }
 
     /// Moves `name` into `to` under a free name; for a refusal, writes `<final name>.error.json` first.

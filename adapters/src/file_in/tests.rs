@@ -146,11 +146,11 @@ async fn accepted_files_are_submitted_as_the_agency_and_moved_to_done() {
     );
     assert_eq!(
         seen[0].fallback_id,
-        Some(fallback_id(AGENCY, "a.json", &envelope(1)))
+        Some(fallback_id(AGENCY, "a.json", &digest(&envelope(1))))
     );
     assert_eq!(
         seen[1].fallback_id,
-        Some(fallback_id(AGENCY, "b.EDXML", PACKAGE))
+        Some(fallback_id(AGENCY, "b.EDXML", &digest(PACKAGE)))
     );
     assert!(seen.iter().all(|s| s.traceparent.is_none()));
 }
@@ -311,11 +311,11 @@ async fn the_same_file_again_gets_the_same_id_and_a_free_name() {
 
 #[test]
 fn fallback_ids_depend_on_agency_name_and_content() {
-    let id = fallback_id(AGENCY, "a.json", b"1");
-    assert_eq!(id, fallback_id(AGENCY, "a.json", b"1"));
-    assert_ne!(id, fallback_id(AGENCY, "a.json", b"2"));
-    assert_ne!(id, fallback_id(AGENCY, "b.json", b"1"));
-    assert_ne!(id, fallback_id("000.00.02.H40", "a.json", b"1"));
+    let id = fallback_id(AGENCY, "a.json", &digest(b"1"));
+    assert_eq!(id, fallback_id(AGENCY, "a.json", &digest(b"1")));
+    assert_ne!(id, fallback_id(AGENCY, "a.json", &digest(b"2")));
+    assert_ne!(id, fallback_id(AGENCY, "b.json", &digest(b"1")));
+    assert_ne!(id, fallback_id("000.00.02.H40", "a.json", &digest(b"1")));
     assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
 }
 
@@ -376,6 +376,7 @@ fn check_lists_every_problem_with_its_key_path() {
         ),
         [
             "adapters[0].agency",
+            "adapters[0].attachments_dir", // its default is under the missing folder
             "adapters[0].done_dir",
             "adapters[0].max_file_bytes",
             "adapters[0].path",
@@ -406,4 +407,179 @@ fn check_lists_every_problem_with_its_key_path() {
         )),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn a_folder_a_file_out_adapter_writes_into_is_refused() {
+    let t = setup_with(&format!(
+        "path = \"inbox\"\nagency = \"{AGENCY}\"\n\
+         [[adapters]]\nid = \"commune-out\"\ntype = \"file-out\"\npath = \"inbox\""
+    ));
+    let problems = check(&t.spec, &t.config);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "adapters[0].path");
+    assert!(
+        problems[0].message.contains("commune-out")
+            && problems[0].message.contains("adapters[1].path"),
+        "{problems:?}"
+    );
+    // Its own folder is fine.
+    let t = setup_with(&format!(
+        "path = \"inbox\"\nagency = \"{AGENCY}\"\n\
+         [[adapters]]\nid = \"commune-out\"\ntype = \"file-out\"\npath = \"outbox\""
+    ));
+    assert_eq!(check(&t.spec, &t.config), vec![]);
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn description(attachments: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "document": {
+            "from": {"organ_id": AGENCY, "organ_name": "UBND xã Mỹ Lộc"},
+            "to": [{"organ_id": "000.00.00.H40"}],
+            "code": {"number": "125", "notation": "UBND-VP"},
+            "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
+            "document_type": {"type": 1, "type_name": "Công văn"},
+            "subject": "V/v báo cáo tình hình tiếp nhận hồ sơ"
+        },
+        "attachments": attachments
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_described_document_is_built_into_a_package_with_its_attachments() {
+    let t = setup("");
+    let (fake, _shutdown, _task) = t.run(Box::new(accept));
+    let pdf: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(t.path("attachments/cv-125.pdf"), &pdf).unwrap();
+    fs::write(t.path("attachments/empty.txt"), b"").unwrap();
+    t.put(
+        "cv125.document.json",
+        &description(serde_json::json!([
+            {"file": "cv-125.pdf", "name": "Công văn 125.pdf"},
+            {"file": "empty.txt"}
+        ])),
+    );
+    wait_until("the description in done/", || {
+        t.path("done/cv125.document.json").exists()
+    })
+    .await;
+    wait_until("its attachments in done/", || {
+        t.path("done/cv-125.pdf").exists() && t.path("done/empty.txt").exists()
+    })
+    .await;
+    assert!(!t.path("attachments/cv-125.pdf").exists());
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].content, ContentKind::Xml);
+    let pkg = lienthong_bus::edxml::parse(&seen[0].body, &Default::default()).unwrap();
+    assert_eq!(pkg.from, AGENCY);
+    assert_eq!(pkg.to, ["000.00.00.H40"]);
+    assert_eq!(
+        pkg.header["Subject"],
+        "V/v báo cáo tình hình tiếp nhận hồ sơ"
+    );
+    let mut got = Vec::new();
+    lienthong_bus::edxml::decode_attachment(&seen[0].body, &Default::default(), "cid:1", &mut got)
+        .unwrap();
+    assert_eq!(got, pdf, "attachment bytes survive the package");
+    // The same description and attachments dropped again get the same id (crash resubmission).
+    let digest_again = {
+        use sha2::Digest;
+        let mut d = sha2::Sha256::new().chain_update(description(serde_json::json!([
+            {"file": "cv-125.pdf", "name": "Công văn 125.pdf"},
+            {"file": "empty.txt"}
+        ])));
+        for (f, b) in [("cv-125.pdf", &pdf[..]), ("empty.txt", &b""[..])] {
+            d.update([0]);
+            d.update(f.as_bytes());
+            d.update([0]);
+            d.update(sha2::Sha256::digest(b));
+        }
+        <[u8; 32]>::from(d.finalize())
+    };
+    assert_eq!(
+        seen[0].fallback_id,
+        Some(fallback_id(AGENCY, "cv125.document.json", &digest_again))
+    );
+}
+
+#[tokio::test]
+async fn a_description_with_a_missing_attachment_or_a_bad_field_is_rejected_with_the_place() {
+    let t = setup("");
+    let (fake, _shutdown, _task) = t.run(Box::new(accept));
+    t.put(
+        "missing.document.json",
+        &description(serde_json::json!([{"file": "nowhere.pdf"}])),
+    );
+    t.put(
+        "sneaky.document.json",
+        &description(serde_json::json!([{"file": "../../etc/passwd"}])),
+    );
+    let mut bad: serde_json::Value =
+        serde_json::from_slice(&description(serde_json::json!([]))).unwrap();
+    bad["document"]["to"][0]["organ_id"] = "H40".into();
+    t.put("bad.document.json", &serde_json::to_vec(&bad).unwrap());
+    t.put("typo.status.json", br#"{"status_kode": "03"}"#);
+    let names = [
+        "missing.document.json",
+        "sneaky.document.json",
+        "bad.document.json",
+        "typo.status.json",
+    ];
+    wait_until("four descriptions in rejected/", || {
+        names
+            .iter()
+            .all(|n| t.path(&format!("rejected/{n}.error.json")).exists())
+    })
+    .await;
+    let error = |n: &str| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(t.path(&format!("rejected/{n}.error.json"))).unwrap())
+            .unwrap()
+    };
+    let e = error("missing.document.json");
+    assert_eq!(e["error"]["details"][0]["path"], "/attachments/0/file");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nowhere.pdf")
+    );
+    assert_eq!(
+        error("sneaky.document.json")["error"]["details"][0]["path"],
+        "/attachments/0/file"
+    );
+    let e = error("bad.document.json");
+    assert_eq!(e["error"]["details"][0]["path"], "/document/to/0/organ_id");
+    assert_eq!(error("typo.status.json")["error"]["code"], "invalid_json");
+    assert!(
+        fake.seen().is_empty(),
+        "nothing refused here reaches the bus"
+    );
+}
+
+#[tokio::test]
+async fn a_described_status_report_is_built_and_submitted() {
+    let t = setup("");
+    let (fake, _shutdown, _task) = t.run(Box::new(accept));
+    let status = serde_json::json!({
+        "response_for": {"organ_id": "000.00.00.H40", "code": "88/UBND-VP",
+                         "promulgation_date": "2026-11-20",
+                         "document_id": "000.00.00.H40,2026/11/20,88/UBND-VP"},
+        "from": {"organ_id": AGENCY},
+        "status_code": "03",
+        "timestamp": "2026-11-27 08:30:00"
+    });
+    t.put("ack.status.json", &serde_json::to_vec(&status).unwrap());
+    wait_until("ack in done/", || t.path("done/ack.status.json").exists()).await;
+    let seen = fake.seen();
+    assert_eq!(seen[0].content, ContentKind::Xml);
+    let pkg = lienthong_bus::edxml::parse(&seen[0].body, &Default::default()).unwrap();
+    assert_eq!(pkg.message_type(), "document.status");
+    assert_eq!(pkg.from, AGENCY);
 }

@@ -117,7 +117,9 @@ pub struct HttpConfig {
     /// Address the ingress API listens on. Default `127.0.0.1:8080`. Port 0 picks a free port (tests).
     #[serde(default = "default_http_listen")]
     pub listen: String,
-    /// Largest request body accepted; larger gets 413 `payload_too_large`. Default 10485760 (10 MiB).
+    /// Largest request body accepted; larger gets 413 `payload_too_large`. Also the largest message taken from
+    /// AMQP ingress (a larger one is refused the same way, into `<namespace>.rejected`) and from the document
+    /// axis (`vxp-pull`); `file-in` has its own `max_file_bytes`. Default 10485760 (10 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// Deepest JSON nesting accepted in an envelope; deeper gets 400 `invalid_json`. Default 64.

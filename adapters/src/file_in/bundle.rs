@@ -1,0 +1,259 @@
+//! Documents and status reports *described* in JSON, built into edXML packages here.
+//!
+//! Why: a commune's software that can write a folder can rarely write a QCVN 102 package (namespaces, base64,
+//! the header's many parts). It can write a small JSON file. So besides ready-made packages, `file-in` takes:
+//!
+//! - `<name>.document.json`: `{"document": {…}, "attachments": [{"file": "cv-125.pdf"}, …]}` where `document`
+//!   is the builder's document JSON ([`DocumentDescription`], documented in `bus/src/edxml/build.rs`) and each
+//!   attachment names a file in `attachments_dir` (with optional `name`, the `AttachmentName` to show, and
+//!   `content_type`, guessed from the extension when absent);
+//! - `<name>.status.json`: the builder's status JSON ([`StatusDescription`]): a status report (01–06, 15, 16)
+//!   or a recall (13).
+//!
+//! The package is built with [`edxml::build`] and then goes through ingress exactly like a package dropped as
+//! `.xml`: parsed, checked against its schema, `From` checked against the folder's agency, routed by `To`.
+//! Attachments are written into `attachments_dir` first (which is not watched, so a half-written one is never
+//! taken for a message), then the description is renamed into the folder; a description naming a missing
+//! attachment is refused. The id a resubmission after a crash is recognised by covers the description and every
+//! attachment's bytes (not the package, whose trace time is "now").
+
+use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
+use lienthong_bus::error::{ApiError, code};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+/// What a description file describes, from its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Described {
+    Document,
+    Status,
+}
+
+impl Described {
+    /// `*.document.json` / `*.status.json` (any case); other names are not descriptions.
+    pub fn of(file_name: &str) -> Option<Described> {
+        let lower = file_name.to_ascii_lowercase();
+        if lower.ends_with(".document.json") {
+            Some(Described::Document)
+        } else if lower.ends_with(".status.json") {
+            Some(Described::Status)
+        } else {
+            None
+        }
+    }
+}
+
+/// `*.document.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentFile {
+    document: DocumentDescription,
+    #[serde(default)]
+    attachments: Vec<AttachmentRef>,
+}
+
+/// One attachment of a `*.document.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttachmentRef {
+    /// File name in `attachments_dir` (a plain name: no folders).
+    file: String,
+    /// `AttachmentName` in the package; the file name when absent.
+    #[serde(default)]
+    name: Option<String>,
+    /// `ContentType`; guessed from the extension when absent.
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+/// A package built from a description.
+#[derive(Debug)]
+pub struct Package {
+    pub bytes: Vec<u8>,
+    /// The attachment files it was built from, to be moved along with the description.
+    pub attachments: Vec<String>,
+    /// SHA-256 over the description and each attachment, for the resubmission id.
+    pub digest: [u8; 32],
+}
+
+/// Reads `description` (the file's bytes) and its attachments, and builds the package. Blocking (file I/O).
+/// Every refusal names the place: a JSON pointer into the description.
+pub fn build(
+    kind: Described,
+    description: &[u8],
+    attachments_dir: &Path,
+    max_bytes: u64,
+) -> Result<Package, ApiError> {
+    let mut digest = Sha256::new().chain_update(description);
+    let (bytes, attachments) = match kind {
+        Described::Status => {
+            let status: StatusDescription = parse(description)?;
+            (edxml::build_status(&status).map_err(refusal)?, Vec::new())
+        }
+        Described::Document => {
+            let doc: DocumentFile = parse(description)?;
+            let mut files = Vec::with_capacity(doc.attachments.len());
+            let mut total: u64 = 0;
+            for (i, a) in doc.attachments.iter().enumerate() {
+                let at = format!("/attachments/{i}/file");
+                if !plain_name(&a.file) {
+                    return Err(ApiError::new(
+                        code::INVALID_JSON,
+                        format!("attachment `{}` must be a plain file name", a.file),
+                    )
+                    .at(at, "no folders, no leading dot"));
+                }
+                let path = attachments_dir.join(&a.file);
+                let mut bytes = Vec::new();
+                // `total <= max_bytes` here: one byte past what is left tells "too large".
+                let read = File::open(&path)
+                    .and_then(|f| f.take(max_bytes - total + 1).read_to_end(&mut bytes));
+                if let Err(e) = read {
+                    return Err(ApiError::new(
+                        code::INVALID_JSON,
+                        format!(
+                            "attachment `{}` cannot be read from {}: {e}",
+                            a.file,
+                            attachments_dir.display()
+                        ),
+                    )
+                    .at(
+                        at,
+                        "write the attachment before renaming the description into the folder",
+                    ));
+                }
+                total += bytes.len() as u64;
+                if total > max_bytes {
+                    return Err(too_large(max_bytes));
+                }
+                digest.update([0]);
+                digest.update(a.file.as_bytes());
+                digest.update([0]);
+                digest.update(Sha256::digest(&bytes));
+                files.push(FileAttachment::new(
+                    a.name.clone().unwrap_or_else(|| a.file.clone()),
+                    a.content_type
+                        .clone()
+                        .unwrap_or_else(|| guess_type(&a.file).to_owned()),
+                    bytes,
+                ));
+            }
+            let package = edxml::build(&doc.document, &files).map_err(refusal)?;
+            let names = doc.attachments.into_iter().map(|a| a.file).collect();
+            (package, names)
+        }
+    };
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(max_bytes));
+    }
+    Ok(Package {
+        bytes,
+        attachments,
+        digest: digest.finalize().into(),
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let pointer = pointer(&e.path().to_string());
+        let inner = e.into_inner();
+        ApiError::new(code::INVALID_JSON, format!("description: {inner}"))
+            .at(pointer, inner.to_string())
+    })
+}
+
+/// `document.to[0].organ_id` → `/document/to/0/organ_id`.
+fn pointer(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in path.split(['.', '[']) {
+        let part = part.trim_end_matches(']');
+        if !part.is_empty() {
+            out.push('/');
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// A builder refusal, at the description field it names.
+fn refusal(e: edxml::EdxmlError) -> ApiError {
+    match &e {
+        edxml::EdxmlError::InvalidDescription { field, message } => {
+            ApiError::new(code::INVALID_JSON, format!("description: {e}"))
+                .at(format!("/document{}", pointer(field)), message.clone())
+        }
+        _ => ApiError::new(code::INVALID_JSON, format!("description: {e}")),
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        code::PAYLOAD_TOO_LARGE,
+        format!(
+            "the package built from this description is larger than max_file_bytes ({max} bytes)"
+        ),
+    )
+}
+
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).file_name().is_some_and(|f| f == name)
+}
+
+/// A content type for common office and image files; `application/octet-stream` otherwise.
+fn guess_type(file: &str) -> &'static str {
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "doc" => "application/msword",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xls" => "application/vnd.ms-excel",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        "txt" => "text/plain",
+        "xml" => "application/xml",
+        "zip" => "application/zip",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "tif" | "tiff" => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_pointers() {
+        assert_eq!(
+            Described::of("cv125.document.json"),
+            Some(Described::Document)
+        );
+        assert_eq!(Described::of("X.STATUS.JSON"), Some(Described::Status));
+        assert_eq!(Described::of("envelope.json"), None);
+        assert_eq!(
+            pointer("document.to[0].organ_id"),
+            "/document/to/0/organ_id"
+        );
+        assert_eq!(pointer("."), "");
+        assert!(plain_name("cv-125.pdf"));
+        for bad in ["", ".hidden", "../x.pdf", "a/b.pdf", "a\\b.pdf", ".."] {
+            assert!(!plain_name(bad), "{bad}");
+        }
+        assert_eq!(guess_type("A.PDF"), "application/pdf");
+        assert_eq!(guess_type("noext"), "application/octet-stream");
+    }
+}
