@@ -474,6 +474,10 @@ async fn recall_is_answered_by_the_receiver() {
         let (s, a) = post_xml(&bus, "H40", &package(&document(H40, &[STP], number), &[])).await;
         assert_eq!(s, 202, "{a}");
     }
+    // Only the issuer may recall: STP "recalling" H40's document is refused, and changes nothing.
+    let (s, a) = post_xml(&bus, "STP", &status_of(STP, H40, 300, "13", 9)).await;
+    expect_error(s, &a, 403, "forbidden");
+    assert_eq!(a["error"]["details"][0]["path"], "/ResponseFor/DocumentId");
     // 300: 03, H40 recalls (13), STP agrees (15): the document is recalled, nothing else may follow.
     let recall = status_of(H40, STP, 300, "13", 1);
     for (token, body) in [
@@ -637,13 +641,30 @@ async fn the_same_document_posted_twice_is_accepted_once_and_delivered_once() {
     assert_eq!(s, 202, "{a}");
     let second_id = a["id"].as_str().unwrap().to_owned();
     assert_ne!(second_id, id);
+    // An update of document 600 keeps its DocumentId but is a message of its own (not a duplicate); the same
+    // update posted again is.
+    let mut changed = document(H40, &[STP], 600);
+    changed.business = Some(
+        serde_json::from_value(json!({"doc_type": 2, "reason": "Cập nhật tệp đính kèm"})).unwrap(),
+    );
+    let update = package(&changed, &files);
+    let (s, a) = post_xml(&bus, "H40", &update).await;
+    assert_eq!(s, 202, "{a}");
+    let update_id = a["id"].as_str().unwrap().to_owned();
+    assert_ne!(update_id, id, "an update is not the document again");
+    assert_eq!(id_of(&bus, "H40", &update).await, update_id);
     wait_file(&folder, &second_id, Duration::from_secs(30)).await;
-    let calls = rx.wait_calls(2, Duration::from_secs(30)).await;
+    wait_file(&folder, &update_id, Duration::from_secs(30)).await;
+    let calls = rx.wait_calls(3, Duration::from_secs(30)).await;
     let ids = received_ids(&rx);
-    assert_eq!(calls.len(), 2, "{ids:?}");
+    assert_eq!(calls.len(), 3, "{ids:?}");
     assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{ids:?}");
     assert!(wait_file(&folder, &id, Duration::from_secs(5)).await == first);
-    let mut want = vec![format!("{id}.xml"), format!("{second_id}.xml")];
+    let mut want = vec![
+        format!("{id}.xml"),
+        format!("{second_id}.xml"),
+        format!("{update_id}.xml"),
+    ];
     want.sort();
     assert_eq!(visible_files(&folder), want);
     bus.stop().await;

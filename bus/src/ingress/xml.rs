@@ -52,7 +52,22 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
     }
     let document_id = pkg.document_id.clone().unwrap_or_default();
     let id_source = match &pkg.kind {
-        PackageKind::Document => format!("doc|{}|{document_id}", pkg.from),
+        PackageKind::Document => {
+            let business = pkg
+                .header
+                .pointer("/TraceHeaderList/Bussiness/BussinessDocType")
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .unwrap_or("0");
+            if business.is_empty() || business == "0" {
+                format!("doc|{}|{document_id}", pkg.from)
+            } else {
+                // A revoke, update or replace (1/2/3) carries the DocumentId of the document it changes: each
+                // distinct one is a message of its own, the same bytes again are the same message.
+                let content = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &sub.body);
+                format!("doc|{}|{document_id}|{business}|{content}", pkg.from)
+            }
+        }
         PackageKind::Status { code, .. } => {
             let ts = pkg
                 .header
@@ -62,11 +77,33 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             format!("status|{}|{document_id}|{}|{ts}", pkg.from, code.as_str())
         }
     };
-    // A package is identified by what it is (sender + DocumentId, or + status and time), so resubmitting the
-    // same package is idempotent even without a client id.
+    // A package is identified by what it is (sender + DocumentId; for a revoke/update/replace also its type
+    // and bytes; for a status + code and time), so resubmitting the same package is idempotent even without a
+    // client id.
     let id = sub.fallback_id.clone().unwrap_or_else(|| {
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string()
     });
+    if let PackageKind::Status { code: status, .. } = &pkg.kind
+        && status.is_sent_by_sender()
+    {
+        // A DocumentId starts with the agency that issued the document (schema-checked); only that agency may
+        // recall it, or any agency could freeze another's document at its receivers.
+        let issuer = document_id.split(',').next().unwrap_or_default();
+        if issuer != pkg.from {
+            return Err(ApiError::new(
+                code::FORBIDDEN,
+                format!(
+                    "status 13 (recall) of document {document_id} comes from {}, but only its issuer {issuer} \
+                     can recall it",
+                    pkg.from
+                ),
+            )
+            .at(
+                "/ResponseFor/DocumentId",
+                "a recall must come from the agency the DocumentId starts with",
+            ));
+        }
+    }
     if let PackageKind::Status { code: status, .. } = &pkg.kind {
         // A status package accepted before is answered as before (in `publish`); checking it again against a
         // document that has moved on since would refuse a plain resubmission.
