@@ -477,7 +477,10 @@ async fn recall_is_answered_by_the_receiver() {
     // Only the issuer may recall: STP "recalling" H40's document is refused, and changes nothing.
     let (s, a) = post_xml(&bus, "STP", &status_of(STP, H40, 300, "13", 9)).await;
     expect_error(s, &a, 403, "forbidden");
-    assert_eq!(a["error"]["details"][0]["path"], "/ResponseFor/DocumentId");
+    assert_eq!(
+        a["error"]["details"][0]["path"],
+        "/ResponseFor/0/DocumentId"
+    );
     // 300: 03, H40 recalls (13), STP agrees (15): the document is recalled, nothing else may follow.
     let recall = status_of(H40, STP, 300, "13", 1);
     for (token, body) in [

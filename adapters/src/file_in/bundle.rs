@@ -14,7 +14,8 @@
 //! `.xml`: parsed, checked against its schema, `From` checked against the folder's agency, routed by `To`.
 //! Attachments are written into `attachments_dir` first (which is not watched, so a half-written one is never
 //! taken for a message), then the description is renamed into the folder; a description naming a missing
-//! attachment is refused. The id a resubmission after a crash is recognised by covers the description and every
+//! attachment is refused. Attachments are moved with their description (to `done_dir` or `rejected_dir`), so
+//! an attachment name may be used again once its description has been handled, not before. The id a resubmission after a crash is recognised by covers the description and every
 //! attachment's bytes (not the package, whose trace time is "now").
 
 use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
@@ -73,25 +74,68 @@ struct AttachmentRef {
 #[derive(Debug)]
 pub struct Package {
     pub bytes: Vec<u8>,
-    /// The attachment files it was built from, to be moved along with the description.
-    pub attachments: Vec<String>,
     /// SHA-256 over the description and each attachment, for the resubmission id.
     pub digest: [u8; 32],
 }
 
 /// Reads `description` (the file's bytes) and its attachments, and builds the package. Blocking (file I/O).
-/// Every refusal names the place: a JSON pointer into the description.
+/// Every refusal names the place: a JSON pointer into the description. An I/O error other than a missing
+/// attachment (permissions not yet set, too many open files…) is returned as such, so the description stays in
+/// the folder and is tried again, instead of being refused for good.
 pub fn build(
     kind: Described,
     description: &[u8],
     attachments_dir: &Path,
     max_bytes: u64,
-) -> Result<Package, ApiError> {
+) -> std::io::Result<Result<Package, ApiError>> {
+    match build_inner(kind, description, attachments_dir, max_bytes) {
+        Ok(p) => Ok(Ok(p)),
+        Err(Failure::Refused(e)) => Ok(Err(e)),
+        Err(Failure::Io(e)) => Err(e),
+    }
+}
+
+/// The attachment files a description names (plain names only), read leniently: a refused description's
+/// attachments are moved with it even when the description itself is malformed elsewhere.
+pub fn attachment_names(kind: Described, description: &[u8]) -> Vec<String> {
+    if kind != Described::Document {
+        return Vec::new();
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(description) else {
+        return Vec::new();
+    };
+    let items = v.get("attachments").and_then(|a| a.as_array());
+    items
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("file").and_then(|f| f.as_str()))
+        .filter(|f| plain_name(f))
+        .map(str::to_owned)
+        .collect()
+}
+
+enum Failure {
+    Refused(ApiError),
+    Io(std::io::Error),
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Refused(e)
+    }
+}
+
+fn build_inner(
+    kind: Described,
+    description: &[u8],
+    attachments_dir: &Path,
+    max_bytes: u64,
+) -> Result<Package, Failure> {
     let mut digest = Sha256::new().chain_update(description);
-    let (bytes, attachments) = match kind {
+    let bytes = match kind {
         Described::Status => {
             let status: StatusDescription = parse(description)?;
-            (edxml::build_status(&status).map_err(refusal)?, Vec::new())
+            edxml::build_status(&status).map_err(refusal)?
         }
         Described::Document => {
             let doc: DocumentFile = parse(description)?;
@@ -104,30 +148,47 @@ pub fn build(
                         code::INVALID_JSON,
                         format!("attachment `{}` must be a plain file name", a.file),
                     )
-                    .at(at, "no folders, no leading dot"));
+                    .at(at, "no folders, no leading dot")
+                    .into());
                 }
                 let path = attachments_dir.join(&a.file);
+                // Only a regular file: a link could hand another agency any file the bus can read, and a pipe
+                // would block the folder's poll for good.
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_file() => {}
+                    Ok(_) => {
+                        return Err(ApiError::new(
+                            code::INVALID_JSON,
+                            format!("attachment `{}` is not a regular file", a.file),
+                        )
+                        .at(at, "a plain file: not a link, a folder or a pipe")
+                        .into());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(ApiError::new(
+                            code::INVALID_JSON,
+                            format!(
+                                "attachment `{}` is not in {}",
+                                a.file,
+                                attachments_dir.display()
+                            ),
+                        )
+                        .at(
+                            at,
+                            "write the attachment before renaming the description into the folder",
+                        )
+                        .into());
+                    }
+                    Err(e) => return Err(Failure::Io(e)),
+                }
                 let mut bytes = Vec::new();
                 // `total <= max_bytes` here: one byte past what is left tells "too large".
-                let read = File::open(&path)
-                    .and_then(|f| f.take(max_bytes - total + 1).read_to_end(&mut bytes));
-                if let Err(e) = read {
-                    return Err(ApiError::new(
-                        code::INVALID_JSON,
-                        format!(
-                            "attachment `{}` cannot be read from {}: {e}",
-                            a.file,
-                            attachments_dir.display()
-                        ),
-                    )
-                    .at(
-                        at,
-                        "write the attachment before renaming the description into the folder",
-                    ));
-                }
+                File::open(&path)
+                    .and_then(|f| f.take(max_bytes - total + 1).read_to_end(&mut bytes))
+                    .map_err(Failure::Io)?;
                 total += bytes.len() as u64;
                 if total > max_bytes {
-                    return Err(too_large(max_bytes));
+                    return Err(too_large(max_bytes).into());
                 }
                 digest.update([0]);
                 digest.update(a.file.as_bytes());
@@ -141,17 +202,14 @@ pub fn build(
                     bytes,
                 ));
             }
-            let package = edxml::build(&doc.document, &files).map_err(refusal)?;
-            let names = doc.attachments.into_iter().map(|a| a.file).collect();
-            (package, names)
+            edxml::build(&doc.document, &files).map_err(refusal)?
         }
     };
     if bytes.len() as u64 > max_bytes {
-        return Err(too_large(max_bytes));
+        return Err(too_large(max_bytes).into());
     }
     Ok(Package {
         bytes,
-        attachments,
         digest: digest.finalize().into(),
     })
 }

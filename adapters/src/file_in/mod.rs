@@ -221,8 +221,6 @@ struct Picked {
     body: Bytes,
     /// What the resubmission id is made of: SHA-256 of the file, or of a description and its attachments.
     id_source: [u8; 32],
-    /// Attachment files of a description, moved with it.
-    attachments: Vec<String>,
 }
 
 struct FileIn {
@@ -302,16 +300,14 @@ impl FileIn {
         name: String,
         quiet: &mut Quiet,
     ) -> bool {
-        let mut attachments = Vec::new();
-        let outcome = match self.read(&name).await {
+        let (attachments, outcome) = match self.read(&name).await {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(e) => {
                 self.complain(quiet, &name, format!("cannot read the file: {e}"));
                 return true;
             }
-            Ok(Err(refusal)) => Err(refusal),
-            Ok(Ok(file)) => {
-                attachments = file.attachments;
+            Ok((names, Err(refusal))) => (names, Err(refusal)),
+            Ok((names, Ok(file))) => {
                 let submission = Submission {
                     caller: Caller::Agency(self.agency.clone()),
                     content: file.content,
@@ -320,7 +316,7 @@ impl FileIn {
                     traceparent: None,
                 };
                 tokio::select! {
-                    answer = ingress.submit(submission) => answer,
+                    answer = ingress.submit(submission) => (names, answer),
                     _ = shutdown.cancelled() => return false,
                 }
             }
@@ -384,8 +380,9 @@ impl FileIn {
         true
     }
 
-    /// What to submit for the file, or why it is refused without being submitted.
-    async fn read(&self, name: &str) -> io::Result<Result<Picked, ApiError>> {
+    /// What to submit for the file, or why it is refused without being submitted; with the attachment files
+    /// that go wherever the file goes (a description's, even when it is refused).
+    async fn read(&self, name: &str) -> io::Result<(Vec<String>, Result<Picked, ApiError>)> {
         let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         let described = bundle::Described::of(name);
         let content = match ext.as_deref() {
@@ -394,7 +391,10 @@ impl FileIn {
             _ => {
                 let msg =
                     "file name must end in .json, .xml, .edxml, .document.json or .status.json";
-                return Ok(Err(ApiError::new(code::UNSUPPORTED_MEDIA_TYPE, msg)));
+                return Ok((
+                    Vec::new(),
+                    Err(ApiError::new(code::UNSUPPORTED_MEDIA_TYPE, msg)),
+                ));
             }
         };
         let (path, max) = (self.dir.join(name), self.max_bytes);
@@ -404,24 +404,26 @@ impl FileIn {
             File::open(path)?.take(max + 1).read_to_end(&mut body)?;
             if body.len() as u64 > max {
                 let msg = format!("file is larger than max_file_bytes ({max} bytes)");
-                return Ok(Err(ApiError::new(code::PAYLOAD_TOO_LARGE, msg)));
+                return Ok((Vec::new(), Err(ApiError::new(code::PAYLOAD_TOO_LARGE, msg))));
             }
             let Some(kind) = described else {
-                return Ok(Ok(Picked {
+                let picked = Picked {
                     content,
                     id_source: Sha256::digest(&body).into(),
                     body: Bytes::from(body),
-                    attachments: Vec::new(),
-                }));
+                };
+                return Ok((Vec::new(), Ok(picked)));
             };
-            Ok(
-                bundle::build(kind, &body, &attachments_dir, max).map(|p| Picked {
+            let names = bundle::attachment_names(kind, &body);
+            let built = bundle::build(kind, &body, &attachments_dir, max)?;
+            Ok((
+                names,
+                built.map(|p| Picked {
                     content: ContentKind::Xml,
                     id_source: p.digest,
                     body: Bytes::from(p.bytes),
-                    attachments: p.attachments,
                 }),
-            )
+            ))
         })
         .await
     }

@@ -521,18 +521,28 @@ async fn a_description_with_a_missing_attachment_or_a_bad_field_is_rejected_with
         "sneaky.document.json",
         &description(serde_json::json!([{"file": "../../etc/passwd"}])),
     );
+    fs::write(t.path("attachments/scan.pdf"), b"%PDF-1.4").unwrap();
     let mut bad: serde_json::Value =
-        serde_json::from_slice(&description(serde_json::json!([]))).unwrap();
+        serde_json::from_slice(&description(serde_json::json!([{"file": "scan.pdf"}]))).unwrap();
     bad["document"]["to"][0]["organ_id"] = "H40".into();
     t.put("bad.document.json", &serde_json::to_vec(&bad).unwrap());
     t.put("typo.status.json", br#"{"status_kode": "03"}"#);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/etc/hostname", t.path("attachments/link.pdf")).unwrap();
+    #[cfg(unix)]
+    t.put(
+        "link.document.json",
+        &description(serde_json::json!([{"file": "link.pdf"}])),
+    );
     let names = [
         "missing.document.json",
         "sneaky.document.json",
         "bad.document.json",
         "typo.status.json",
+        #[cfg(unix)]
+        "link.document.json",
     ];
-    wait_until("four descriptions in rejected/", || {
+    wait_until("every description in rejected/", || {
         names
             .iter()
             .all(|n| t.path(&format!("rejected/{n}.error.json")).exists())
@@ -556,6 +566,23 @@ async fn a_description_with_a_missing_attachment_or_a_bad_field_is_rejected_with
     );
     let e = error("bad.document.json");
     assert_eq!(e["error"]["details"][0]["path"], "/document/to/0/organ_id");
+    // A refused description takes its attachments along, so none is left behind to be picked up by mistake.
+    wait_until("scan.pdf moved with its description", || {
+        t.path("rejected/scan.pdf").exists()
+    })
+    .await;
+    assert!(!t.path("attachments/scan.pdf").exists());
+    #[cfg(unix)]
+    {
+        let e = error("link.document.json");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file"),
+            "{e}"
+        );
+    }
     assert_eq!(error("typo.status.json")["error"]["code"], "invalid_json");
     assert!(
         fake.seen().is_empty(),

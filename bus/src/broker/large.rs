@@ -20,10 +20,11 @@ use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame,
 use bytes::Bytes;
 use lapin::BasicProperties;
 use lapin::protocol::{AMQPClass, basic, channel, confirm, connection};
-use lapin::tcp::{AMQPUriTcpExt, HandshakeError, TcpStream};
+use lapin::tcp::{HandshakeError, TLSConfig, TcpStream};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::uri::AMQPUri;
+use lapin::uri::{AMQPScheme, AMQPUri};
 use std::io::{IoSlice, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -54,15 +55,18 @@ pub(super) struct Large {
 
 /// The large-message connections of one broker client: a bound on concurrent publishes, and idle connections.
 pub(super) struct Pool {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     idle: Mutex<Vec<(Conn, Instant)>>,
+    /// Set at shutdown: a publish that finishes afterwards closes its connection instead of keeping it.
+    closed: AtomicBool,
 }
 
 impl Pool {
     pub(super) fn new() -> Arc<Pool> {
         Arc::new(Pool {
-            slots: Semaphore::new(CONCURRENT),
+            slots: Arc::new(Semaphore::new(CONCURRENT)),
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -72,7 +76,7 @@ impl Pool {
         msg: Large,
         deadline: tokio::time::Instant,
     ) -> Result<(), BrokerError> {
-        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+        let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| {
                 unavailable(
@@ -83,7 +87,10 @@ impl Pool {
             .map_err(|_| unavailable("publish", "closed"))?;
         let pool = self.clone();
         let deadline = deadline.into_std();
+        // The slot goes with the thread: if our caller gives up first (its own deadline, a client gone), the
+        // publish still running keeps counting against [`CONCURRENT`].
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut conn = match pool.take() {
                 Some(c) => c,
                 None => Conn::open(&msg.uri, &msg.connection_name, deadline)?,
@@ -110,15 +117,21 @@ impl Pool {
         }
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, mut conn: Conn) {
         let mut idle = self.idle.lock().expect("lock");
-        if idle.len() < CONCURRENT {
+        if idle.len() < CONCURRENT && !self.closed.load(Ordering::SeqCst) {
             idle.push((conn, Instant::now()));
+        } else {
+            drop(idle);
+            conn.close();
         }
     }
 
     /// Closes connections idle longer than [`IDLE`]; `all` closes every idle one (shutdown).
     pub(super) async fn reap(self: &Arc<Self>, all: bool) {
+        if all {
+            self.closed.store(true, Ordering::SeqCst);
+        }
         let stale: Vec<Conn> = {
             let mut idle = self.idle.lock().expect("lock");
             let (old, keep): (Vec<_>, Vec<_>) = idle
@@ -161,34 +174,60 @@ struct Conn {
 }
 
 impl Conn {
+    /// TCP connect, then TLS for `amqps://`, every step bounded by `deadline` (the socket's timeouts are set
+    /// before the TLS handshake, so a peer that accepts and then says nothing cannot hold the thread).
     fn open(uri: &AMQPUri, name: &str, deadline: Instant) -> Result<Conn, BrokerError> {
-        let mut uri = uri.clone();
+        use std::net::ToSocketAddrs;
+        let host = uri.authority.host.as_str();
+        let addrs = (host, uri.authority.port)
+            .to_socket_addrs()
+            .map_err(|e| io_error("resolving the broker's host", e))?;
+        let mut last = None;
+        let mut plain = None;
+        for addr in addrs {
+            let mut left = remaining(deadline)?;
+            if let Some(ms) = uri.query.connection_timeout {
+                left = left.min(Duration::from_millis(ms.max(1)));
+            }
+            match std::net::TcpStream::connect_timeout(&addr, left) {
+                Ok(s) => {
+                    plain = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let plain = plain.ok_or_else(|| {
+            io_error(
+                "connect",
+                last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+            )
+        })?;
         let left = remaining(deadline)?;
-        uri.query
-            .connection_timeout
-            .get_or_insert(left.as_millis().max(1) as u64);
-        let stream = match uri.connect() {
-            Ok(s) => s,
-            Err(HandshakeError::Failure(e)) => return Err(io_error("connect", e)),
-            Err(HandshakeError::WouldBlock(mut mid)) => loop {
-                remaining(deadline)?;
-                std::thread::sleep(Duration::from_millis(2));
-                match mid.handshake() {
-                    Ok(s) => break s,
-                    Err(HandshakeError::WouldBlock(m)) => mid = m,
-                    Err(HandshakeError::Failure(e)) => return Err(io_error("TLS handshake", e)),
+        plain
+            .set_read_timeout(Some(left))
+            .and_then(|()| plain.set_write_timeout(Some(left)))
+            .map_err(|e| io_error("socket", e))?;
+        let stream = TcpStream::try_from(plain).map_err(|e| io_error("socket", e))?;
+        let stream = match uri.scheme {
+            AMQPScheme::AMQP => stream,
+            AMQPScheme::AMQPS => match stream.into_tls(host, TLSConfig::default()) {
+                Ok(s) => s,
+                Err(HandshakeError::Failure(e)) => return Err(io_error("TLS handshake", e)),
+                Err(HandshakeError::WouldBlock(_)) => {
+                    return Err(unavailable(
+                        "TLS handshake",
+                        "not finished before the publish deadline",
+                    ));
                 }
             },
         };
-        stream
-            .set_nonblocking(false)
-            .map_err(|e| io_error("socket", e))?;
         let mut conn = Conn {
             stream,
             frame_max: FRAME_MAX,
             read_buf: Vec::new(),
         };
-        conn.handshake(&uri, name, deadline)?;
+        conn.handshake(uri, name, deadline)?;
         Ok(conn)
     }
 
@@ -350,9 +389,6 @@ impl Conn {
                 }
                 // The returned message's header and body, which we already hold.
                 AMQPFrame::Header(..) | AMQPFrame::Body(..) | AMQPFrame::Heartbeat => {}
-                AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Blocked(b))) => {
-                    tracing::warn!(reason = %b.reason, "RabbitMQ blocked the large-message connection (resource alarm); waiting for the confirm");
-                }
                 AMQPFrame::Method(ch, method) => return Err(unexpected("basic.ack", (ch, method))),
                 other => {
                     return Err(unavailable(

@@ -87,21 +87,28 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         && status.is_sent_by_sender()
     {
         // A DocumentId starts with the agency that issued the document (schema-checked); only that agency may
-        // recall it, or any agency could freeze another's document at its receivers.
-        let issuer = document_id.split(',').next().unwrap_or_default();
-        if issuer != pkg.from {
-            return Err(ApiError::new(
-                code::FORBIDDEN,
-                format!(
-                    "status 13 (recall) of document {document_id} comes from {}, but only its issuer {issuer} \
-                     can recall it",
-                    pkg.from
-                ),
-            )
-            .at(
-                "/ResponseFor/DocumentId",
-                "a recall must come from the agency the DocumentId starts with",
-            ));
+        // recall it, or any agency could freeze another's document at its receivers. Every ResponseFor counts.
+        let items = pkg.header.get("ResponseFor").and_then(|v| v.as_array());
+        for (i, item) in items.into_iter().flatten().enumerate() {
+            let doc = item
+                .get("DocumentId")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let issuer = doc.split(',').next().unwrap_or_default();
+            if issuer != pkg.from {
+                return Err(ApiError::new(
+                    code::FORBIDDEN,
+                    format!(
+                        "status 13 (recall) of document {doc} comes from {}, but only its issuer {issuer} \
+                         can recall it",
+                        pkg.from
+                    ),
+                )
+                .at(
+                    format!("/ResponseFor/{i}/DocumentId"),
+                    "a recall must come from the agency the DocumentId starts with",
+                ));
+            }
         }
     }
     if let PackageKind::Status { code: status, .. } = &pkg.kind {
