@@ -314,3 +314,92 @@ async fn a_restart_sweeps_temp_files_of_dead_writers_and_spares_live_ones() {
     assert_eq!(bus.terminate(Duration::from_secs(30)).await, Some(0));
     delete_topology(&topology_of(&ns)).await;
 }
+
+#[tokio::test]
+async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
+    std::fs::create_dir(&outbox).unwrap();
+    let config = format!(
+        r#"
+[[adapters]]
+id = "h40-outbox"
+type = "file-in"
+path = "{}"
+agency = "{H40}"
+poll_interval = "100ms"
+
+[[adapters]]
+id = "stp-folder"
+type = "file-out"
+path = "{}"
+
+[[routes]]
+id = "documents"
+types = ["document.edxml"]
+to = ["{STP}"]
+deliver = ["stp-folder"]
+"#,
+        outbox.display(),
+        out.display()
+    );
+    let bus = TestBus::start("filedescribed", &config).await;
+    let pdf: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    // The commune's software: attachment first, then the description renamed into the folder.
+    std::fs::write(outbox.join("attachments/cv-88.pdf"), &pdf).unwrap();
+    let description = json!({
+        "document": {
+            "from": {"organ_id": H40, "organ_name": "UBND tỉnh Nam Định"},
+            "to": [{"organ_id": STP}],
+            "code": {"number": "88", "notation": "UBND-VP"},
+            "promulgation": {"place": "Nam Định", "date": "2026-11-27"},
+            "document_type": {"type": 1, "type_name": "Công văn"},
+            "subject": "V/v rà soát thủ tục hành chính liên thông"
+        },
+        "attachments": [{"file": "cv-88.pdf", "name": "Công văn 88.pdf"}]
+    });
+    drop_file(
+        &outbox,
+        "cv-88.document.json",
+        description.to_string().as_bytes(),
+    );
+    wait_for("the description in done/", Duration::from_secs(30), || {
+        let p = outbox.join("done/cv-88.document.json");
+        async move { p.exists().then_some(()) }
+    })
+    .await;
+    let written = wait_for(
+        "the package at the receiver",
+        Duration::from_secs(30),
+        || {
+            let out = out.clone();
+            async move {
+                let names = std::fs::read_dir(&out).ok()?;
+                let name = names
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "xml"))?;
+                std::fs::read(name).ok()
+            }
+        },
+    )
+    .await;
+    let pkg = lienthong_bus::edxml::parse(&written, &Default::default()).expect("a valid package");
+    assert_eq!(pkg.from, H40);
+    assert_eq!(pkg.to, [STP]);
+    assert_eq!(
+        pkg.document_id.as_deref(),
+        Some(&*format!("{H40},2026/11/27,88/UBND-VP"))
+    );
+    let mut got = Vec::new();
+    lienthong_bus::edxml::decode_attachment(&written, &Default::default(), "cid:1", &mut got)
+        .unwrap();
+    assert!(got == pdf, "the attachment arrives byte for byte");
+    assert!(
+        outbox.join("done/cv-88.pdf").exists(),
+        "the attachment went with its description"
+    );
+    bus.stop().await;
+}

@@ -721,6 +721,39 @@ mod tests {
         assert_eq!(pool.idle_count(), 0);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_that_accepts_and_says_nothing_cannot_hold_the_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accepts every connection and never answers a byte (TLS hello or AMQP header alike).
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in listener.incoming() {
+                held.push(c);
+            }
+        });
+        for scheme in ["amqp", "amqps"] {
+            let pool = Pool::new();
+            let mut msg = message("q", 10);
+            msg.uri = format!("{scheme}://guest:guest@127.0.0.1:{port}/%2f")
+                .parse()
+                .unwrap();
+            let started = Instant::now();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+            let err = pool.publish(msg, deadline).await.unwrap_err();
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{scheme}: the blocking thread gave up at the deadline ({:?})",
+                started.elapsed()
+            );
+            assert!(
+                matches!(&err, BrokerError::Unavailable(m) if m.contains("deadline")),
+                "{scheme}: {err}"
+            );
+            assert_eq!(pool.idle_count(), 0);
+        }
+    }
+
     #[test]
     fn a_passed_deadline_is_a_clear_unavailable() {
         let err = remaining(Instant::now() - Duration::from_millis(1)).unwrap_err();
