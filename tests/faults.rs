@@ -8,7 +8,6 @@ mod common;
 
 use common::process::*;
 use common::*;
-use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,44 +17,6 @@ fn webhook_config(url: &str) -> String {
         "\n[[adapters]]\nid = \"stp\"\ntype = \"webhook\"\nurl = \"{url}\"\ntimeout = \"5s\"\n\
          [[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"stp\"]\nretry = {{ attempts = 10, backoff = [\"1s\"] }}\n"
     )
-}
-
-/// Posts every id (retrying each until 202, like a well-behaved client) across `urls`; returns accepted ids.
-fn load(
-    urls: Vec<String>,
-    ids: Vec<String>,
-    accepted: Arc<Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        futures::stream::iter(ids.into_iter().enumerate())
-            .for_each_concurrent(32, |(i, id)| {
-                let (client, urls, accepted) = (client.clone(), urls.clone(), accepted.clone());
-                async move {
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    let body =
-                        envelope(Some(&id), H40, &[STP], dossier(&format!("K-{i}"))).to_string();
-                    let mut n = i;
-                    while Instant::now() < deadline {
-                        let url = &urls[n % urls.len()];
-                        n += 1;
-                        let r = client
-                            .post(url)
-                            .bearer_auth("tok-H40")
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        if r.is_ok_and(|r| r.status().as_u16() == 202) {
-                            accepted.lock().unwrap().push(id);
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            })
-            .await;
-    })
 }
 
 /// Waits until every accepted id reached the receiver; returns id → call times.
@@ -89,7 +50,7 @@ async fn kill_9_with_2000_in_flight_loses_nothing() {
     let mut bus = BusProcess::spawn(&cfg, http, admin).await;
     let ids: Vec<String> = (0..2000).map(|_| new_id()).collect();
     let accepted = Arc::new(Mutex::new(Vec::new()));
-    let loader = load(vec![bus.url()], ids.clone(), accepted.clone());
+    let loader = load(vec![bus.url()], ids.clone(), "K", accepted.clone());
     wait_for(
         "600 accepted before the kill",
         Duration::from_secs(120),
@@ -102,7 +63,12 @@ async fn kill_9_with_2000_in_flight_loses_nothing() {
     let restarted_at = Instant::now();
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted: Vec<String> = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
     assert_eq!(
         accepted.len(),
         2000,
@@ -147,7 +113,7 @@ async fn sigterm_mid_stream_exits_cleanly_and_loses_nothing() {
     let mut bus = BusProcess::spawn(&cfg, http, admin).await;
     let ids: Vec<String> = (0..500).map(|_| new_id()).collect();
     let accepted = Arc::new(Mutex::new(Vec::new()));
-    let loader = load(vec![bus.url()], ids, accepted.clone());
+    let loader = load(vec![bus.url()], ids, "K", accepted.clone());
     wait_for("150 accepted", Duration::from_secs(60), || async {
         (accepted.lock().unwrap().len() >= 150).then_some(())
     })
@@ -160,7 +126,12 @@ async fn sigterm_mid_stream_exits_cleanly_and_loses_nothing() {
     );
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted: Vec<String> = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
     assert_eq!(accepted.len(), 500);
     let seen = delivered(&rx, &accepted, Duration::from_secs(120)).await;
     let dups: Vec<_> = seen
@@ -201,7 +172,7 @@ async fn broker_connection_force_closed_mid_stream_loses_nothing() {
     let bus = TestBus::start("closeconn", &webhook_config(&rx.url())).await;
     let ids: Vec<String> = (0..600).map(|_| new_id()).collect();
     let accepted = Arc::new(Mutex::new(Vec::new()));
-    let loader = load(vec![bus.url("/v1/messages")], ids, accepted.clone());
+    let loader = load(vec![bus.url("/v1/messages")], ids, "K", accepted.clone());
     wait_for("100 accepted", Duration::from_secs(60), || async {
         (accepted.lock().unwrap().len() >= 100).then_some(())
     })
@@ -213,7 +184,12 @@ async fn broker_connection_force_closed_mid_stream_loses_nothing() {
     assert!(closed >= 1, "found the bus's connection to close");
     // The bus notices, reports not ready or recovers, and keeps its promise.
     loader.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
+    let accepted: Vec<String> = accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.id.clone())
+        .collect();
     assert_eq!(accepted.len(), 600);
     let seen = delivered(&rx, &accepted, Duration::from_secs(120)).await;
     assert_eq!(seen.len(), 600);

@@ -11,7 +11,6 @@ mod common;
 
 use common::process::*;
 use common::*;
-use futures::StreamExt;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -180,49 +179,6 @@ async fn the_same_id_sent_to_both_processes_is_answered_alike_and_delivered_once
     pair.finish(vec![a, b]).await;
 }
 
-/// Posts every id (each retried until 202, like a well-behaved client), alternating between `urls` (a retry
-/// goes to the next one). Records each accepted id with the index of the URL that accepted it and the
-/// number of tries it took.
-fn load(
-    urls: Vec<String>,
-    ids: Vec<String>,
-    accepted: Arc<Mutex<Vec<(String, usize, usize)>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap();
-        futures::stream::iter(ids.into_iter().enumerate())
-            .for_each_concurrent(32, |(i, id)| {
-                let (client, urls, accepted) = (client.clone(), urls.clone(), accepted.clone());
-                async move {
-                    let deadline = Instant::now() + Duration::from_secs(120);
-                    let body =
-                        envelope(Some(&id), H40, &[STP], dossier(&format!("PGK-{i}"))).to_string();
-                    let mut n = i;
-                    while Instant::now() < deadline {
-                        let which = n % urls.len();
-                        n += 1;
-                        let r = client
-                            .post(&urls[which])
-                            .bearer_auth("tok-H40")
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        if r.is_ok_and(|r| r.status().as_u16() == 202) {
-                            accepted.lock().unwrap().push((id, which, n - i));
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            })
-            .await;
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_one_of_two_processes_under_load_loses_nothing() {
     let rx = Receiver::start().await;
@@ -231,7 +187,7 @@ async fn kill_9_of_one_of_two_processes_under_load_loses_nothing() {
     const N: usize = 1000;
     let ids: Vec<String> = (0..N).map(|_| new_id()).collect();
     let accepted = Arc::new(Mutex::new(Vec::new()));
-    let loader = load(vec![a.url(), b.url()], ids, accepted.clone());
+    let loader = load(vec![a.url(), b.url()], ids, "PGK", accepted.clone());
     wait_for(
         "400 accepted before the kill",
         Duration::from_secs(120),
@@ -247,10 +203,7 @@ async fn kill_9_of_one_of_two_processes_under_load_loses_nothing() {
         Duration::from_secs(60),
         || async {
             let v = accepted.lock().unwrap();
-            v[during..]
-                .iter()
-                .any(|(_, which, _)| *which == 1)
-                .then_some(())
+            v[during..].iter().any(|t| t.via == 1).then_some(())
         },
     )
     .await;
@@ -265,15 +218,15 @@ async fn kill_9_of_one_of_two_processes_under_load_loses_nothing() {
     );
     for which in [0, 1] {
         assert!(
-            accepted.iter().filter(|(_, w, _)| *w == which).count() >= 100,
+            accepted.iter().filter(|t| t.via == which).count() >= 100,
             "both processes took a share of the load"
         );
     }
     let tries: HashMap<String, (usize, usize)> = accepted
         .iter()
-        .map(|(id, which, tries)| (id.clone(), (*which, *tries)))
+        .map(|t| (t.id.clone(), (t.via, t.posts)))
         .collect();
-    let ids: Vec<String> = accepted.into_iter().map(|(id, _, _)| id).collect();
+    let ids: Vec<String> = accepted.into_iter().map(|t| t.id).collect();
 
     let seen = wait_for(
         "every accepted id at the receiver",

@@ -119,3 +119,57 @@ pub fn write_config(dir: &Path, ns: &str, state_url: &str, body: &str) -> (PathB
     std::fs::write(&file, text).unwrap();
     (file, http, admin)
 }
+
+/// One id a [`load`] got a 202 for: the index of the URL that took it, and after how many posts.
+#[derive(Clone, Debug)]
+pub struct Took {
+    pub id: String,
+    pub via: usize,
+    pub posts: usize,
+}
+
+/// Posts a dossier envelope for every id, 32 at a time, each retried until 202 (for up to two minutes, like a
+/// well-behaved client), moving to the next of `urls` after a failure; records every accepted one in
+/// `accepted`. `label` prefixes the dossier codes (`<label>-<i>`).
+pub fn load(
+    urls: Vec<String>,
+    ids: Vec<String>,
+    label: &'static str,
+    accepted: std::sync::Arc<Mutex<Vec<Took>>>,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        futures::stream::iter(ids.into_iter().enumerate())
+            .for_each_concurrent(32, |(i, id)| {
+                let (client, urls, accepted) = (client.clone(), urls.clone(), accepted.clone());
+                async move {
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    let body = envelope(Some(&id), H40, &[STP], dossier(&format!("{label}-{i}")))
+                        .to_string();
+                    for posts in 1.. {
+                        if Instant::now() >= deadline {
+                            return;
+                        }
+                        let via = (i + posts - 1) % urls.len();
+                        let r = client
+                            .post(&urls[via])
+                            .bearer_auth("tok-H40")
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        if r.is_ok_and(|r| r.status().as_u16() == 202) {
+                            accepted.lock().unwrap().push(Took { id, via, posts });
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+            .await;
+    })
+}
