@@ -66,20 +66,7 @@ async fn a_message_that_crashes_its_consumer_is_parked_after_the_delivery_limit(
         .post("H40", &envelope(Some(&id), H40, &[STP], dossier("P-1")))
         .await;
     assert_eq!(s, 202, "{a}");
-    let entry = wait_for(
-        "the poison message parked",
-        Duration::from_secs(30),
-        || async {
-            let v: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            v.as_array().and_then(|a| a.first().cloned())
-        },
-    )
-    .await;
+    let entry = bus.first_parked(Duration::from_secs(30)).await;
     assert_eq!(entry["id"], id.as_str());
     assert_eq!(entry["reason"], "delivery_limit");
     assert_eq!(entry["adapter"], "crashy");

@@ -48,13 +48,7 @@ async fn a_failing_receiver_gets_the_message_after_n_plus_1_attempts_with_the_co
         );
     }
     // Delivered: nothing parked, nothing left queued.
-    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(dlq, serde_json::json!([]));
+    assert_eq!(bus.admin_json("/v1/dlq").await, Some(serde_json::json!([])));
     bus.stop().await;
 }
 
@@ -202,16 +196,7 @@ async fn exhausted_retries_are_parked_and_purge_is_audited() {
         .post("H40", &envelope(Some(&id), H40, &[STP], dossier("D-3")))
         .await;
     assert_eq!(s, 202);
-    let entry = wait_for("the parked message", Duration::from_secs(30), || async {
-        let v: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        v.as_array().and_then(|a| a.first().cloned())
-    })
-    .await;
+    let entry = bus.first_parked(Duration::from_secs(30)).await;
     assert_eq!(entry["reason"], "retries_exhausted");
     assert_eq!(entry["attempts"], 3);
     assert_eq!(entry["status"], 500);
@@ -235,12 +220,6 @@ async fn exhausted_retries_are_parked_and_purge_is_audited() {
         .unwrap();
     assert_eq!(audit[0]["action"], "purge");
     assert_eq!(audit[0]["actor"], "ops-on-call");
-    let dlq: serde_json::Value = reqwest::get(bus.admin("/v1/dlq"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(dlq, serde_json::json!([]));
+    assert_eq!(bus.admin_json("/v1/dlq").await, Some(serde_json::json!([])));
     bus.stop().await;
 }

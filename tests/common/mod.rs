@@ -258,6 +258,23 @@ impl TestBus {
         format!("http://{}{path}", self.bus.http_addr)
     }
 
+    /// GET on the admin API, as JSON; None while it does not answer with JSON.
+    pub async fn admin_json(&self, path: &str) -> Option<serde_json::Value> {
+        reqwest::get(self.admin(path)).await.ok()?.json().await.ok()
+    }
+
+    /// Waits (up to `timeout`) for the first dead-lettered message to show in `GET /v1/dlq`.
+    pub async fn first_parked(&self, timeout: Duration) -> serde_json::Value {
+        wait_for("a parked message in /v1/dlq", timeout, || async {
+            self.admin_json("/v1/dlq")
+                .await?
+                .as_array()?
+                .first()
+                .cloned()
+        })
+        .await
+    }
+
     /// Stops the bus (queues stay) and starts it again from the same config and state (new ports).
     pub async fn restart(self) -> TestBus {
         let TestBus { bus, dir, ns } = self;
@@ -409,32 +426,12 @@ impl TestBus {
     /// Like [`TestBus::start`], with `http_extra` (TOML lines, e.g. `max_body_bytes = 67108864`) added to the
     /// `[http]` table of the head.
     pub async fn start_with_head_extra(test: &str, http_extra: &str, body: &str) -> TestBus {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-            )
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().unwrap();
-        let ns = namespace(test);
-        let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
         let listen = "[http]\nlisten = \"127.0.0.1:0\"\n";
-        let head = head(&ns, AMQP, &state);
-        assert!(head.contains(listen), "head() changed its [http] table");
-        let text = head.replacen(listen, &format!("{listen}{http_extra}\n"), 1) + body;
-        let file = dir.path().join("bus.toml");
-        std::fs::write(&file, &text).unwrap();
-        let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            bus.shared.broker.wait_ready(Duration::from_secs(20)).await,
-            "broker not ready: {:?}",
-            bus.shared.broker.last_error()
-        );
-        TestBus { bus, dir, ns }
+        let edit = |head: String| {
+            assert!(head.contains(listen), "head() changed its [http] table");
+            head.replacen(listen, &format!("{listen}{http_extra}\n"), 1)
+        };
+        Self::start_custom(test, AMQP, &edit, body, &lienthong_adapters::Factory).await
     }
 }
 
