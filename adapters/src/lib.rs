@@ -58,3 +58,26 @@ fn unknown_type(spec: &AdapterSpec, other: &str) -> Problem {
         ),
     )
 }
+
+/// The secret in the environment variable `name`, which the adapter option `key` names; a problem at that key
+/// when the name is blank or the variable is unset, empty or not UTF-8. The value itself is never in a problem.
+pub(crate) fn secret_from_env(
+    spec: &AdapterSpec,
+    key: &str,
+    name: &str,
+) -> Result<String, Problem> {
+    let path = lienthong_bus::config::join(&spec.path(), key);
+    if name.trim().is_empty() {
+        return Err(Problem::new(path, "must name an environment variable"));
+    }
+    let why = match std::env::var(name) {
+        Ok(v) if !v.is_empty() => return Ok(v),
+        Ok(_) => "is empty",
+        Err(std::env::VarError::NotPresent) => "is not set",
+        Err(std::env::VarError::NotUnicode(_)) => "is not valid UTF-8",
+    };
+    Err(Problem::new(
+        path,
+        format!("environment variable `{name}` {why}"),
+    ))
+}

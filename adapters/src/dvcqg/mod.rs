@@ -210,7 +210,7 @@ pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
         ("username_env", &cfg.username_env),
         ("password_env", &cfg.password_env),
     ] {
-        if let Some(p) = env_problem(spec, name, env) {
+        if let Err(p) = crate::secret_from_env(spec, name, env) {
             problems.push(p);
         }
     }
@@ -340,36 +340,10 @@ fn status_key_path(spec: &AdapterSpec, key: &str) -> String {
     format!("{}.status_map.{key}", spec.path())
 }
 
-fn env_problem(spec: &AdapterSpec, key: &str, name: &str) -> Option<Problem> {
-    let path = join(&spec.path(), key);
-    if name.trim().is_empty() {
-        return Some(Problem::new(path, "must name an environment variable"));
-    }
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => None,
-        Ok(_) => Some(Problem::new(
-            path,
-            format!("environment variable `{name}` is empty"),
-        )),
-        Err(std::env::VarError::NotPresent) => Some(Problem::new(
-            path,
-            format!("environment variable `{name}` is not set"),
-        )),
-        Err(std::env::VarError::NotUnicode(_)) => Some(Problem::new(
-            path,
-            format!("environment variable `{name}` is not valid UTF-8"),
-        )),
-    }
-}
-
 fn read_env(spec: &AdapterSpec, key: &str, name: &str, problems: &mut Vec<Problem>) -> String {
-    match env_problem(spec, key, name) {
-        Some(p) => {
-            problems.push(p);
-            String::new()
-        }
-        None => std::env::var(name).unwrap_or_default(),
-    }
+    crate::secret_from_env(spec, key, name)
+        .map_err(|p| problems.push(p))
+        .unwrap_or_default()
 }
 
 /// Every local status declared in the `dossier.*` schemas that `status_map` lacks.

@@ -172,26 +172,7 @@ fn check_config(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Vec<Problem> {
 }
 
 fn read_secret(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Result<String, Problem> {
-    let path = join(&spec.path(), "secret_env");
-    let name = &cfg.secret_env;
-    if name.trim().is_empty() {
-        return Err(Problem::new(path, "must name an environment variable"));
-    }
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Ok(v),
-        Ok(_) => Err(Problem::new(
-            path,
-            format!("environment variable `{name}` is empty"),
-        )),
-        Err(std::env::VarError::NotPresent) => Err(Problem::new(
-            path,
-            format!("environment variable `{name}` is not set"),
-        )),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Problem::new(
-            path,
-            format!("environment variable `{name}` is not valid UTF-8"),
-        )),
-    }
+    crate::secret_from_env(spec, "secret_env", &cfg.secret_env)
 }
 
 /// One pending document as listed by the axis.
