@@ -517,6 +517,39 @@ async fn recall_is_answered_by_the_receiver() {
     bus.stop().await;
 }
 
+#[tokio::test]
+async fn an_update_can_be_answered_with_15_or_16_without_holding_the_flow() {
+    let rx = Receiver::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let folder = out.path().join("stp");
+    let bus = status_bus("xml-update", &rx, &folder).await;
+    let (s, a) = post_xml(&bus, "H40", &package(&document(H40, &[STP], 700), &[])).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = post_xml(&bus, "STP", &status(700, "03", 0)).await;
+    assert_eq!(s, 202, "{a}");
+    // Nothing to answer yet.
+    let (s, a) = post_xml(&bus, "STP", &status(700, "15", 1)).await;
+    expect_error(s, &a, 422, "invalid_transition");
+    // H40 updates the document (BussinessDocType 2): STP may answer it, and goes on with its flow meanwhile.
+    let mut changed = document(H40, &[STP], 700);
+    changed.business =
+        Some(serde_json::from_value(json!({"doc_type": 2, "reason": "Sửa nơi nhận"})).unwrap());
+    let (s, a) = post_xml(&bus, "H40", &package(&changed, &[])).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = post_xml(&bus, "STP", &status(700, "05", 2)).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = post_xml(&bus, "STP", &status(700, "16", 3)).await;
+    assert_eq!(s, 202, "the update is refused by its receiver: {a}");
+    // Answered once; the flow is where it was.
+    let (s, a) = post_xml(&bus, "STP", &status(700, "15", 4)).await;
+    expect_error(s, &a, 422, "invalid_transition");
+    let (s, a) = post_xml(&bus, "STP", &status(700, "06", 5)).await;
+    assert_eq!(s, 202, "{a}");
+    // 03, 05, 16, 06 went back to H40.
+    rx.wait_calls(4, Duration::from_secs(30)).await;
+    bus.stop().await;
+}
+
 /// The id the bus gave `body` (posting it again is idempotent and answers the same id).
 async fn id_of(bus: &TestBus, token: &str, body: &[u8]) -> String {
     let (s, a) = post_xml(bus, token, body).await;

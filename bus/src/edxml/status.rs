@@ -9,8 +9,8 @@
 //! | 05 | processing | receiver |
 //! | 06 | finished | receiver |
 //! | 13 | recall or cancellation of the sent document | sender |
-//! | 15 | agree to the recall | receiver |
-//! | 16 | refuse the recall | receiver |
+//! | 15 | agree to the recall or update | receiver |
+//! | 16 | refuse the recall or update | receiver |
 //!
 //! # Rules
 //! The receiver's flow is `01 → (02 | 03) → 04 → 05 → 06`, with the skips real partners make:
@@ -28,6 +28,10 @@
 //! - 15 and 16 only answer a 13, and while a 13 is unanswered nothing but 13, 15 or 16 is accepted;
 //! - after 15 the document is recalled: the end (only a repeated 15 is accepted);
 //! - after 16 the flow resumes where it was before the 13: the statuses allowed then are allowed again.
+//!
+//! Update (REFERENCE §1.2: 15/16 also answer an update): when the sender sends an update or a replacement of
+//! the document (an edXML document with `BussinessDocType` 2 or 3), the receiver may answer it with one 15 or
+//! 16, ([`DocState::with_update`]); the flow is not held meanwhile. A 13 unanswered takes the answer first.
 //!
 //! Because of the last rule the state of a document is a small struct, [`DocState`], not one code. It is
 //! stored as a short string: `""` (no status yet), `"05"`, `"13<05"` (recall pending, flow was at 05),
@@ -191,6 +195,15 @@ impl TransitionError {
 }
 
 fn describe(state: &DocState) -> String {
+    let base = describe_recall_and_stage(state);
+    if state.update_pending {
+        format!("{base}; an update waits for 15 or 16")
+    } else {
+        base
+    }
+}
+
+fn describe_recall_and_stage(state: &DocState) -> String {
     match (state.recall, state.stage) {
         (Recall::None, None) => "no status yet".into(),
         (Recall::None, Some(stage)) => stage.label(),
@@ -232,6 +245,8 @@ pub struct DocState {
     /// Last flow status (01–06), kept under a recall so that a refused recall can resume it.
     stage: Option<StatusCode>,
     recall: Recall,
+    /// An update or replacement of the document waits for the receiver's 15 or 16.
+    update_pending: bool,
 }
 
 impl DocState {
@@ -253,6 +268,19 @@ impl DocState {
             Recall::Refused => Some(RefuseRecall16),
             Recall::Agreed => Some(AgreeRecall15),
         }
+    }
+
+    /// The sender updated or replaced the document: the receiver may answer 15 or 16 (once).
+    pub fn with_update(&self) -> DocState {
+        DocState {
+            update_pending: true,
+            ..*self
+        }
+    }
+
+    /// An update or replacement waits for the receiver's 15 or 16.
+    pub fn is_update_pending(&self) -> bool {
+        self.update_pending
     }
 
     /// A 13 waits for the receiver's 15 or 16.
@@ -278,7 +306,10 @@ impl DocState {
             Recall::None | Recall::Refused => {
                 let mut allowed: Vec<StatusCode> = flow_after(self.stage).to_vec();
                 allowed.push(Recall13);
-                if self.recall == Recall::Refused {
+                if self.update_pending {
+                    allowed.push(AgreeRecall15);
+                }
+                if self.recall == Recall::Refused || self.update_pending {
                     allowed.push(RefuseRecall16);
                 }
                 allowed
@@ -304,9 +335,13 @@ impl DocState {
                 "a recall (13) is unanswered: the receiver must answer 15 (agree) or 16 (refuse) first".into(),
             )),
             (_, Recall13) => Ok(self.with_recall(Recall::Pending)),
+            (_, AgreeRecall15 | RefuseRecall16) if self.update_pending => Ok(DocState {
+                update_pending: false,
+                ..*self
+            }),
             (Recall::Refused, RefuseRecall16) => Ok(*self),
             (_, AgreeRecall15 | RefuseRecall16) => Err(refuse(format!(
-                "{} only answers a recall (13), and none is unanswered",
+                "{} only answers a recall (13) or an update, and none is unanswered",
                 next.as_str()
             ))),
             (_, flow) => {
@@ -314,6 +349,7 @@ impl DocState {
                     Ok(DocState {
                         stage: Some(flow),
                         recall: Recall::None,
+                        update_pending: self.update_pending,
                     })
                 } else {
                     Err(refuse(flow_refusal(self.stage, flow)))
@@ -323,14 +359,20 @@ impl DocState {
     }
 
     fn with_recall(&self, recall: Recall) -> DocState {
-        DocState {
-            stage: self.stage,
-            recall,
-        }
+        DocState { recall, ..*self }
     }
 
-    /// Short form for storage: `""`, `"05"`, `"13<05"`, `"16<05"`, `"15<05"`, `"13"`, …
+    /// Short form for storage: `""`, `"05"`, `"13<05"`, `"16<05"`, `"15<05"`, `"13"`, …, with `"+u"` after
+    /// it while an update waits for its answer (`"05+u"`, `"+u"`).
     pub fn to_storage(&self) -> String {
+        let mut out = self.recall_and_stage();
+        if self.update_pending {
+            out.push_str("+u");
+        }
+        out
+    }
+
+    fn recall_and_stage(&self) -> String {
         let top = match self.recall {
             Recall::None => {
                 return self
@@ -349,7 +391,18 @@ impl DocState {
     }
 
     /// Reads what [`DocState::to_storage`] wrote.
-    pub fn from_storage(s: &str) -> Result<DocState, InvalidStoredState> {
+    pub fn from_storage(stored: &str) -> Result<DocState, InvalidStoredState> {
+        let (s, update_pending) = match stored.strip_suffix("+u") {
+            Some(rest) => (rest, true),
+            None => (stored, false),
+        };
+        let mut state =
+            Self::recall_and_stage_from(s).map_err(|_| InvalidStoredState(stored.to_owned()))?;
+        state.update_pending = update_pending;
+        Ok(state)
+    }
+
+    fn recall_and_stage_from(s: &str) -> Result<DocState, InvalidStoredState> {
         let bad = || InvalidStoredState(s.to_owned());
         let strict = |code: &str| {
             (code.len() == 2)
@@ -372,12 +425,16 @@ impl DocState {
             flow if stage.is_none() => {
                 return Ok(DocState {
                     stage: Some(flow),
-                    recall: Recall::None,
+                    ..DocState::new()
                 });
             }
             _ => return Err(bad()),
         };
-        Ok(DocState { stage, recall })
+        Ok(DocState {
+            stage,
+            recall,
+            ..DocState::new()
+        })
     }
 }
 
@@ -439,17 +496,17 @@ pub fn check_transition(prev: Option<StatusCode>, next: StatusCode) -> Result<()
     let state = match prev {
         None => DocState::new(),
         Some(Recall13) => DocState {
-            stage: None,
             recall: Recall::Pending,
+            ..DocState::new()
         },
         Some(AgreeRecall15) => DocState {
-            stage: None,
             recall: Recall::Agreed,
+            ..DocState::new()
         },
         Some(RefuseRecall16) => {
             let state = DocState {
-                stage: None,
                 recall: Recall::Refused,
+                ..DocState::new()
             };
             if next.is_flow() {
                 return Ok(());
@@ -464,7 +521,7 @@ pub fn check_transition(prev: Option<StatusCode>, next: StatusCode) -> Result<()
         }
         Some(flow) => DocState {
             stage: Some(flow),
-            recall: Recall::None,
+            ..DocState::new()
         },
     };
     state.apply(next).map(|_| ())
@@ -667,6 +724,47 @@ mod tests {
     }
 
     #[test]
+    fn an_update_may_be_answered_once_without_holding_the_flow() {
+        let s = DocState::new().apply(Accepted03).unwrap();
+        // Without an update, 15/16 answer nothing.
+        assert!(s.apply(AgreeRecall15).is_err());
+        let s = s.with_update();
+        assert!(s.is_update_pending());
+        assert_eq!(
+            s.allowed_next(),
+            vec![
+                Accepted03,
+                Assigned04,
+                Processing05,
+                Finished06,
+                Recall13,
+                AgreeRecall15,
+                RefuseRecall16
+            ]
+        );
+        // The flow goes on meanwhile, and the update can still be answered.
+        let s = s.apply(Processing05).unwrap();
+        assert_eq!(s.to_storage(), "05+u");
+        assert_eq!(DocState::from_storage("05+u").unwrap(), s);
+        let answered = s.apply(RefuseRecall16).unwrap();
+        assert!(!answered.is_update_pending());
+        assert_eq!(answered.stage(), Some(Processing05));
+        assert!(answered.apply(AgreeRecall15).is_err(), "answered once");
+        // A recall on top takes the answer first; the update's answer is still possible after it.
+        let r = s.apply(Recall13).unwrap();
+        let r = r.apply(RefuseRecall16).unwrap();
+        assert!(r.is_update_pending());
+        assert_eq!(r.to_storage(), "16<05+u");
+        assert_eq!(DocState::from_storage("16<05+u").unwrap(), r);
+        let r = r.apply(AgreeRecall15).unwrap();
+        assert!(!r.is_update_pending());
+        assert_eq!(
+            DocState::from_storage("+u").unwrap(),
+            DocState::new().with_update()
+        );
+    }
+
+    #[test]
     fn storage_round_trip_and_garbage() {
         let mut seen = Vec::new();
         // Walk a few paths and check every state survives storage.
@@ -703,7 +801,7 @@ mod tests {
         assert!(seen.iter().any(|s| s == "13<03"));
         assert_eq!(DocState::from_storage("").unwrap(), DocState::new());
         for bad in [
-            "5", "07", "05<03", "13<13", "13<", "<05", "13<05<03", "xx", "013",
+            "5", "07", "05<03", "13<13", "13<", "<05", "13<05<03", "xx", "013", "05+x", "+u+u",
         ] {
             assert!(DocState::from_storage(bad).is_err(), "{bad}");
         }

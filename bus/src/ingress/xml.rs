@@ -51,14 +51,15 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         });
     }
     let document_id = pkg.document_id.clone().unwrap_or_default();
+    // 0 new, 1 revoke, 2 update, 3 replace.
+    let business = pkg
+        .header
+        .pointer("/TraceHeaderList/Bussiness/BussinessDocType")
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .unwrap_or("0");
     let id_source = match &pkg.kind {
         PackageKind::Document => {
-            let business = pkg
-                .header
-                .pointer("/TraceHeaderList/Bussiness/BussinessDocType")
-                .and_then(|v| v.as_str())
-                .map(str::trim)
-                .unwrap_or("0");
             if business.is_empty() || business == "0" {
                 format!("doc|{}|{document_id}", pkg.from)
             } else {
@@ -133,6 +134,24 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             }
         }
     }
+    if matches!(pkg.kind, PackageKind::Document) && matches!(business, "2" | "3") {
+        // An update or replacement may be answered by each receiver with 15 or 16 (REFERENCE §1.2), under the
+        // DocumentId it carries or the one its business information names.
+        let mut targets = vec![document_id.as_str()];
+        if let Some(about) = pkg
+            .header
+            .pointer("/TraceHeaderList/Bussiness/DocumentId")
+            .and_then(|v| v.as_str())
+            .filter(|d| !d.is_empty() && *d != document_id)
+        {
+            targets.push(about);
+        }
+        for target in targets.into_iter().filter(|t| !t.is_empty()) {
+            for organ in &pkg.to {
+                mark_update(ingress, target, organ).await?;
+            }
+        }
+    }
     Ok(Prepared {
         dossier: None,
         client_id: Some(id.clone()),
@@ -150,6 +169,40 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             payload: sub.body.clone(),
         },
     })
+}
+
+/// Records that `organ` may answer an update of `document_id` with 15 or 16.
+async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Result<(), ApiError> {
+    let state = &ingress.shared().state;
+    let unavailable =
+        |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
+    // A status arriving at the same moment can win the compare-and-set; read again and retry a few times.
+    for _ in 0..5 {
+        let prev = state
+            .document_status(document_id, organ)
+            .await
+            .map_err(unavailable)?;
+        let current = match prev.as_deref() {
+            None => edxml::status::DocState::new(),
+            Some(s) => edxml::status::DocState::from_storage(s)
+                .map_err(|e| ApiError::new(code::INTERNAL, e.to_string()))?,
+        };
+        if current.is_update_pending() {
+            return Ok(());
+        }
+        let after = current.with_update().to_storage();
+        if state
+            .set_document_status(document_id, organ, prev.as_deref(), &after)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(());
+        }
+    }
+    Err(ApiError::new(
+        code::CONFLICT,
+        "statuses for this document kept arriving at the same time; send it again",
+    ))
 }
 
 async fn check_transition(
