@@ -401,5 +401,39 @@ deliver = ["stp-folder"]
         outbox.join("done/cv-88.pdf").exists(),
         "the attachment went with its description"
     );
+    // The same package offered again, by HTTP and dropped under another name, is the same message: accepted,
+    // and not delivered a second time.
+    let (s, a) = post_raw(
+        &bus.url("/v1/messages"),
+        Some("H40"),
+        "application/xml",
+        written.clone(),
+    )
+    .await;
+    assert_eq!(s, 202, "{a}");
+    drop_file(&outbox, "again.xml", &written);
+    wait_for("again.xml in done/", Duration::from_secs(30), || {
+        let p = outbox.join("done/again.xml");
+        async move { p.exists().then_some(()) }
+    })
+    .await;
+    let delivered: Vec<String> = file_names(&out)
+        .into_iter()
+        .filter(|n| n.ends_with(".xml"))
+        .collect();
+    assert_eq!(delivered, [format!("{}.xml", a["id"].as_str().unwrap())]);
+    // Both offers were answered as duplicates at ingress: nothing was published a second time.
+    let metrics = reqwest::get(bus.admin("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let duplicates: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("lienthong_ingress_duplicates_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(duplicates >= 2.0, "{metrics}");
     bus.stop().await;
 }

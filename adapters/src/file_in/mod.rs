@@ -18,8 +18,9 @@
 //!
 //! Files are never deleted; a name already taken in `done_dir`/`rejected_dir` gets `.1`, `.2`… before its
 //! extension. Crash safety: until it is moved, a file is still in the folder and is submitted again, with the
-//! same [`fallback_id`] (or the envelope's own `id`), so the bus's idempotency makes the resubmission a no-op:
-//! nothing is lost and nothing is duplicated.
+//! same [`fallback_id`] (or the envelope's own `id`; an edXML package is identified by its sender and
+//! DocumentId), so the bus's idempotency makes the resubmission a no-op: nothing is lost and nothing is
+//! duplicated.
 
 mod bundle;
 

@@ -26,8 +26,9 @@
 //! (`http.max_body_bytes`) or names no sender. Anything else — the list or the fetch failing, the bus answering
 //! 5xx (broker down) or 409 (a status for the same document arrived at the same time), the mark call failing,
 //! a crash or shutdown at any point — leaves the document pending at the axis, and the next poll (or the next
-//! run) submits it again with the same `fallback_id` (`vxp-<docId>`), which the bus uses as the message id when
-//! the package carries none, so a document accepted twice is not delivered twice. Documents are handled one at a
+//! run) submits it again. The bus identifies an edXML package by what it is (sender and DocumentId; see
+//! `bus/src/ingress/xml.rs`), so a document accepted twice — or listed again under another docId — is not
+//! delivered twice; the `fallback_id` passed along (`vxp-<docId>`) only names the item. Documents are handled one at a
 //! time, in the order listed.
 //!
 //! # Trust model

@@ -79,11 +79,11 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         }
     };
     // A package is identified by what it is (sender + DocumentId; for a revoke/update/replace also its type
-    // and bytes; for a status + code and time), so resubmitting the same package is idempotent even without a
-    // client id.
-    let id = sub.fallback_id.clone().unwrap_or_else(|| {
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string()
-    });
+    // and bytes; for a status + code and time), whichever way it came (HTTP, AMQP, a folder, the axis) and
+    // whatever id that channel would give it: receivers de-duplicate documents by sender and DocumentId
+    // (REFERENCE §1.3), and a document offered again — resubmitted, re-dropped under another name, re-listed
+    // by the axis under another docId — is the same message, delivered once.
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string();
     if let PackageKind::Status { code: status, .. } = &pkg.kind
         && status.is_sent_by_sender()
     {
