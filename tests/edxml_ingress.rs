@@ -344,6 +344,29 @@ async fn sender_header_schema_and_media_type_are_checked() {
         "the details name the missing Subject: {a}"
     );
 
+    // Agency codes are checked wherever they appear, also inside BussinessDocumentInfo however it is nested.
+    let close = text
+        .find("</edXML:Bussiness>")
+        .expect("the builder writes Bussiness");
+    let bad_receiver = format!(
+        "{}<edXML:BussinessDocumentInfo><edXML:ReceiverList><edXML:Receiver><edXML:OrganId>H40</edXML:OrganId>\
+         </edXML:Receiver></edXML:ReceiverList></edXML:BussinessDocumentInfo>{}",
+        &text[..close],
+        &text[close..]
+    );
+    let (s, a) = post_xml(&bus, "H40", bad_receiver.as_bytes()).await;
+    expect_error(s, &a, 422, "schema_violation");
+    assert!(
+        a["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("BussinessDocumentInfo") && p.ends_with("OrganId"))),
+        "the details point at the bad OrganId: {a}"
+    );
+
     // The package's own bytes under the wrong media types.
     let url = bus.url("/v1/messages");
     let (s, a) = post_raw(&url, Some("H40"), "text/plain", from_h40.clone()).await;
