@@ -570,6 +570,35 @@ async fn an_update_can_be_answered_with_15_or_16_without_holding_the_flow() {
     assert_eq!(s, 202, "{a}");
     // 03, 05, 16, 06 went back to H40.
     rx.wait_calls(4, Duration::from_secs(30)).await;
+    // The operator's view: where document 700 stands at each receiver (query form and percent-encoded path).
+    let doc_id = document_id(H40, 700);
+    let url =
+        reqwest::Url::parse_with_params(&bus.admin("/v1/documents"), &[("id", &doc_id)]).unwrap();
+    let view: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(view["document_id"], doc_id.as_str(), "{view}");
+    let stp = &view["receivers"][0];
+    assert_eq!(stp["organ"], STP, "{view}");
+    assert_eq!(stp["last_status"], "06", "{view}");
+    assert_eq!(stp["update_pending"], false, "{view}");
+    let encoded: String = doc_id
+        .bytes()
+        .map(|b| match b {
+            b'/' => "%2F".to_owned(),
+            b',' => "%2C".to_owned(),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    let same: serde_json::Value = reqwest::get(bus.admin(&format!("/v1/documents/{encoded}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(same, view);
+    let missing = reqwest::get(bus.admin("/v1/documents?id=nothing"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
     bus.stop().await;
 }
 

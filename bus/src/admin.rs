@@ -68,6 +68,8 @@ pub fn router(shared: Arc<Shared>, env: &dyn Fn(&str) -> Option<String>) -> Rout
         .route("/v1/dlq/{id}/purge", post(dlq_purge))
         .route("/v1/audit", get(audit))
         .route("/v1/dossiers/{code}", get(dossier))
+        .route("/v1/documents", get(document_by_query))
+        .route("/v1/documents/{id}", get(document))
         .route("/v1/topology", get(topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup))
         .with_state(AdminState { shared, token })
@@ -333,6 +335,54 @@ pub fn timing(
         ),
     };
     serde_json::json!({ "state": state, "on_time": on_time, "due": due, "now": now })
+}
+
+/// `GET /v1/documents?id=<DocumentId>`: the same as `/v1/documents/{id}`, for ids that are awkward in a path.
+async fn document_by_query(
+    state: State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match q.get("id") {
+        Some(id) => document(state, Path(id.clone())).await,
+        None => error_response(
+            &ApiError::new(code::NOT_FOUND, "give the DocumentId as ?id=").at("/id", "required"),
+        ),
+    }
+}
+
+/// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
+/// edXML document stands at each receiving agency — the status flow, and any recall or update unanswered.
+async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let rows = match s.shared.state.document_statuses(&id).await {
+        Ok(r) => r,
+        Err(e) => return state_error(e),
+    };
+    if rows.is_empty() {
+        return error_response(&ApiError::new(
+            code::NOT_FOUND,
+            format!("no status about document `{id}` has passed through this bus"),
+        ));
+    }
+    let receivers: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(organ, stored, updated_at)| {
+            match crate::edxml::status::DocState::from_storage(&stored) {
+                Ok(st) => serde_json::json!({
+                    "organ": organ,
+                    "last_status": st.last().map(|c| c.as_str()),
+                    "flow_status": st.stage().map(|c| c.as_str()),
+                    "description": st.to_string(),
+                    "recall_pending": st.is_recall_pending(),
+                    "recalled": st.is_recalled(),
+                    "update_pending": st.is_update_pending(),
+                    "allowed_next": st.allowed_next().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "updated_at": updated_at,
+                }),
+                Err(e) => serde_json::json!({"organ": organ, "stored": stored, "error": e.to_string(), "updated_at": updated_at}),
+            }
+        })
+        .collect();
+    axum::Json(serde_json::json!({"document_id": id, "receivers": receivers})).into_response()
 }
 
 async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Response {

@@ -574,6 +574,29 @@ impl StateStore {
         Ok(row.map(|r| r.try_get("status")).transpose()?)
     }
 
+    /// Every receiving agency's stored state of one document (`DocState` storage form), by organ, with the time
+    /// it last changed (RFC 3339).
+    pub async fn document_statuses(
+        &self,
+        document_id: &str,
+    ) -> Result<Vec<(String, String, String)>, StateError> {
+        let rows = sqlx::query(
+            "SELECT organ, status, updated_ms FROM lt_document_status WHERE document_id = $1 ORDER BY organ",
+        )
+        .bind(document_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("organ")?,
+                    r.try_get("status")?,
+                    rfc3339_from_millis(r.try_get("updated_ms")?),
+                ))
+            })
+            .collect()
+    }
+
     /// Compare-and-set the status: succeeds only if the current value is `expected_prev` (`None` = no
     /// row yet). Returns `false` when someone else got there first.
     pub async fn set_document_status(
