@@ -63,12 +63,7 @@ async fn kill_9_with_2000_in_flight_loses_nothing() {
     let restarted_at = Instant::now();
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
-    let accepted: Vec<String> = accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|t| t.id.clone())
-        .collect();
+    let accepted = Took::ids(&accepted);
     assert_eq!(
         accepted.len(),
         2000,
@@ -126,12 +121,7 @@ async fn sigterm_mid_stream_exits_cleanly_and_loses_nothing() {
     );
     let _bus = BusProcess::spawn(&cfg, http, admin).await;
     loader.await.unwrap();
-    let accepted: Vec<String> = accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|t| t.id.clone())
-        .collect();
+    let accepted = Took::ids(&accepted);
     assert_eq!(accepted.len(), 500);
     let seen = delivered(&rx, &accepted, Duration::from_secs(120)).await;
     let dups: Vec<_> = seen
@@ -184,12 +174,7 @@ async fn broker_connection_force_closed_mid_stream_loses_nothing() {
     assert!(closed >= 1, "found the bus's connection to close");
     // The bus notices, reports not ready or recovers, and keeps its promise.
     loader.await.unwrap();
-    let accepted: Vec<String> = accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|t| t.id.clone())
-        .collect();
+    let accepted = Took::ids(&accepted);
     assert_eq!(accepted.len(), 600);
     let seen = delivered(&rx, &accepted, Duration::from_secs(120)).await;
     assert_eq!(seen.len(), 600);

@@ -15,6 +15,15 @@ use std::time::Duration;
 const FILES: usize = 300;
 
 fn folders_config(outbox: &Path, out: &Path) -> String {
+    folders_with_route(
+        outbox,
+        out,
+        "id = \"dossiers\"\ntypes = [\"dossier.submitted\"]\nretry = { attempts = 10, backoff = [\"1s\"] }",
+    )
+}
+
+/// H40's outbox folder (file-in) and STP's folder (file-out), and one route into STP's folder.
+fn folders_with_route(outbox: &Path, out: &Path, route: &str) -> String {
     format!(
         r#"
 [[adapters]]
@@ -30,10 +39,8 @@ type = "file-out"
 path = "{}"
 
 [[routes]]
-id = "dossiers"
-types = ["dossier.submitted"]
+{route}
 deliver = ["stp-folder"]
-retry = {{ attempts = 10, backoff = ["1s"] }}
 "#,
         outbox.display(),
         out.display()
@@ -320,28 +327,10 @@ async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_pack
     let dir = tempfile::tempdir().unwrap();
     let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
     std::fs::create_dir(&outbox).unwrap();
-    let config = format!(
-        r#"
-[[adapters]]
-id = "h40-outbox"
-type = "file-in"
-path = "{}"
-agency = "{H40}"
-poll_interval = "100ms"
-
-[[adapters]]
-id = "stp-folder"
-type = "file-out"
-path = "{}"
-
-[[routes]]
-id = "documents"
-types = ["document.edxml"]
-to = ["{STP}"]
-deliver = ["stp-folder"]
-"#,
-        outbox.display(),
-        out.display()
+    let config = folders_with_route(
+        &outbox,
+        &out,
+        &format!("id = \"documents\"\ntypes = [\"document.edxml\"]\nto = [\"{STP}\"]"),
     );
     let bus = TestBus::start("filedescribed", &config).await;
     let pdf: Vec<u8> = (0..300_000u32)

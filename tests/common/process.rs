@@ -128,6 +128,18 @@ pub struct Took {
     pub posts: usize,
 }
 
+impl Took {
+    /// The ids a [`load`] got accepted so far.
+    pub fn ids(accepted: &Mutex<Vec<Took>>) -> Vec<String> {
+        accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.id.clone())
+            .collect()
+    }
+}
+
 /// Posts a dossier envelope for every id, 32 at a time, each retried until 202 (for up to two minutes, like a
 /// well-behaved client), moving to the next of `urls` after a failure; records every accepted one in
 /// `accepted`. `label` prefixes the dossier codes (`<label>-<i>`).

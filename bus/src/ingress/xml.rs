@@ -119,7 +119,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             .state
             .ingress_lookup(&pkg.from, &id)
             .await
-            .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?
+            .map_err(state_unavailable)?
             .is_some();
         if !seen {
             // A document's flow is kept per receiving agency: the reporter for the receiver's codes, the
@@ -171,30 +171,46 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
     })
 }
 
+fn state_unavailable(e: crate::state::StateError) -> ApiError {
+    ApiError::new(code::STATE_UNAVAILABLE, e.to_string())
+}
+
+/// What the state store holds for `document_id` at `organ`: the stored text (for the compare-and-set) and
+/// the state it means.
+async fn document_state(
+    ingress: &Ingress,
+    document_id: &str,
+    organ: &str,
+) -> Result<(Option<String>, edxml::status::DocState), ApiError> {
+    let prev = ingress
+        .shared()
+        .state
+        .document_status(document_id, organ)
+        .await
+        .map_err(state_unavailable)?;
+    let current = match prev.as_deref() {
+        None => edxml::status::DocState::new(),
+        Some(s) => edxml::status::DocState::from_storage(s)
+            .map_err(|e| ApiError::new(code::INTERNAL, e.to_string()))?,
+    };
+    Ok((prev, current))
+}
+
 /// Records that `organ` may answer an update of `document_id` with 15 or 16.
 async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Result<(), ApiError> {
-    let state = &ingress.shared().state;
-    let unavailable =
-        |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
     // A status arriving at the same moment can win the compare-and-set; read again and retry a few times.
     for _ in 0..5 {
-        let prev = state
-            .document_status(document_id, organ)
-            .await
-            .map_err(unavailable)?;
-        let current = match prev.as_deref() {
-            None => edxml::status::DocState::new(),
-            Some(s) => edxml::status::DocState::from_storage(s)
-                .map_err(|e| ApiError::new(code::INTERNAL, e.to_string()))?,
-        };
+        let (prev, current) = document_state(ingress, document_id, organ).await?;
         if current.is_update_pending() {
             return Ok(());
         }
         let after = current.with_update().to_storage();
-        if state
+        if ingress
+            .shared()
+            .state
             .set_document_status(document_id, organ, prev.as_deref(), &after)
             .await
-            .map_err(unavailable)?
+            .map_err(state_unavailable)?
         {
             return Ok(());
         }
@@ -212,24 +228,14 @@ async fn check_transition(
     next: edxml::StatusCode,
 ) -> Result<(), ApiError> {
     let state = &ingress.shared().state;
-    let unavailable =
-        |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
-    let prev = state
-        .document_status(document_id, organ)
-        .await
-        .map_err(unavailable)?;
-    let current = match prev.as_deref() {
-        None => edxml::status::DocState::new(),
-        Some(s) => edxml::status::DocState::from_storage(s)
-            .map_err(|e| ApiError::new(code::INTERNAL, e.to_string()))?,
-    };
+    let (prev, current) = document_state(ingress, document_id, organ).await?;
     let after = current.apply(next).map_err(|e| {
         ApiError::new(code::INVALID_TRANSITION, e.to_string()).at("/StatusCode", e.to_string())
     })?;
     let changed = state
         .set_document_status(document_id, organ, prev.as_deref(), &after.to_storage())
         .await
-        .map_err(unavailable)?;
+        .map_err(state_unavailable)?;
     if !changed {
         return Err(ApiError::new(
             code::CONFLICT,
