@@ -548,6 +548,7 @@ async fn an_update_can_be_answered_with_15_or_16_without_holding_the_flow() {
     let bus = status_bus("xml-update", &rx, &folder).await;
     let (s, a) = post_xml(&bus, "H40", &package(&document(H40, &[STP], 700), &[])).await;
     assert_eq!(s, 202, "{a}");
+    let doc_message = a["id"].as_str().unwrap().to_owned();
     let (s, a) = post_xml(&bus, "STP", &status(700, "03", 0)).await;
     assert_eq!(s, 202, "{a}");
     // Nothing to answer yet.
@@ -576,6 +577,12 @@ async fn an_update_can_be_answered_with_15_or_16_without_holding_the_flow() {
         reqwest::Url::parse_with_params(&bus.admin("/v1/documents"), &[("id", &doc_id)]).unwrap();
     let view: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     assert_eq!(view["document_id"], doc_id.as_str(), "{view}");
+    assert_eq!(
+        view["document"]["message_id"],
+        doc_message.as_str(),
+        "{view}"
+    );
+    assert_eq!(view["document"]["routes"], json!(["docs"]), "{view}");
     let stp = &view["receivers"][0];
     assert_eq!(stp["organ"], STP, "{view}");
     assert_eq!(stp["last_status"], "06", "{view}");
@@ -594,7 +601,26 @@ async fn an_update_can_be_answered_with_15_or_16_without_holding_the_flow() {
         .json()
         .await
         .unwrap();
-    assert_eq!(same, view);
+    assert_eq!(same["receivers"], view["receivers"]);
+    assert_eq!(
+        same["document"]["message_id"],
+        view["document"]["message_id"]
+    );
+    // Delivered to STP's folder, and the view says so.
+    let url =
+        reqwest::Url::parse_with_params(&bus.admin("/v1/documents"), &[("id", &doc_id)]).unwrap();
+    wait_for(
+        "the document's delivery in the view",
+        Duration::from_secs(30),
+        || {
+            let url = url.clone();
+            async move {
+                let v: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+                (v["document"]["delivered"][0]["adapter"] == "stp-folder").then_some(())
+            }
+        },
+    )
+    .await;
     let missing = reqwest::get(bus.admin("/v1/documents?id=nothing"))
         .await
         .unwrap();

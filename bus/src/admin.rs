@@ -351,13 +351,21 @@ async fn document_by_query(
 }
 
 /// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
-/// edXML document stands at each receiving agency — the status flow, and any recall or update unanswered.
+/// edXML document is — accepted (routes), delivered where or dead-lettered why — and where it stands at each
+/// receiving agency: the status flow, and any recall or update unanswered.
 async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
     let rows = match s.shared.state.document_statuses(&id).await {
         Ok(r) => r,
         Err(e) => return state_error(e),
     };
-    if rows.is_empty() {
+    // The document itself: its id follows from the issuer (the DocumentId's first part) and the DocumentId.
+    let issuer = id.split(',').next().unwrap_or_default();
+    let message_id = crate::ingress::xml::document_message_id(issuer, &id);
+    let accepted = match s.shared.state.ingress_lookup(issuer, &message_id).await {
+        Ok(a) => a,
+        Err(e) => return state_error(e),
+    };
+    if rows.is_empty() && accepted.is_none() {
         return error_response(&ApiError::new(
             code::NOT_FOUND,
             format!("no status about document `{id}` has passed through this bus"),
@@ -382,7 +390,32 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
             }
         })
         .collect();
-    axum::Json(serde_json::json!({"document_id": id, "receivers": receivers})).into_response()
+    let document = match accepted {
+        None => serde_json::Value::Null,
+        Some(a) => {
+            let delivered = s
+                .shared
+                .state
+                .deliveries_of(&message_id)
+                .await
+                .unwrap_or_default();
+            let parked = s
+                .shared
+                .state
+                .dlq_get(&message_id, None)
+                .await
+                .unwrap_or_default();
+            serde_json::json!({
+                "message_id": message_id,
+                "sender": issuer,
+                "routes": a.routes,
+                "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
+                "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
+            })
+        }
+    };
+    axum::Json(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
+        .into_response()
 }
 
 async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Response {

@@ -7,7 +7,7 @@
 
 pub mod amqp;
 pub mod http;
-mod xml;
+pub(crate) mod xml;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::error::{ApiError, code};

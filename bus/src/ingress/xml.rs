@@ -61,7 +61,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
     let id_source = match &pkg.kind {
         PackageKind::Document => {
             if business.is_empty() || business == "0" {
-                format!("doc|{}|{document_id}", pkg.from)
+                document_id_source(&pkg.from, &document_id)
             } else {
                 // A revoke, update or replace (1/2/3) carries the DocumentId of the document it changes: each
                 // distinct one is a message of its own, the same bytes again are the same message.
@@ -169,6 +169,20 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
             payload: sub.body.clone(),
         },
     })
+}
+
+fn document_id_source(from: &str, document_id: &str) -> String {
+    format!("doc|{from}|{document_id}")
+}
+
+/// The message id the bus gives a (new, `BussinessDocType` 0) document package: derived from its sender and
+/// DocumentId, so the admin API can find the document's deliveries from the DocumentId alone.
+pub(crate) fn document_message_id(from: &str, document_id: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        document_id_source(from, document_id).as_bytes(),
+    )
+    .to_string()
 }
 
 fn state_unavailable(e: crate::state::StateError) -> ApiError {
