@@ -3,8 +3,8 @@
 //! Why: lapin's `basic_publish` turns the whole body into owned frames before it sends the first byte, so a
 //! 27 MB edXML package is held twice at the moment it is published, and lapin's 4 MiB send ring stays
 //! resident once a large message has passed through it. A body of `bus.large_message_bytes` or more is
-//! published here instead: on a short-lived connection of its own, from a blocking thread, each body frame
-//! written straight from the caller's buffer. The promise is the lapin path's: persistent, `mandatory`, a
+//! published here instead: on a connection of its own (a small AMQP client on amq-protocol's frame codec), from
+//! a blocking thread, each body frame written straight from the caller's buffer. The promise is the lapin path's: persistent, `mandatory`, a
 //! success only on the broker's publisher confirm, and failures reported with the same [`BrokerError`]s so the
 //! caller's retry-until-deadline loop applies unchanged.
 //!
