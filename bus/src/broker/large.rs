@@ -197,11 +197,9 @@ impl Conn {
                 Err(e) => last = Some(e),
             }
         }
-        let plain = plain.ok_or_else(|| {
-            io_error(
-                "connect",
-                last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
-            )
+        let plain = plain.ok_or_else(|| match last {
+            Some(e) => unavailable(&format!("connect to {host}:{}", uri.authority.port), e),
+            None => unavailable("connect", format!("`{host}` resolves to no address")),
         })?;
         let left = remaining(deadline)?;
         plain
