@@ -337,6 +337,19 @@ pub fn timing(
     serde_json::json!({ "state": state, "on_time": on_time, "due": due, "now": now })
 }
 
+/// Where one message went: `{"message_id", "delivered": [{adapter, at}], "dead_lettered": [{adapter, reason,
+/// last_error}]}` (the dossier and document views both show it).
+async fn whereabouts(s: &AdminState, message_id: &str) -> serde_json::Value {
+    let state = &s.shared.state;
+    let delivered = state.deliveries_of(message_id).await.unwrap_or_default();
+    let parked = state.dlq_get(message_id, None).await.unwrap_or_default();
+    serde_json::json!({
+        "message_id": message_id,
+        "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
+        "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
+    })
+}
+
 /// `GET /v1/documents?id=<DocumentId>`: the same as `/v1/documents/{id}`, for ids that are awkward in a path.
 async fn document_by_query(
     state: State<AdminState>,
@@ -393,25 +406,10 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let document = match accepted {
         None => serde_json::Value::Null,
         Some(a) => {
-            let delivered = s
-                .shared
-                .state
-                .deliveries_of(&message_id)
-                .await
-                .unwrap_or_default();
-            let parked = s
-                .shared
-                .state
-                .dlq_get(&message_id, None)
-                .await
-                .unwrap_or_default();
-            serde_json::json!({
-                "message_id": message_id,
-                "sender": issuer,
-                "routes": a.routes,
-                "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
-                "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
-            })
+            let mut v = whereabouts(&s, &message_id).await;
+            v["sender"] = issuer.into();
+            v["routes"] = serde_json::json!(a.routes);
+            v
         }
     };
     axum::Json(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
@@ -431,24 +429,9 @@ async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Respo
     };
     let mut where_ = Vec::new();
     for e in &view.events {
-        let delivered = s
-            .shared
-            .state
-            .deliveries_of(&e.message_id)
-            .await
-            .unwrap_or_default();
-        let parked = s
-            .shared
-            .state
-            .dlq_get(&e.message_id, None)
-            .await
-            .unwrap_or_default();
-        where_.push(serde_json::json!({
-            "message_id": e.message_id,
-            "type": e.kind,
-            "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
-            "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
-        }));
+        let mut v = whereabouts(&s, &e.message_id).await;
+        v["type"] = e.kind.clone().into();
+        where_.push(v);
     }
     let mut body = serde_json::to_value(&view).unwrap_or_default();
     body["status_name"] = serde_json::json!(view.status.map(status_name));
