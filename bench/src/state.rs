@@ -28,7 +28,7 @@ pub async fn run(dir: Option<&Path>, n: u64, concurrency: usize) -> Result<State
     }
     .map_err(|e| format!("temp dir: {e}"))?;
     let url = format!("sqlite://{}/state.db?mode=rwc", tmp.path().display());
-    let store = StateStore::connect(&url)
+    let store = StateStore::connect(&url, "bench")
         .await
         .map_err(|e| format!("state store: {e}"))?;
     let accepted = Accepted {
@@ -49,7 +49,7 @@ pub async fn run(dir: Option<&Path>, n: u64, concurrency: usize) -> Result<State
                 let id = format!("bench-state-{seq:09}");
                 let e = |e: lienthong_bus::state::StateError| e.to_string();
                 store
-                    .ingress_lookup(crate::payload::FROM, &id)
+                    .ingress_claim(crate::payload::FROM, &id, "digest")
                     .await
                     .map_err(e)?;
                 let accepted = Accepted {
@@ -57,11 +57,17 @@ pub async fn run(dir: Option<&Path>, n: u64, concurrency: usize) -> Result<State
                     ..accepted.clone()
                 };
                 store
-                    .ingress_record(crate::payload::FROM, &id, &accepted)
+                    .ingress_record(crate::payload::FROM, &id, "digest", &accepted)
                     .await
                     .map_err(e)?;
-                store.was_delivered("sink", &id).await.map_err(e)?;
-                store.mark_delivered("sink", &id).await.map_err(e)?;
+                store
+                    .was_delivered("sink", crate::payload::FROM, &id)
+                    .await
+                    .map_err(e)?;
+                store
+                    .mark_delivered("sink", crate::payload::FROM, &id)
+                    .await
+                    .map_err(e)?;
             }
         });
     }

@@ -105,9 +105,22 @@ async fn metrics() -> Response {
     }
 }
 
+/// `?adapter=&from=`: narrow a DLQ request to one adapter and/or one sender (ids are scoped by sender, so
+/// two agencies' messages may share an id).
 #[derive(serde::Deserialize)]
 struct AdapterQuery {
     adapter: Option<String>,
+    from: Option<String>,
+}
+
+impl AdapterQuery {
+    fn select<'a>(&'a self, id: Option<&'a str>) -> crate::runtime::dlq::Select<'a> {
+        crate::runtime::dlq::Select {
+            id,
+            adapter: self.adapter.as_deref(),
+            from: self.from.as_deref(),
+        }
+    }
 }
 
 fn state_error(e: crate::state::StateError) -> Response {
@@ -116,7 +129,13 @@ fn state_error(e: crate::state::StateError) -> Response {
 
 async fn dlq_list(State(s): State<AdminState>, Query(q): Query<AdapterQuery>) -> Response {
     match s.shared.state.dlq_list(q.adapter.as_deref()).await {
-        Ok(v) => axum::Json(v).into_response(),
+        Ok(v) => {
+            let v: Vec<_> = v
+                .into_iter()
+                .filter(|e| q.from.as_deref().is_none_or(|f| e.from == f))
+                .collect();
+            axum::Json(v).into_response()
+        }
         Err(e) => state_error(e),
     }
 }
@@ -146,7 +165,12 @@ async fn dlq_show(
     Path(id): Path<String>,
     Query(q): Query<AdapterQuery>,
 ) -> Response {
-    match s.shared.state.dlq_get(&id, q.adapter.as_deref()).await {
+    match s
+        .shared
+        .state
+        .dlq_get(&id, q.adapter.as_deref(), q.from.as_deref())
+        .await
+    {
         Ok(v) if v.is_empty() => error_response(&ApiError::new(
             code::NOT_FOUND,
             format!("no parked message `{id}`"),
@@ -182,8 +206,7 @@ fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<String, Box<Response
 async fn act(
     s: AdminState,
     headers: HeaderMap,
-    id: Option<String>,
-    adapter: Option<String>,
+    which: crate::runtime::dlq::Select<'_>,
     replay: bool,
 ) -> Response {
     let actor = match authorize(&s, &headers) {
@@ -192,9 +215,9 @@ async fn act(
     };
     let ops = s.shared.dlq_ops();
     let r = if replay {
-        ops.replay(id.as_deref(), adapter.as_deref(), &actor).await
+        ops.replay(&which, &actor).await
     } else {
-        ops.purge(id.as_deref(), adapter.as_deref(), &actor).await
+        ops.purge(&which, &actor).await
     };
     match r {
         Ok(v) => axum::Json(v).into_response(),
@@ -208,7 +231,7 @@ async fn dlq_replay(
     Path(id): Path<String>,
     Query(q): Query<AdapterQuery>,
 ) -> Response {
-    act(s, headers, Some(id), q.adapter, true).await
+    act(s, headers, q.select(Some(&id)), true).await
 }
 async fn dlq_purge(
     State(s): State<AdminState>,
@@ -216,21 +239,21 @@ async fn dlq_purge(
     Path(id): Path<String>,
     Query(q): Query<AdapterQuery>,
 ) -> Response {
-    act(s, headers, Some(id), q.adapter, false).await
+    act(s, headers, q.select(Some(&id)), false).await
 }
 async fn dlq_replay_all(
     State(s): State<AdminState>,
     headers: HeaderMap,
     Query(q): Query<AdapterQuery>,
 ) -> Response {
-    act(s, headers, None, q.adapter, true).await
+    act(s, headers, q.select(None), true).await
 }
 async fn dlq_purge_all(
     State(s): State<AdminState>,
     headers: HeaderMap,
     Query(q): Query<AdapterQuery>,
 ) -> Response {
-    act(s, headers, None, q.adapter, false).await
+    act(s, headers, q.select(None), false).await
 }
 
 async fn audit(State(s): State<AdminState>) -> Response {
@@ -339,12 +362,19 @@ pub fn timing(
 
 /// Where one message went: `{"message_id", "delivered": [{adapter, at}], "dead_lettered": [{adapter, reason,
 /// last_error}]}` (the dossier and document views both show it).
-async fn whereabouts(s: &AdminState, message_id: &str) -> serde_json::Value {
+async fn whereabouts(s: &AdminState, sender: &str, message_id: &str) -> serde_json::Value {
     let state = &s.shared.state;
-    let delivered = state.deliveries_of(message_id).await.unwrap_or_default();
-    let parked = state.dlq_get(message_id, None).await.unwrap_or_default();
+    let delivered = state
+        .deliveries_of(sender, message_id)
+        .await
+        .unwrap_or_default();
+    let parked = state
+        .dlq_get(message_id, None, Some(sender))
+        .await
+        .unwrap_or_default();
     serde_json::json!({
         "message_id": message_id,
+        "from": sender,
         "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
         "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
     })
@@ -406,7 +436,7 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let document = match accepted {
         None => serde_json::Value::Null,
         Some(a) => {
-            let mut v = whereabouts(&s, &message_id).await;
+            let mut v = whereabouts(&s, issuer, &message_id).await;
             v["sender"] = issuer.into();
             v["routes"] = serde_json::json!(a.routes);
             v
@@ -429,7 +459,7 @@ async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Respo
     };
     let mut where_ = Vec::new();
     for e in &view.events {
-        let mut v = whereabouts(&s, &e.message_id).await;
+        let mut v = whereabouts(&s, &e.sender, &e.message_id).await;
         v["type"] = e.kind.clone().into();
         where_.push(v);
     }

@@ -19,6 +19,9 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<Detail>,
+    /// The same message sent again later may be accepted (see [`ApiError::retry_later`]); not part of the
+    /// JSON answer.
+    pub retryable: bool,
 }
 
 pub mod code {
@@ -47,7 +50,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retryable: false,
         }
+    }
+
+    /// Marks a refusal that is about this moment, not about the message (e.g. a concurrent status for the
+    /// same document won a race): sources try the same message again later.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
     }
 
     pub fn at(mut self, path: impl Into<String>, message: impl Into<String>) -> Self {
@@ -59,10 +70,11 @@ impl ApiError {
     }
 
     /// Not a verdict on the message: the same message sent again later can be accepted (the bus or a
-    /// dependency was unavailable, or a concurrent status for the same document won a race: `conflict`).
+    /// dependency was unavailable, or a concurrent status for the same document won a race). A `conflict`
+    /// because the id already names a different message is a verdict: it is not retried.
     /// Sources keep such a message where it is (queued, in its folder, pending at the axis) and try again.
     pub fn retry_later(&self) -> bool {
-        self.status() >= 500 || self.code == code::CONFLICT
+        self.status() >= 500 || self.retryable
     }
 
     /// HTTP status for this code.

@@ -147,7 +147,7 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
             }
             for a in adapters {
                 let kind = config.adapter(a).map(|s| s.kind.as_str()).unwrap_or("?");
-                if wait_delivered(&bus, a, &id).await {
+                if wait_delivered(&bus, a, &from, &id).await {
                     delivered += 1;
                     let where_ = config
                         .adapter(a)
@@ -189,13 +189,18 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_delivered(bus: &lienthong_bus::runtime::RunningBus, adapter: &str, id: &str) -> bool {
+async fn wait_delivered(
+    bus: &lienthong_bus::runtime::RunningBus,
+    adapter: &str,
+    sender: &str,
+    id: &str,
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if bus
             .shared
             .state
-            .was_delivered(adapter, id)
+            .was_delivered(adapter, sender, id)
             .await
             .unwrap_or(false)
         {

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lienthong_bus::broker::Broker;
 use lienthong_bus::broker::topology::{Names, Topology};
 use lienthong_bus::config::Config;
-use lienthong_bus::runtime::dlq::{Ops, Outcome};
+use lienthong_bus::runtime::dlq::{Ops, Outcome, Select};
 use lienthong_bus::state::StateStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +22,9 @@ pub enum DlqCommand {
         config: PathBuf,
         #[arg(long)]
         adapter: Option<String>,
+        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
+        #[arg(long)]
+        from: Option<String>,
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -34,6 +37,9 @@ pub enum DlqCommand {
         id: String,
         #[arg(long)]
         adapter: Option<String>,
+        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
+        #[arg(long)]
+        from: Option<String>,
     },
     /// Send parked messages back for delivery (same id, fresh attempt budget).
     Replay {
@@ -45,6 +51,9 @@ pub enum DlqCommand {
         all: bool,
         #[arg(long)]
         adapter: Option<String>,
+        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
+        #[arg(long)]
+        from: Option<String>,
         /// Who is doing this, for the audit log (default: $USER).
         #[arg(long)]
         actor: Option<String>,
@@ -59,6 +68,9 @@ pub enum DlqCommand {
         all: bool,
         #[arg(long)]
         adapter: Option<String>,
+        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long)]
         actor: Option<String>,
     },
@@ -71,7 +83,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 async fn open(config: &std::path::Path) -> Result<(Config, StateStore), ExitCode> {
     let c = Config::load(config).map_err(fail)?;
-    let state = StateStore::connect(&c.state_url())
+    let state = StateStore::connect(&c.state_url(), &c.bus.namespace)
         .await
         .map_err(|e| fail(format!("state store: {e}")))?;
     Ok((c, state))
@@ -93,10 +105,12 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
         DlqCommand::List {
             config,
             adapter,
+            from,
             json,
         } => {
             let (_, state) = open(&config).await?;
-            let list = state.dlq_list(adapter.as_deref()).await.map_err(fail)?;
+            let mut list = state.dlq_list(adapter.as_deref()).await.map_err(fail)?;
+            list.retain(|e| from.as_deref().is_none_or(|f| e.from == f));
             if json {
                 println!(
                     "{}",
@@ -106,13 +120,14 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
                 println!("The dead-letter queue is empty.");
             } else {
                 println!(
-                    "{:<38} {:<16} {:<24} {:<18} {:>8}  {:<25} last error",
-                    "id", "adapter", "type", "reason", "attempts", "dead-lettered at"
+                    "{:<38} {:<16} {:<16} {:<24} {:<18} {:>8}  {:<25} last error",
+                    "id", "from", "adapter", "type", "reason", "attempts", "dead-lettered at"
                 );
                 for e in &list {
                     println!(
-                        "{:<38} {:<16} {:<24} {:<18} {:>8}  {:<25} {}",
+                        "{:<38} {:<16} {:<16} {:<24} {:<18} {:>8}  {:<25} {}",
                         e.id,
+                        e.from,
                         e.adapter,
                         e.kind,
                         e.reason,
@@ -128,9 +143,13 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
             config,
             id,
             adapter,
+            from,
         } => {
             let (_, state) = open(&config).await?;
-            let v = state.dlq_get(&id, adapter.as_deref()).await.map_err(fail)?;
+            let v = state
+                .dlq_get(&id, adapter.as_deref(), from.as_deref())
+                .await
+                .map_err(fail)?;
             if v.is_empty() {
                 return Err(fail(format!("no parked message with id `{id}`")));
             }
@@ -143,28 +162,43 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
             id,
             all: _,
             adapter,
+            from,
             actor: who,
-        } => act(&config, id, adapter, actor(who), true).await,
+        } => {
+            let which = Select {
+                id: id.as_deref(),
+                adapter: adapter.as_deref(),
+                from: from.as_deref(),
+            };
+            act(&config, which, actor(who), true).await
+        }
         DlqCommand::Purge {
             config,
             id,
             all: _,
             adapter,
+            from,
             actor: who,
-        } => act(&config, id, adapter, actor(who), false).await,
+        } => {
+            let which = Select {
+                id: id.as_deref(),
+                adapter: adapter.as_deref(),
+                from: from.as_deref(),
+            };
+            act(&config, which, actor(who), false).await
+        }
     }
 }
 
 async fn act(
     config: &std::path::Path,
-    id: Option<String>,
-    adapter: Option<String>,
+    which: Select<'_>,
     actor: String,
     replay: bool,
 ) -> Result<ExitCode, ExitCode> {
     let (c, state) = open(config).await?;
     let outcomes: Vec<Outcome> = if replay && c.bus.broker_url == "memory://" {
-        via_admin(&c, id.as_deref(), adapter.as_deref(), &actor).await?
+        via_admin(&c, &which, &actor).await?
     } else {
         let broker = Broker::start(
             &c.bus.broker_url,
@@ -188,9 +222,9 @@ async fn act(
             publish_timeout: c.bus.publish_timeout.get(),
         };
         let r = if replay {
-            ops.replay(id.as_deref(), adapter.as_deref(), &actor).await
+            ops.replay(&which, &actor).await
         } else {
-            ops.purge(id.as_deref(), adapter.as_deref(), &actor).await
+            ops.purge(&which, &actor).await
         };
         broker.close().await;
         r.map_err(|e| fail(format!("{}: {}", e.code, e.message)))?
@@ -199,9 +233,10 @@ async fn act(
     for o in &outcomes {
         ok &= o.done;
         println!(
-            "{} {} ({}): {}",
+            "{} {} from {} ({}): {}",
             if o.done { "✓" } else { "✗" },
             o.id,
+            o.from,
             o.adapter,
             o.message
         );
@@ -216,26 +251,30 @@ async fn act(
     })
 }
 
-async fn via_admin(
-    c: &Config,
-    id: Option<&str>,
-    adapter: Option<&str>,
-    actor: &str,
-) -> Result<Vec<Outcome>, ExitCode> {
+async fn via_admin(c: &Config, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ExitCode> {
     #[derive(serde::Deserialize)]
     struct O {
         id: String,
+        #[serde(default)]
+        from: String,
         adapter: String,
         done: bool,
         message: String,
     }
-    let path = match id {
+    let path = match which.id {
         Some(id) => format!("/v1/dlq/{id}/replay"),
         None => "/v1/dlq/replay".into(),
     };
-    let query = adapter.map(|a| format!("?adapter={a}")).unwrap_or_default();
-    let url = format!("http://{}{path}{query}", c.admin.listen);
-    let mut req = reqwest::Client::new().post(&url).header("x-actor", actor);
+    let mut url = reqwest::Url::parse(&format!("http://{}{path}", c.admin.listen))
+        .map_err(|e| fail(format!("admin.listen: {e}")))?;
+    for (k, v) in [("adapter", which.adapter), ("from", which.from)] {
+        if let Some(v) = v {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+    }
+    let mut req = reqwest::Client::new()
+        .post(url.clone())
+        .header("x-actor", actor);
     if let Some(var) = &c.admin.token_env
         && let Ok(t) = std::env::var(var)
     {
@@ -255,6 +294,7 @@ async fn via_admin(
     Ok(v.into_iter()
         .map(|o| Outcome {
             id: o.id,
+            from: o.from,
             adapter: o.adapter,
             done: o.done,
             message: o.message,

@@ -13,6 +13,7 @@ use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::runtime::Shared;
+use crate::state::Claim;
 use crate::wire::Copy;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -142,6 +143,7 @@ impl Ingress {
                 code: code::SCHEMA_VIOLATION,
                 message: format!("payload violates {} v{version}: {n} problem(s)", env.kind),
                 details,
+                retryable: false,
             });
         }
         let id = env
@@ -215,13 +217,25 @@ impl Ingress {
             dossier,
         } = p;
         let meta = &message.meta;
+        let digest = content_digest(&message);
         if let Some(id) = &client_id {
-            match shared.state.ingress_lookup(&meta.from, id).await {
-                Ok(Some(first)) => {
+            match shared.state.ingress_claim(&meta.from, id, &digest).await {
+                Ok(Claim::Same(Some(first))) => {
                     metrics::counter!("lienthong_ingress_duplicates_total").increment(1);
                     return Ok(first);
                 }
-                Ok(None) => {}
+                Ok(Claim::Same(None)) => {}
+                Ok(Claim::Different) => {
+                    return Err(ApiError::new(
+                        code::CONFLICT,
+                        format!(
+                            "id `{id}` was already used by {} for a different message; a resubmission must be \
+                             byte for byte the same, and a new message needs a new id",
+                            meta.from
+                        ),
+                    )
+                    .at("/id", "already names a different message from this sender"));
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "State store unavailable for the idempotency check");
                     return Err(ApiError::new(
@@ -277,7 +291,10 @@ impl Ingress {
             routes: decision.routes,
         };
         if let Some(id) = &client_id
-            && let Err(e) = shared.state.ingress_record(&meta.from, id, &accepted).await
+            && let Err(e) = shared
+                .state
+                .ingress_record(&meta.from, id, &digest, &accepted)
+                .await
         {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
             tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
@@ -320,6 +337,39 @@ impl Submit for Ingress {
         };
         self.publish(prepared, traceparent).await
     }
+}
+
+/// What makes two submissions under one id the same message: everything that is delivered (type, version,
+/// receivers, correlation id, format and the payload bytes), as a SHA-256 hex digest. Times and transport
+/// details are left out, so a resubmission of the same message is recognised whichever channel brings it.
+fn content_digest(m: &Message) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(m.meta.kind.as_bytes());
+    field(&m.meta.version.to_be_bytes());
+    for to in &m.meta.to {
+        field(to.as_bytes());
+    }
+    field(
+        m.meta
+            .correlation_id
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    field(match m.content {
+        ContentKind::Json => b"json",
+        ContentKind::Xml => b"xml",
+    });
+    field(&m.payload);
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
 }
 
 /// Convenience for transports: a submission of `body` by `agency`.

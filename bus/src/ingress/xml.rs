@@ -48,6 +48,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
                 details.len()
             ),
             details,
+            retryable: false,
         });
     }
     let document_id = pkg.document_id.clone().unwrap_or_default();
@@ -232,7 +233,8 @@ async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Resul
     Err(ApiError::new(
         code::CONFLICT,
         "statuses for this document kept arriving at the same time; send it again",
-    ))
+    )
+    .retryable())
 }
 
 async fn check_transition(
@@ -254,7 +256,8 @@ async fn check_transition(
         return Err(ApiError::new(
             code::CONFLICT,
             "another status for this document arrived at the same time; send it again",
-        ));
+        )
+        .retryable());
     }
     Ok(())
 }

@@ -126,6 +126,33 @@ pub(crate) fn entry_from(env: &Envelope, adapter: &str) -> DlqEntry {
     }
 }
 
+/// Which parked messages an operator action is about. With an `id`, `from` picks the sender's message when
+/// several agencies used the same id (an action on such an id without `from` is refused as ambiguous).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Select<'a> {
+    pub id: Option<&'a str>,
+    pub adapter: Option<&'a str>,
+    pub from: Option<&'a str>,
+}
+
+/// Refuses to act on an id that names the messages of several senders: the operator must say whose.
+pub fn ambiguous(id: &str, entries: &[DlqEntry]) -> Result<(), ApiError> {
+    let mut senders: Vec<&str> = entries.iter().map(|e| e.from.as_str()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    if senders.len() > 1 {
+        return Err(ApiError::new(
+            code::CONFLICT,
+            format!(
+                "id `{id}` names parked messages of several senders ({}); say whose with `from`",
+                senders.join(", ")
+            ),
+        )
+        .at("/from", "required when several senders used this id"));
+    }
+    Ok(())
+}
+
 /// What replay and purge need; usable from the running bus and from the CLI alone.
 pub struct Ops<'a> {
     pub broker: &'a Broker,
@@ -138,42 +165,49 @@ pub struct Ops<'a> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub id: String,
+    /// The sender of the message (ids are scoped by sender).
+    pub from: String,
     pub adapter: String,
     pub done: bool,
     pub message: String,
 }
 
 impl Ops<'_> {
-    async fn select(
-        &self,
-        id: Option<&str>,
-        adapter: Option<&str>,
-    ) -> Result<Vec<DlqEntry>, ApiError> {
+    /// The parked entries an action names: one id (of one sender when several senders used it), or all
+    /// (of one adapter, of one sender).
+    async fn select(&self, which: &Select<'_>) -> Result<Vec<DlqEntry>, ApiError> {
         let state_err =
             |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
+        let Select { id, adapter, from } = *which;
         match id {
             Some(id) => {
-                let v = self.state.dlq_get(id, adapter).await.map_err(state_err)?;
+                let v = self
+                    .state
+                    .dlq_get(id, adapter, from)
+                    .await
+                    .map_err(state_err)?;
                 if v.is_empty() {
                     return Err(ApiError::new(
                         code::NOT_FOUND,
                         format!(
-                            "no parked message with id `{id}`{}",
+                            "no parked message with id `{id}`{}{}",
+                            from.map(|f| format!(" from {f}")).unwrap_or_default(),
                             adapter
                                 .map(|a| format!(" for adapter `{a}`"))
                                 .unwrap_or_default()
                         ),
                     ));
                 }
+                ambiguous(id, &v)?;
                 Ok(v)
             }
             None => {
                 let list = self.state.dlq_list(adapter).await.map_err(state_err)?;
                 let mut out = Vec::with_capacity(list.len());
-                for e in list {
+                for e in list.iter().filter(|e| from.is_none_or(|f| e.from == f)) {
                     out.extend(
                         self.state
-                            .dlq_get(&e.id, Some(&e.adapter))
+                            .dlq_get(&e.id, Some(&e.adapter), Some(&e.from))
                             .await
                             .map_err(state_err)?,
                     );
@@ -184,14 +218,9 @@ impl Ops<'_> {
     }
 
     /// Sends parked messages back to their adapter's work queue with a fresh attempt budget.
-    pub async fn replay(
-        &self,
-        id: Option<&str>,
-        adapter: Option<&str>,
-        actor: &str,
-    ) -> Result<Vec<Outcome>, ApiError> {
+    pub async fn replay(&self, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ApiError> {
         let mut out = Vec::new();
-        for entry in self.select(id, adapter).await? {
+        for entry in self.select(which).await? {
             out.push(self.replay_one(&entry, actor).await);
         }
         Ok(out)
@@ -200,13 +229,14 @@ impl Ops<'_> {
     async fn replay_one(&self, e: &DlqEntry, actor: &str) -> Outcome {
         let outcome = |done, message: String| Outcome {
             id: e.id.clone(),
+            from: e.from.clone(),
             adapter: e.adapter.clone(),
             done,
             message,
         };
         match self
             .state
-            .dlq_set_state(&e.adapter, &e.id, "parked", "replayed")
+            .dlq_set_state(&e.adapter, &e.from, &e.id, "parked", "replayed")
             .await
         {
             Ok(true) => {}
@@ -239,7 +269,7 @@ impl Ops<'_> {
         {
             let _ = self
                 .state
-                .dlq_set_state(&e.adapter, &e.id, "replayed", "parked")
+                .dlq_set_state(&e.adapter, &e.from, &e.id, "replayed", "parked")
                 .await;
             return outcome(false, format!("not replayed: {err}"));
         }
@@ -249,6 +279,7 @@ impl Ops<'_> {
                 actor,
                 "replay",
                 &e.adapter,
+                &e.from,
                 &e.id,
                 &format!("reason was {}", e.reason),
             )
@@ -258,17 +289,12 @@ impl Ops<'_> {
     }
 
     /// Removes parked messages for good (recorded in the audit log).
-    pub async fn purge(
-        &self,
-        id: Option<&str>,
-        adapter: Option<&str>,
-        actor: &str,
-    ) -> Result<Vec<Outcome>, ApiError> {
+    pub async fn purge(&self, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ApiError> {
         let mut out = Vec::new();
-        for e in self.select(id, adapter).await? {
+        for e in self.select(which).await? {
             let done = matches!(
                 self.state
-                    .dlq_set_state(&e.adapter, &e.id, "parked", "purged")
+                    .dlq_set_state(&e.adapter, &e.from, &e.id, "parked", "purged")
                     .await,
                 Ok(true)
             );
@@ -279,6 +305,7 @@ impl Ops<'_> {
                         actor,
                         "purge",
                         &e.adapter,
+                        &e.from,
                         &e.id,
                         &format!("reason was {}", e.reason),
                     )
@@ -286,6 +313,7 @@ impl Ops<'_> {
             }
             out.push(Outcome {
                 id: e.id.clone(),
+                from: e.from.clone(),
                 adapter: e.adapter.clone(),
                 done,
                 message: if done {

@@ -33,7 +33,7 @@ pub struct Shared {
     pub retry_tiers: Vec<Duration>,
     /// (adapter, message id) pairs being delivered by this process right now, so two copies of one message
     /// (a client's resubmission after a crash) are never delivered concurrently.
-    pub in_flight: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    pub in_flight: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
 }
 
 /// Why the bus could not start.
@@ -93,7 +93,7 @@ pub async fn start(
         }
     }
     let state_url = config.state_url();
-    let state = StateStore::connect(&state_url)
+    let state = StateStore::connect(&state_url, &config.bus.namespace)
         .await
         .map_err(|e| StartError::State(e.to_string()))?;
     let names = Names::new(&config.bus.namespace);

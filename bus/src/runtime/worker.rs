@@ -38,16 +38,16 @@ pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: Cancellation
     .await;
 }
 
-/// Marks (adapter, id) as being delivered by this process; a second copy waits for the first to finish, so
+/// Marks (adapter, sender, id) as being delivered by this process; a second copy waits for the first to finish, so
 /// its `was_delivered` check sees the first one's outcome.
 struct InFlight<'a> {
     shared: &'a Shared,
-    key: (String, String),
+    key: (String, String, String),
 }
 
 impl<'a> InFlight<'a> {
-    async fn claim(shared: &'a Shared, adapter: &str, id: &str) -> InFlight<'a> {
-        let key = (adapter.to_owned(), id.to_owned());
+    async fn claim(shared: &'a Shared, adapter: &str, sender: &str, id: &str) -> InFlight<'a> {
+        let key = (adapter.to_owned(), sender.to_owned(), id.to_owned());
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             if shared.in_flight.lock().expect("lock").insert(key.clone())
@@ -88,12 +88,13 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
             return;
         }
     };
-    let id = &copy.message.meta.id;
+    // Ids are chosen by agencies: a message is named by its sender and its id together, everywhere.
+    let (id, sender) = (&copy.message.meta.id, &copy.message.meta.from);
     let adapter = &copy.adapter;
-    let _guard = InFlight::claim(shared, adapter, id).await;
-    match shared.state.was_delivered(adapter, id).await {
+    let _guard = InFlight::claim(shared, adapter, sender, id).await;
+    match shared.state.was_delivered(adapter, sender, id).await {
         Ok(true) => {
-            tracing::info!(id = %id, adapter = %adapter, "Already delivered; dropping the duplicate copy");
+            tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
             metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => adapter.clone()).increment(1);
             let _ = incoming.acker.ack().await;
             return;
@@ -134,7 +135,7 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
         .record(started.elapsed().as_secs_f64());
     let err = match result {
         Ok(()) => {
-            if let Err(e) = shared.state.mark_delivered(adapter, id).await {
+            if let Err(e) = shared.state.mark_delivered(adapter, sender, id).await {
                 tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
             }
             metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())

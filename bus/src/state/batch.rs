@@ -27,7 +27,16 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
+
+/// What a lane works on: the pool, its placeholder style, and the namespace every row belongs to.
+#[derive(Clone)]
+struct Db {
+    pool: AnyPool,
+    marks: Marks,
+    ns: Arc<str>,
+}
 
 /// Most operations one lane answers at once.
 pub(super) const MAX_BATCH: usize = 512;
@@ -48,21 +57,46 @@ pub(super) enum Read {
     },
     Delivered {
         adapter: String,
+        sender: String,
         id: String,
         reply: Reply<bool>,
     },
+}
+
+/// A claim of (sender, client id) for a body with `digest`, before it is published.
+pub(super) struct ClaimAsk {
+    pub sender: String,
+    pub id: String,
+    pub digest: String,
+    pub at: i64,
+}
+
+/// What a claim learns about its (sender, client id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The key was claimed for the same content: by this call, by a submission still being published
+    /// (`None`: publish again, delivery de-duplicates), or by one already answered (`Some`: answer the same).
+    Same(Option<Accepted>),
+    /// The key was first claimed for different content: the submission must be refused.
+    Different,
 }
 
 pub(super) enum Write {
     Ingress {
         sender: String,
         id: String,
+        digest: String,
         accepted: String,
         at: i64,
         reply: Reply<()>,
     },
+    Claim {
+        ask: ClaimAsk,
+        reply: Reply<Claim>,
+    },
     Delivered {
         adapter: String,
+        sender: String,
         id: String,
         at: i64,
         reply: Reply<()>,
@@ -87,12 +121,22 @@ fn stopped() -> StateError {
 
 impl Lanes {
     /// Starts both lane tasks on the current tokio runtime.
-    pub(super) fn start(pool: AnyPool, marks: Marks) -> Self {
+    pub(super) fn start(pool: AnyPool, marks: Marks, ns: Arc<str>) -> Self {
         let (reads, read_rx) = mpsc::channel(LANE_CAPACITY);
         let (writes, write_rx) = mpsc::channel(LANE_CAPACITY);
-        tokio::spawn(read_lane(pool.clone(), marks, read_rx));
-        tokio::spawn(write_lane(pool, marks, write_rx));
+        let db = Db { pool, marks, ns };
+        tokio::spawn(read_lane(db.clone(), read_rx));
+        tokio::spawn(write_lane(db, write_rx));
         Self { reads, writes }
+    }
+
+    pub(super) async fn claim(&self, ask: ClaimAsk) -> Result<Claim, StateError> {
+        let (tx, rx) = oneshot::channel();
+        self.writes
+            .send(Write::Claim { ask, reply: tx })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     pub(super) async fn read<T>(
@@ -181,55 +225,69 @@ fn list(marks: Marks, from: usize, n: usize) -> String {
 
 // ---- reads ------------------------------------------------------------------------------------------
 
-async fn read_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Read>) {
+async fn read_lane(db: Db, mut rx: mpsc::Receiver<Read>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
         metrics::histogram!("lienthong_state_batch_ops", "lane" => "read").record(ops.len() as f64);
         let started = std::time::Instant::now();
         let mut ingress: BTreeMap<String, Asks<Option<Accepted>>> = BTreeMap::new();
-        let mut delivered: BTreeMap<String, Asks<bool>> = BTreeMap::new();
+        let mut delivered: BTreeMap<(String, String), Asks<bool>> = BTreeMap::new();
         for op in ops.drain(..) {
             match op {
                 Read::Ingress { sender, id, reply } => {
                     ingress.entry(sender).or_default().push((id, reply))
                 }
-                Read::Delivered { adapter, id, reply } => {
-                    delivered.entry(adapter).or_default().push((id, reply))
-                }
+                Read::Delivered {
+                    adapter,
+                    sender,
+                    id,
+                    reply,
+                } => delivered
+                    .entry((adapter, sender))
+                    .or_default()
+                    .push((id, reply)),
             }
         }
         for (sender, asks) in ingress {
-            answer_ingress(&pool, marks, &sender, asks).await;
+            answer_ingress(&db, &sender, asks).await;
         }
-        for (adapter, asks) in delivered {
-            answer_delivered(&pool, marks, &adapter, asks).await;
+        for ((adapter, sender), asks) in delivered {
+            answer_delivered(&db, &adapter, &sender, asks).await;
         }
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "read")
             .record(started.elapsed().as_secs_f64());
     }
 }
 
-/// Runs `SELECT … WHERE <key> = $1 AND <col> IN (…)` over `ids` in chunks; returns each id found, with the
-/// text of `value_col` when one is asked for. `sql_head` ends with `<col>` and holds `{key}` where the key's
-/// placeholder goes.
+/// Runs `SELECT … WHERE ns = {k1} AND <key2> = {k2} … AND <col> IN (…)` over `ids` in chunks; returns each
+/// id found, with the text of `value_col` when one is asked for. `sql_head` ends with `<col>` and holds `{k1}`,
+/// `{k2}`, … where the placeholders of `keys` go.
 async fn select_in(
-    pool: &AnyPool,
-    marks: Marks,
+    db: &Db,
     sql_head: &str,
-    key: &str,
+    keys: &[&str],
     ids: &[&str],
     value_col: Option<&str>,
 ) -> Result<HashMap<String, Option<String>>, StateError> {
     let mut found = HashMap::new();
-    let head = sql_head.replace("{key}", &marks.at(1));
+    let mut head = sql_head.to_owned();
+    for n in 1..=keys.len() {
+        head = head.replace(&format!("{{k{n}}}"), &db.marks.at(n));
+    }
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
-        let sql = format!("{head} IN ({})", list(marks, 2, chunk.len()));
-        let mut q = sqlx::query(&sql).bind(key);
+        let sql = format!(
+            "{head} IN ({})",
+            list(db.marks, keys.len() + 1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for key in keys {
+            q = q.bind(*key);
+        }
         for id in &chunk {
             q = q.bind(*id);
         }
-        for row in q.fetch_all(pool).await? {
+        for row in q.fetch_all(&db.pool).await? {
             let id: String = row.try_get(0)?;
             let value: Option<String> = match value_col {
                 Some(col) => Some(row.try_get(col)?),
@@ -241,13 +299,13 @@ async fn select_in(
     Ok(found)
 }
 
-async fn answer_ingress(pool: &AnyPool, marks: Marks, sender: &str, asks: Asks<Option<Accepted>>) {
+async fn answer_ingress(db: &Db, sender: &str, asks: Asks<Option<Accepted>>) {
     let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
     let found = select_in(
-        pool,
-        marks,
-        "SELECT client_id, accepted FROM lt_ingress WHERE sender = {key} AND client_id",
-        sender,
+        db,
+        "SELECT client_id, accepted FROM lt_ingress
+         WHERE ns = {k1} AND sender = {k2} AND accepted IS NOT NULL AND client_id",
+        &[&db.ns, sender],
         &ids,
         Some("accepted"),
     )
@@ -271,13 +329,13 @@ async fn answer_ingress(pool: &AnyPool, marks: Marks, sender: &str, asks: Asks<O
     }
 }
 
-async fn answer_delivered(pool: &AnyPool, marks: Marks, adapter: &str, asks: Asks<bool>) {
+async fn answer_delivered(db: &Db, adapter: &str, sender: &str, asks: Asks<bool>) {
     let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
     let found = select_in(
-        pool,
-        marks,
-        "SELECT message_id FROM lt_delivered WHERE adapter = {key} AND message_id",
-        adapter,
+        db,
+        "SELECT message_id FROM lt_delivered
+         WHERE ns = {k1} AND adapter = {k2} AND sender = {k3} AND message_id",
+        &[&db.ns, adapter, sender],
         &ids,
         None,
     )
@@ -301,67 +359,105 @@ fn fail_all<T>(replies: impl Iterator<Item = Reply<T>>, e: &StateError) {
 
 // ---- writes -----------------------------------------------------------------------------------------
 
-async fn write_lane(pool: AnyPool, marks: Marks, mut rx: mpsc::Receiver<Write>) {
+/// Write operations of one batch, sorted and de-duplicated by key.
+#[derive(Default)]
+struct Batch {
+    /// The first record of a key wins, as with ON CONFLICT DO NOTHING.
+    ingress: BTreeMap<(String, String), (String, String, i64)>,
+    /// Claims: the first digest of a key wins; each asker is answered from the row that stands.
+    claims: BTreeMap<(String, String), (String, i64)>,
+    delivered: BTreeMap<(String, String, String), i64>,
+    /// Dossier facts fold in arrival order: a later fact replaces an earlier one, absent ones keep it.
+    dossiers: BTreeMap<String, (DossierFacts, i64)>,
+    events: BTreeMap<(String, String, String), (DossierFacts, i64)>,
+}
+
+async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
         metrics::histogram!("lienthong_state_batch_ops", "lane" => "write")
             .record(ops.len() as f64);
         let started = std::time::Instant::now();
         let mut replies = Vec::with_capacity(ops.len());
-        // Sorted and de-duplicated by key; the first record of a key wins, as with ON CONFLICT DO NOTHING.
-        let mut ingress: BTreeMap<(String, String), (String, i64)> = BTreeMap::new();
-        let mut delivered: BTreeMap<(String, String), i64> = BTreeMap::new();
-        // Dossier facts fold in arrival order: a later fact replaces an earlier one, absent ones keep it.
-        let mut dossiers: BTreeMap<String, (DossierFacts, i64)> = BTreeMap::new();
-        let mut events: BTreeMap<(String, String), (DossierFacts, i64)> = BTreeMap::new();
+        let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
+        let mut batch = Batch::default();
         for op in ops.drain(..) {
             match op {
                 Write::Ingress {
                     sender,
                     id,
+                    digest,
                     accepted,
                     at,
                     reply,
                 } => {
-                    ingress.entry((sender, id)).or_insert((accepted, at));
+                    batch
+                        .ingress
+                        .entry((sender, id))
+                        .or_insert((digest, accepted, at));
                     replies.push(reply);
+                }
+                Write::Claim { ask, reply } => {
+                    let key = (ask.sender, ask.id);
+                    batch
+                        .claims
+                        .entry(key.clone())
+                        .or_insert((ask.digest.clone(), ask.at));
+                    claim_replies.push((key, ask.digest, reply));
                 }
                 Write::Delivered {
                     adapter,
+                    sender,
                     id,
                     at,
                     reply,
                 } => {
-                    delivered.entry((adapter, id)).or_insert(at);
+                    batch.delivered.entry((adapter, sender, id)).or_insert(at);
                     replies.push(reply);
                 }
                 Write::Dossier { facts, at, reply } => {
-                    events
-                        .entry((facts.code.clone(), facts.message_id.clone()))
+                    batch
+                        .events
+                        .entry((
+                            facts.code.clone(),
+                            facts.sender.clone(),
+                            facts.message_id.clone(),
+                        ))
                         .or_insert_with(|| (facts.clone(), at));
-                    match dossiers.get_mut(&facts.code) {
+                    match batch.dossiers.get_mut(&facts.code) {
                         Some((known, known_at)) => {
                             merge(known, facts);
                             *known_at = at;
                         }
                         None => {
-                            dossiers.insert(facts.code.clone(), (facts, at));
+                            batch.dossiers.insert(facts.code.clone(), (facts, at));
                         }
                     }
                     replies.push(reply);
                 }
             }
         }
-        let result = write_batch(&pool, marks, &ingress, &delivered, &dossiers, &events).await;
+        let result = write_batch(&db, &batch).await;
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
             .record(started.elapsed().as_secs_f64());
         match result {
-            Ok(()) => {
+            Ok(standing) => {
                 for r in replies {
                     let _ = r.send(Ok(()));
                 }
+                for (key, digest, reply) in claim_replies {
+                    let _ = reply.send(Ok(match standing.get(&key) {
+                        // A row without a digest was written before digests were kept: same content assumed.
+                        Some((Some(d), _)) if *d != digest => Claim::Different,
+                        Some((_, accepted)) => Claim::Same(accepted.clone()),
+                        None => Claim::Same(None),
+                    }));
+                }
             }
-            Err(e) => fail_all(replies.into_iter(), &e),
+            Err(e) => {
+                fail_all(replies.into_iter(), &e);
+                fail_all(claim_replies.into_iter().map(|(_, _, r)| r), &e);
+            }
         }
     }
 }
@@ -381,50 +477,109 @@ fn merge(known: &mut DossierFacts, later: DossierFacts) {
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-async fn write_batch(
-    pool: &AnyPool,
-    marks: Marks,
-    ingress: &BTreeMap<(String, String), (String, i64)>,
-    delivered: &BTreeMap<(String, String), i64>,
-    dossiers: &BTreeMap<String, (DossierFacts, i64)>,
-    events: &BTreeMap<(String, String), (DossierFacts, i64)>,
-) -> Result<(), StateError> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<_> = ingress.iter().collect();
+/// What stands for each claimed key after the batch: (digest, accepted answer).
+type Standing = HashMap<(String, String), (Option<String>, Option<Accepted>)>;
+
+async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
+    let (marks, ns) = (db.marks, &*db.ns);
+    let mut tx = db.pool.begin().await?;
+    // Claims first: a claim and the record of the same key in one batch must see the claim's row.
+    let rows: Vec<_> = b.claims.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
         let sql = format!(
-            "INSERT INTO lt_ingress (sender, client_id, accepted, created_ms) VALUES {}
-             ON CONFLICT (sender, client_id) DO NOTHING",
-            values(marks, chunk.len(), 4)
+            "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
+             ON CONFLICT (ns, sender, client_id) DO NOTHING",
+            values(marks, chunk.len(), 6)
         );
         let mut q: Q = sqlx::query(&sql);
-        for ((sender, id), (accepted, at)) in &chunk {
-            q = q.bind(sender).bind(id).bind(accepted).bind(*at);
+        for ((sender, id), (digest, at)) in &chunk {
+            q = q
+                .bind(ns)
+                .bind(sender)
+                .bind(id)
+                .bind(digest)
+                .bind(None::<String>)
+                .bind(*at);
         }
         q.execute(&mut *tx).await?;
     }
-    let rows: Vec<_> = delivered.iter().collect();
+    // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
+    let rows: Vec<_> = b.ingress.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
+             ON CONFLICT (ns, sender, client_id) DO UPDATE
+             SET accepted = COALESCE(lt_ingress.accepted, excluded.accepted)",
+            values(marks, chunk.len(), 6)
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for ((sender, id), (digest, accepted, at)) in chunk {
+            q = q
+                .bind(ns)
+                .bind(sender)
+                .bind(id)
+                .bind(digest)
+                .bind(accepted)
+                .bind(*at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let mut standing = Standing::new();
+    let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (sender, id) in b.claims.keys() {
+        by_sender.entry(sender).or_default().push(id);
+    }
+    for (sender, ids) in by_sender {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
+            let sql = format!(
+                "SELECT client_id, digest, accepted FROM lt_ingress
+                 WHERE ns = {} AND sender = {} AND client_id IN ({})",
+                marks.at(1),
+                marks.at(2),
+                list(marks, 3, chunk.len())
+            );
+            let mut q: Q = sqlx::query(&sql).bind(ns).bind(sender);
+            for id in &chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("client_id")?;
+                let digest: Option<String> = row.try_get("digest")?;
+                let accepted: Option<String> = row.try_get("accepted")?;
+                let accepted = accepted
+                    .map(|json| serde_json::from_str(&json))
+                    .transpose()
+                    .map_err(|e| StateError::Corrupt {
+                        table: "lt_ingress",
+                        detail: e.to_string(),
+                    })?;
+                standing.insert((sender.to_owned(), id), (digest, accepted));
+            }
+        }
+    }
+    let rows: Vec<_> = b.delivered.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
         let sql = format!(
-            "INSERT INTO lt_delivered (adapter, message_id, delivered_ms) VALUES {}
-             ON CONFLICT (adapter, message_id) DO NOTHING",
-            values(marks, chunk.len(), 3)
+            "INSERT INTO lt_delivered (ns, adapter, sender, message_id, delivered_ms) VALUES {}
+             ON CONFLICT (ns, adapter, sender, message_id) DO NOTHING",
+            values(marks, chunk.len(), 5)
         );
         let mut q: Q = sqlx::query(&sql);
-        for ((adapter, id), at) in &chunk {
-            q = q.bind(adapter).bind(id).bind(*at);
+        for ((adapter, sender, id), at) in &chunk {
+            q = q.bind(ns).bind(adapter).bind(sender).bind(id).bind(*at);
         }
         q.execute(&mut *tx).await?;
     }
-    let rows: Vec<_> = dossiers.values().collect();
+    let rows: Vec<_> = b.dossiers.values().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "INSERT INTO lt_dossier (code, sender, status, local_status, received, due, finished, last_type,
+            "INSERT INTO lt_dossier (ns, code, sender, status, local_status, received, due, finished, last_type,
                                      last_message_id, updated_ms)
              VALUES {}
-             ON CONFLICT (code) DO UPDATE SET
+             ON CONFLICT (ns, code) DO UPDATE SET
                 sender = excluded.sender,
                 status = COALESCE(excluded.status, lt_dossier.status),
                 local_status = COALESCE(excluded.local_status, lt_dossier.local_status),
@@ -434,47 +589,59 @@ async fn write_batch(
                 last_type = excluded.last_type,
                 last_message_id = excluded.last_message_id,
                 updated_ms = excluded.updated_ms",
-            values(marks, chunk.len(), 10)
+            values(marks, chunk.len(), 11)
         );
         let mut q: Q = sqlx::query(&sql);
         for (f, at) in chunk {
             q = q
-                .bind(&f.code)
-                .bind(&f.sender)
+                .bind(ns)
+                .bind(text(&f.code))
+                .bind(text(&f.sender))
                 .bind(f.status)
-                .bind(f.local_status.clone())
-                .bind(f.received.clone())
-                .bind(f.due.clone())
-                .bind(f.finished.clone())
-                .bind(&f.kind)
-                .bind(&f.message_id)
+                .bind(f.local_status.as_deref().map(text))
+                .bind(f.received.as_deref().map(text))
+                .bind(f.due.as_deref().map(text))
+                .bind(f.finished.as_deref().map(text))
+                .bind(text(&f.kind))
+                .bind(text(&f.message_id))
                 .bind(*at);
         }
         q.execute(&mut *tx).await?;
     }
-    let rows: Vec<_> = events.values().collect();
+    let rows: Vec<_> = b.events.values().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
         let sql = format!(
-            "INSERT INTO lt_dossier_event (code, message_id, kind, sender, status, note, at_ms)
-             VALUES {} ON CONFLICT (code, message_id) DO NOTHING",
-            values(marks, chunk.len(), 7)
+            "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms)
+             VALUES {} ON CONFLICT (ns, code, sender, message_id) DO NOTHING",
+            values(marks, chunk.len(), 8)
         );
         let mut q: Q = sqlx::query(&sql);
         for (f, at) in &chunk {
             q = q
-                .bind(&f.code)
-                .bind(&f.message_id)
-                .bind(&f.kind)
-                .bind(&f.sender)
+                .bind(ns)
+                .bind(text(&f.code))
+                .bind(text(&f.sender))
+                .bind(text(&f.message_id))
+                .bind(text(&f.kind))
                 .bind(f.status)
-                .bind(f.note.clone())
+                .bind(f.note.as_deref().map(text))
                 .bind(*at);
         }
         q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(standing)
+}
+
+/// Text as every backend can store it: PostgreSQL's TEXT cannot hold NUL, which JSON allows (`\u0000`) in
+/// any string an agency sends; it is kept as U+2400 (␀, the symbol for NUL) so the rest of the row is kept.
+pub(super) fn text(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{2400}")
+    } else {
+        s.to_owned()
+    }
 }
 
 #[cfg(test)]

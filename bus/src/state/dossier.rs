@@ -67,10 +67,13 @@ impl StateStore {
 
     /// The dossier `code`, with its events oldest first.
     pub async fn dossier_get(&self, code: &str) -> Result<Option<DossierView>, StateError> {
+        let code = super::batch::text(code);
+        let code = code.as_str();
         let Some(r) = sqlx::query(
             "SELECT code, sender, status, local_status, received, due, finished, last_type, last_message_id,
-                    updated_ms FROM lt_dossier WHERE code = $1",
+                    updated_ms FROM lt_dossier WHERE ns = $1 AND code = $2",
         )
+        .bind(&*self.ns)
         .bind(code)
         .fetch_optional(&self.pool)
         .await?
@@ -79,8 +82,9 @@ impl StateStore {
         };
         let events = sqlx::query(
             "SELECT message_id, kind, sender, status, note, at_ms FROM lt_dossier_event
-             WHERE code = $1 ORDER BY at_ms, message_id",
+             WHERE ns = $1 AND code = $2 ORDER BY at_ms, sender, message_id",
         )
+        .bind(&*self.ns)
         .bind(code)
         .fetch_all(&self.pool)
         .await?
@@ -111,11 +115,18 @@ impl StateStore {
         }))
     }
 
-    /// Adapters that have delivered message `id`, with when.
-    pub async fn deliveries_of(&self, id: &str) -> Result<Vec<(String, String)>, StateError> {
+    /// Adapters that have delivered message `id` of `sender`, with when.
+    pub async fn deliveries_of(
+        &self,
+        sender: &str,
+        id: &str,
+    ) -> Result<Vec<(String, String)>, StateError> {
         Ok(sqlx::query(
-            "SELECT adapter, delivered_ms FROM lt_delivered WHERE message_id = $1 ORDER BY adapter",
+            "SELECT adapter, delivered_ms FROM lt_delivered
+             WHERE ns = $1 AND sender = $2 AND message_id = $3 ORDER BY adapter",
         )
+        .bind(&*self.ns)
+        .bind(sender)
         .bind(id)
         .fetch_all(&self.pool)
         .await?

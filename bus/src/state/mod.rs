@@ -49,7 +49,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 pub use crate::adapter::Accepted;
+pub use batch::Claim;
 
+use batch::text;
 use schema::InitError;
 use url::{Backend, redact_url, scrub, sqlite_create_if_missing};
 
@@ -139,6 +141,8 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub adapter: String,
+    /// The sender of the message acted on (empty for entries from before ids were scoped by sender).
+    pub from: String,
     pub id: String,
     pub detail: String,
 }
@@ -148,6 +152,8 @@ pub struct AuditEntry {
 pub struct StateStore {
     pool: AnyPool,
     backend: Backend,
+    /// The bus namespace every row read or written belongs to (`bus.namespace`).
+    ns: std::sync::Arc<str>,
     /// Group commit for the per-message operations (see batch.rs).
     lanes: batch::Lanes,
 }
@@ -248,7 +254,10 @@ impl StateStore {
     /// The first connection is opened directly (not through the pool, which would retry a refused
     /// connection until its timeout and then report only "timed out"), so an unreachable database fails
     /// within [`CONNECT_TIMEOUT`] with the real reason.
-    pub async fn connect(url: &str) -> Result<Self, StateError> {
+    ///
+    /// Every row this store reads or writes is scoped by `namespace` (`bus.namespace`), so buses of several
+    /// namespaces can share one database without seeing each other's rows.
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, StateError> {
         install_drivers();
         let backend = Backend::from_url(url)?;
         let shown = redact_url(url);
@@ -267,7 +276,7 @@ impl StateStore {
             .await
             .map_err(|_| connect_error(format!("timed out after {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| connect_error(e.to_string()))?;
-        let init = schema::init(&mut conn, backend).await;
+        let init = schema::init(&mut conn, backend, namespace).await;
         let _ = conn.close().await;
         match init {
             Ok(()) => {}
@@ -306,10 +315,12 @@ impl StateStore {
             Backend::Sqlite => batch::Marks::Anonymous,
             Backend::Postgres => batch::Marks::Numbered,
         };
-        let lanes = batch::Lanes::start(pool.clone(), marks);
+        let ns: std::sync::Arc<str> = namespace.into();
+        let lanes = batch::Lanes::start(pool.clone(), marks, ns.clone());
         Ok(StateStore {
             pool,
             backend,
+            ns,
             lanes,
         })
     }
@@ -326,7 +337,8 @@ impl StateStore {
 
     // ---- HTTP ingress idempotency -------------------------------------------------------------------
 
-    /// The answer recorded for this (sender, client id), if any.
+    /// The answer recorded for this (sender, client id), if any (none while its first submission is still
+    /// being published).
     pub async fn ingress_lookup(
         &self,
         sender: &str,
@@ -341,12 +353,32 @@ impl StateStore {
             .await
     }
 
+    /// Claim (sender, client id) for a submission whose content has digest `digest`, before publishing it.
+    /// The first claim of a key fixes its digest; see [`Claim`] for what a later one learns. Claims of one
+    /// key made at the same moment are serialised by the database: exactly one of two different bodies wins.
+    pub async fn ingress_claim(
+        &self,
+        sender: &str,
+        id: &str,
+        digest: &str,
+    ) -> Result<Claim, StateError> {
+        self.lanes
+            .claim(batch::ClaimAsk {
+                sender: sender.to_owned(),
+                id: id.to_owned(),
+                digest: digest.to_owned(),
+                at: now_ms(),
+            })
+            .await
+    }
+
     /// Record the answer for this (sender, client id). The first writer wins: a later record for the same
     /// key is ignored, so look up again to learn the answer that stands.
     pub async fn ingress_record(
         &self,
         sender: &str,
         id: &str,
+        digest: &str,
         accepted: &Accepted,
     ) -> Result<(), StateError> {
         let json = serde_json::to_string(accepted).map_err(|source| StateError::Encode {
@@ -357,6 +389,7 @@ impl StateStore {
             .write(|reply| batch::Write::Ingress {
                 sender: sender.to_owned(),
                 id: id.to_owned(),
+                digest: digest.to_owned(),
                 accepted: json,
                 at: now_ms(),
                 reply,
@@ -366,11 +399,17 @@ impl StateStore {
 
     // ---- delivery de-duplication --------------------------------------------------------------------
 
-    /// Whether `adapter` has already delivered message `id` successfully.
-    pub async fn was_delivered(&self, adapter: &str, id: &str) -> Result<bool, StateError> {
+    /// Whether `adapter` has already delivered message `id` of `sender` successfully.
+    pub async fn was_delivered(
+        &self,
+        adapter: &str,
+        sender: &str,
+        id: &str,
+    ) -> Result<bool, StateError> {
         self.lanes
             .read(|reply| batch::Read::Delivered {
                 adapter: adapter.to_owned(),
+                sender: sender.to_owned(),
                 id: id.to_owned(),
                 reply,
             })
@@ -378,10 +417,16 @@ impl StateStore {
     }
 
     /// Remember a successful delivery. Idempotent (the first time is kept).
-    pub async fn mark_delivered(&self, adapter: &str, id: &str) -> Result<(), StateError> {
+    pub async fn mark_delivered(
+        &self,
+        adapter: &str,
+        sender: &str,
+        id: &str,
+    ) -> Result<(), StateError> {
         self.lanes
             .write(|reply| batch::Write::Delivered {
                 adapter: adapter.to_owned(),
+                sender: sender.to_owned(),
                 id: id.to_owned(),
                 at: now_ms(),
                 reply,
@@ -391,7 +436,7 @@ impl StateStore {
 
     // ---- dead-letter parking lot --------------------------------------------------------------------
 
-    /// Park a message: insert, or update the existing (adapter, id) row with everything in `entry`.
+    /// Park a message: insert, or update the existing (adapter, sender, id) row with everything in `entry`.
     /// The row's state always becomes "parked" (`entry.state` is not consulted), so a replayed message
     /// that fails again is parked again with its new reason, attempts and times.
     pub async fn park(&self, entry: &DlqEntry) -> Result<(), StateError> {
@@ -406,10 +451,10 @@ impl StateStore {
         sqlx::query(
             "INSERT INTO lt_dlq (adapter, message_id, route, kind, sender, reason, last_error, peer_status,
                  body_excerpt, attempts, first_attempt_ms, last_attempt_ms, dead_lettered_ms, state,
-                 content_type, headers, payload, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'parked', $14, $15, $16, $17)
-             ON CONFLICT (adapter, message_id) DO UPDATE SET
-                 route = excluded.route, kind = excluded.kind, sender = excluded.sender,
+                 content_type, headers, payload, updated_ms, ns)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'parked', $14, $15, $16, $17, $18)
+             ON CONFLICT (ns, adapter, sender, message_id) DO UPDATE SET
+                 route = excluded.route, kind = excluded.kind,
                  reason = excluded.reason, last_error = excluded.last_error,
                  peer_status = excluded.peer_status, body_excerpt = excluded.body_excerpt,
                  attempts = excluded.attempts, first_attempt_ms = excluded.first_attempt_ms,
@@ -419,13 +464,13 @@ impl StateStore {
         )
         .bind(&entry.adapter)
         .bind(&entry.id)
-        .bind(&entry.route)
-        .bind(&entry.kind)
+        .bind(text(&entry.route))
+        .bind(text(&entry.kind))
         .bind(&entry.from)
-        .bind(&entry.reason)
-        .bind(entry.last_error.as_deref())
+        .bind(text(&entry.reason))
+        .bind(entry.last_error.as_deref().map(text))
         .bind(entry.status)
-        .bind(entry.body_excerpt.as_deref())
+        .bind(entry.body_excerpt.as_deref().map(text))
         .bind(i64::from(entry.attempts))
         .bind(first)
         .bind(last)
@@ -434,6 +479,7 @@ impl StateStore {
         .bind(headers)
         .bind(entry.payload.as_slice())
         .bind(now_ms())
+        .bind(&*self.ns)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -445,24 +491,30 @@ impl StateStore {
     /// for the bytes.
     pub async fn dlq_list(&self, adapter: Option<&str>) -> Result<Vec<DlqEntry>, StateError> {
         let sql = format!(
-            "SELECT {DLQ_COLUMNS} FROM lt_dlq WHERE state = 'parked' AND ($1 IS NULL OR adapter = $1)
-             ORDER BY dead_lettered_ms, adapter, message_id"
+            "SELECT {DLQ_COLUMNS} FROM lt_dlq
+             WHERE ns = $1 AND state = 'parked' AND ($2 IS NULL OR adapter = $2)
+             ORDER BY dead_lettered_ms, adapter, sender, message_id"
         );
-        self.dlq_query(&sql, None, adapter, false).await
+        self.dlq_query(&sql, None, adapter, None, false).await
     }
 
-    /// Parked entries for message `id` (one per adapter, optionally only `adapter`), with payload.
+    /// Parked entries for message `id` (one per adapter and sender; optionally only `adapter`'s, only
+    /// `sender`'s), with payload. Ids are chosen by agencies, so the same id may name messages of several
+    /// senders: give `sender` to mean one of them.
     pub async fn dlq_get(
         &self,
         id: &str,
         adapter: Option<&str>,
+        sender: Option<&str>,
     ) -> Result<Vec<DlqEntry>, StateError> {
         let sql = format!(
             "SELECT {DLQ_COLUMNS}, payload FROM lt_dlq
-             WHERE state = 'parked' AND message_id = $2 AND ($1 IS NULL OR adapter = $1)
-             ORDER BY adapter"
+             WHERE ns = $1 AND state = 'parked' AND ($2 IS NULL OR adapter = $2)
+                 AND ($3 IS NULL OR sender = $3) AND message_id = $4
+             ORDER BY adapter, sender"
         );
-        self.dlq_query(&sql, Some(id), adapter, true).await
+        self.dlq_query(&sql, Some(id), adapter, Some(sender), true)
+            .await
     }
 
     async fn dlq_query(
@@ -470,9 +522,13 @@ impl StateStore {
         sql: &str,
         id: Option<&str>,
         adapter: Option<&str>,
+        sender: Option<Option<&str>>,
         with_payload: bool,
     ) -> Result<Vec<DlqEntry>, StateError> {
-        let mut query = sqlx::query(sql).bind(adapter);
+        let mut query = sqlx::query(sql).bind(&*self.ns).bind(adapter);
+        if let Some(sender) = sender {
+            query = query.bind(sender);
+        }
         if let Some(id) = id {
             query = query.bind(id);
         }
@@ -487,6 +543,7 @@ impl StateStore {
     pub async fn dlq_set_state(
         &self,
         adapter: &str,
+        sender: &str,
         id: &str,
         from_state: &str,
         to_state: &str,
@@ -495,13 +552,15 @@ impl StateStore {
         check_dlq_state(to_state)?;
         let done = sqlx::query(
             "UPDATE lt_dlq SET state = $1, updated_ms = $2
-             WHERE adapter = $3 AND message_id = $4 AND state = $5",
+             WHERE ns = $6 AND adapter = $3 AND sender = $7 AND message_id = $4 AND state = $5",
         )
         .bind(to_state)
         .bind(now_ms())
         .bind(adapter)
         .bind(id)
         .bind(from_state)
+        .bind(&*self.ns)
+        .bind(sender)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -515,17 +574,20 @@ impl StateStore {
         actor: &str,
         action: &str,
         adapter: &str,
+        sender: &str,
         id: &str,
         detail: &str,
     ) -> Result<(), StateError> {
         sqlx::query(
-            "INSERT INTO lt_audit (at_ms, actor, action, adapter, message_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO lt_audit (ns, at_ms, actor, action, adapter, sender, message_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
+        .bind(&*self.ns)
         .bind(now_ms())
         .bind(actor)
         .bind(action)
         .bind(adapter)
+        .bind(sender)
         .bind(id)
         .bind(detail)
         .execute(&self.pool)
@@ -536,10 +598,11 @@ impl StateStore {
     /// The `limit` most recent actions, newest first (by insertion order, not by clock).
     pub async fn audit_list(&self, limit: u32) -> Result<Vec<AuditEntry>, StateError> {
         let rows = sqlx::query(
-            "SELECT at_ms, actor, action, adapter, message_id, detail FROM lt_audit
-             ORDER BY seq DESC LIMIT $1",
+            "SELECT at_ms, actor, action, adapter, sender, message_id, detail FROM lt_audit
+             WHERE ns = $2 ORDER BY seq DESC LIMIT $1",
         )
         .bind(i64::from(limit))
+        .bind(&*self.ns)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -549,6 +612,7 @@ impl StateStore {
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
                     adapter: row.try_get("adapter")?,
+                    from: row.try_get("sender")?,
                     id: row.try_get("message_id")?,
                     detail: row.try_get("detail")?,
                 })
@@ -565,10 +629,11 @@ impl StateStore {
         organ: &str,
     ) -> Result<Option<String>, StateError> {
         let row = sqlx::query(
-            "SELECT status FROM lt_document_status WHERE document_id = $1 AND organ = $2",
+            "SELECT status FROM lt_document_status WHERE ns = $3 AND document_id = $1 AND organ = $2",
         )
         .bind(document_id)
         .bind(organ)
+        .bind(&*self.ns)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get("status")).transpose()?)
@@ -581,9 +646,11 @@ impl StateStore {
         document_id: &str,
     ) -> Result<Vec<(String, String, String)>, StateError> {
         let rows = sqlx::query(
-            "SELECT organ, status, updated_ms FROM lt_document_status WHERE document_id = $1 ORDER BY organ",
+            "SELECT organ, status, updated_ms FROM lt_document_status WHERE ns = $2 AND document_id = $1
+             ORDER BY organ",
         )
         .bind(document_id)
+        .bind(&*self.ns)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -606,33 +673,34 @@ impl StateStore {
         expected_prev: Option<&str>,
         status: &str,
     ) -> Result<bool, StateError> {
-        let done = match expected_prev {
-            None => {
-                sqlx::query(
-                    "INSERT INTO lt_document_status (document_id, organ, status, updated_ms)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (document_id, organ) DO NOTHING",
+        let done =
+            match expected_prev {
+                None => sqlx::query(
+                    "INSERT INTO lt_document_status (document_id, organ, status, updated_ms, ns)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ns, document_id, organ) DO NOTHING",
                 )
                 .bind(document_id)
                 .bind(organ)
                 .bind(status)
                 .bind(now_ms())
+                .bind(&*self.ns)
                 .execute(&self.pool)
-                .await?
-            }
-            Some(prev) => {
-                sqlx::query(
-                    "UPDATE lt_document_status SET status = $1, updated_ms = $2
-                     WHERE document_id = $3 AND organ = $4 AND status = $5",
-                )
-                .bind(status)
-                .bind(now_ms())
-                .bind(document_id)
-                .bind(organ)
-                .bind(prev)
-                .execute(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+                Some(prev) => {
+                    sqlx::query(
+                        "UPDATE lt_document_status SET status = $1, updated_ms = $2
+                     WHERE ns = $6 AND document_id = $3 AND organ = $4 AND status = $5",
+                    )
+                    .bind(status)
+                    .bind(now_ms())
+                    .bind(document_id)
+                    .bind(organ)
+                    .bind(prev)
+                    .bind(&*self.ns)
+                    .execute(&self.pool)
+                    .await?
+                }
+            };
         Ok(done.rows_affected() == 1)
     }
 
@@ -646,12 +714,13 @@ impl StateStore {
         let cutoff = now_ms().saturating_sub(age);
         let mut deleted = 0;
         for sql in [
-            "DELETE FROM lt_ingress WHERE created_ms < $1",
-            "DELETE FROM lt_delivered WHERE delivered_ms < $1",
-            "DELETE FROM lt_dlq WHERE state <> 'parked' AND updated_ms < $1",
+            "DELETE FROM lt_ingress WHERE ns = $2 AND created_ms < $1",
+            "DELETE FROM lt_delivered WHERE ns = $2 AND delivered_ms < $1",
+            "DELETE FROM lt_dlq WHERE ns = $2 AND state <> 'parked' AND updated_ms < $1",
         ] {
             deleted += sqlx::query(sql)
                 .bind(cutoff)
+                .bind(&*self.ns)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();

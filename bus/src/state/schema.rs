@@ -3,15 +3,16 @@
 //! Times are BIGINT epoch milliseconds (UTC); JSON values are TEXT; bodies are BLOB (SQLite) / BYTEA
 //! (PostgreSQL). The only other per-backend difference is the audit log's auto-increment key.
 //!
-//! `lt_meta` holds `schema_version`; a database written by a newer build is refused rather than misread.
-//! Future changes add numbered steps here, applied under the same lock.
+//! `lt_meta` holds `schema_version`; a database written by a newer build is refused rather than misread, and
+//! an older one is upgraded in place under the same lock (version 1 → 2: rows scoped by namespace, message
+//! ids by sender).
 
 use sqlx::{AnyConnection, Connection, Executor, Row};
 
 use super::url::Backend;
 
 /// The schema version this build writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// PostgreSQL advisory lock key that serialises schema creation between processes starting at once
 /// ("LienThon" in ASCII). Concurrent `CREATE TABLE IF NOT EXISTS` can otherwise fail on `pg_type`'s
@@ -23,34 +24,45 @@ fn ddl(backend: Backend) -> Vec<String> {
         Backend::Sqlite => ("BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Backend::Postgres => ("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     };
+    // Every row belongs to one bus namespace (`ns` = `bus.namespace`), so two buses sharing one database never
+    // see each other's rows; and everything that names a message names its sender too, because message ids are
+    // chosen by agencies and two agencies may choose the same one.
     vec![
         "CREATE TABLE IF NOT EXISTS lt_meta (
             name TEXT PRIMARY KEY,
             value TEXT NOT NULL
         )"
         .into(),
-        // HTTP ingress idempotency: (sender, client id) -> the 202 answer, as JSON.
+        // Ingress idempotency: (sender, client id) -> a digest of what was sent and, once every copy is
+        // confirmed, the 202 answer as JSON (NULL while the first submission is still being published).
         "CREATE TABLE IF NOT EXISTS lt_ingress (
+            ns TEXT NOT NULL,
             sender TEXT NOT NULL,
             client_id TEXT NOT NULL,
-            accepted TEXT NOT NULL,
+            digest TEXT,
+            accepted TEXT,
             created_ms BIGINT NOT NULL,
-            PRIMARY KEY (sender, client_id)
+            PRIMARY KEY (ns, sender, client_id)
         )"
         .into(),
         "CREATE INDEX IF NOT EXISTS lt_ingress_created ON lt_ingress (created_ms)".into(),
         // Successful deliveries, for de-duplication.
         "CREATE TABLE IF NOT EXISTS lt_delivered (
+            ns TEXT NOT NULL,
             adapter TEXT NOT NULL,
+            sender TEXT NOT NULL,
             message_id TEXT NOT NULL,
             delivered_ms BIGINT NOT NULL,
-            PRIMARY KEY (adapter, message_id)
+            PRIMARY KEY (ns, adapter, sender, message_id)
         )"
         .into(),
         "CREATE INDEX IF NOT EXISTS lt_delivered_at ON lt_delivered (delivered_ms)".into(),
-        // The dead-letter parking lot, one row per (adapter, message id).
+        "CREATE INDEX IF NOT EXISTS lt_delivered_message ON lt_delivered (ns, sender, message_id)"
+            .into(),
+        // The dead-letter parking lot, one row per (adapter, sender, message id).
         format!(
             "CREATE TABLE IF NOT EXISTS lt_dlq (
+            ns TEXT NOT NULL,
             adapter TEXT NOT NULL,
             message_id TEXT NOT NULL,
             route TEXT NOT NULL,
@@ -69,35 +81,39 @@ fn ddl(backend: Backend) -> Vec<String> {
             headers TEXT NOT NULL,
             payload {blob} NOT NULL,
             updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (adapter, message_id)
+            PRIMARY KEY (ns, adapter, sender, message_id)
         )"
         ),
-        "CREATE INDEX IF NOT EXISTS lt_dlq_state_at ON lt_dlq (state, dead_lettered_ms)".into(),
-        "CREATE INDEX IF NOT EXISTS lt_dlq_message ON lt_dlq (message_id)".into(),
+        "CREATE INDEX IF NOT EXISTS lt_dlq_state_at ON lt_dlq (ns, state, dead_lettered_ms)".into(),
+        "CREATE INDEX IF NOT EXISTS lt_dlq_message ON lt_dlq (ns, message_id)".into(),
         // Operator actions.
         format!(
             "CREATE TABLE IF NOT EXISTS lt_audit (
             seq {audit_key},
+            ns TEXT NOT NULL,
             at_ms BIGINT NOT NULL,
             actor TEXT NOT NULL,
             action TEXT NOT NULL,
             adapter TEXT NOT NULL,
+            sender TEXT NOT NULL,
             message_id TEXT NOT NULL,
             detail TEXT NOT NULL
         )"
         ),
         // Last edXML status per (document, reporting organ).
         "CREATE TABLE IF NOT EXISTS lt_document_status (
+            ns TEXT NOT NULL,
             document_id TEXT NOT NULL,
             organ TEXT NOT NULL,
             status TEXT NOT NULL,
             updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (document_id, organ)
+            PRIMARY KEY (ns, document_id, organ)
         )"
         .into(),
         // Where each dossier is and whether it is on time: the latest facts, and every message about it.
         "CREATE TABLE IF NOT EXISTS lt_dossier (
-            code TEXT PRIMARY KEY,
+            ns TEXT NOT NULL,
+            code TEXT NOT NULL,
             sender TEXT NOT NULL,
             status BIGINT,
             local_status TEXT,
@@ -106,25 +122,102 @@ fn ddl(backend: Backend) -> Vec<String> {
             finished TEXT,
             last_type TEXT NOT NULL,
             last_message_id TEXT NOT NULL,
-            updated_ms BIGINT NOT NULL
+            updated_ms BIGINT NOT NULL,
+            PRIMARY KEY (ns, code)
         )"
         .into(),
         "CREATE TABLE IF NOT EXISTS lt_dossier_event (
+            ns TEXT NOT NULL,
             code TEXT NOT NULL,
+            sender TEXT NOT NULL,
             message_id TEXT NOT NULL,
             kind TEXT NOT NULL,
-            sender TEXT NOT NULL,
             status BIGINT,
             note TEXT,
             at_ms BIGINT NOT NULL,
-            PRIMARY KEY (code, message_id)
+            PRIMARY KEY (ns, code, sender, message_id)
         )"
         .into(),
-        format!(
-            "INSERT INTO lt_meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
-             ON CONFLICT (name) DO NOTHING"
-        ),
     ]
+}
+
+/// Version 1 tables (no namespace, message ids not scoped by sender) and how their rows move into version 2:
+/// (table, its v1 indexes, the column list of the copy, the SELECT list over the old rows). `{ns}` is the
+/// namespace of the bus that upgrades, which is given every old row: version 1 had no namespaces, so the rows
+/// were that deployment's.
+const V1_TABLES: [(&str, &[&str], &str, &str); 7] = [
+    (
+        "lt_ingress",
+        &["lt_ingress_created"],
+        "ns, sender, client_id, digest, accepted, created_ms",
+        "{ns}, sender, client_id, NULL, accepted, created_ms",
+    ),
+    (
+        "lt_delivered",
+        &["lt_delivered_at"],
+        "ns, adapter, sender, message_id, delivered_ms",
+        // v1 did not know the sender of a delivered id; '' never matches a real sender, so at worst a message
+        // in flight across the upgrade is delivered once more, with the same Idempotency-Key.
+        "{ns}, adapter, '', message_id, delivered_ms",
+    ),
+    (
+        "lt_dlq",
+        &["lt_dlq_state_at", "lt_dlq_message"],
+        "ns, adapter, message_id, route, kind, sender, reason, last_error, peer_status, body_excerpt, attempts, \
+         first_attempt_ms, last_attempt_ms, dead_lettered_ms, state, content_type, headers, payload, updated_ms",
+        "{ns}, adapter, message_id, route, kind, sender, reason, last_error, peer_status, body_excerpt, attempts, \
+         first_attempt_ms, last_attempt_ms, dead_lettered_ms, state, content_type, headers, payload, updated_ms",
+    ),
+    (
+        "lt_audit",
+        &[],
+        "ns, at_ms, actor, action, adapter, sender, message_id, detail",
+        "{ns}, at_ms, actor, action, adapter, '', message_id, detail",
+    ),
+    (
+        "lt_document_status",
+        &[],
+        "ns, document_id, organ, status, updated_ms",
+        "{ns}, document_id, organ, status, updated_ms",
+    ),
+    (
+        "lt_dossier",
+        &[],
+        "ns, code, sender, status, local_status, received, due, finished, last_type, last_message_id, updated_ms",
+        "{ns}, code, sender, status, local_status, received, due, finished, last_type, last_message_id, updated_ms",
+    ),
+    (
+        "lt_dossier_event",
+        &[],
+        "ns, code, sender, message_id, kind, status, note, at_ms",
+        "{ns}, code, sender, message_id, kind, status, note, at_ms",
+    ),
+];
+
+/// Statements that move a version-1 database to version 2: each old table is renamed aside (its indexes
+/// dropped, so the new ones can take their names), the new tables are created, the rows copied with the
+/// upgrading bus's namespace, and the old tables dropped.
+fn upgrade_from_v1(backend: Backend, namespace: &str) -> Vec<String> {
+    let ns = format!("'{}'", namespace.replace('\'', "''"));
+    let mut out = Vec::new();
+    for (table, indexes, _, _) in V1_TABLES {
+        for index in indexes {
+            out.push(format!("DROP INDEX IF EXISTS {index}"));
+        }
+        out.push(format!("ALTER TABLE {table} RENAME TO {table}_v1"));
+    }
+    out.extend(ddl(backend));
+    for (table, _, columns, select) in V1_TABLES {
+        let select = select.replace("{ns}", &ns);
+        out.push(format!(
+            "INSERT INTO {table} ({columns}) SELECT {select} FROM {table}_v1"
+        ));
+        out.push(format!("DROP TABLE {table}_v1"));
+    }
+    out.push(format!(
+        "UPDATE lt_meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema_version'"
+    ));
+    out
 }
 
 /// Why schema preparation failed.
@@ -151,16 +244,29 @@ pub(crate) async fn sqlite_connection_pragmas(conn: &mut AnyConnection) -> sqlx:
     Ok(())
 }
 
-/// Create what is missing and check the version. Idempotent; safe when several processes start at once.
-pub(crate) async fn init(conn: &mut AnyConnection, backend: Backend) -> Result<(), InitError> {
+/// Create what is missing, upgrade an older layout, and check the version. Idempotent; safe when several
+/// processes start at once. `namespace` is given the rows of a version-1 database (see [`upgrade_from_v1`]).
+pub(crate) async fn init(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    namespace: &str,
+) -> Result<(), InitError> {
     match backend {
         Backend::Sqlite => {
             sqlite_connection_pragmas(conn).await?;
             set_wal(conn).await?;
-            // Each statement commits on its own; every one is idempotent, and SQLite's write lock plus
-            // busy_timeout serialise a concurrent starter.
-            for stmt in ddl(backend) {
-                conn.execute(stmt.as_str()).await?;
+            // IMMEDIATE takes the write lock before reading the version, so a concurrent starter waits
+            // (busy_timeout) and then sees what this one did.
+            conn.execute("BEGIN IMMEDIATE").await?;
+            let done = prepare(conn, backend, namespace).await;
+            match done {
+                Ok(()) => {
+                    conn.execute("COMMIT").await?;
+                }
+                Err(e) => {
+                    let _ = conn.execute("ROLLBACK").await;
+                    return Err(e);
+                }
             }
         }
         Backend::Postgres => {
@@ -169,19 +275,49 @@ pub(crate) async fn init(conn: &mut AnyConnection, backend: Backend) -> Result<(
                 .bind(PG_SCHEMA_LOCK)
                 .execute(&mut *tx)
                 .await?;
-            for stmt in ddl(backend) {
-                (&mut *tx).execute(stmt.as_str()).await?;
-            }
+            prepare(&mut tx, backend, namespace).await?;
             tx.commit().await?;
         }
     }
-    let row = sqlx::query("SELECT value FROM lt_meta WHERE name = 'schema_version'")
-        .fetch_one(&mut *conn)
+    Ok(())
+}
+
+/// Inside the schema lock: read the version, then create, upgrade or refuse.
+async fn prepare(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    namespace: &str,
+) -> Result<(), InitError> {
+    conn.execute("CREATE TABLE IF NOT EXISTS lt_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         .await?;
-    let found: String = row.try_get("value")?;
-    let found: i64 = found.trim().parse().unwrap_or(i64::MAX);
-    if found > SCHEMA_VERSION {
-        return Err(InitError::TooNew(found));
+    let found: Option<String> =
+        sqlx::query("SELECT value FROM lt_meta WHERE name = 'schema_version'")
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| row.try_get("value"))
+            .transpose()?;
+    let found = found.map(|v| v.trim().parse::<i64>().unwrap_or(i64::MAX));
+    let statements = match found {
+        Some(v) if v > SCHEMA_VERSION => return Err(InitError::TooNew(v)),
+        Some(1) => {
+            tracing::warn!(
+                namespace,
+                "Upgrading the state database from schema version 1 to 2; its rows are given this bus's namespace"
+            );
+            upgrade_from_v1(backend, namespace)
+        }
+        Some(_) => ddl(backend),
+        None => {
+            let mut v = ddl(backend);
+            v.push(format!(
+                "INSERT INTO lt_meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
+                 ON CONFLICT (name) DO NOTHING"
+            ));
+            v
+        }
+    };
+    for stmt in statements {
+        conn.execute(stmt.as_str()).await?;
     }
     Ok(())
 }

@@ -109,7 +109,7 @@ struct TestDb {
 
 async fn db(kind: Kind) -> TestDb {
     let fresh = fresh(kind).await;
-    let store = StateStore::connect(&fresh.url)
+    let store = StateStore::connect(&fresh.url, "lienthong")
         .await
         .unwrap_or_else(|e| panic!("connect {kind:?}: {e}"));
     let expected = match kind {
@@ -177,14 +177,16 @@ async fn ingress_first_writer_wins(kind: Kind) {
     assert_eq!(s.ingress_lookup("agency-a", "c-1").await.unwrap(), None);
 
     let first = accepted("m-1", &["tax", "police"]);
-    s.ingress_record("agency-a", "c-1", &first).await.unwrap();
+    s.ingress_record("agency-a", "c-1", "digest", &first)
+        .await
+        .unwrap();
     assert_eq!(
         s.ingress_lookup("agency-a", "c-1").await.unwrap(),
         Some(first.clone())
     );
 
     // A second writer for the same key does not replace the answer.
-    s.ingress_record("agency-a", "c-1", &accepted("m-2", &["other"]))
+    s.ingress_record("agency-a", "c-1", "digest", &accepted("m-2", &["other"]))
         .await
         .unwrap();
     assert_eq!(
@@ -196,7 +198,7 @@ async fn ingress_first_writer_wins(kind: Kind) {
     assert_eq!(s.ingress_lookup("agency-b", "c-1").await.unwrap(), None);
     assert_eq!(s.ingress_lookup("agency-a", "c-2").await.unwrap(), None);
     let empty_routes = accepted("m-3", &[]);
-    s.ingress_record("agency-b", "c-1", &empty_routes)
+    s.ingress_record("agency-b", "c-1", "digest", &empty_routes)
         .await
         .unwrap();
     assert_eq!(
@@ -206,7 +208,7 @@ async fn ingress_first_writer_wins(kind: Kind) {
 
     // Survives a restart: a new store on the same database sees it.
     s.close().await;
-    let reopened = StateStore::connect(&db.url).await.unwrap();
+    let reopened = StateStore::connect(&db.url, "lienthong").await.unwrap();
     assert_eq!(
         reopened.ingress_lookup("agency-a", "c-1").await.unwrap(),
         Some(first)
@@ -215,7 +217,7 @@ async fn ingress_first_writer_wins(kind: Kind) {
 
 async fn ingress_concurrent_writers_agree(kind: Kind) {
     let db = db(kind).await;
-    let other = StateStore::connect(&db.url).await.unwrap();
+    let other = StateStore::connect(&db.url, "lienthong").await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let mut tasks = Vec::new();
     for i in 0..8 {
@@ -227,7 +229,7 @@ async fn ingress_concurrent_writers_agree(kind: Kind) {
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            s.ingress_record("a", "same", &accepted(&format!("m-{i}"), &["r"]))
+            s.ingress_record("a", "same", "digest", &accepted(&format!("m-{i}"), &["r"]))
                 .await
                 .unwrap();
             s.ingress_lookup("a", "same").await.unwrap().unwrap()
@@ -246,13 +248,37 @@ async fn ingress_concurrent_writers_agree(kind: Kind) {
 async fn delivered_dedupe(kind: Kind) {
     let db = db(kind).await;
     let s = &db.store;
-    assert!(!s.was_delivered("tax", "m-1").await.unwrap());
-    s.mark_delivered("tax", "m-1").await.unwrap();
-    assert!(s.was_delivered("tax", "m-1").await.unwrap());
-    s.mark_delivered("tax", "m-1").await.unwrap(); // idempotent
-    assert!(s.was_delivered("tax", "m-1").await.unwrap());
-    assert!(!s.was_delivered("police", "m-1").await.unwrap());
-    assert!(!s.was_delivered("tax", "m-2").await.unwrap());
+    assert!(
+        !s.was_delivered("tax", "000.00.01.H53", "m-1")
+            .await
+            .unwrap()
+    );
+    s.mark_delivered("tax", "000.00.01.H53", "m-1")
+        .await
+        .unwrap();
+    assert!(
+        s.was_delivered("tax", "000.00.01.H53", "m-1")
+            .await
+            .unwrap()
+    );
+    s.mark_delivered("tax", "000.00.01.H53", "m-1")
+        .await
+        .unwrap(); // idempotent
+    assert!(
+        s.was_delivered("tax", "000.00.01.H53", "m-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.was_delivered("police", "000.00.01.H53", "m-1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.was_delivered("tax", "000.00.01.H53", "m-2")
+            .await
+            .unwrap()
+    );
 }
 
 async fn dlq_park_list_get_and_state(kind: Kind) {
@@ -290,38 +316,38 @@ async fn dlq_park_list_get_and_state(kind: Kind) {
 
     // get: one per adapter, with payload.
     assert_eq!(
-        s.dlq_get("m-1", None).await.unwrap(),
+        s.dlq_get("m-1", None, None).await.unwrap(),
         vec![b1.clone(), a1.clone()]
     );
     assert_eq!(
-        s.dlq_get("m-1", Some("tax")).await.unwrap(),
+        s.dlq_get("m-1", Some("tax"), None).await.unwrap(),
         vec![a1.clone()]
     );
-    assert!(s.dlq_get("m-404", None).await.unwrap().is_empty());
+    assert!(s.dlq_get("m-404", None, None).await.unwrap().is_empty());
 
     // CAS: parked -> replayed once.
     assert!(
-        s.dlq_set_state("tax", "m-1", "parked", "replayed")
+        s.dlq_set_state("tax", "000.00.01.H53", "m-1", "parked", "replayed")
             .await
             .unwrap()
     );
     assert!(
-        !s.dlq_set_state("tax", "m-1", "parked", "replayed")
+        !s.dlq_set_state("tax", "000.00.01.H53", "m-1", "parked", "replayed")
             .await
             .unwrap()
     );
     assert!(
-        !s.dlq_set_state("tax", "m-1", "parked", "purged")
+        !s.dlq_set_state("tax", "000.00.01.H53", "m-1", "parked", "purged")
             .await
             .unwrap()
     );
     assert!(
-        !s.dlq_set_state("tax", "m-404", "parked", "purged")
+        !s.dlq_set_state("tax", "000.00.01.H53", "m-404", "parked", "purged")
             .await
             .unwrap()
     );
     assert_eq!(
-        s.dlq_get("m-1", None).await.unwrap(),
+        s.dlq_get("m-1", None, None).await.unwrap(),
         vec![b1.clone()],
         "replayed entries are not listed"
     );
@@ -342,7 +368,7 @@ async fn dlq_park_list_get_and_state(kind: Kind) {
     let mut expected = again.clone();
     expected.state = "parked".into();
     assert_eq!(
-        s.dlq_get("m-1", Some("tax")).await.unwrap(),
+        s.dlq_get("m-1", Some("tax"), None).await.unwrap(),
         vec![expected.clone()]
     );
     assert_eq!(
@@ -356,15 +382,19 @@ async fn dlq_park_list_get_and_state(kind: Kind) {
 
     // Purge.
     assert!(
-        s.dlq_set_state("police", "m-1", "parked", "purged")
+        s.dlq_set_state("police", "000.00.01.H53", "m-1", "parked", "purged")
             .await
             .unwrap()
     );
-    assert_eq!(s.dlq_get("m-1", Some("police")).await.unwrap(), vec![]);
+    assert_eq!(
+        s.dlq_get("m-1", Some("police"), None).await.unwrap(),
+        vec![]
+    );
 
     // Bad states and times are refused.
     assert!(matches!(
-        s.dlq_set_state("tax", "m-2", "parked", "deleted").await,
+        s.dlq_set_state("tax", "000.00.01.H53", "m-2", "parked", "deleted")
+            .await,
         Err(StateError::InvalidDlqState(_))
     ));
     let mut bad = entry("tax", "m-3", "yesterday");
@@ -391,7 +421,7 @@ async fn dlq_times_are_normalised_to_utc_millis(kind: Kind) {
     let mut e = entry("tax", "m-tz", "2026-01-02T10:04:05.123456+07:00");
     e.first_attempt_at = Some("2026-01-02T03:04:05Z".into());
     db.store.park(&e).await.unwrap();
-    let got = db.store.dlq_get("m-tz", None).await.unwrap();
+    let got = db.store.dlq_get("m-tz", None, None).await.unwrap();
     assert_eq!(got[0].dead_lettered_at, "2026-01-02T03:04:05.123Z");
     assert_eq!(
         got[0].first_attempt_at.as_deref(),
@@ -401,7 +431,7 @@ async fn dlq_times_are_normalised_to_utc_millis(kind: Kind) {
 
 async fn dlq_concurrent_replay_one_wins(kind: Kind) {
     let db = db(kind).await;
-    let other = StateStore::connect(&db.url).await.unwrap();
+    let other = StateStore::connect(&db.url, "lienthong").await.unwrap();
     for round in 0..5 {
         let id = format!("m-{round}");
         db.store
@@ -420,7 +450,9 @@ async fn dlq_concurrent_replay_one_wins(kind: Kind) {
             let (barrier, id) = (barrier.clone(), id.clone());
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                s.dlq_set_state("tax", &id, "parked", to).await.unwrap()
+                s.dlq_set_state("tax", "000.00.01.H53", &id, "parked", to)
+                    .await
+                    .unwrap()
             }));
         }
         let mut wins = 0;
@@ -428,7 +460,7 @@ async fn dlq_concurrent_replay_one_wins(kind: Kind) {
             wins += usize::from(t.await.unwrap());
         }
         assert_eq!(wins, 1, "round {round}: exactly one operator wins");
-        assert!(db.store.dlq_get(&id, None).await.unwrap().is_empty());
+        assert!(db.store.dlq_get(&id, None, None).await.unwrap().is_empty());
     }
 }
 
@@ -436,11 +468,20 @@ async fn audit_newest_first(kind: Kind) {
     let db = db(kind).await;
     let s = &db.store;
     assert!(s.audit_list(10).await.unwrap().is_empty());
-    s.audit("alice", "replay", "tax", "m-1", "from admin UI")
+    s.audit(
+        "alice",
+        "replay",
+        "tax",
+        "000.00.01.H53",
+        "m-1",
+        "from admin UI",
+    )
+    .await
+    .unwrap();
+    s.audit("bob", "purge", "police", "000.00.01.H53", "m-2", "")
         .await
         .unwrap();
-    s.audit("bob", "purge", "police", "m-2", "").await.unwrap();
-    s.audit("alice", "replay", "tax", "m-3", "bulk")
+    s.audit("alice", "replay", "tax", "000.00.01.H53", "m-3", "bulk")
         .await
         .unwrap();
 
@@ -508,7 +549,7 @@ async fn document_status_cas(kind: Kind) {
     );
 
     // Racing transitions from the same previous value: exactly one wins.
-    let other = StateStore::connect(&db.url).await.unwrap();
+    let other = StateStore::connect(&db.url, "lienthong").await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(6));
     let mut tasks = Vec::new();
     for i in 0..6 {
@@ -543,14 +584,18 @@ async fn prune_keeps_parked_and_audit(kind: Kind) {
     let db = db(kind).await;
     let s = &db.store;
     let old = crate::message::now_millis() - 2 * 3600 * 1000;
-    s.ingress_record("a", "old", &accepted("m-old", &["r"]))
+    s.ingress_record("a", "old", "digest", &accepted("m-old", &["r"]))
         .await
         .unwrap();
-    s.ingress_record("a", "new", &accepted("m-new", &["r"]))
+    s.ingress_record("a", "new", "digest", &accepted("m-new", &["r"]))
         .await
         .unwrap();
-    s.mark_delivered("tax", "old").await.unwrap();
-    s.mark_delivered("tax", "new").await.unwrap();
+    s.mark_delivered("tax", "000.00.01.H53", "old")
+        .await
+        .unwrap();
+    s.mark_delivered("tax", "000.00.01.H53", "new")
+        .await
+        .unwrap();
     let parked = entry("tax", "parked-old", "2020-01-01T00:00:00.000Z");
     s.park(&parked).await.unwrap();
     s.park(&entry("tax", "replayed-old", "2020-01-01T00:00:00.000Z"))
@@ -560,18 +605,25 @@ async fn prune_keeps_parked_and_audit(kind: Kind) {
         .await
         .unwrap();
     assert!(
-        s.dlq_set_state("tax", "replayed-old", "parked", "replayed")
+        s.dlq_set_state("tax", "000.00.01.H53", "replayed-old", "parked", "replayed")
             .await
             .unwrap()
     );
     assert!(
-        s.dlq_set_state("tax", "replayed-new", "parked", "replayed")
+        s.dlq_set_state("tax", "000.00.01.H53", "replayed-new", "parked", "replayed")
             .await
             .unwrap()
     );
-    s.audit("alice", "replay", "tax", "replayed-old", "")
-        .await
-        .unwrap();
+    s.audit(
+        "alice",
+        "replay",
+        "tax",
+        "000.00.01.H53",
+        "replayed-old",
+        "",
+    )
+    .await
+    .unwrap();
     s.set_document_status("doc", "H53", None, "received")
         .await
         .unwrap();
@@ -609,10 +661,18 @@ async fn prune_keeps_parked_and_audit(kind: Kind) {
 
     assert_eq!(s.ingress_lookup("a", "old").await.unwrap(), None);
     assert!(s.ingress_lookup("a", "new").await.unwrap().is_some());
-    assert!(!s.was_delivered("tax", "old").await.unwrap());
-    assert!(s.was_delivered("tax", "new").await.unwrap());
+    assert!(
+        !s.was_delivered("tax", "000.00.01.H53", "old")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.was_delivered("tax", "000.00.01.H53", "new")
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        s.dlq_get("parked-old", None).await.unwrap(),
+        s.dlq_get("parked-old", None, None).await.unwrap(),
         vec![parked],
         "parked rows are never pruned"
     );
@@ -660,7 +720,7 @@ async fn payload_bytes_round_trip(kind: Kind) {
         let mut e = entry("tax", id, "2026-01-02T03:04:05.000Z");
         e.payload = payload.clone();
         s.park(&e).await.unwrap();
-        let got = s.dlq_get(id, Some("tax")).await.unwrap();
+        let got = s.dlq_get(id, Some("tax"), None).await.unwrap();
         assert_eq!(got.len(), 1);
         assert!(got[0].payload == payload, "payload {id} differs");
         assert_eq!(got[0], e);
@@ -670,27 +730,35 @@ async fn payload_bytes_round_trip(kind: Kind) {
 async fn two_instances_share_state(kind: Kind) {
     let db = db(kind).await;
     let one = &db.store;
-    let two = StateStore::connect(&db.url).await.unwrap();
+    let two = StateStore::connect(&db.url, "lienthong").await.unwrap();
 
-    one.ingress_record("a", "c", &accepted("m", &["r"]))
+    one.ingress_record("a", "c", "digest", &accepted("m", &["r"]))
         .await
         .unwrap();
     assert_eq!(
         two.ingress_lookup("a", "c").await.unwrap(),
         Some(accepted("m", &["r"]))
     );
-    two.mark_delivered("tax", "m").await.unwrap();
-    assert!(one.was_delivered("tax", "m").await.unwrap());
+    two.mark_delivered("tax", "000.00.01.H53", "m")
+        .await
+        .unwrap();
+    assert!(
+        one.was_delivered("tax", "000.00.01.H53", "m")
+            .await
+            .unwrap()
+    );
     let e = entry("tax", "m", "2026-01-02T03:04:05.000Z");
     one.park(&e).await.unwrap();
-    assert_eq!(two.dlq_get("m", None).await.unwrap(), vec![e]);
+    assert_eq!(two.dlq_get("m", None, None).await.unwrap(), vec![e]);
     assert!(
-        two.dlq_set_state("tax", "m", "parked", "replayed")
+        two.dlq_set_state("tax", "000.00.01.H53", "m", "parked", "replayed")
             .await
             .unwrap()
     );
     assert!(one.dlq_list(None).await.unwrap().is_empty());
-    two.audit("ops", "replay", "tax", "m", "").await.unwrap();
+    two.audit("ops", "replay", "tax", "000.00.01.H53", "m", "")
+        .await
+        .unwrap();
     assert_eq!(one.audit_list(5).await.unwrap()[0].actor, "ops");
     one.set_document_status("d", "o", None, "received")
         .await
@@ -706,17 +774,32 @@ async fn concurrent_connects_create_schema_once(kind: Kind) {
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let url = fresh.url.clone();
-        tasks.push(tokio::spawn(async move { StateStore::connect(&url).await }));
+        tasks.push(tokio::spawn(async move {
+            StateStore::connect(&url, "lienthong").await
+        }));
     }
     let mut stores = Vec::new();
     for t in tasks {
         stores.push(t.await.unwrap().expect("every concurrent connect succeeds"));
     }
-    stores[0].mark_delivered("a", "m").await.unwrap();
-    assert!(stores[3].was_delivered("a", "m").await.unwrap());
+    stores[0]
+        .mark_delivered("a", "000.00.01.H53", "m")
+        .await
+        .unwrap();
+    assert!(
+        stores[3]
+            .was_delivered("a", "000.00.01.H53", "m")
+            .await
+            .unwrap()
+    );
     // And again on an existing schema.
-    let again = StateStore::connect(&fresh.url).await.unwrap();
-    assert!(again.was_delivered("a", "m").await.unwrap());
+    let again = StateStore::connect(&fresh.url, "lienthong").await.unwrap();
+    assert!(
+        again
+            .was_delivered("a", "000.00.01.H53", "m")
+            .await
+            .unwrap()
+    );
     for s in stores {
         s.close().await;
     }
@@ -729,10 +812,10 @@ async fn newer_schema_is_refused(kind: Kind) {
         .execute(&db.store.pool)
         .await
         .unwrap();
-    match StateStore::connect(&db.url).await {
+    match StateStore::connect(&db.url, "lienthong").await {
         Err(StateError::IncompatibleSchema {
             found: 99,
-            supported: 1,
+            supported: 2,
             ..
         }) => {}
         other => panic!("expected IncompatibleSchema, got {other:?}"),
@@ -777,8 +860,10 @@ async fn dossier_tracking_merges_facts(kind: Kind) {
     assert_eq!(v.events.len(), 2);
     assert_eq!(v.events[1].note.as_deref(), Some("Chuyển phòng"));
     assert!(s.dossier_get("nope").await.unwrap().is_none());
-    s.mark_delivered("stp", "m-1").await.unwrap();
-    let d = s.deliveries_of("m-1").await.unwrap();
+    s.mark_delivered("stp", "000.00.01.H53", "m-1")
+        .await
+        .unwrap();
+    let d = s.deliveries_of("000.00.01.H53", "m-1").await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].0, "stp");
 }
@@ -793,7 +878,8 @@ async fn batched_operations_answer_each_caller(kind: Kind) {
         let s = s.clone();
         async move {
             let adapter = if i % 2 == 0 { "tax" } else { "police" };
-            s.mark_delivered(adapter, &format!("m-{i}")).await
+            s.mark_delivered(adapter, "000.00.01.H53", &format!("m-{i}"))
+                .await
         }
     });
     for r in futures::future::join_all(marks).await {
@@ -805,7 +891,9 @@ async fn batched_operations_answer_each_caller(kind: Kind) {
             let adapter = if i % 2 == 0 { "tax" } else { "police" };
             (
                 i,
-                s.was_delivered(adapter, &format!("m-{i}")).await.unwrap(),
+                s.was_delivered(adapter, "000.00.01.H53", &format!("m-{i}"))
+                    .await
+                    .unwrap(),
             )
         }
     });
@@ -819,7 +907,7 @@ async fn batched_operations_answer_each_caller(kind: Kind) {
                 id: format!("id-{i}"),
                 routes: vec!["r".into()],
             };
-            s.ingress_record("000.00.00.H40", &format!("c-{i}"), &accepted)
+            s.ingress_record("000.00.00.H40", &format!("c-{i}"), "digest", &accepted)
                 .await
         }
     });
@@ -868,6 +956,262 @@ async fn batched_operations_answer_each_caller(kind: Kind) {
     }
 }
 
+// ---- scoping: ids by sender, rows by namespace, content by digest ------------------------------------
+
+/// Two agencies choosing the same id send two messages: delivered, parked, replayed and audited apart.
+async fn same_id_from_two_senders_is_two_messages(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    let (a, c) = ("000.00.00.H40", "000.00.01.H53");
+    s.mark_delivered("tax", c, "collide-1").await.unwrap();
+    assert!(s.was_delivered("tax", c, "collide-1").await.unwrap());
+    assert!(
+        !s.was_delivered("tax", a, "collide-1").await.unwrap(),
+        "A's message with C's id must not count as delivered"
+    );
+    let mut mine = entry("tax", "collide-1", "2026-01-02T03:04:05.000Z");
+    mine.from = a.into();
+    mine.payload = b"A's payload".to_vec();
+    let mut theirs = entry("tax", "collide-1", "2026-01-02T03:04:06.000Z");
+    theirs.from = c.into();
+    theirs.payload = b"C's payload".to_vec();
+    s.park(&mine).await.unwrap();
+    s.park(&theirs).await.unwrap();
+    let both = s.dlq_get("collide-1", None, None).await.unwrap();
+    assert_eq!(both.len(), 2, "two parked messages, not one overwritten");
+    let only_a = s.dlq_get("collide-1", None, Some(a)).await.unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].payload, b"A's payload");
+    assert!(
+        s.dlq_set_state("tax", c, "collide-1", "parked", "purged")
+            .await
+            .unwrap()
+    );
+    let left = s.dlq_get("collide-1", None, None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].from, a, "purging C's message left A's parked");
+    s.audit("ops", "purge", "tax", c, "collide-1", "")
+        .await
+        .unwrap();
+    assert_eq!(s.audit_list(1).await.unwrap()[0].from, c);
+    assert_eq!(s.deliveries_of(c, "collide-1").await.unwrap().len(), 1);
+    assert!(s.deliveries_of(a, "collide-1").await.unwrap().is_empty());
+}
+
+/// Two buses of different namespaces on one database never see each other's rows.
+async fn namespaces_do_not_share_rows(kind: Kind) {
+    let db = db(kind).await;
+    let one = &db.store;
+    let two = StateStore::connect(&db.url, "other-ns").await.unwrap();
+    let sender = "000.00.01.H53";
+    one.park(&entry("tax", "m-1", "2026-01-02T03:04:05.000Z"))
+        .await
+        .unwrap();
+    one.mark_delivered("tax", sender, "m-2").await.unwrap();
+    one.ingress_record(sender, "c-1", "d", &accepted("m-3", &["r"]))
+        .await
+        .unwrap();
+    one.set_document_status("doc", "org", None, "03")
+        .await
+        .unwrap();
+    one.audit("ops", "replay", "tax", sender, "m-1", "")
+        .await
+        .unwrap();
+    one.dossier_record(&DossierFacts {
+        code: "H-1".into(),
+        sender: sender.into(),
+        kind: "dossier.submitted".into(),
+        message_id: "m-4".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(two.dlq_list(None).await.unwrap().is_empty());
+    assert!(two.dlq_get("m-1", None, None).await.unwrap().is_empty());
+    assert!(
+        !two.dlq_set_state("tax", sender, "m-1", "parked", "replayed")
+            .await
+            .unwrap()
+    );
+    assert!(!two.was_delivered("tax", sender, "m-2").await.unwrap());
+    assert_eq!(two.ingress_lookup(sender, "c-1").await.unwrap(), None);
+    assert_eq!(two.document_status("doc", "org").await.unwrap(), None);
+    assert!(two.audit_list(10).await.unwrap().is_empty());
+    assert!(two.dossier_get("H-1").await.unwrap().is_none());
+    // …and the first bus still has all of it.
+    assert_eq!(one.dlq_list(None).await.unwrap().len(), 1);
+    assert!(one.was_delivered("tax", sender, "m-2").await.unwrap());
+    assert!(one.dossier_get("H-1").await.unwrap().is_some());
+}
+
+/// A claim fixes the content of (sender, id): the same content is answered as before, different content is
+/// refused; of many different bodies claimed at once exactly one wins.
+async fn claims_fix_the_content_of_an_id(kind: Kind) {
+    let db = db(kind).await;
+    let s = Arc::new(db.store.clone());
+    let sender = "000.00.00.H40";
+    assert_eq!(
+        s.ingress_claim(sender, "c-1", "aaa").await.unwrap(),
+        Claim::Same(None)
+    );
+    assert_eq!(
+        s.ingress_claim(sender, "c-1", "aaa").await.unwrap(),
+        Claim::Same(None),
+        "still being published: the same content may go ahead"
+    );
+    assert_eq!(
+        s.ingress_claim(sender, "c-1", "bbb").await.unwrap(),
+        Claim::Different
+    );
+    let first = accepted("m-1", &["r"]);
+    s.ingress_record(sender, "c-1", "aaa", &first)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ingress_claim(sender, "c-1", "aaa").await.unwrap(),
+        Claim::Same(Some(first.clone()))
+    );
+    assert_eq!(
+        s.ingress_claim(sender, "c-1", "bbb").await.unwrap(),
+        Claim::Different
+    );
+    assert_eq!(
+        s.ingress_claim("000.00.01.H53", "c-1", "bbb")
+            .await
+            .unwrap(),
+        Claim::Same(None),
+        "another sender's id is another message"
+    );
+    let tasks = (0..50).map(|i| {
+        let s = s.clone();
+        async move {
+            s.ingress_claim(sender, "race", &format!("digest-{i}"))
+                .await
+        }
+    });
+    let results = futures::future::join_all(tasks).await;
+    let winners = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Claim::Same(_))))
+        .count();
+    assert_eq!(winners, 1, "{results:?}");
+}
+
+/// PostgreSQL's TEXT cannot hold NUL; a dossier field with `\u0000` is still tracked.
+async fn nul_in_tracked_text_is_stored(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.store;
+    s.dossier_record(&DossierFacts {
+        code: "H-NUL".into(),
+        sender: "000.00.00.H40".into(),
+        kind: "dossier.status-changed".into(),
+        message_id: "m-nul".into(),
+        status: Some(2),
+        local_status: Some("a\0b".into()),
+        note: Some("x\0y".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let v = s.dossier_get("H-NUL").await.unwrap().expect("tracked");
+    assert_eq!(v.local_status.as_deref(), Some("a\u{2400}b"));
+    assert_eq!(v.events.len(), 1);
+    assert_eq!(v.events[0].note.as_deref(), Some("x\u{2400}y"));
+    let mut e = entry("tax", "m-nul", "2026-01-02T03:04:05.000Z");
+    e.body_excerpt = Some("bad\0answer".into());
+    s.park(&e).await.unwrap();
+    assert_eq!(s.dlq_get("m-nul", None, None).await.unwrap().len(), 1);
+}
+
+/// A version-1 database (no namespaces, ids not scoped by sender) is upgraded in place: its rows are given
+/// the namespace of the bus that opens it, parked messages keep their payload.
+async fn version_1_database_is_upgraded(kind: Kind) {
+    let fresh = fresh(kind).await;
+    {
+        let mut conn = sqlx::AnyConnection::connect(&fresh.url).await.unwrap();
+        let blob = match kind {
+            Kind::Sqlite => "BLOB",
+            Kind::Postgres => "BYTEA",
+        };
+        for stmt in [
+            "CREATE TABLE lt_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)".to_string(),
+            "INSERT INTO lt_meta (name, value) VALUES ('schema_version', '1')".into(),
+            "CREATE TABLE lt_ingress (sender TEXT NOT NULL, client_id TEXT NOT NULL, accepted TEXT NOT NULL,
+                created_ms BIGINT NOT NULL, PRIMARY KEY (sender, client_id))"
+                .into(),
+            "CREATE INDEX lt_ingress_created ON lt_ingress (created_ms)".into(),
+            "CREATE TABLE lt_delivered (adapter TEXT NOT NULL, message_id TEXT NOT NULL,
+                delivered_ms BIGINT NOT NULL, PRIMARY KEY (adapter, message_id))"
+                .into(),
+            "CREATE INDEX lt_delivered_at ON lt_delivered (delivered_ms)".into(),
+            format!(
+                "CREATE TABLE lt_dlq (adapter TEXT NOT NULL, message_id TEXT NOT NULL, route TEXT NOT NULL,
+                kind TEXT NOT NULL, sender TEXT NOT NULL, reason TEXT NOT NULL, last_error TEXT,
+                peer_status BIGINT, body_excerpt TEXT, attempts BIGINT NOT NULL, first_attempt_ms BIGINT,
+                last_attempt_ms BIGINT, dead_lettered_ms BIGINT NOT NULL, state TEXT NOT NULL,
+                content_type TEXT NOT NULL, headers TEXT NOT NULL, payload {blob} NOT NULL,
+                updated_ms BIGINT NOT NULL, PRIMARY KEY (adapter, message_id))"
+            ),
+            "CREATE INDEX lt_dlq_state_at ON lt_dlq (state, dead_lettered_ms)".into(),
+            "CREATE INDEX lt_dlq_message ON lt_dlq (message_id)".into(),
+            "CREATE TABLE lt_audit (seq BIGINT, at_ms BIGINT NOT NULL, actor TEXT NOT NULL,
+                action TEXT NOT NULL, adapter TEXT NOT NULL, message_id TEXT NOT NULL, detail TEXT NOT NULL)"
+                .into(),
+            "CREATE TABLE lt_document_status (document_id TEXT NOT NULL, organ TEXT NOT NULL,
+                status TEXT NOT NULL, updated_ms BIGINT NOT NULL, PRIMARY KEY (document_id, organ))"
+                .into(),
+            "CREATE TABLE lt_dossier (code TEXT PRIMARY KEY, sender TEXT NOT NULL, status BIGINT,
+                local_status TEXT, received TEXT, due TEXT, finished TEXT, last_type TEXT NOT NULL,
+                last_message_id TEXT NOT NULL, updated_ms BIGINT NOT NULL)"
+                .into(),
+            "CREATE TABLE lt_dossier_event (code TEXT NOT NULL, message_id TEXT NOT NULL, kind TEXT NOT NULL,
+                sender TEXT NOT NULL, status BIGINT, note TEXT, at_ms BIGINT NOT NULL,
+                PRIMARY KEY (code, message_id))"
+                .into(),
+            "INSERT INTO lt_ingress VALUES ('000.00.00.H40', 'c-1', '{\"id\":\"m-1\",\"routes\":[\"r\"]}', 1)"
+                .into(),
+            "INSERT INTO lt_document_status VALUES ('doc', 'org', '03', 1)".into(),
+            "INSERT INTO lt_dossier VALUES ('H-1', 'x', 4, NULL, NULL, NULL, NULL, 't', 'm', 1)".into(),
+            "INSERT INTO lt_dossier_event VALUES ('H-1', 'm', 't', 'x', 4, NULL, 1)".into(),
+        ] {
+            conn.execute(stmt.as_str()).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO lt_dlq VALUES ('tax', 'm-9', 'r', 'k', '000.00.01.H53', 'permanent_error', NULL, NULL,
+             NULL, 1, NULL, NULL, 5, 'parked', 'application/json', '{}', $1, 5)",
+        )
+        .bind(b"old payload".as_slice())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let s = StateStore::connect(&fresh.url, "prov").await.unwrap();
+    let parked = s.dlq_get("m-9", None, None).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].payload, b"old payload");
+    assert_eq!(parked[0].from, "000.00.01.H53");
+    assert_eq!(
+        s.ingress_lookup("000.00.00.H40", "c-1").await.unwrap(),
+        Some(accepted("m-1", &["r"]))
+    );
+    assert_eq!(
+        s.ingress_claim("000.00.00.H40", "c-1", "any")
+            .await
+            .unwrap(),
+        Claim::Same(Some(accepted("m-1", &["r"]))),
+        "an answer kept without a digest is answered as before"
+    );
+    assert_eq!(
+        s.document_status("doc", "org").await.unwrap().as_deref(),
+        Some("03")
+    );
+    assert_eq!(s.dossier_get("H-1").await.unwrap().unwrap().events.len(), 1);
+    let other = StateStore::connect(&fresh.url, "another").await.unwrap();
+    assert!(other.dlq_list(None).await.unwrap().is_empty());
+    drop((s, other));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -905,6 +1249,11 @@ on_both_backends!(
     newer_schema_is_refused,
     dossier_tracking_merges_facts,
     batched_operations_answer_each_caller,
+    same_id_from_two_senders_is_two_messages,
+    namespaces_do_not_share_rows,
+    claims_fix_the_content_of_an_id,
+    nul_in_tracked_text_is_stored,
+    version_1_database_is_upgraded,
 );
 
 // ---- backend-specific ---------------------------------------------------------------------------------
@@ -915,7 +1264,7 @@ async fn unreachable_postgres_fails_without_leaking_the_password() {
         "postgres://lienthong:Sup3r-S3cret%21@127.0.0.1:1/lienthong",
         "postgresql://127.0.0.1:1/lienthong?user=lienthong&password=Sup3r-S3cret%21",
     ] {
-        let err = StateStore::connect(url)
+        let err = StateStore::connect(url, "lienthong")
             .await
             .expect_err("port 1 is closed");
         assert!(matches!(err, StateError::Connect { .. }), "{err:?}");
@@ -937,7 +1286,7 @@ async fn unreachable_postgres_fails_without_leaking_the_password() {
 
 #[tokio::test]
 async fn unsupported_url_is_refused_without_leaking_the_password() {
-    let err = StateStore::connect("mysql://u:hunter2@db/lt")
+    let err = StateStore::connect("mysql://u:hunter2@db/lt", "lienthong")
         .await
         .unwrap_err();
     assert!(matches!(err, StateError::UnsupportedUrl { .. }));
@@ -950,7 +1299,7 @@ async fn sqlite_creates_the_file_and_uses_wal() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub-less.db");
     // No `mode=` in the URL: the file is still created.
-    let store = StateStore::connect(&format!("sqlite://{}", path.display()))
+    let store = StateStore::connect(&format!("sqlite://{}", path.display()), "lienthong")
         .await
         .unwrap();
     assert!(path.exists());
