@@ -168,9 +168,14 @@ impl BusUnderTest {
         let config = Config::load(&file).map_err(|e| e.to_string())?;
         let token = s.token.clone();
         let env = move |k: &str| (k == TOKEN_ENV).then(|| token.clone());
-        let bus = lienthong_bus::runtime::start(config.clone(), factory, &env)
-            .await
-            .map_err(|e| format!("starting the bus: {e}"))?;
+        let bus = lienthong_bus::runtime::start(
+            config.clone(),
+            factory,
+            std::sync::Arc::new(lienthong_domain::Province),
+            &env,
+        )
+        .await
+        .map_err(|e| format!("starting the bus: {e}"))?;
         let this = BusUnderTest {
             bus,
             config,

@@ -53,7 +53,12 @@ struct AdminState {
     token: Option<String>,
 }
 
-pub fn router(shared: Arc<Shared>, env: &dyn Fn(&str) -> Option<String>) -> Router {
+/// The admin app; `extra` holds a plugin's read endpoints, merged in.
+pub fn router(
+    shared: Arc<Shared>,
+    env: &dyn Fn(&str) -> Option<String>,
+    extra: Option<Router>,
+) -> Router {
     metrics_handle();
     let token = shared.config.admin.token_env.as_deref().and_then(env);
     Router::new()
@@ -67,12 +72,10 @@ pub fn router(shared: Arc<Shared>, env: &dyn Fn(&str) -> Option<String>) -> Rout
         .route("/v1/dlq/{id}/replay", post(dlq_replay))
         .route("/v1/dlq/{id}/purge", post(dlq_purge))
         .route("/v1/audit", get(audit))
-        .route("/v1/dossiers/{code}", get(dossier))
-        .route("/v1/documents", get(document_by_query))
-        .route("/v1/documents/{id}", get(document))
         .route("/v1/topology", get(topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup))
         .with_state(AdminState { shared, token })
+        .merge(extra.unwrap_or_default())
 }
 
 async fn readyz(State(s): State<AdminState>) -> Response {
@@ -293,215 +296,5 @@ async fn lookup(State(s): State<AdminState>, Path((id, key)): Path<(String, Stri
     match l.lookup(&key).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => error_response(&ApiError::new(code::UPSTREAM_ERROR, e.reason)),
-    }
-}
-
-/// Portal status names (REFERENCE §3.3), for people reading the answer at 2 a.m.
-fn status_name(code: i64) -> &'static str {
-    match code {
-        1 => "newly registered online",
-        2 => "received by the one-stop desk",
-        3 => "not received (refused)",
-        4 => "processing",
-        5 => "request for more papers",
-        6 => "request to pay financial obligations",
-        7 => "applicant withdrew",
-        8 => "processing stopped",
-        9 => "processing done",
-        10 => "result returned",
-        _ => "unknown",
-    }
-}
-
-/// Now in Vietnam (UTC+7) as `yyyyMMddHHmmss`, the portal's date format.
-pub fn now_vn_14() -> String {
-    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(7);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// Whether a dossier is on time: finished by its appointment date, or not yet past it.
-pub fn timing(
-    status: Option<i64>,
-    due: Option<&str>,
-    finished: Option<&str>,
-    now: &str,
-) -> serde_json::Value {
-    let done = matches!(status, Some(3 | 7 | 8 | 9 | 10));
-    let valid = |s: &str| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit());
-    let due = due.filter(|d| valid(d));
-    let (state, on_time) = match (due, done, finished.filter(|f| valid(f))) {
-        (None, _, _) => ("no appointment date", None),
-        (Some(d), true, Some(f)) => (
-            if f <= d {
-                "finished on time"
-            } else {
-                "finished late"
-            },
-            Some(f <= d),
-        ),
-        (Some(_), true, None) => ("finished (no finish date sent)", None),
-        (Some(d), false, _) => (
-            if now <= d {
-                "open, on track"
-            } else {
-                "open, OVERDUE"
-            },
-            Some(now <= d),
-        ),
-    };
-    serde_json::json!({ "state": state, "on_time": on_time, "due": due, "now": now })
-}
-
-/// Where one message went: `{"message_id", "delivered": [{adapter, at}], "dead_lettered": [{adapter, reason,
-/// last_error}]}` (the dossier and document views both show it).
-async fn whereabouts(s: &AdminState, sender: &str, message_id: &str) -> serde_json::Value {
-    let state = &s.shared.state;
-    let delivered = state
-        .deliveries_of(sender, message_id)
-        .await
-        .unwrap_or_default();
-    let parked = state
-        .dlq_get(message_id, None, Some(sender))
-        .await
-        .unwrap_or_default();
-    serde_json::json!({
-        "message_id": message_id,
-        "from": sender,
-        "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
-        "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
-    })
-}
-
-/// `GET /v1/documents?id=<DocumentId>`: the same as `/v1/documents/{id}`, for ids that are awkward in a path.
-async fn document_by_query(
-    state: State<AdminState>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
-    match q.get("id") {
-        Some(id) => document(state, Path(id.clone())).await,
-        None => error_response(
-            &ApiError::new(code::NOT_FOUND, "give the DocumentId as ?id=").at("/id", "required"),
-        ),
-    }
-}
-
-/// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
-/// edXML document is — accepted (routes), delivered where or dead-lettered why — and where it stands at each
-/// receiving agency: the status flow, and any recall or update unanswered.
-async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let rows = match s.shared.state.document_statuses(&id).await {
-        Ok(r) => r,
-        Err(e) => return state_error(e),
-    };
-    // The document itself: its id follows from the issuer (the DocumentId's first part) and the DocumentId.
-    let issuer = id.split(',').next().unwrap_or_default();
-    let message_id = crate::ingress::xml::document_message_id(issuer, &id);
-    let accepted = match s.shared.state.ingress_lookup(issuer, &message_id).await {
-        Ok(a) => a,
-        Err(e) => return state_error(e),
-    };
-    if rows.is_empty() && accepted.is_none() {
-        return error_response(&ApiError::new(
-            code::NOT_FOUND,
-            format!("no status about document `{id}` has passed through this bus"),
-        ));
-    }
-    let receivers: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|(organ, stored, updated_at)| {
-            match crate::edxml::status::DocState::from_storage(&stored) {
-                Ok(st) => serde_json::json!({
-                    "organ": organ,
-                    "last_status": st.last().map(|c| c.as_str()),
-                    "flow_status": st.stage().map(|c| c.as_str()),
-                    "description": st.to_string(),
-                    "recall_pending": st.is_recall_pending(),
-                    "recalled": st.is_recalled(),
-                    "update_pending": st.is_update_pending(),
-                    "allowed_next": st.allowed_next().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                    "updated_at": updated_at,
-                }),
-                Err(e) => serde_json::json!({"organ": organ, "stored": stored, "error": e.to_string(), "updated_at": updated_at}),
-            }
-        })
-        .collect();
-    let document = match accepted {
-        None => serde_json::Value::Null,
-        Some(a) => {
-            let mut v = whereabouts(&s, issuer, &message_id).await;
-            v["sender"] = issuer.into();
-            v["routes"] = serde_json::json!(a.routes);
-            v
-        }
-    };
-    axum::Json(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
-        .into_response()
-}
-
-async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Response {
-    let view = match s.shared.state.dossier_get(&code).await {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return error_response(&ApiError::new(
-                code::NOT_FOUND,
-                format!("no dossier `{code}` has passed through this bus"),
-            ));
-        }
-        Err(e) => return state_error(e),
-    };
-    let mut where_ = Vec::new();
-    for e in &view.events {
-        let mut v = whereabouts(&s, &e.sender, &e.message_id).await;
-        v["type"] = e.kind.clone().into();
-        where_.push(v);
-    }
-    let mut body = serde_json::to_value(&view).unwrap_or_default();
-    body["status_name"] = serde_json::json!(view.status.map(status_name));
-    body["timing"] = timing(
-        view.status,
-        view.due.as_deref(),
-        view.finished.as_deref(),
-        &now_vn_14(),
-    );
-    body["messages"] = serde_json::Value::Array(where_);
-    axum::Json(body).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::timing;
-
-    #[test]
-    fn on_time_is_judged_against_the_appointment_date() {
-        let now = "20261127120000";
-        let t = |st, due, fin| {
-            timing(st, due, fin, now)["state"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
-        assert_eq!(t(Some(4), Some("20261130170000"), None), "open, on track");
-        assert_eq!(t(Some(4), Some("20261120170000"), None), "open, OVERDUE");
-        assert_eq!(
-            t(Some(10), Some("20261130170000"), Some("20261129090000")),
-            "finished on time"
-        );
-        assert_eq!(
-            t(Some(9), Some("20261130170000"), Some("20261201090000")),
-            "finished late"
-        );
-        assert_eq!(t(Some(2), None, None), "no appointment date");
-        assert_eq!(
-            timing(Some(4), Some("20261120170000"), None, now)["on_time"],
-            false
-        );
     }
 }

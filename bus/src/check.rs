@@ -6,6 +6,7 @@
 
 use crate::adapter::AdapterFactory;
 use crate::config::{Config, ConfigErrors, Problem};
+use crate::plugin::Plugin;
 use crate::schema::SchemaRegistry;
 use std::path::Path;
 
@@ -13,10 +14,11 @@ use std::path::Path;
 pub fn check(
     file: &Path,
     factory: &dyn AdapterFactory,
+    plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, SchemaRegistry), ConfigErrors> {
-    let config = Config::load(file)?;
-    let registry = check_loaded(&config, factory, env)?;
+    let config = Config::load_with(file, &|c| plugin.check_party(c))?;
+    let registry = check_loaded(&config, factory, plugin, env)?;
     Ok((config, registry))
 }
 
@@ -24,9 +26,10 @@ pub fn check(
 pub fn check_loaded(
     config: &Config,
     factory: &dyn AdapterFactory,
+    plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SchemaRegistry, ConfigErrors> {
-    let mut problems = Vec::new();
+    let mut problems = party_codes(config, plugin);
     let dir = config.schemas_dir();
     let registry = if !dir.is_dir() {
         problems.push(Problem::new(
@@ -99,4 +102,25 @@ pub fn check_loaded(
             problems,
         }),
     }
+}
+
+/// Every agency code in the config, judged by the plugin's rule: a config loaded with the core's generic rule
+/// (tests, embedders) is judged again here. ([`check`] loads with the plugin's rule, so nothing repeats.)
+fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for a in &config.agencies {
+        if let Err(e) = plugin.check_party(&a.code) {
+            problems.push(Problem::new(format!("agencies[{}].code", a.index), e));
+        }
+    }
+    for r in &config.routes {
+        for (key, codes) in [("from", &r.from), ("to", &r.to)] {
+            for (j, c) in codes.iter().flatten().enumerate() {
+                if let Err(e) = plugin.check_party(c) {
+                    problems.push(Problem::new(format!("routes[{}].{key}[{j}]", r.index), e));
+                }
+            }
+        }
+    }
+    problems
 }

@@ -98,14 +98,7 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
             format!("must be at most {MAX_ID_LEN} printable characters"),
         ));
     }
-    if let Err(e) = crate::agency::AgencyCode::parse(&env.from) {
-        return Err(bad("/from", e.to_string()));
-    }
-    for (i, t) in env.to.iter().enumerate() {
-        if let Err(e) = crate::agency::AgencyCode::parse(t) {
-            return Err(bad(&format!("/to/{i}"), e.to_string()));
-        }
-    }
+    // Party codes are the domain's to judge (`Plugin::check_party`); ingress checks them next.
     Ok(env)
 }
 
@@ -217,16 +210,9 @@ mod tests {
             parse(missing.as_bytes(), 64),
             Err(EnvelopeError::InvalidEnvelope { .. })
         ));
-        let bad_from = OK.replace("000.00.00.H40", "H40");
-        match parse(bad_from.as_bytes(), 64) {
-            Err(EnvelopeError::InvalidEnvelope { path, .. }) => assert_eq!(path, "/from"),
-            other => panic!("{other:?}"),
-        }
-        let bad_to = OK.replace("000.00.12.H40", "bad");
-        match parse(bad_to.as_bytes(), 64) {
-            Err(EnvelopeError::InvalidEnvelope { path, .. }) => assert_eq!(path, "/to/0"),
-            other => panic!("{other:?}"),
-        }
+        // Party codes are judged by the plugin at ingress (`/from`, `/to/0` there), not by the parser.
+        let other_code = OK.replace("000.00.00.H40", "H40");
+        assert!(parse(other_code.as_bytes(), 64).is_ok());
     }
 
     #[test]
@@ -306,8 +292,6 @@ mod tests {
 
         /// What an accepted envelope promises.
         fn check_accepted(e: &Envelope<'_>) -> Result<(), TestCaseError> {
-            prop_assert!(crate::agency::is_valid(&e.from));
-            prop_assert!(e.to.iter().all(|t| crate::agency::is_valid(t)));
             if let Some(id) = &e.id {
                 prop_assert!(!id.is_empty() && id.len() <= MAX_ID_LEN);
                 prop_assert!(!id.chars().any(char::is_control));

@@ -106,3 +106,12 @@ impl ApiError {
         })
     }
 }
+
+/// The HTTP rendering of every error: its status and the JSON body, in one place.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let status = axum::http::StatusCode::from_u16(self.status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.to_json())).into_response()
+    }
+}

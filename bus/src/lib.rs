@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingress;
 pub mod malloc;
 pub mod message;
+pub mod plugin;
 pub mod router;
 pub mod runtime;
 pub mod schema;

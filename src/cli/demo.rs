@@ -47,7 +47,14 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
             .and_then(|a| a.token_env.as_deref())
             .and_then(demo_env)
     };
-    let bus = match lienthong_bus::runtime::start(config.clone(), &Factory, &demo_env).await {
+    let bus = match lienthong_bus::runtime::start(
+        config.clone(),
+        &Factory,
+        std::sync::Arc::new(lienthong_domain::Province),
+        &demo_env,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             eprintln!("{e}");

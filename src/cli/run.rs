@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn check(config: &Path) -> ExitCode {
-    match lienthong_bus::check::check(config, &Factory, &super::env) {
+    match lienthong_bus::check::check(config, &Factory, &lienthong_domain::Province, &super::env) {
         Ok((c, registry)) => {
             println!(
                 "{}: OK ({} agencies, {} adapters, {} routes; schemas for {})",
@@ -32,7 +32,14 @@ pub async fn run(config: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let bus = match lienthong_bus::runtime::start(loaded, &Factory, &super::env).await {
+    let bus = match lienthong_bus::runtime::start(
+        loaded,
+        &Factory,
+        std::sync::Arc::new(lienthong_domain::Province),
+        &super::env,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             eprint!("{e}");

@@ -240,9 +240,14 @@ impl TestBus {
         let file = dir.path().join("bus.toml");
         std::fs::write(&file, &text).unwrap();
         let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        let bus = lienthong_bus::runtime::start(config, factory, &env)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let bus = lienthong_bus::runtime::start(
+            config,
+            factory,
+            std::sync::Arc::new(lienthong_domain::Province),
+            &env,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         // Port 1 is the tests' "broker that is down"; every other AMQP URL must come up.
         if broker_url.starts_with("amqp") && !broker_url.contains("127.0.0.1:1/") {
             assert!(
@@ -280,9 +285,14 @@ impl TestBus {
         let TestBus { bus, dir, ns } = self;
         bus.shutdown().await;
         let config = Config::load(&dir.path().join("bus.toml")).unwrap_or_else(|e| panic!("{e}"));
-        let bus = lienthong_bus::runtime::start(config, &lienthong_adapters::Factory, &env)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let bus = lienthong_bus::runtime::start(
+            config,
+            &lienthong_adapters::Factory,
+            std::sync::Arc::new(lienthong_domain::Province),
+            &env,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(bus.shared.broker.wait_ready(Duration::from_secs(20)).await);
         TestBus { bus, dir, ns }
     }

@@ -202,7 +202,8 @@ pub struct AgencyConfig {
     /// Position in `[[agencies]]` (for key paths), set by the loader.
     #[serde(skip)]
     pub index: usize,
-    /// QCVN 102 code, `NNN.NN.NN.Xnn` (e.g. `000.00.00.H40`). Validated.
+    /// The agency's code, e.g. `000.00.00.H40`. Validated by the domain's rule for party codes (QCVN 102:2016
+    /// agency codes, `NNN.NN.NN.Xnn`, with the provincial domain; see docs/qcvn102.md).
     pub code: String,
     /// Human name, shown in logs and the admin API.
     #[serde(default)]
@@ -331,6 +332,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
+/// Judges a party (agency) code: `Ok`, or what is expected.
+pub type PartyRule<'a> = &'a dyn Fn(&str) -> Result<(), String>;
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "bus", "http", "admin", "state", "agencies", "adapters", "routes",
 ];
@@ -338,7 +342,13 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 impl Config {
     /// Reads and parses `file`, collecting every structural problem. Cross-reference checks that need the
     /// schema registry and adapter factories are in [`crate::check`].
+    /// Party (agency) codes are judged by the core's generic rule; see [`Config::load_with`].
     pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with(file, &crate::plugin::check_party_generic)
+    }
+
+    /// [`Config::load`], judging every agency code with `party` (a plugin's rule, e.g. QCVN 102 codes).
+    pub fn load_with(file: &Path, party: PartyRule<'_>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(file).map_err(|e| ConfigErrors {
             file: file.to_owned(),
             problems: vec![Problem::new(
@@ -346,11 +356,20 @@ impl Config {
                 format!("cannot read the config file: {e}"),
             )],
         })?;
-        Self::parse(file, &text)
+        Self::parse_with(file, &text, party)
     }
 
     /// Parses config text as if read from `file` (relative paths resolve against its folder).
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Self::parse_with(file, text, &crate::plugin::check_party_generic)
+    }
+
+    /// [`Config::parse`], judging every agency code with `party`.
+    pub fn parse_with(
+        file: &Path,
+        text: &str,
+        party: PartyRule<'_>,
+    ) -> Result<Config, ConfigErrors> {
         let fail = |problems| ConfigErrors {
             file: file.to_owned(),
             problems,
@@ -428,7 +447,7 @@ impl Config {
             adapters,
             routes,
         };
-        problems.extend(config.cross_check());
+        problems.extend(config.cross_check(party));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -485,7 +504,7 @@ impl Config {
     }
 
     /// Checks that need only the config itself: unique ids, agency codes, routes naming adapters that exist.
-    fn cross_check(&self) -> Vec<Problem> {
+    fn cross_check(&self, party: PartyRule<'_>) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !is_name(&self.bus.namespace) {
             problems.push(Problem::new(
@@ -523,8 +542,8 @@ impl Config {
         let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
-            if let Err(e) = crate::agency::AgencyCode::parse(&a.code) {
-                problems.push(Problem::new(format!("agencies[{i}].code"), e.to_string()));
+            if let Err(e) = party(&a.code) {
+                problems.push(Problem::new(format!("agencies[{i}].code"), e));
             }
             if !codes.insert(a.code.as_str()) {
                 problems.push(Problem::new(
@@ -604,8 +623,8 @@ impl Config {
             }
             for (key, list_opt) in [("from", &r.from), ("to", &r.to)] {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
-                    if let Err(e) = crate::agency::AgencyCode::parse(c) {
-                        problems.push(Problem::new(format!("{p}.{key}[{j}]"), e.to_string()));
+                    if let Err(e) = party(c) {
+                        problems.push(Problem::new(format!("{p}.{key}[{j}]"), e));
                     } else if key == "from" && !codes.contains(c.as_str()) {
                         problems.push(Problem::new(
                             format!("{p}.{key}[{j}]"),
@@ -760,7 +779,7 @@ deliver = ["stp-inbox"]
     fn unknown_keys_and_bad_codes_are_named() {
         let bad = GOOD
             .replace("broker_url", "brokr_url")
-            .replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
+            .replace("000.00.00.H40\"\ntoken", "H 40\"\ntoken");
         let err = parse(&bad).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("bus.brokr_url"), "{text}");

@@ -7,12 +7,13 @@
 
 pub mod amqp;
 pub mod http;
-pub(crate) mod xml;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
+use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
 use crate::runtime::Shared;
+use crate::schema::SchemaRegistry;
 use crate::state::Claim;
 use crate::wire::Copy;
 use async_trait::async_trait;
@@ -20,47 +21,13 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The validated, routed message, ready to publish.
-pub(crate) struct Prepared {
-    pub message: Message,
-    /// Client-chosen id (idempotency key) if any.
-    pub client_id: Option<String>,
-    /// What a `dossier.*` message says about its dossier, for tracking.
-    pub dossier: Option<crate::state::DossierFacts>,
-}
-
-/// Picks the tracking facts out of a dossier payload (portal field names).
-fn dossier_facts(kind: &str, payload: &serde_json::Value) -> Option<crate::state::DossierFacts> {
-    if !kind.starts_with("dossier.") {
-        return None;
-    }
-    let s = |k: &str| {
-        payload
-            .get(k)
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
-    let n = |k: &str| {
-        payload.get(k).and_then(|v| {
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        })
-    };
-    Some(crate::state::DossierFacts {
-        code: s("MaHoSo")?,
-        status: n("TrangThaiHoSo").or_else(|| n("TrangThai")),
-        local_status: s("TrangThaiNoiBo"),
-        received: s("NgayTiepNhan"),
-        due: s("NgayHenTra").or_else(|| s("NgayKetThucTheoQuyDinh")),
-        finished: s("NgayKetThucXuLy").or_else(|| s("NgayTra")),
-        note: s("NoiDungXuLy").map(|t| t.chars().take(200).collect()),
-        ..Default::default()
-    })
-}
-
 pub struct Ingress {
     shared: Arc<Shared>,
+    /// The domain's rule for party codes.
+    plugin: Arc<dyn Plugin>,
+    /// Formats other than the JSON envelope (by content kind).
+    formats: Vec<Arc<dyn Format>>,
+    observers: Vec<Arc<dyn Observer>>,
     /// bearer token → agency code
     tokens: HashMap<String, String>,
     /// RabbitMQ user → agency code
@@ -70,7 +37,12 @@ pub struct Ingress {
 impl Ingress {
     /// Builds the token and AMQP-user maps from config. `env` reads an environment variable (injectable for
     /// tests and the demo).
-    pub fn new(shared: Arc<Shared>, env: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        env: &dyn Fn(&str) -> Option<String>,
+        plugin: Arc<dyn Plugin>,
+        hooks: &crate::plugin::Hooks,
+    ) -> Self {
         let mut tokens = HashMap::new();
         let mut amqp_users = HashMap::new();
         for a in &shared.config.agencies {
@@ -85,6 +57,9 @@ impl Ingress {
         }
         Self {
             shared,
+            plugin,
+            formats: hooks.formats.clone(),
+            observers: hooks.observers.clone(),
             tokens,
             amqp_users,
         }
@@ -123,6 +98,22 @@ impl Ingress {
                     }
                 }
             })?;
+        if let Err(e) = self.plugin.check_party(&env.from) {
+            return Err(ApiError::new(
+                code::INVALID_ENVELOPE,
+                format!("not a valid envelope: {e}"),
+            )
+            .at("/from", e));
+        }
+        for (i, t) in env.to.iter().enumerate() {
+            if let Err(e) = self.plugin.check_party(t) {
+                return Err(ApiError::new(
+                    code::INVALID_ENVELOPE,
+                    format!("not a valid envelope: {e}"),
+                )
+                .at(format!("/to/{i}"), e));
+            }
+        }
         let Caller::Agency(caller) = &sub.caller;
         if &env.from != caller {
             return Err(ApiError::new(
@@ -134,25 +125,23 @@ impl Ingress {
             )
             .at("/from", "must be the authenticated agency"));
         }
-        let version = self.resolve_version(&env.kind, env.version)?;
+        let registry = &self.shared.registry;
+        let version = resolve_version(registry, &env.kind, env.version)?;
         let payload: serde_json::Value = serde_json::from_str(env.payload.get())
             .map_err(|e| ApiError::new(code::INVALID_JSON, format!("payload: {e}")))?;
-        if let Err(details) = self.shared.registry.validate(&env.kind, version, &payload) {
-            let n = details.len();
-            return Err(ApiError {
-                code: code::SCHEMA_VIOLATION,
-                message: format!("payload violates {} v{version}: {n} problem(s)", env.kind),
-                details,
-                retryable: false,
-            });
-        }
+        validate(registry, "payload", &env.kind, version, &payload)?;
+        let observed = self
+            .observers
+            .iter()
+            .any(|o| o.wants(&env.kind))
+            .then_some(payload);
         let id = env
             .id
             .clone()
             .or_else(|| sub.fallback_id.clone())
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         Ok(Prepared {
-            dossier: dossier_facts(&env.kind, &payload),
+            observed,
             client_id: env.id.clone().or_else(|| sub.fallback_id.clone()),
             message: Message {
                 meta: Meta {
@@ -170,40 +159,6 @@ impl Ingress {
         })
     }
 
-    /// The schema version to use: the one asked for, or the highest present.
-    pub(crate) fn resolve_version(&self, kind: &str, asked: Option<u32>) -> Result<u32, ApiError> {
-        let versions = self.shared.registry.versions(kind);
-        if versions.is_empty() {
-            return Err(ApiError::new(
-                code::UNKNOWN_TYPE,
-                format!("no schema for message type `{kind}`"),
-            )
-            .at(
-                "/type",
-                format!("known types: {}", self.shared.registry.types().join(", ")),
-            ));
-        }
-        match asked {
-            None => Ok(*versions.last().expect("non-empty")),
-            Some(v) if versions.contains(&v) => Ok(v),
-            Some(v) => {
-                Err(
-                    ApiError::new(code::UNKNOWN_TYPE, format!("`{kind}` has no version {v}")).at(
-                        "/version",
-                        format!(
-                            "known versions: {}",
-                            versions
-                                .iter()
-                                .map(u32::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ),
-                )
-            }
-        }
-    }
-
     /// Routes and publishes one prepared message; answers only after every copy is confirmed.
     pub(crate) async fn publish(
         &self,
@@ -214,7 +169,7 @@ impl Ingress {
         let Prepared {
             mut message,
             client_id,
-            dossier,
+            observed,
         } = p;
         let meta = &message.meta;
         let digest = content_digest(&message);
@@ -299,12 +254,9 @@ impl Ingress {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
             tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
         }
-        if let Some(mut facts) = dossier {
-            facts.sender = meta.from.clone();
-            facts.kind = meta.kind.clone();
-            facts.message_id = meta.id.clone();
-            if let Err(e) = shared.state.dossier_record(&facts).await {
-                tracing::warn!(dossier = %facts.code, error = %e, "Could not record dossier tracking");
+        if let Some(observed) = &observed {
+            for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
+                o.accepted(meta, observed).await;
             }
         }
         metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
@@ -324,7 +276,19 @@ impl Submit for Ingress {
             .unwrap_or_else(new_traceparent);
         let prepared = match sub.content {
             ContentKind::Json => self.prepare_json(&sub),
-            ContentKind::Xml => xml::prepare(self, &sub).await,
+            other => match self.formats.iter().find(|f| f.content() == other) {
+                Some(format) => {
+                    let schemas = Schemas {
+                        registry: &self.shared.registry,
+                        max_body_bytes: self.shared.config.http.max_body_bytes,
+                    };
+                    format.prepare(&sub, &schemas).await
+                }
+                None => Err(ApiError::new(
+                    code::UNSUPPORTED_MEDIA_TYPE,
+                    format!("this bus takes no {} messages", other.mime()),
+                )),
+            },
         };
         // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
         drop(sub);
@@ -370,6 +334,61 @@ fn content_digest(m: &Message) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<String>()
+}
+
+/// The schema version to use: the one asked for, or the highest present.
+pub(crate) fn resolve_version(
+    registry: &SchemaRegistry,
+    kind: &str,
+    asked: Option<u32>,
+) -> Result<u32, ApiError> {
+    let versions = registry.versions(kind);
+    if versions.is_empty() {
+        return Err(ApiError::new(
+            code::UNKNOWN_TYPE,
+            format!("no schema for message type `{kind}`"),
+        )
+        .at(
+            "/type",
+            format!("known types: {}", registry.types().join(", ")),
+        ));
+    }
+    match asked {
+        None => Ok(*versions.last().expect("non-empty")),
+        Some(v) if versions.contains(&v) => Ok(v),
+        Some(v) => Err(
+            ApiError::new(code::UNKNOWN_TYPE, format!("`{kind}` has no version {v}")).at(
+                "/version",
+                format!(
+                    "known versions: {}",
+                    versions
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        ),
+    }
+}
+
+/// Validates `value` as `kind` v`version`: every violation with its JSON pointer.
+pub(crate) fn validate(
+    registry: &SchemaRegistry,
+    what: &str,
+    kind: &str,
+    version: u32,
+    value: &serde_json::Value,
+) -> Result<(), ApiError> {
+    registry.validate(kind, version, value).map_err(|details| {
+        let n = details.len();
+        ApiError {
+            code: code::SCHEMA_VIOLATION,
+            message: format!("{what} violates {kind} v{version}: {n} problem(s)"),
+            details,
+            retryable: false,
+        }
+    })
 }
 
 /// Convenience for transports: a submission of `body` by `agency`.

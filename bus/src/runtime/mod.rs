@@ -9,6 +9,7 @@ use crate::broker::Broker;
 use crate::broker::topology::{self, Names};
 use crate::config::{Config, ConfigErrors};
 use crate::ingress::Ingress;
+use crate::plugin::{Plugin, PluginContext};
 use crate::router::Router;
 use crate::schema::SchemaRegistry;
 use crate::state::StateStore;
@@ -63,14 +64,16 @@ pub struct RunningBus {
     work: JoinSet<()>,
 }
 
-/// Checks the config completely (see [`crate::check`]), then starts everything. `env` reads environment
-/// variables (tokens); pass `|k| std::env::var(k).ok()` in production.
+/// Checks the config completely (see [`crate::check`]), then starts everything with `plugin`'s hooks (the
+/// domain; [`crate::plugin::NoPlugin`] for the bus alone). `env` reads environment variables (tokens); pass
+/// `|k| std::env::var(k).ok()` in production.
 pub async fn start(
     config: Config,
     factory: &dyn AdapterFactory,
+    plugin: Arc<dyn Plugin>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunningBus, StartError> {
-    let registry = crate::check::check_loaded(&config, factory, env)?;
+    let registry = crate::check::check_loaded(&config, factory, plugin.as_ref(), env)?;
     let config = Arc::new(config);
     let mut sinks = HashMap::new();
     let mut lookups = HashMap::new();
@@ -93,7 +96,7 @@ pub async fn start(
         }
     }
     let state_url = config.state_url();
-    let state = StateStore::connect(&state_url, &config.bus.namespace)
+    let state = StateStore::connect_with(&state_url, &config.bus.namespace, &plugin.tables())
         .await
         .map_err(|e| StartError::State(e.to_string()))?;
     let names = Names::new(&config.bus.namespace);
@@ -112,11 +115,17 @@ pub async fn start(
         topo,
         crate::broker::Tuning::from_config(&config.bus),
     );
+    let registry = Arc::new(registry);
+    let hooks = plugin.start(&PluginContext {
+        config: config.clone(),
+        state: state.clone(),
+        schemas: registry.clone(),
+    });
     let shared = Arc::new(Shared {
         router: Router::new(&config.routes),
         config: config.clone(),
         names,
-        registry: Arc::new(registry),
+        registry,
         broker,
         state,
         sinks,
@@ -124,7 +133,7 @@ pub async fn start(
         retry_tiers: tiers.into_iter().collect(),
         in_flight: Default::default(),
     });
-    let ingress = Arc::new(Ingress::new(shared.clone(), env));
+    let ingress = Arc::new(Ingress::new(shared.clone(), env, plugin, &hooks));
 
     let bind = |key: &'static str, addr: &str| {
         let addr = addr.to_owned();
@@ -172,7 +181,7 @@ pub async fn start(
         });
     }
     {
-        let app = crate::admin::router(shared.clone(), env);
+        let app = crate::admin::router(shared.clone(), env, hooks.admin);
         let stop = stop_work.clone();
         work.spawn(async move {
             let _ = axum::serve(admin, app)

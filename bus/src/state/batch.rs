@@ -3,12 +3,12 @@
 //! # Why this exists
 //!
 //! Every accepted message costs a few small state operations: an idempotency lookup and record at ingress,
-//! a dossier-tracking row, a "was it delivered?" check and a "delivered" mark per adapter. Issued one by one,
+//! perhaps a plugin's row, a "was it delivered?" check and a "delivered" mark per adapter. Issued one by one,
 //! each is a round trip to the database (for SQLite through sqlx's worker thread) and each write is its own
 //! commit; profiling showed that, not the broker or validation, was most of the bus's CPU under load.
 //!
 //! So those operations go through two lanes, one task each: **reads** (idempotency lookups, delivered
-//! checks) and **writes** (idempotency records, delivered marks, dossier facts). A lane takes everything
+//! checks) and **writes** (idempotency claims and records, delivered marks). A lane takes everything
 //! waiting (up to [`MAX_BATCH`]) and answers it with one multi-row statement per kind (writes: all in one
 //! transaction, one commit), then replies to each caller. Nothing waits for a timer: under light load a
 //! batch is one operation, so latency does not grow; under heavy load batches grow and the per-message
@@ -22,7 +22,7 @@
 //! Rows of one batch are sorted by key before writing, so two bus processes sharing PostgreSQL take row
 //! locks in the same order and do not deadlock each other.
 
-use super::{Accepted, DossierFacts, StateError};
+use super::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Row};
@@ -98,11 +98,6 @@ pub(super) enum Write {
         adapter: String,
         sender: String,
         id: String,
-        at: i64,
-        reply: Reply<()>,
-    },
-    Dossier {
-        facts: DossierFacts,
         at: i64,
         reply: Reply<()>,
     },
@@ -367,9 +362,6 @@ struct Batch {
     /// Claims: the first digest of a key wins; each asker is answered from the row that stands.
     claims: BTreeMap<(String, String), (String, i64)>,
     delivered: BTreeMap<(String, String, String), i64>,
-    /// Dossier facts fold in arrival order: a later fact replaces an earlier one, absent ones keep it.
-    dossiers: BTreeMap<String, (DossierFacts, i64)>,
-    events: BTreeMap<(String, String, String), (DossierFacts, i64)>,
 }
 
 async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
@@ -415,26 +407,6 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     batch.delivered.entry((adapter, sender, id)).or_insert(at);
                     replies.push(reply);
                 }
-                Write::Dossier { facts, at, reply } => {
-                    batch
-                        .events
-                        .entry((
-                            facts.code.clone(),
-                            facts.sender.clone(),
-                            facts.message_id.clone(),
-                        ))
-                        .or_insert_with(|| (facts.clone(), at));
-                    match batch.dossiers.get_mut(&facts.code) {
-                        Some((known, known_at)) => {
-                            merge(known, facts);
-                            *known_at = at;
-                        }
-                        None => {
-                            batch.dossiers.insert(facts.code.clone(), (facts, at));
-                        }
-                    }
-                    replies.push(reply);
-                }
             }
         }
         let result = write_batch(&db, &batch).await;
@@ -460,19 +432,6 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
             }
         }
     }
-}
-
-/// Applies `later` over `known` the way the upsert does: present fields replace, absent ones keep.
-fn merge(known: &mut DossierFacts, later: DossierFacts) {
-    known.sender = later.sender;
-    known.kind = later.kind;
-    known.message_id = later.message_id;
-    known.status = later.status.or(known.status);
-    known.local_status = later.local_status.or(known.local_status.take());
-    known.received = later.received.or(known.received.take());
-    known.due = later.due.or(known.due.take());
-    known.finished = later.finished.or(known.finished.take());
-    known.note = later.note.or(known.note.take());
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -573,75 +532,8 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
         }
         q.execute(&mut *tx).await?;
     }
-    let rows: Vec<_> = b.dossiers.values().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO lt_dossier (ns, code, sender, status, local_status, received, due, finished, last_type,
-                                     last_message_id, updated_ms)
-             VALUES {}
-             ON CONFLICT (ns, code) DO UPDATE SET
-                sender = excluded.sender,
-                status = COALESCE(excluded.status, lt_dossier.status),
-                local_status = COALESCE(excluded.local_status, lt_dossier.local_status),
-                received = COALESCE(excluded.received, lt_dossier.received),
-                due = COALESCE(excluded.due, lt_dossier.due),
-                finished = COALESCE(excluded.finished, lt_dossier.finished),
-                last_type = excluded.last_type,
-                last_message_id = excluded.last_message_id,
-                updated_ms = excluded.updated_ms",
-            values(marks, chunk.len(), 11)
-        );
-        let mut q: Q = sqlx::query(&sql);
-        for (f, at) in chunk {
-            q = q
-                .bind(ns)
-                .bind(text(&f.code))
-                .bind(text(&f.sender))
-                .bind(f.status)
-                .bind(f.local_status.as_deref().map(text))
-                .bind(f.received.as_deref().map(text))
-                .bind(f.due.as_deref().map(text))
-                .bind(f.finished.as_deref().map(text))
-                .bind(text(&f.kind))
-                .bind(text(&f.message_id))
-                .bind(*at);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    let rows: Vec<_> = b.events.values().collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let chunk = padded(chunk);
-        let sql = format!(
-            "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms)
-             VALUES {} ON CONFLICT (ns, code, sender, message_id) DO NOTHING",
-            values(marks, chunk.len(), 8)
-        );
-        let mut q: Q = sqlx::query(&sql);
-        for (f, at) in &chunk {
-            q = q
-                .bind(ns)
-                .bind(text(&f.code))
-                .bind(text(&f.sender))
-                .bind(text(&f.message_id))
-                .bind(text(&f.kind))
-                .bind(f.status)
-                .bind(f.note.as_deref().map(text))
-                .bind(*at);
-        }
-        q.execute(&mut *tx).await?;
-    }
     tx.commit().await?;
     Ok(standing)
-}
-
-/// Text as every backend can store it: PostgreSQL's TEXT cannot hold NUL, which JSON allows (`\u0000`) in
-/// any string an agency sends; it is kept as U+2400 (␀, the symbol for NUL) so the rest of the row is kept.
-pub(super) fn text(s: &str) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "\u{2400}")
-    } else {
-        s.to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -662,30 +554,5 @@ mod tests {
         assert_eq!(padded(&[1, 2]), vec![1, 2, 2, 2]);
         assert_eq!(padded(&[0u8; 17]).len(), 48);
         assert_eq!(padded::<u8>(&[]), Vec::<u8>::new());
-    }
-
-    #[test]
-    fn later_dossier_facts_win_and_absent_ones_keep() {
-        let mut known = DossierFacts {
-            code: "H1".into(),
-            status: Some(1),
-            due: Some("20261201000000".into()),
-            note: Some("first".into()),
-            message_id: "m1".into(),
-            ..Default::default()
-        };
-        merge(
-            &mut known,
-            DossierFacts {
-                code: "H1".into(),
-                status: Some(4),
-                message_id: "m2".into(),
-                ..Default::default()
-            },
-        );
-        assert_eq!(known.status, Some(4));
-        assert_eq!(known.due.as_deref(), Some("20261201000000"));
-        assert_eq!(known.note.as_deref(), Some("first"));
-        assert_eq!(known.message_id, "m2");
     }
 }

@@ -9,7 +9,7 @@
 
 use sqlx::{AnyConnection, Connection, Executor, Row};
 
-use super::url::Backend;
+pub use super::url::Backend;
 
 /// The schema version this build writes and understands.
 pub(crate) const SCHEMA_VERSION: i64 = 2;
@@ -100,44 +100,6 @@ fn ddl(backend: Backend) -> Vec<String> {
             detail TEXT NOT NULL
         )"
         ),
-        // Last edXML status per (document, reporting organ).
-        "CREATE TABLE IF NOT EXISTS lt_document_status (
-            ns TEXT NOT NULL,
-            document_id TEXT NOT NULL,
-            organ TEXT NOT NULL,
-            status TEXT NOT NULL,
-            updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (ns, document_id, organ)
-        )"
-        .into(),
-        // Where each dossier is and whether it is on time: the latest facts, and every message about it.
-        "CREATE TABLE IF NOT EXISTS lt_dossier (
-            ns TEXT NOT NULL,
-            code TEXT NOT NULL,
-            sender TEXT NOT NULL,
-            status BIGINT,
-            local_status TEXT,
-            received TEXT,
-            due TEXT,
-            finished TEXT,
-            last_type TEXT NOT NULL,
-            last_message_id TEXT NOT NULL,
-            updated_ms BIGINT NOT NULL,
-            PRIMARY KEY (ns, code)
-        )"
-        .into(),
-        "CREATE TABLE IF NOT EXISTS lt_dossier_event (
-            ns TEXT NOT NULL,
-            code TEXT NOT NULL,
-            sender TEXT NOT NULL,
-            message_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            status BIGINT,
-            note TEXT,
-            at_ms BIGINT NOT NULL,
-            PRIMARY KEY (ns, code, sender, message_id)
-        )"
-        .into(),
     ]
 }
 
@@ -145,7 +107,7 @@ fn ddl(backend: Backend) -> Vec<String> {
 /// (table, its v1 indexes, the column list of the copy, the SELECT list over the old rows). `{ns}` is the
 /// namespace of the bus that upgrades, which is given every old row: version 1 had no namespaces, so the rows
 /// were that deployment's.
-const V1_TABLES: [(&str, &[&str], &str, &str); 7] = [
+const V1_TABLES: [Moved; 4] = [
     (
         "lt_ingress",
         &["lt_ingress_created"],
@@ -174,50 +136,68 @@ const V1_TABLES: [(&str, &[&str], &str, &str); 7] = [
         "ns, at_ms, actor, action, adapter, sender, message_id, detail",
         "{ns}, at_ms, actor, action, adapter, '', message_id, detail",
     ),
-    (
-        "lt_document_status",
-        &[],
-        "ns, document_id, organ, status, updated_ms",
-        "{ns}, document_id, organ, status, updated_ms",
-    ),
-    (
-        "lt_dossier",
-        &[],
-        "ns, code, sender, status, local_status, received, due, finished, last_type, last_message_id, updated_ms",
-        "{ns}, code, sender, status, local_status, received, due, finished, last_type, last_message_id, updated_ms",
-    ),
-    (
-        "lt_dossier_event",
-        &[],
-        "ns, code, sender, message_id, kind, status, note, at_ms",
-        "{ns}, code, sender, message_id, kind, status, note, at_ms",
-    ),
 ];
 
-/// Statements that move a version-1 database to version 2: each old table is renamed aside (its indexes
-/// dropped, so the new ones can take their names), the new tables are created, the rows copied with the
-/// upgrading bus's namespace, and the old tables dropped.
-fn upgrade_from_v1(backend: Backend, namespace: &str) -> Vec<String> {
+/// One table moved to a new layout by [`rename_copy`]: its name, its indexes (dropped first, so the new ones
+/// can take their names), the columns written, and the SELECT list over the old rows, in which `{ns}` stands
+/// for the upgrading bus's namespace as an SQL string.
+pub type Moved = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+);
+
+/// Statements that move `tables` to a new layout: each old table renamed aside, `create` run, the rows copied
+/// with the upgrading bus's namespace, the old tables dropped.
+pub fn rename_copy(tables: &[Moved], create: Vec<String>, namespace: &str) -> Vec<String> {
     let ns = format!("'{}'", namespace.replace('\'', "''"));
     let mut out = Vec::new();
-    for (table, indexes, _, _) in V1_TABLES {
-        for index in indexes {
+    for (table, indexes, _, _) in tables {
+        for index in *indexes {
             out.push(format!("DROP INDEX IF EXISTS {index}"));
         }
-        out.push(format!("ALTER TABLE {table} RENAME TO {table}_v1"));
+        out.push(format!("ALTER TABLE {table} RENAME TO {table}_old"));
     }
-    out.extend(ddl(backend));
-    for (table, _, columns, select) in V1_TABLES {
+    out.extend(create);
+    for (table, _, columns, select) in tables {
         let select = select.replace("{ns}", &ns);
         out.push(format!(
-            "INSERT INTO {table} ({columns}) SELECT {select} FROM {table}_v1"
+            "INSERT INTO {table} ({columns}) SELECT {select} FROM {table}_old"
         ));
-        out.push(format!("DROP TABLE {table}_v1"));
+        out.push(format!("DROP TABLE {table}_old"));
     }
-    out.push(format!(
-        "UPDATE lt_meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema_version'"
-    ));
     out
+}
+
+/// A family of tables with its own version in `lt_meta`: the core's, or a plugin's.
+#[derive(Clone, Copy)]
+pub struct TableSet {
+    /// Its key in `lt_meta` (the core's is `schema_version`).
+    pub name: &'static str,
+    /// The version this build writes and understands.
+    pub version: i64,
+    /// `CREATE … IF NOT EXISTS` statements of this version.
+    pub create: fn(Backend) -> Vec<String>,
+    /// Statements that bring the set from an older version (the second argument) to this one, given the
+    /// upgrading bus's namespace.
+    pub upgrade: fn(Backend, i64, &str) -> Vec<String>,
+}
+
+/// The core's tables.
+pub(crate) const CORE: TableSet = TableSet {
+    name: "schema_version",
+    version: SCHEMA_VERSION,
+    create: ddl,
+    upgrade: core_upgrade,
+};
+
+fn core_upgrade(backend: Backend, _from: i64, namespace: &str) -> Vec<String> {
+    tracing::warn!(
+        namespace,
+        "Upgrading the state database from schema version 1 to 2; its rows are given this bus's namespace"
+    );
+    rename_copy(&V1_TABLES, ddl(backend), namespace)
 }
 
 /// Why schema preparation failed.
@@ -250,6 +230,7 @@ pub(crate) async fn init(
     conn: &mut AnyConnection,
     backend: Backend,
     namespace: &str,
+    sets: &[TableSet],
 ) -> Result<(), InitError> {
     match backend {
         Backend::Sqlite => {
@@ -258,7 +239,7 @@ pub(crate) async fn init(
             // IMMEDIATE takes the write lock before reading the version, so a concurrent starter waits
             // (busy_timeout) and then sees what this one did.
             conn.execute("BEGIN IMMEDIATE").await?;
-            let done = prepare(conn, backend, namespace).await;
+            let done = prepare(conn, backend, namespace, sets).await;
             match done {
                 Ok(()) => {
                     conn.execute("COMMIT").await?;
@@ -275,51 +256,66 @@ pub(crate) async fn init(
                 .bind(PG_SCHEMA_LOCK)
                 .execute(&mut *tx)
                 .await?;
-            prepare(&mut tx, backend, namespace).await?;
+            prepare(&mut tx, backend, namespace, sets).await?;
             tx.commit().await?;
         }
     }
     Ok(())
 }
 
-/// Inside the schema lock: read the version, then create, upgrade or refuse.
+/// Inside the schema lock: for each table set read its version, then create, upgrade or refuse.
 async fn prepare(
     conn: &mut AnyConnection,
     backend: Backend,
     namespace: &str,
+    sets: &[TableSet],
 ) -> Result<(), InitError> {
     conn.execute("CREATE TABLE IF NOT EXISTS lt_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         .await?;
-    let found: Option<String> =
-        sqlx::query("SELECT value FROM lt_meta WHERE name = 'schema_version'")
-            .fetch_optional(&mut *conn)
-            .await?
-            .map(|row| row.try_get("value"))
-            .transpose()?;
-    let found = found.map(|v| v.trim().parse::<i64>().unwrap_or(i64::MAX));
-    let statements = match found {
-        Some(v) if v > SCHEMA_VERSION => return Err(InitError::TooNew(v)),
-        Some(1) => {
-            tracing::warn!(
-                namespace,
-                "Upgrading the state database from schema version 1 to 2; its rows are given this bus's namespace"
-            );
-            upgrade_from_v1(backend, namespace)
+    let core_found = version_of(conn, CORE.name).await?;
+    for set in sets {
+        let mut found = version_of(conn, set.name).await?;
+        // A version-1 database held every table under the core's version.
+        if found.is_none() && set.name != CORE.name && core_found == Some(1) {
+            found = Some(1);
         }
-        Some(_) => ddl(backend),
-        None => {
-            let mut v = ddl(backend);
-            v.push(format!(
-                "INSERT INTO lt_meta (name, value) VALUES ('schema_version', '{SCHEMA_VERSION}')
-                 ON CONFLICT (name) DO NOTHING"
-            ));
-            v
+        let statements = match found {
+            Some(v) if v > set.version => return Err(InitError::TooNew(v)),
+            Some(v) if v < set.version => {
+                let mut s = (set.upgrade)(backend, v, namespace);
+                s.push(format!(
+                    "INSERT INTO lt_meta (name, value) VALUES ('{}', '{}')
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    set.name, set.version
+                ));
+                s
+            }
+            Some(_) => (set.create)(backend),
+            None => {
+                let mut s = (set.create)(backend);
+                s.push(format!(
+                    "INSERT INTO lt_meta (name, value) VALUES ('{}', '{}')
+                     ON CONFLICT (name) DO NOTHING",
+                    set.name, set.version
+                ));
+                s
+            }
+        };
+        for stmt in statements {
+            conn.execute(stmt.as_str()).await?;
         }
-    };
-    for stmt in statements {
-        conn.execute(stmt.as_str()).await?;
     }
     Ok(())
+}
+
+async fn version_of(conn: &mut AnyConnection, name: &str) -> Result<Option<i64>, InitError> {
+    let found: Option<String> = sqlx::query("SELECT value FROM lt_meta WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get("value"))
+        .transpose()?;
+    Ok(found.map(|v| v.trim().parse::<i64>().unwrap_or(i64::MAX)))
 }
 
 /// Switch the database file to WAL. This needs an exclusive lock that `busy_timeout` does not wait for,

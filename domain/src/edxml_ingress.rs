@@ -1,20 +1,44 @@
-//! edXML packages on ingress (`Content-Type: application/xml`).
+//! edXML packages on ingress (`Content-Type: application/xml`): the bus's XML [`Format`].
 //!
 //! The package is parsed as a stream (no DOCTYPE or entity declarations, bounded depth and size, attachments'
 //! base64 checked without a decoded copy), the sender must be the caller, the header — mapped to JSON — is
 //! validated against `document.edxml` or `document.status` like any payload, and a status report must be a
-//! legal next step for that document at that agency. The package bytes themselves travel unchanged.
+//! legal next step for that document at that agency (docs/qcvn102.md). The package bytes travel unchanged.
 
-use super::{Ingress, Prepared};
-use crate::adapter::{Caller, Submission};
-use crate::edxml::{self, PackageKind};
-use crate::error::{ApiError, code};
-use crate::message::{ContentKind, Message, Meta, now_rfc3339};
+use crate::documents::DocumentStore;
+use crate::qcvn::edxml::{self, PackageKind};
+use async_trait::async_trait;
+use lienthong_bus::adapter::{Caller, Submission};
+use lienthong_bus::error::{ApiError, code};
+use lienthong_bus::message::{ContentKind, Message, Meta, now_rfc3339};
+use lienthong_bus::plugin::{Format, Prepared, Schemas};
+use lienthong_bus::state::StateStore;
 
-pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepared, ApiError> {
-    let shared = ingress.shared();
+/// The edXML format: what it needs to judge a package.
+pub struct EdxmlFormat {
+    /// For "was this status package accepted before?" (ingress idempotency).
+    pub state: StateStore,
+    pub documents: DocumentStore,
+}
+
+#[async_trait]
+impl Format for EdxmlFormat {
+    fn content(&self) -> ContentKind {
+        ContentKind::Xml
+    }
+
+    async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError> {
+        prepare(self, sub, schemas).await
+    }
+}
+
+async fn prepare(
+    ingress: &EdxmlFormat,
+    sub: &Submission,
+    schemas: &Schemas<'_>,
+) -> Result<Prepared, ApiError> {
     let limits = edxml::Limits {
-        max_bytes: shared.config.http.max_body_bytes.max(sub.body.len()),
+        max_bytes: schemas.max_body_bytes.max(sub.body.len()),
         ..Default::default()
     };
     let pkg = edxml::parse(&sub.body, &limits).map_err(|e| {
@@ -39,18 +63,8 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         ));
     }
     let kind = pkg.message_type();
-    let version = ingress.resolve_version(kind, None)?;
-    if let Err(details) = shared.registry.validate(kind, version, &pkg.header) {
-        return Err(ApiError {
-            code: code::SCHEMA_VIOLATION,
-            message: format!(
-                "edXML header violates {kind} v{version}: {} problem(s)",
-                details.len()
-            ),
-            details,
-            retryable: false,
-        });
-    }
+    let version = schemas.resolve_version(kind, None)?;
+    schemas.validate("edXML header", kind, version, &pkg.header)?;
     let document_id = pkg.document_id.clone().unwrap_or_default();
     // 0 new, 1 revoke, 2 update, 3 replace.
     let business = pkg
@@ -82,7 +96,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
     // A package is identified by what it is (sender + DocumentId; for a revoke/update/replace also its type
     // and bytes; for a status + code and time), whichever way it came (HTTP, AMQP, a folder, the axis) and
     // whatever id that channel would give it: receivers de-duplicate documents by sender and DocumentId
-    // (REFERENCE §1.3), and a document offered again — resubmitted, re-dropped under another name, re-listed
+    // (docs/qcvn102.md), and a document offered again — resubmitted, re-dropped under another name, re-listed
     // by the axis under another docId — is the same message, delivered once.
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string();
     if let PackageKind::Status { code: status, .. } = &pkg.kind
@@ -116,7 +130,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
     if let PackageKind::Status { code: status, .. } = &pkg.kind {
         // A status package accepted before is answered as before (in `publish`); checking it again against a
         // document that has moved on since would refuse a plain resubmission.
-        let seen = shared
+        let seen = ingress
             .state
             .ingress_lookup(&pkg.from, &id)
             .await
@@ -136,7 +150,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         }
     }
     if matches!(pkg.kind, PackageKind::Document) && matches!(business, "2" | "3") {
-        // An update or replacement may be answered by each receiver with 15 or 16 (REFERENCE §1.2), under the
+        // An update or replacement may be answered by each receiver with 15 or 16 (docs/qcvn102.md), under the
         // DocumentId it carries or the one its business information names.
         let mut targets = vec![document_id.as_str()];
         if let Some(about) = pkg
@@ -154,7 +168,7 @@ pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepa
         }
     }
     Ok(Prepared {
-        dossier: None,
+        observed: None,
         client_id: Some(id.clone()),
         message: Message {
             meta: Meta {
@@ -186,21 +200,20 @@ pub(crate) fn document_message_id(from: &str, document_id: &str) -> String {
     .to_string()
 }
 
-fn state_unavailable(e: crate::state::StateError) -> ApiError {
+fn state_unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(code::STATE_UNAVAILABLE, e.to_string())
 }
 
 /// What the state store holds for `document_id` at `organ`: the stored text (for the compare-and-set) and
 /// the state it means.
 async fn document_state(
-    ingress: &Ingress,
+    ingress: &EdxmlFormat,
     document_id: &str,
     organ: &str,
 ) -> Result<(Option<String>, edxml::status::DocState), ApiError> {
     let prev = ingress
-        .shared()
-        .state
-        .document_status(document_id, organ)
+        .documents
+        .status(document_id, organ)
         .await
         .map_err(state_unavailable)?;
     let current = match prev.as_deref() {
@@ -212,7 +225,11 @@ async fn document_state(
 }
 
 /// Records that `organ` may answer an update of `document_id` with 15 or 16.
-async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Result<(), ApiError> {
+async fn mark_update(
+    ingress: &EdxmlFormat,
+    document_id: &str,
+    organ: &str,
+) -> Result<(), ApiError> {
     // A status arriving at the same moment can win the compare-and-set; read again and retry a few times.
     for _ in 0..5 {
         let (prev, current) = document_state(ingress, document_id, organ).await?;
@@ -221,9 +238,8 @@ async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Resul
         }
         let after = current.with_update().to_storage();
         if ingress
-            .shared()
-            .state
-            .set_document_status(document_id, organ, prev.as_deref(), &after)
+            .documents
+            .set_status(document_id, organ, prev.as_deref(), &after)
             .await
             .map_err(state_unavailable)?
         {
@@ -238,18 +254,18 @@ async fn mark_update(ingress: &Ingress, document_id: &str, organ: &str) -> Resul
 }
 
 async fn check_transition(
-    ingress: &Ingress,
+    ingress: &EdxmlFormat,
     document_id: &str,
     organ: &str,
     next: edxml::StatusCode,
 ) -> Result<(), ApiError> {
-    let state = &ingress.shared().state;
     let (prev, current) = document_state(ingress, document_id, organ).await?;
     let after = current.apply(next).map_err(|e| {
         ApiError::new(code::INVALID_TRANSITION, e.to_string()).at("/StatusCode", e.to_string())
     })?;
-    let changed = state
-        .set_document_status(document_id, organ, prev.as_deref(), &after.to_storage())
+    let changed = ingress
+        .documents
+        .set_status(document_id, organ, prev.as_deref(), &after.to_storage())
         .await
         .map_err(state_unavailable)?;
     if !changed {

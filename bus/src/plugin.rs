@@ -1,0 +1,142 @@
+//! The narrow hooks through which a domain plugs into this generic bus.
+//!
+//! The core knows envelopes, schemas, routes, queues and a state store; it does not know any country's
+//! document format or any province's dossier rules. Those come in through one [`Plugin`], handed to
+//! [`crate::runtime::start`] by the binary, which may:
+//!
+//! * say what a party (agency) code looks like ([`Plugin::check_party`]), checked in config and on every
+//!   message;
+//! * take a non-JSON format at ingress ([`Format`]: parse, check the sender, validate, name the message);
+//! * watch accepted messages ([`Observer`], e.g. to track where a case file is);
+//! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
+//!   ([`Hooks::admin`]).
+//!
+//! [`NoPlugin`] is the bus alone: JSON envelopes, any printable party code.
+
+use crate::adapter::Submission;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::message::{ContentKind, Message, Meta};
+use crate::schema::SchemaRegistry;
+use crate::state::{StateStore, TableSet};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Longest party code the core accepts without a plugin's opinion.
+pub const MAX_PARTY_LEN: usize = 64;
+
+/// The core's own rule for a party code: 1 to [`MAX_PARTY_LEN`] visible ASCII characters, no comma (the
+/// broker layout lists receivers comma-separated).
+pub fn check_party_generic(code: &str) -> Result<(), String> {
+    if code.is_empty()
+        || code.len() > MAX_PARTY_LEN
+        || !code.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+    {
+        return Err(format!(
+            "`{}` is not a party code (1 to {MAX_PARTY_LEN} visible ASCII characters, no comma)",
+            code.chars().take(MAX_PARTY_LEN).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// A domain plugged into the bus.
+pub trait Plugin: Send + Sync {
+    /// Whether `code` is a valid party (agency) code; the error says what is expected.
+    fn check_party(&self, code: &str) -> Result<(), String> {
+        check_party_generic(code)
+    }
+
+    /// The plugin's own tables, created (and upgraded) with the core's under the same lock at start.
+    fn tables(&self) -> Vec<TableSet> {
+        Vec::new()
+    }
+
+    /// Called once the state store is connected and the schemas are loaded: what the plugin plugs in.
+    fn start(&self, ctx: &PluginContext) -> Hooks;
+}
+
+/// What a plugin may use when it starts.
+#[derive(Clone)]
+pub struct PluginContext {
+    pub config: Arc<Config>,
+    pub state: StateStore,
+    pub schemas: Arc<SchemaRegistry>,
+}
+
+/// What a started plugin plugs in.
+#[derive(Default)]
+pub struct Hooks {
+    pub formats: Vec<Arc<dyn Format>>,
+    pub observers: Vec<Arc<dyn Observer>>,
+    /// Extra read endpoints on the admin listener, merged into its router.
+    pub admin: Option<axum::Router>,
+}
+
+/// A message ready to route and publish.
+pub struct Prepared {
+    pub message: Message,
+    /// The idempotency key under the sender, when the message has one: a resubmission under it is answered
+    /// as the first (same content) or refused with `conflict` (different content).
+    pub client_id: Option<String>,
+    /// A JSON view of the message handed to the observers once it is accepted (the payload of a JSON
+    /// envelope; whatever a [`Format`] chooses).
+    pub observed: Option<serde_json::Value>,
+}
+
+/// A message format other than the JSON envelope.
+#[async_trait]
+pub trait Format: Send + Sync {
+    /// The content kind it takes.
+    fn content(&self) -> ContentKind;
+
+    /// Parses a submission into a message: the sender must be the caller (`forbidden` otherwise), the content
+    /// valid for its type (through `schemas`), and the message named (its id and idempotency key).
+    async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
+}
+
+/// Schema validation as ingress does it, for formats: the version to use, and every problem located.
+pub struct Schemas<'a> {
+    pub registry: &'a SchemaRegistry,
+    /// Bound on a whole submission (`http.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+impl Schemas<'_> {
+    /// The version to validate against: `asked`, or the highest there is; `unknown_type` otherwise.
+    pub fn resolve_version(&self, kind: &str, asked: Option<u32>) -> Result<u32, ApiError> {
+        crate::ingress::resolve_version(self.registry, kind, asked)
+    }
+
+    /// Validates `value` as `kind` v`version`; `schema_violation` with every problem otherwise. `what` names
+    /// the validated part in the message (e.g. "payload").
+    pub fn validate(
+        &self,
+        what: &str,
+        kind: &str,
+        version: u32,
+        value: &serde_json::Value,
+    ) -> Result<(), ApiError> {
+        crate::ingress::validate(self.registry, what, kind, version, value)
+    }
+}
+
+/// Watches accepted messages.
+#[async_trait]
+pub trait Observer: Send + Sync {
+    /// Whether it wants to see messages of this type (so the payload is kept for it).
+    fn wants(&self, kind: &str) -> bool;
+
+    /// A message was accepted: every copy is confirmed by the broker. Errors are the observer's to log; the
+    /// message stands.
+    async fn accepted(&self, meta: &Meta, observed: &serde_json::Value);
+}
+
+/// The bus alone.
+pub struct NoPlugin;
+
+impl Plugin for NoPlugin {
+    fn start(&self, _: &PluginContext) -> Hooks {
+        Hooks::default()
+    }
+}

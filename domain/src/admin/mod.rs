@@ -1,0 +1,159 @@
+//! The domain's read endpoints on the admin listener:
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `GET /v1/dossiers/{MaHoSo}` | where a dossier is: latest portal status, appointment date, on time or not, every message about it and where each went |
+//! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency |
+
+mod views;
+
+use crate::documents::DocumentStore;
+use crate::dossiers::DossierStore;
+use crate::qcvn::edxml;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use lienthong_bus::error::{ApiError, code};
+use lienthong_bus::state::StateStore;
+pub use views::{now_vn_14, status_name, timing};
+
+/// What the endpoints read.
+#[derive(Clone)]
+pub struct AdminState {
+    pub state: StateStore,
+    pub dossiers: DossierStore,
+    pub documents: DocumentStore,
+}
+
+/// The routes, to be merged into the bus's admin router.
+pub fn router(s: AdminState) -> Router {
+    Router::new()
+        .route("/v1/dossiers/{code}", get(dossier))
+        .route("/v1/documents", get(document_by_query))
+        .route("/v1/documents/{id}", get(document))
+        .with_state(s)
+}
+
+fn error_response(e: &ApiError) -> Response {
+    e.clone().into_response()
+}
+
+fn state_error(e: &dyn std::fmt::Display) -> Response {
+    error_response(&ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))
+}
+
+/// Where one message went: `{"message_id", "delivered": [{adapter, at}], "dead_lettered": [{adapter, reason,
+/// last_error}]}` (the dossier and document views both show it).
+async fn whereabouts(s: &AdminState, sender: &str, message_id: &str) -> serde_json::Value {
+    let state = &s.state;
+    let delivered = state
+        .deliveries_of(sender, message_id)
+        .await
+        .unwrap_or_default();
+    let parked = state
+        .dlq_get(message_id, None, Some(sender))
+        .await
+        .unwrap_or_default();
+    serde_json::json!({
+        "message_id": message_id,
+        "from": sender,
+        "delivered": delivered.iter().map(|(a, at)| serde_json::json!({"adapter": a, "at": at})).collect::<Vec<_>>(),
+        "dead_lettered": parked.iter().map(|p| serde_json::json!({"adapter": p.adapter, "reason": p.reason, "last_error": p.last_error})).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /v1/documents?id=<DocumentId>`: the same as `/v1/documents/{id}`, for ids that are awkward in a path.
+async fn document_by_query(
+    state: State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    match q.get("id") {
+        Some(id) => document(state, Path(id.clone())).await,
+        None => error_response(
+            &ApiError::new(code::NOT_FOUND, "give the DocumentId as ?id=").at("/id", "required"),
+        ),
+    }
+}
+
+/// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
+/// edXML document is — accepted (routes), delivered where or dead-lettered why — and where it stands at each
+/// receiving agency: the status flow, and any recall or update unanswered.
+async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    let rows = match s.documents.statuses(&id).await {
+        Ok(r) => r,
+        Err(e) => return state_error(&e),
+    };
+    // The document itself: its id follows from the issuer (the DocumentId's first part) and the DocumentId.
+    let issuer = id.split(',').next().unwrap_or_default();
+    let message_id = crate::edxml_ingress::document_message_id(issuer, &id);
+    let accepted = match s.state.ingress_lookup(issuer, &message_id).await {
+        Ok(a) => a,
+        Err(e) => return state_error(&e),
+    };
+    if rows.is_empty() && accepted.is_none() {
+        return error_response(&ApiError::new(
+            code::NOT_FOUND,
+            format!("no status about document `{id}` has passed through this bus"),
+        ));
+    }
+    let receivers: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|(organ, stored, updated_at)| {
+            match edxml::status::DocState::from_storage(&stored) {
+                Ok(st) => serde_json::json!({
+                    "organ": organ,
+                    "last_status": st.last().map(|c| c.as_str()),
+                    "flow_status": st.stage().map(|c| c.as_str()),
+                    "description": st.to_string(),
+                    "recall_pending": st.is_recall_pending(),
+                    "recalled": st.is_recalled(),
+                    "update_pending": st.is_update_pending(),
+                    "allowed_next": st.allowed_next().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "updated_at": updated_at,
+                }),
+                Err(e) => serde_json::json!({"organ": organ, "stored": stored, "error": e.to_string(), "updated_at": updated_at}),
+            }
+        })
+        .collect();
+    let document = match accepted {
+        None => serde_json::Value::Null,
+        Some(a) => {
+            let mut v = whereabouts(&s, issuer, &message_id).await;
+            v["sender"] = issuer.into();
+            v["routes"] = serde_json::json!(a.routes);
+            v
+        }
+    };
+    axum::Json(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
+        .into_response()
+}
+
+async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Response {
+    let view = match s.dossiers.get(&code).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return error_response(&ApiError::new(
+                code::NOT_FOUND,
+                format!("no dossier `{code}` has passed through this bus"),
+            ));
+        }
+        Err(e) => return state_error(&e),
+    };
+    let mut where_ = Vec::new();
+    for e in &view.events {
+        let mut v = whereabouts(&s, &e.sender, &e.message_id).await;
+        v["type"] = e.kind.clone().into();
+        where_.push(v);
+    }
+    let mut body = serde_json::to_value(&view).unwrap_or_default();
+    body["status_name"] = serde_json::json!(view.status.map(status_name));
+    body["timing"] = timing(
+        view.status,
+        view.due.as_deref(),
+        view.finished.as_deref(),
+        &now_vn_14(),
+    );
+    body["messages"] = serde_json::Value::Array(where_);
+    axum::Json(body).into_response()
+}
