@@ -29,7 +29,7 @@ impl DocumentStore {
         .bind(self.state.namespace())
         .fetch_optional(self.state.pool())
         .await?;
-        Ok(row.map(|r| r.try_get("status")).transpose()?)
+        row.map(|r| r.try_get("status")).transpose()
     }
 
     /// Every receiving agency's stored state of one document (`DocState` storage form), by organ, with the time
