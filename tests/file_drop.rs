@@ -386,10 +386,16 @@ async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_pack
     lienthong_bus::edxml::decode_attachment(&written, &Default::default(), "cid:1", &mut got)
         .unwrap();
     assert!(got == pdf, "the attachment arrives byte for byte");
-    assert!(
-        outbox.join("done/cv-88.pdf").exists(),
-        "the attachment went with its description"
-    );
+    // Attachments are moved right after their description (not in the same rename).
+    wait_for(
+        "the attachment moved with its description",
+        Duration::from_secs(10),
+        || {
+            let p = outbox.join("done/cv-88.pdf");
+            async move { p.exists().then_some(()) }
+        },
+    )
+    .await;
     // The same package offered again, by HTTP and dropped under another name, is the same message: accepted,
     // and not delivered a second time.
     let (s, a) = post_raw(
@@ -424,5 +430,130 @@ async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_pack
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     assert!(duplicates >= 2.0, "{metrics}");
+    bus.stop().await;
+}
+
+/// Every entry of `dir`, of any kind (`file_names` lists regular files only).
+fn entries(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn links_and_pipes_in_the_folder_are_set_aside_and_never_deliver_what_they_point_to() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let (outbox, out) = (dir.path().join("outbox"), dir.path().join("stp"));
+    let rejected = outbox.join("rejected");
+    std::fs::create_dir(&outbox).unwrap();
+    let bus = TestBus::start("filelinks", &folders_config(&outbox, &out)).await;
+
+    // Files outside the folder that the bus can read: a valid message of H40's, and a "PDF".
+    let secret_id = new_id();
+    let secret = envelope(Some(&secret_id), H40, &[STP], dossier("SECRET-91"));
+    std::fs::write(dir.path().join("secret.json"), secret.to_string()).unwrap();
+    std::fs::write(dir.path().join("secret.pdf"), b"%PDF SECRET-92").unwrap();
+    // The writing system puts links to them, and a pipe, where files are expected.
+    symlink(dir.path().join("secret.json"), outbox.join("leak.json")).unwrap();
+    symlink(
+        dir.path().join("secret.pdf"),
+        outbox.join("attachments/leak.pdf"),
+    )
+    .unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(outbox.join("pipe.json"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let description = json!({
+        "document": {
+            "from": {"organ_id": H40, "organ_name": "UBND tỉnh Nam Định"},
+            "to": [{"organ_id": STP}],
+            "code": {"number": "91", "notation": "UBND-VP"},
+            "promulgation": {"place": "Nam Định", "date": "2026-11-27"},
+            "document_type": {"type": 1, "type_name": "Công văn"},
+            "subject": "V/v thử"
+        },
+        "attachments": [{"file": "leak.pdf"}]
+    });
+    drop_file(
+        &outbox,
+        "leak.document.json",
+        description.to_string().as_bytes(),
+    );
+    let good_id = new_id();
+    drop_file(
+        &outbox,
+        "good.json",
+        envelope(Some(&good_id), H40, &[STP], dossier("G-1"))
+            .to_string()
+            .as_bytes(),
+    );
+
+    let own: BTreeSet<String> = ["attachments", "done", "rejected"].map(String::from).into();
+    wait_for(
+        "every entry handled and the good message written",
+        Duration::from_secs(60),
+        || {
+            let (outbox, out, own) = (outbox.clone(), out.clone(), own.clone());
+            let good = format!("{good_id}.json");
+            async move {
+                let left: BTreeSet<String> = entries(&outbox).difference(&own).cloned().collect();
+                let attachment_moved = entries(&outbox.join("attachments")).is_empty();
+                (left.is_empty() && attachment_moved && out.join(good).exists()).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        file_names(&out),
+        vec![format!("{good_id}.json")],
+        "only the good message is delivered"
+    );
+    for name in file_names(&out) {
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("SECRET-9"), "{text}");
+    }
+    let kind = |n: &str| {
+        std::fs::symlink_metadata(rejected.join(n))
+            .unwrap()
+            .file_type()
+    };
+    assert!(
+        kind("leak.json").is_symlink(),
+        "the link is set aside as a link"
+    );
+    assert!(
+        kind("leak.pdf").is_symlink(),
+        "the attachment link goes with its description"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(kind("pipe.json").is_fifo());
+    for (name, says) in [
+        ("leak.json", "symbolic link"),
+        ("pipe.json", "pipe"),
+        ("leak.document.json", "symbolic link"),
+    ] {
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(rejected.join(format!("{name}.error.json"))).unwrap(),
+        )
+        .unwrap();
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{name}: {report}");
+        assert_eq!(report["file"], name);
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("secret.json")).unwrap(),
+        secret.to_string().as_bytes(),
+        "the target is untouched"
+    );
     bus.stop().await;
 }

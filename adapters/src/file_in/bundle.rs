@@ -15,15 +15,19 @@
 //! Attachments are written into `attachments_dir` first (which is not watched, so a half-written one is never
 //! taken for a message), then the description is renamed into the folder; a description naming a missing
 //! attachment is refused. Attachments are moved with their description (to `done_dir` or `rejected_dir`), so
-//! an attachment name may be used again once its description has been handled, not before. The id a resubmission after a crash is recognised by covers the description and every
-//! attachment's bytes (not the package, whose trace time is "now").
+//! an attachment name may be used again once its description has been handled, not before. The id a
+//! resubmission after a crash is recognised by covers the description and every attachment's bytes (not the
+//! package, whose trace time is "now").
+//!
+//! An attachment is opened the way the description itself is ([`super::folder`]): relative to the handle of
+//! `attachments_dir`, never through a link, and only if it is a regular file, because the name is chosen by the
+//! writing system and a link or a pipe in its place would hand over a file from elsewhere or block the poll.
 
+use super::folder::{Content, Folder};
 use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use lienthong_bus::error::{ApiError, code};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 /// What a description file describes, from its name.
@@ -78,17 +82,18 @@ pub struct Package {
     pub digest: [u8; 32],
 }
 
-/// Reads `description` (the file's bytes) and its attachments, and builds the package. Blocking (file I/O).
+/// Reads `description` (the file's bytes) and its attachments from `attachments`, and builds the package.
+/// Blocking (file I/O).
 /// Every refusal names the place: a JSON pointer into the description. An I/O error other than a missing
 /// attachment (permissions not yet set, too many open files…) is returned as such, so the description stays in
 /// the folder and is tried again, instead of being refused for good.
 pub fn build(
     kind: Described,
     description: &[u8],
-    attachments_dir: &Path,
+    attachments: &Folder,
     max_bytes: u64,
 ) -> std::io::Result<Result<Package, ApiError>> {
-    match build_inner(kind, description, attachments_dir, max_bytes) {
+    match build_inner(kind, description, attachments, max_bytes) {
         Ok(p) => Ok(Ok(p)),
         Err(Failure::Refused(e)) => Ok(Err(e)),
         Err(Failure::Io(e)) => Err(e),
@@ -128,7 +133,7 @@ impl From<ApiError> for Failure {
 fn build_inner(
     kind: Described,
     description: &[u8],
-    attachments_dir: &Path,
+    attachments: &Folder,
     max_bytes: u64,
 ) -> Result<Package, Failure> {
     let mut digest = Sha256::new().chain_update(description);
@@ -151,15 +156,19 @@ fn build_inner(
                     .at(at, "no folders, no leading dot")
                     .into());
                 }
-                let path = attachments_dir.join(&a.file);
-                // Only a regular file: a link could hand another agency any file the bus can read, and a pipe
-                // would block the folder's poll for good.
-                match std::fs::symlink_metadata(&path) {
-                    Ok(m) if m.file_type().is_file() => {}
-                    Ok(_) => {
+                // Opened relative to the folder's handle, never following a link, and checked on the handle:
+                // a link could hand another agency any file the bus can read, and a pipe would block the
+                // folder's poll for good (see `folder.rs`).
+                let bytes = match attachments.read(&a.file, max_bytes - total) {
+                    Ok(Content::Bytes(bytes, _)) => bytes,
+                    Ok(Content::TooLarge) => return Err(too_large(max_bytes).into()),
+                    Ok(Content::NotAFile(what)) => {
                         return Err(ApiError::new(
                             code::INVALID_JSON,
-                            format!("attachment `{}` is not a regular file", a.file),
+                            format!(
+                                "attachment `{}` is not a regular file: it is {what}",
+                                a.file
+                            ),
                         )
                         .at(at, "a plain file: not a link, a folder or a pipe")
                         .into());
@@ -170,7 +179,7 @@ fn build_inner(
                             format!(
                                 "attachment `{}` is not in {}",
                                 a.file,
-                                attachments_dir.display()
+                                attachments.path().display()
                             ),
                         )
                         .at(
@@ -180,16 +189,8 @@ fn build_inner(
                         .into());
                     }
                     Err(e) => return Err(Failure::Io(e)),
-                }
-                let mut bytes = Vec::new();
-                // `total <= max_bytes` here: one byte past what is left tells "too large".
-                File::open(&path)
-                    .and_then(|f| f.take(max_bytes - total + 1).read_to_end(&mut bytes))
-                    .map_err(Failure::Io)?;
+                };
                 total += bytes.len() as u64;
-                if total > max_bytes {
-                    return Err(too_large(max_bytes).into());
-                }
                 digest.update([0]);
                 digest.update(a.file.as_bytes());
                 digest.update([0]);

@@ -16,187 +16,42 @@
 //!   logged once. Any other 5xx, or a 409 `conflict` (a status for the same document arrived at the same time),
 //!   leaves that one file in place, to be tried again next poll, and goes on.
 //!
+//! Only regular files are read, and only through handles, never by path ([`folder`] says why: the folder is
+//! written by another system, which can swap a link or a pipe in after the listing). So an entry that is not a
+//! regular file (a symbolic link, a pipe, a socket, a device, or a sub-folder named like a message) is never
+//! submitted: it is refused (`unsupported_media_type`) and moved, as it is, to `rejected_dir` with its report,
+//! instead of staying in the folder unseen. Other sub-folders, and the bus's own (`done`, `rejected`,
+//! `attachments` when inside), are left alone.
+//!
 //! Files are never deleted; a name already taken in `done_dir`/`rejected_dir` gets `.1`, `.2`… before its
-//! extension. Crash safety: until it is moved, a file is still in the folder and is submitted again, with the
-//! same [`fallback_id`] (or the envelope's own `id`; an edXML package is identified by its sender and
-//! DocumentId), so the bus's idempotency makes the resubmission a no-op: nothing is lost and nothing is
-//! duplicated.
+//! extension, and a name too long for that (or for `.error.json` beside it) is stored cut and tagged with a
+//! hash of the whole name; the report's `file` keeps the whole name. Crash safety: until it is moved, a file is
+//! still in the folder and is submitted again, with the same [`fallback_id`] (or the envelope's own `id`; an
+//! edXML package is identified by its sender and DocumentId), so the bus's idempotency makes the resubmission a
+//! no-op: nothing is lost and nothing is duplicated. While the process runs, a file the bus has answered for
+//! good but that could not be moved (a full disk, a blocked `rejected_dir`) is not submitted again: the same
+//! file (same inode, size and time) gets the same answer and only its move is tried again, logged once.
 
 mod bundle;
+mod config;
+mod folder;
 
-use crate::file_out::{folder_problem, sync_dir, write_atomic};
+pub use config::{FileInConfig, build, check};
+
 use async_trait::async_trait;
 use bytes::Bytes;
-use lienthong_bus::adapter::{Built, Caller, CancellationToken, Source, Submission, Submit};
-use lienthong_bus::agency::AgencyCode;
-use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
+use folder::{Content, Folder, Identity, Kind, Opener, free_name};
+use lienthong_bus::adapter::{Accepted, Caller, CancellationToken, Source, Submission, Submit};
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::message::{ContentKind, now_rfc3339};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tracing::{error, info, warn};
-
-/// `type = "file-in"`: submit the files an agency's system drops into a folder.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileInConfig {
-    /// Watched folder, relative to the config file. Required; must exist (it is not created, so a missing
-    /// mount is noticed).
-    pub path: PathBuf,
-    /// QCVN 102 code of the agency whose system writes this folder; required, and must be in `[[agencies]]`.
-    /// Every file is submitted as this agency, so an envelope whose `from` is another agency is refused.
-    pub agency: String,
-    /// How often the folder is listed. Default `"1s"`.
-    #[serde(default = "default_poll")]
-    pub poll_interval: HumanDuration,
-    /// Where accepted files are moved, relative to the config file. Default `<path>/done`. Created if missing;
-    /// must be on the same filesystem as `path` (files are moved by rename).
-    #[serde(default)]
-    pub done_dir: Option<PathBuf>,
-    /// Where refused files and their `<name>.error.json` go. Default `<path>/rejected`. Same rules as `done_dir`.
-    #[serde(default)]
-    pub rejected_dir: Option<PathBuf>,
-    /// Where the files named by `*.document.json` descriptions are read from, relative to the config file.
-    /// Default `<path>/attachments`. Created if missing; not watched itself; same filesystem as `path` (an
-    /// attachment is moved to `done_dir` or `rejected_dir` with its description).
-    #[serde(default)]
-    pub attachments_dir: Option<PathBuf>,
-    /// Larger files are refused (`payload_too_large`) without being submitted; for a description, the package
-    /// built from it (attachments included). Default 67108864 (64 MiB).
-    #[serde(default = "default_max_bytes")]
-    pub max_file_bytes: u64,
-}
-
-fn default_poll() -> HumanDuration {
-    HumanDuration::secs(1)
-}
-fn default_max_bytes() -> u64 {
-    64 * 1024 * 1024
-}
-
-pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
-    prepare(spec, config).err().unwrap_or_default()
-}
-
-pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
-    let source = prepare(spec, config)?;
-    // The writing system puts attachments there before it renames a description in: it must exist.
-    fs::create_dir_all(&source.attachments).map_err(|e| {
-        vec![Problem::new(
-            join(&spec.path(), "attachments_dir"),
-            format!("cannot create `{}`: {e}", source.attachments.display()),
-        )]
-    })?;
-    Ok(Built {
-        source: Some(Box::new(source)),
-        ..Built::default()
-    })
-}
-
-fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec<Problem>> {
-    let cfg: FileInConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let at = |key: &str| join(&spec.path(), key);
-    let mut problems = Vec::new();
-    let dir = spec.resolve(&cfg.path);
-    if !dir.is_dir() {
-        problems.push(Problem::new(
-            at("path"),
-            format!("folder `{}` does not exist", dir.display()),
-        ));
-    }
-    if let Err(e) = AgencyCode::parse(&cfg.agency) {
-        problems.push(Problem::new(at("agency"), e.to_string()));
-    } else if !config.agencies.iter().any(|a| a.code == cfg.agency) {
-        problems.push(Problem::new(
-            at("agency"),
-            format!("agency `{}` is not in [[agencies]]", cfg.agency),
-        ));
-    }
-    for other in config.adapters.iter().filter(|a| a.kind == "file-out") {
-        if let Ok(out) = other.parse_options::<crate::file_out::FileOutConfig>()
-            && canonical(&other.resolve(&out.path)) == canonical(&dir)
-        {
-            problems.push(Problem::new(
-                at("path"),
-                format!(
-                    "file-out adapter `{}` ({}.path) writes into this folder: every message it delivers would \
-                     be picked up again and submitted as {}; give each adapter its own folder",
-                    other.id,
-                    other.path(),
-                    cfg.agency
-                ),
-            ));
-        }
-    }
-    if cfg.poll_interval.get().is_zero() {
-        problems.push(Problem::new(at("poll_interval"), "must be more than 0"));
-    }
-    if cfg.max_file_bytes == 0 {
-        problems.push(Problem::new(at("max_file_bytes"), "must be more than 0"));
-    }
-    let done = cfg
-        .done_dir
-        .map_or_else(|| dir.join("done"), |d| spec.resolve(&d));
-    let rejected = cfg
-        .rejected_dir
-        .map_or_else(|| dir.join("rejected"), |d| spec.resolve(&d));
-    let attachments = cfg
-        .attachments_dir
-        .map_or_else(|| dir.join("attachments"), |d| spec.resolve(&d));
-    for (key, sub) in [
-        ("done_dir", &done),
-        ("rejected_dir", &rejected),
-        ("attachments_dir", &attachments),
-    ] {
-        let problem = if canonical(sub) == canonical(&dir) {
-            Some("must not be the watched folder itself".to_owned())
-        } else if let Some(p) = folder_problem(sub) {
-            Some(p)
-        } else {
-            (!same_filesystem(&dir, sub))
-                .then(|| "must be on the same filesystem as `path`".to_owned())
-        };
-        problems.extend(problem.map(|p| Problem::new(at(key), p)));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(FileIn {
-        adapter: spec.id.clone(),
-        dir,
-        done,
-        rejected,
-        attachments,
-        agency: cfg.agency,
-        poll: cfg.poll_interval.get(),
-        max_bytes: cfg.max_file_bytes,
-    })
-}
-
-fn canonical(p: &Path) -> PathBuf {
-    fs::canonicalize(p).unwrap_or_else(|_| p.to_owned())
-}
-
-#[cfg(unix)]
-fn same_filesystem(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let device = |p: &Path| {
-        p.ancestors()
-            .find_map(|a| fs::metadata(a).ok())
-            .map(|m| m.dev())
-    };
-    device(a) == device(b)
-}
-#[cfg(not(unix))]
-fn same_filesystem(_: &Path, _: &Path) -> bool {
-    true
-}
 
 /// The id a file is submitted under when its content has none: a UUID (version 8) made of
 /// SHA-256(agency ‖ 0 ‖ file name ‖ 0 ‖ `content_digest`), where `content_digest` is the file's SHA-256 (for a
@@ -222,6 +77,16 @@ struct Picked {
     body: Bytes,
     /// What the resubmission id is made of: SHA-256 of the file, or of a description and its attachments.
     id_source: [u8; 32],
+    /// Which file was read (to know it again when it could not be moved after its answer).
+    identity: Identity,
+}
+
+/// What is done with one entry of the folder, before the bus is asked.
+enum Taken {
+    /// Submit it.
+    Submit(Picked),
+    /// Refused without being submitted (too large, unknown extension, not a regular file, a bad description).
+    Refused(ApiError),
 }
 
 struct FileIn {
@@ -233,15 +98,29 @@ struct FileIn {
     agency: String,
     poll: Duration,
     max_bytes: u64,
+    opener: Opener,
 }
 
-/// What has been logged already, so a lasting problem is logged once, not every poll.
+/// What is remembered across polls: a lasting problem is logged once, not every poll, and a file that was
+/// answered but could not be moved is not submitted again.
 #[derive(Default)]
 struct Quiet {
     bus_down: bool,
     listing_failed: bool,
     odd_names: usize,
+    /// Entries whose problem has been logged (until they are handled or gone).
     files: HashSet<String>,
+    /// Files the bus answered for good that are still in the folder (their move failed): the same file (same
+    /// identity) gets that answer again instead of a new submission.
+    answered: HashMap<String, (Identity, Result<Accepted, ApiError>)>,
+}
+
+impl Quiet {
+    /// Forgets the entries that are no longer in the folder.
+    fn keep_only(&mut self, listed: &HashSet<&str>) {
+        self.files.retain(|n| listed.contains(n.as_str()));
+        self.answered.retain(|n, _| listed.contains(n.as_str()));
+    }
 }
 
 #[async_trait]
@@ -270,14 +149,15 @@ impl FileIn {
         shutdown: &CancellationToken,
         quiet: &mut Quiet,
     ) {
-        let dir = self.dir.clone();
-        let names = match blocking(move || list(&dir)).await {
-            Ok((names, odd)) => {
-                if std::mem::replace(&mut quiet.odd_names, odd) != odd && odd > 0 {
-                    warn!(adapter = %self.adapter, "{odd} file name(s) are not UTF-8 and are left alone");
-                }
-                names
-            }
+        let (dir, opener) = (self.dir.clone(), self.opener.clone());
+        let listed = blocking(move || {
+            let inbox = opener.open(&dir)?;
+            let entries = inbox.list()?;
+            Ok((inbox, entries))
+        })
+        .await;
+        let (inbox, entries) = match listed {
+            Ok(listed) => listed,
             Err(e) => {
                 if !std::mem::replace(&mut quiet.listing_failed, true) {
                     error!(adapter = %self.adapter, folder = %self.dir.display(), "cannot list the folder: {e}");
@@ -286,43 +166,93 @@ impl FileIn {
             }
         };
         quiet.listing_failed = false;
-        for name in names {
-            if shutdown.is_cancelled() || !self.one(ingress, shutdown, name, quiet).await {
+        let (entries, odd) = self.to_take(entries);
+        if std::mem::replace(&mut quiet.odd_names, odd) != odd && odd > 0 {
+            warn!(adapter = %self.adapter, "{odd} file name(s) are not UTF-8 and are left alone");
+        }
+        quiet.keep_only(&entries.iter().map(|(name, _)| name.as_str()).collect());
+        let inbox = Arc::new(inbox);
+        for (name, kind) in entries {
+            if shutdown.is_cancelled()
+                || !self.one(ingress, shutdown, &inbox, name, kind, quiet).await
+            {
                 return;
             }
         }
     }
 
-    /// Handles one file; false when this poll should stop (bus unavailable, shutdown).
+    /// The entries to take, oldest first (by modification time, then name), and how many were left alone
+    /// because their name is not UTF-8. Hidden and temporary names are left alone, and so are sub-folders,
+    /// except one named like a message (`*.json`, `*.xml`, `*.edxml`): that is set aside, not ignored for good.
+    fn to_take(&self, entries: Vec<folder::Entry>) -> (Vec<(String, Kind)>, usize) {
+        let own: Vec<&OsStr> = [&self.done, &self.rejected, &self.attachments]
+            .into_iter()
+            .filter(|p| p.parent() == Some(self.dir.as_path()))
+            .filter_map(|p| p.file_name())
+            .collect();
+        let (mut taken, mut odd) = (Vec::new(), 0);
+        for e in entries {
+            // The bus's own sub-folders are never taken, whatever they have become: a link there is not
+            // followed but reported when used (`Folder::folder`).
+            if own.contains(&e.name.as_os_str()) {
+                continue;
+            }
+            let Ok(name) = e.name.into_string() else {
+                odd += 1;
+                continue;
+            };
+            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+                continue;
+            }
+            if e.kind == Kind::Folder && content_kind(&name).is_none() {
+                continue;
+            }
+            taken.push((e.modified, name, e.kind));
+        }
+        taken.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let taken = taken.into_iter().map(|(_, name, kind)| (name, kind));
+        (taken.collect(), odd)
+    }
+
+    /// Handles one entry; false when this poll should stop (bus unavailable, shutdown).
     async fn one(
         &self,
         ingress: &dyn Submit,
         shutdown: &CancellationToken,
+        inbox: &Arc<Folder>,
         name: String,
+        kind: Kind,
         quiet: &mut Quiet,
     ) -> bool {
-        let (attachments, outcome) = match self.read(&name).await {
+        let (attachments, taken) = match self.read(inbox, &name, kind).await {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(e) => {
-                self.complain(quiet, &name, format!("cannot read the file: {e}"));
-                return true;
+                return self.complain(quiet, &name, format!("cannot read the file: {e}"));
             }
-            Ok((names, Err(refusal))) => (names, Err(refusal)),
-            Ok((names, Ok(file))) => {
-                let submission = Submission {
-                    caller: Caller::Agency(self.agency.clone()),
-                    content: file.content,
-                    fallback_id: Some(fallback_id(&self.agency, &name, &file.id_source)),
-                    body: file.body,
-                    traceparent: None,
-                };
-                tokio::select! {
-                    answer = ingress.submit(submission) => (names, answer),
-                    _ = shutdown.cancelled() => return false,
-                }
-            }
+            Ok(read) => read,
         };
-        match outcome {
+        let (outcome, identity) = match taken {
+            Taken::Refused(refusal) => (Err(refusal), None),
+            Taken::Submit(file) => match quiet.answered.get(&name) {
+                // Answered already; only its move failed. Not submitted again.
+                Some((known, answer)) if *known == file.identity => (answer.clone(), None),
+                _ => {
+                    let identity = file.identity;
+                    let submission = Submission {
+                        caller: Caller::Agency(self.agency.clone()),
+                        content: file.content,
+                        fallback_id: Some(fallback_id(&self.agency, &name, &file.id_source)),
+                        body: file.body,
+                        traceparent: None,
+                    };
+                    tokio::select! {
+                        answer = ingress.submit(submission) => (answer, Some(identity)),
+                        _ = shutdown.cancelled() => return false,
+                    }
+                }
+            },
+        };
+        match &outcome {
             Err(e) if e.status() == 503 => {
                 if !std::mem::replace(&mut quiet.bus_down, true) {
                     warn!(adapter = %self.adapter, file = %name, "bus unavailable, files stay and are retried: {e}");
@@ -336,44 +266,44 @@ impl FileIn {
                     format!("not accepted this time, tried again next poll: {e}"),
                 );
             }
-            Ok(accepted) => {
+            _ => {}
+        }
+        if let Some(identity) = identity {
+            quiet
+                .answered
+                .insert(name.clone(), (identity, outcome.clone()));
+        }
+        let (to, refusal) = match &outcome {
+            Ok(_) => {
                 if std::mem::take(&mut quiet.bus_down) {
                     info!(adapter = %self.adapter, "bus available again");
                 }
-                match self.move_to(&self.done, &name, None).await {
-                    Ok(_) => {
-                        info!(adapter = %self.adapter, file = %name, id = %accepted.id, "file accepted");
-                        self.move_attachments(&self.done, &name, attachments).await;
-                    }
-                    Err(e) => {
-                        return self.complain(
-                            quiet,
-                            &name,
-                            format!("accepted but cannot move to done: {e}"),
-                        );
-                    }
-                }
+                (&self.done, None)
             }
-            Err(refusal) => match self.move_to(&self.rejected, &name, Some(&refusal)).await {
-                Ok(_) => {
-                    warn!(adapter = %self.adapter, file = %name, "file rejected: {refusal}");
-                    self.move_attachments(&self.rejected, &name, attachments)
-                        .await;
-                }
-                Err(e) => {
-                    return self.complain(
-                        quiet,
-                        &name,
-                        format!("rejected ({refusal}) but cannot move: {e}"),
-                    );
-                }
-            },
+            Err(refusal) => (&self.rejected, Some(refusal)),
+        };
+        if let Err(e) = self.move_to(inbox, to, &name, refusal).await {
+            let what = match refusal {
+                None => format!("accepted but cannot move to done: {e}"),
+                Some(refusal) => format!("rejected ({refusal}) but cannot move: {e}"),
+            };
+            return self.complain(quiet, &name, what);
         }
+        match &outcome {
+            Ok(accepted) => {
+                info!(adapter = %self.adapter, file = %name, id = %accepted.id, "file accepted")
+            }
+            Err(refusal) => {
+                warn!(adapter = %self.adapter, file = %name, "file rejected: {refusal}")
+            }
+        }
+        self.move_attachments(inbox, to, &name, attachments).await;
         quiet.files.remove(&name);
+        quiet.answered.remove(&name);
         true
     }
 
-    /// Logs a problem with one file once (until the file is handled); the poll goes on with the next file.
+    /// Logs a problem with one entry once (until it is handled or gone); the poll goes on with the next.
     fn complain(&self, quiet: &mut Quiet, name: &str, what: String) -> bool {
         if quiet.files.insert(name.to_owned()) {
             error!(adapter = %self.adapter, file = %name, "{what}; the file stays and is retried");
@@ -381,73 +311,92 @@ impl FileIn {
         true
     }
 
-    /// What to submit for the file, or why it is refused without being submitted; with the attachment files
-    /// that go wherever the file goes (a description's, even when it is refused).
-    async fn read(&self, name: &str) -> io::Result<(Vec<String>, Result<Picked, ApiError>)> {
-        let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-        let described = bundle::Described::of(name);
-        let content = match ext.as_deref() {
-            Some("json") => ContentKind::Json,
-            Some("xml" | "edxml") => ContentKind::Xml,
-            _ => {
-                let msg =
-                    "file name must end in .json, .xml, .edxml, .document.json or .status.json";
-                return Ok((
-                    Vec::new(),
-                    Err(ApiError::new(code::UNSUPPORTED_MEDIA_TYPE, msg)),
-                ));
-            }
+    /// What to do with the entry: submit it, or refuse it without asking the bus; with the attachment files
+    /// that go wherever it goes (a description's, even when it is refused).
+    async fn read(
+        &self,
+        inbox: &Arc<Folder>,
+        name: &str,
+        kind: Kind,
+    ) -> io::Result<(Vec<String>, Taken)> {
+        let content = match kind {
+            Kind::Folder => return Ok((Vec::new(), Taken::Refused(not_a_file("a folder")))),
+            Kind::Other(what) => return Ok((Vec::new(), Taken::Refused(not_a_file(what)))),
+            Kind::File => match content_kind(name) {
+                Some(content) => content,
+                None => {
+                    let msg =
+                        "file name must end in .json, .xml, .edxml, .document.json or .status.json";
+                    let refusal = ApiError::new(code::UNSUPPORTED_MEDIA_TYPE, msg);
+                    return Ok((Vec::new(), Taken::Refused(refusal)));
+                }
+            },
         };
-        let (path, max) = (self.dir.join(name), self.max_bytes);
+        let described = bundle::Described::of(name);
+        let (inbox, name, max) = (inbox.clone(), name.to_owned(), self.max_bytes);
         let attachments_dir = self.attachments.clone();
         blocking(move || {
-            let mut body = Vec::new();
-            File::open(path)?.take(max + 1).read_to_end(&mut body)?;
-            if body.len() as u64 > max {
-                let msg = format!("file is larger than max_file_bytes ({max} bytes)");
-                return Ok((Vec::new(), Err(ApiError::new(code::PAYLOAD_TOO_LARGE, msg))));
-            }
+            let (body, identity) = match inbox.read(&name, max)? {
+                Content::Bytes(body, identity) => (body, identity),
+                Content::TooLarge => {
+                    let msg = format!("file is larger than max_file_bytes ({max} bytes)");
+                    let refusal = ApiError::new(code::PAYLOAD_TOO_LARGE, msg);
+                    return Ok((Vec::new(), Taken::Refused(refusal)));
+                }
+                Content::NotAFile(what) => {
+                    return Ok((Vec::new(), Taken::Refused(not_a_file(what))));
+                }
+            };
             let Some(kind) = described else {
                 let picked = Picked {
                     content,
                     id_source: Sha256::digest(&body).into(),
                     body: Bytes::from(body),
+                    identity,
                 };
-                return Ok((Vec::new(), Ok(picked)));
+                return Ok((Vec::new(), Taken::Submit(picked)));
             };
             let names = bundle::attachment_names(kind, &body);
-            let built = bundle::build(kind, &body, &attachments_dir, max)?;
-            Ok((
-                names,
-                built.map(|p| Picked {
+            let attachments = inbox.folder(&attachments_dir, true)?;
+            let taken = match bundle::build(kind, &body, &attachments, max)? {
+                Ok(p) => Taken::Submit(Picked {
                     content: ContentKind::Xml,
                     id_source: p.digest,
                     body: Bytes::from(p.bytes),
+                    identity,
                 }),
-            ))
+                Err(refusal) => Taken::Refused(refusal),
+            };
+            Ok((names, taken))
         })
         .await
     }
 
     /// Moves a description's attachments after it, into the same folder; a failure is logged, not fatal (the
     /// description has been handled, and the attachment is still where it was).
-    async fn move_attachments(&self, to: &Path, description: &str, files: Vec<String>) {
+    async fn move_attachments(
+        &self,
+        inbox: &Arc<Folder>,
+        to: &Path,
+        description: &str,
+        files: Vec<String>,
+    ) {
         if files.is_empty() {
             return;
         }
-        let (from, to) = (self.attachments.clone(), to.to_owned());
+        let (inbox, from, to) = (inbox.clone(), self.attachments.clone(), to.to_owned());
         let moved = blocking(move || {
-            fs::create_dir_all(&to)?;
+            let (from, to) = (inbox.folder(&from, true)?, inbox.folder(&to, true)?);
             for f in &files {
-                match fs::rename(from.join(f), to.join(free_name(&to, f))) {
+                match from.move_to(f, &to, &free_name(&to, f)) {
                     Ok(()) => {}
                     // Named twice in one description, or already moved: nothing left to move.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
             }
-            sync_dir(&to)?;
-            sync_dir(&from)
+            to.sync()?;
+            from.sync()
         })
         .await;
         if let Err(e) = moved {
@@ -455,14 +404,15 @@ impl FileIn {
         }
     }
 
-    /// Moves `name` into `to` under a free name; for a refusal, writes `<final name>.error.json` first.
+    /// Moves entry `name` into `to` under a free name; for a refusal, writes `<stored name>.error.json` first.
     async fn move_to(
         &self,
+        inbox: &Arc<Folder>,
         to: &Path,
         name: &str,
         refusal: Option<&ApiError>,
     ) -> io::Result<String> {
-        let (from, to, name) = (self.dir.clone(), to.to_owned(), name.to_owned());
+        let (inbox, to, name) = (inbox.clone(), to.to_owned(), name.to_owned());
         let mut report = refusal.map(|e| {
             let mut r = e.to_json();
             r["status"] = e.status().into();
@@ -472,59 +422,40 @@ impl FileIn {
             r
         });
         blocking(move || {
-            fs::create_dir_all(&to)?;
+            let to = inbox.folder(&to, true)?;
             let target = free_name(&to, &name);
             if let Some(report) = &mut report {
                 report["stored_as"] = target.clone().into();
                 let bytes = serde_json::to_vec_pretty(report).map_err(io::Error::other)?;
-                write_atomic(&to, &format!("{target}.error.json"), &bytes, true)?;
+                to.write_atomic(&format!("{target}.error.json"), &bytes)?;
             }
-            fs::rename(from.join(&name), to.join(&target))?;
-            sync_dir(&to)?;
-            sync_dir(&from)?;
+            inbox.move_to(&name, &to, &target)?;
+            to.sync()?;
+            inbox.sync()?;
             Ok(target)
         })
         .await
     }
 }
 
-/// `name`, or `<stem>.<n><.ext>` with the smallest n not yet taken in `dir`.
-fn free_name(dir: &Path, name: &str) -> String {
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => name.split_at(i),
-        _ => (name, ""),
-    };
-    let taken = |n: &String| fs::symlink_metadata(dir.join(n)).is_ok();
-    std::iter::once(name.to_owned())
-        .chain((1..).map(|n| format!("{stem}.{n}{ext}")))
-        .find(|n| !taken(n))
-        .expect("some suffix is free")
+/// What a name says the file holds: `*.json` (descriptions included) or `*.xml` / `*.edxml`, in any case.
+fn content_kind(name: &str) -> Option<ContentKind> {
+    match name.rsplit_once('.')?.1.to_ascii_lowercase().as_str() {
+        "json" => Some(ContentKind::Json),
+        "xml" | "edxml" => Some(ContentKind::Xml),
+        _ => None,
+    }
 }
 
-/// Regular files ready to take, oldest first (by modification time, then name), and how many files were
-/// left alone because their name is not UTF-8.
-fn list(dir: &Path) -> io::Result<(Vec<String>, usize)> {
-    let (mut files, mut odd) = (Vec::new(), 0);
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        let Ok(name) = entry.file_name().into_string() else {
-            odd += 1;
-            continue;
-        };
-        if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
-            continue;
-        }
-        let modified = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        files.push((modified, name));
-    }
-    files.sort();
-    Ok((files.into_iter().map(|(_, name)| name).collect(), odd))
+/// The refusal of an entry that is not a regular file.
+fn not_a_file(what: &str) -> ApiError {
+    ApiError::new(
+        code::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "this is {what}, not a regular file: only regular files are taken (a link could hand over a file \
+             from outside the folder, a pipe would block the folder); it is set aside as it is"
+        ),
+    )
 }
 
 async fn blocking<T: Send + 'static>(
@@ -535,5 +466,7 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -1,20 +1,24 @@
 use super::*;
 use lienthong_bus::adapter::Accepted;
+use lienthong_bus::config::{AdapterSpec, Config};
+use std::fs::{self, File};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+use std::time::SystemTime;
 use tokio::task::JoinHandle;
 
-const AGENCY: &str = "000.00.01.H40";
+pub(super) const AGENCY: &str = "000.00.01.H40";
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// Answers a submission: `Some(result)`, or `None` to never answer.
-type Answer = Box<dyn Fn(&Submission) -> Option<Result<Accepted, ApiError>> + Send + Sync>;
+pub(super) type Answer =
+    Box<dyn Fn(&Submission) -> Option<Result<Accepted, ApiError>> + Send + Sync>;
 
 /// A fake ingress that records every submission and answers with `answer`.
-struct Fake {
-    seen: Mutex<Vec<Submission>>,
-    answer: Answer,
+pub(super) struct Fake {
+    pub(super) seen: Mutex<Vec<Submission>>,
+    pub(super) answer: Answer,
 }
 
 #[async_trait]
@@ -30,33 +34,33 @@ impl Submit for Fake {
 }
 
 impl Fake {
-    fn seen(&self) -> Vec<Submission> {
+    pub(super) fn seen(&self) -> Vec<Submission> {
         self.seen.lock().unwrap().clone()
     }
 }
 
-fn accept(s: &Submission) -> Option<Result<Accepted, ApiError>> {
+pub(super) fn accept(s: &Submission) -> Option<Result<Accepted, ApiError>> {
     Some(Ok(Accepted {
         id: s.fallback_id.clone().unwrap(),
         routes: vec!["r1".into()],
     }))
 }
 
-struct Test {
-    _tmp: tempfile::TempDir,
-    inbox: PathBuf,
-    config: Config,
-    spec: AdapterSpec,
+pub(super) struct Test {
+    pub(super) _tmp: tempfile::TempDir,
+    pub(super) inbox: PathBuf,
+    pub(super) config: Config,
+    pub(super) spec: AdapterSpec,
 }
 
-fn setup(extra: &str) -> Test {
+pub(super) fn setup(extra: &str) -> Test {
     setup_with(&format!(
         "path = \"inbox\"\nagency = \"{AGENCY}\"\npoll_interval = \"20ms\"\n{extra}"
     ))
 }
 
 /// A config with one agency and one file-in adapter with these options; `<tmp>/inbox` exists.
-fn setup_with(options: &str) -> Test {
+pub(super) fn setup_with(options: &str) -> Test {
     let tmp = tempfile::tempdir().unwrap();
     let inbox = tmp.path().join("inbox");
     fs::create_dir(&inbox).unwrap();
@@ -75,7 +79,7 @@ fn setup_with(options: &str) -> Test {
 
 impl Test {
     /// Starts the source; returns the fake ingress, the shutdown token and the running task.
-    fn run(
+    pub(super) fn run(
         &self,
         answer: Answer,
     ) -> (Arc<Fake>, CancellationToken, JoinHandle<Result<(), String>>) {
@@ -90,19 +94,21 @@ impl Test {
         (fake, shutdown, task)
     }
 
-    /// Drops a file the way the contract asks: written under a `.part` name, then renamed in.
-    fn put(&self, name: &str, body: &[u8]) {
-        let part = self.inbox.join(format!("{name}.part"));
+    /// Drops a file the way the contract asks: written under a hidden name, then renamed in.
+    pub(super) fn put(&self, name: &str, body: &[u8]) {
+        let part = self
+            .inbox
+            .join(format!(".{}.part", uuid::Uuid::new_v4().simple()));
         fs::write(&part, body).unwrap();
         fs::rename(part, self.inbox.join(name)).unwrap();
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(super) fn path(&self, rel: &str) -> PathBuf {
         self.inbox.join(rel)
     }
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -110,7 +116,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn envelope(n: u32) -> Vec<u8> {
+pub(super) fn envelope(n: u32) -> Vec<u8> {
     format!(
         "{{\"type\":\"dossier.submitted\",\"from\":\"{AGENCY}\",\"to\":[\"000.00.12.H40\"],\"payload\":{{\"n\":{n}}}}}"
     )
@@ -203,10 +209,17 @@ async fn a_refused_file_is_moved_only_after_its_error_file_is_written() {
     let t = setup("");
     fs::create_dir_all(t.path("rejected/bad.json.error.json")).unwrap(); // makes writing the error file fail
     t.put("bad.json", b"{}");
-    let (fake, _shutdown, _task) = t.run(Box::new(|_| {
-        Some(Err(ApiError::new(code::INVALID_ENVELOPE, "no type")))
+    let (fake, _shutdown, _task) = t.run(Box::new(|s| {
+        if &s.body[..] == b"{}" {
+            Some(Err(ApiError::new(code::INVALID_ENVELOPE, "no type")))
+        } else {
+            accept(s)
+        }
     }));
-    wait_until("a retry", || fake.seen().len() >= 2).await;
+    wait_until("the refusal", || !fake.seen().is_empty()).await;
+    // A file dropped now is taken in a later poll, after bad.json (older) has been tried again.
+    t.put("later.json", &envelope(1));
+    wait_until("later.json in done/", || t.path("done/later.json").exists()).await;
     assert!(t.path("bad.json").exists() && !t.path("rejected/bad.json").exists());
     fs::remove_dir(t.path("rejected/bad.json.error.json")).unwrap();
     wait_until("bad.json in rejected/", || {
@@ -218,9 +231,11 @@ async fn a_refused_file_is_moved_only_after_its_error_file_is_written() {
         names_in(&t.path("rejected")),
         ["bad.json", "bad.json.error.json"]
     );
+    let refused = fake.seen().iter().filter(|s| &s.body[..] == b"{}").count();
+    assert_eq!(refused, 1, "answered once: only the move is tried again");
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
+pub(super) fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -431,12 +446,12 @@ fn a_folder_a_file_out_adapter_writes_into_is_refused() {
     assert_eq!(check(&t.spec, &t.config), vec![]);
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
+pub(super) fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
 }
 
-fn description(attachments: serde_json::Value) -> Vec<u8> {
+pub(super) fn description(attachments: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "document": {
             "from": {"organ_id": AGENCY, "organ_name": "UBND xã Mỹ Lộc"},
