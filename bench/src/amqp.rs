@@ -6,13 +6,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use lienthong_bus::broker::topology::{self, Names};
 use lienthong_bus::config::Config;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -329,35 +328,14 @@ async fn relayed(
     result
 }
 
-/// Deletes every queue and exchange a bus with this config declares.
+/// Deletes every queue and exchange a bus with this config declares (the core's own derivation).
 pub async fn delete_topology(url: &str, config: &Config) {
     let names = Names::new(&config.bus.namespace);
     let mut sinks: Vec<String> = config.adapters.iter().map(|a| a.id.clone()).collect();
     sinks.sort();
-    let tiers: BTreeSet<Duration> = config
-        .routes
-        .iter()
-        .filter(|r| r.retry.attempts > 0)
-        .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
-        .filter(|d| !d.is_zero())
-        .collect();
+    let tiers = topology::retry_tiers(config);
     let topo = topology::build(&names, &sinks, &tiers, config.bus.delivery_limit);
-    let Ok(conn) = connect(url, "lienthong-bench cleanup").await else {
-        return;
-    };
-    if let Ok(ch) = conn.create_channel().await {
-        for q in &topo.queues {
-            let _ = ch
-                .queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for e in &topo.exchanges {
-            let _ = ch
-                .exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "bye".into()).await;
+    lienthong_bus::broker::teardown(url, &topo).await;
 }
 
 #[cfg(test)]

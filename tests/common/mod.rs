@@ -335,24 +335,7 @@ impl TestBus {
 }
 
 pub async fn delete_topology(topo: &topology::Topology) {
-    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-    let Ok(conn) = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(ch) = conn.create_channel().await {
-        for q in &topo.queues {
-            let _ = ch
-                .queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for e in &topo.exchanges {
-            let _ = ch
-                .exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "bye".into()).await;
+    lienthong_bus::broker::teardown(AMQP, topo).await;
 }
 
 /// POSTs raw bytes; `token_var` names the agency whose token (`tok-<var>`) to present.

@@ -12,12 +12,14 @@ pub mod amqp;
 mod large;
 pub mod memory;
 pub mod supervise;
+mod teardown;
 pub mod topology;
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use teardown::teardown;
 pub use topology::{ExchangeKind, Topology};
 
 /// A header value as the bus uses them (strings and integers only).

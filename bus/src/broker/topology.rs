@@ -96,6 +96,17 @@ impl Names {
 }
 
 /// Builds the whole topology for the given adapters (those with a sink) and retry delays.
+/// The retry delays the routes of `config` use: one TTL tier queue each.
+pub fn retry_tiers(config: &crate::config::Config) -> BTreeSet<Duration> {
+    config
+        .routes
+        .iter()
+        .filter(|r| r.retry.attempts > 0)
+        .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
+        .filter(|d| !d.is_zero())
+        .collect()
+}
+
 pub fn build(
     names: &Names,
     sink_adapters: &[String],

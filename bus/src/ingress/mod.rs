@@ -15,7 +15,7 @@ use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
 use crate::runtime::Shared;
 use crate::schema::SchemaRegistry;
 use crate::state::Claim;
-use crate::wire::Copy;
+use crate::wire::AdapterCopy;
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -215,7 +215,8 @@ impl Ingress {
         let timeout = shared.config.bus.publish_timeout.get();
         let exchange = shared.names.deliver_exchange();
         let publishes = decision.targets.iter().map(|t| {
-            let env = Copy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
+            let env =
+                AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
             let exchange = exchange.clone();
             async move {
                 shared

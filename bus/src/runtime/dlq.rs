@@ -7,12 +7,12 @@
 //! with who did it; a compare-and-set on the row's state means two operators cannot replay it twice.
 
 use super::Shared;
+use crate::broker::Broker;
 use crate::broker::topology::Names;
-use crate::broker::{Broker, Envelope, HeaderValue, Headers};
 use crate::error::{ApiError, code};
 use crate::message::now_rfc3339;
 use crate::state::{DlqEntry, StateStore};
-use crate::wire::{self, Copy};
+use crate::wire;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: Cancellat
     crate::broker::supervise::consume_until(&shared.broker, &queue, 16, grace, &stop, |incoming| {
         let (shared, adapter) = (shared.clone(), adapter.clone());
         async move {
-            let entry = entry_from(&incoming.envelope, &adapter);
+            let entry = wire::dead::parked(&incoming.envelope, &adapter, &now_rfc3339());
             match shared.state.park(&entry).await {
                 Ok(()) => {
                     tracing::warn!(id = %entry.id, adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
@@ -38,92 +38,6 @@ pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: Cancellat
         }
     })
     .await;
-}
-
-/// Headers worth keeping to republish a parked message (the message's own, not its history).
-fn message_headers(h: &Headers) -> serde_json::Value {
-    let keep = [
-        wire::TYPE,
-        wire::VERSION,
-        wire::FROM,
-        wire::TO,
-        wire::CORRELATION_ID,
-        wire::CREATED_AT,
-        wire::ROUTE,
-        wire::ADAPTER,
-        wire::TRACEPARENT,
-    ];
-    serde_json::Value::Object(
-        h.iter()
-            .filter(|(k, _)| keep.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
-}
-
-pub(crate) fn entry_from(env: &Envelope, adapter: &str) -> DlqEntry {
-    let now = now_rfc3339();
-    let reason = env
-        .header_str(wire::REASON)
-        .or_else(|| env.header_str("x-death-last-reason"))
-        .unwrap_or("unknown")
-        .to_owned();
-    let copy = Copy::from_envelope(env, adapter);
-    let (id, route, kind, from, attempts) = match &copy {
-        Ok(c) => (
-            c.message.meta.id.clone(),
-            c.route.clone(),
-            c.message.meta.kind.clone(),
-            c.message.meta.from.clone(),
-            c.attempts,
-        ),
-        Err(_) => (
-            env.message_id
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
-            String::new(),
-            "unknown".into(),
-            String::new(),
-            0,
-        ),
-    };
-    let last_error = match (&copy, reason.as_str()) {
-        (Err(e), _) => Some(format!("malformed message: {e}")),
-        (Ok(c), "delivery_limit") => Some(format!(
-            "its consumer failed {} times without settling it (crash or timeout){}",
-            env.header_int("x-delivery-count").unwrap_or_default(),
-            c.last_error
-                .as_deref()
-                .map(|e| format!("; last error: {e}"))
-                .unwrap_or_default()
-        )),
-        (Ok(c), _) => c.last_error.clone(),
-    };
-    DlqEntry {
-        id,
-        adapter: adapter.to_owned(),
-        route,
-        kind,
-        from,
-        reason,
-        last_error,
-        status: env.header_int(wire::LAST_STATUS),
-        body_excerpt: env.header_str(wire::BODY_EXCERPT).map(str::to_owned),
-        attempts,
-        first_attempt_at: env.header_str(wire::FIRST_ATTEMPT_AT).map(str::to_owned),
-        last_attempt_at: env.header_str(wire::LAST_ATTEMPT_AT).map(str::to_owned),
-        dead_lettered_at: env
-            .header_str(wire::DEAD_LETTERED_AT)
-            .map(str::to_owned)
-            .unwrap_or(now),
-        state: "parked".into(),
-        content_type: env
-            .content_type
-            .clone()
-            .unwrap_or_else(|| "application/json".into()),
-        headers: message_headers(&env.headers),
-        payload: env.body.to_vec(),
-    }
 }
 
 /// Which parked messages an operator action is about. With an `id`, `from` picks the sender's message when
@@ -245,22 +159,7 @@ impl Ops<'_> {
             }
             Err(err) => return outcome(false, format!("state store: {err}")),
         }
-        let mut headers = Headers::new();
-        if let serde_json::Value::Object(m) = &e.headers {
-            for (k, v) in m {
-                if let Some(v) = HeaderValue::from_json(v) {
-                    headers.insert(k.clone(), v);
-                }
-            }
-        }
-        headers.insert(wire::ATTEMPTS.into(), HeaderValue::Int(0));
-        let env = Envelope {
-            message_id: Some(e.id.clone()),
-            content_type: Some(e.content_type.clone()),
-            user_id: None,
-            headers,
-            body: bytes::Bytes::from(e.payload.clone()),
-        };
+        let env = wire::dead::replay(e);
         let exchange = self.names.deliver_exchange();
         if let Err(err) = self
             .broker

@@ -13,7 +13,7 @@ use crate::plugin::{Plugin, PluginContext};
 use crate::router::Router;
 use crate::schema::SchemaRegistry;
 use crate::state::StateStore;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,13 +100,7 @@ pub async fn start(
         .await
         .map_err(|e| StartError::State(e.to_string()))?;
     let names = Names::new(&config.bus.namespace);
-    let tiers: BTreeSet<Duration> = config
-        .routes
-        .iter()
-        .filter(|r| r.retry.attempts > 0)
-        .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
-        .filter(|d| !d.is_zero())
-        .collect();
+    let tiers = topology::retry_tiers(&config);
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
     sink_ids.sort();
     let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);

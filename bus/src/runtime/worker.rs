@@ -9,9 +9,9 @@
 
 use super::Shared;
 use crate::adapter::{Delivery, ErrorClass, Sink};
-use crate::broker::{HeaderValue, Incoming};
+use crate::broker::Incoming;
 use crate::message::now_rfc3339;
-use crate::wire::{self, Copy};
+use crate::wire::AdapterCopy;
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,7 +80,7 @@ pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration
 }
 
 async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
-    let copy = match Copy::from_envelope(&incoming.envelope, &incoming.routing_key) {
+    let copy = match AdapterCopy::from_envelope(&incoming.envelope, &incoming.routing_key) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "Malformed message in a delivery queue; dead-lettering it");
@@ -162,13 +162,12 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
             .and_then(|d| pick_tier(&shared.retry_tiers, d)),
         ErrorClass::Permanent => None,
     };
-    let mut env = next.to_envelope();
-    let exchange = match retry_in {
+    let (exchange, env) = match retry_in {
         Some(tier) => {
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
             metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
                 .increment(1);
-            shared.names.retry_tier(tier)
+            (shared.names.retry_tier(tier), next.to_envelope())
         }
         None => {
             let reason = match err.class {
@@ -177,11 +176,10 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
             };
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
             metrics::counter!("lienthong_dead_lettered_total", "adapter" => adapter.clone(), "reason" => reason).increment(1);
-            env.headers
-                .insert(wire::REASON.into(), HeaderValue::Str(reason.into()));
-            env.headers
-                .insert(wire::DEAD_LETTERED_AT.into(), HeaderValue::Str(now));
-            shared.names.dead_exchange()
+            (
+                shared.names.dead_exchange(),
+                next.to_dead_letter(reason, &now),
+            )
         }
     };
     match shared

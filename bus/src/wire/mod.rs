@@ -1,7 +1,16 @@
 //! How a message copy is laid out on the broker: payload as the AMQP body, everything else in headers.
 //!
-//! One function writes the layout and one reads it, so the publisher (ingress, retry, replay) and the consumer
-//! (delivery worker, DLQ recorder) cannot drift apart. Header names are documented in ARCHITECTURE.md.
+//! This module is the only writer and reader of that layout, in both directions: a copy for an adapter
+//! ([`AdapterCopy::to_envelope`] / [`AdapterCopy::from_envelope`], used by ingress, retry and the delivery
+//! worker) and a dead letter ([`dead`]: marked by the worker, read into the parking lot, republished by a
+//! replay). So the publishers and the consumers cannot drift apart. Header names are listed in ARCHITECTURE.md.
+//!
+//! The layout is versioned (`lt-layout`, [`LAYOUT_VERSION`]): a copy without the header is version 1, the
+//! layout of every build so far, and a copy from a newer layout is refused as malformed (dead-lettered with
+//! that reason) rather than misread. Parked rows keep their headers, layout version included, so a replay
+//! after an upgrade republishes what was parked.
+
+pub mod dead;
 
 use crate::broker::{Envelope, HeaderValue, Headers};
 use crate::message::{ContentKind, Message, Meta};
@@ -23,12 +32,16 @@ pub const BODY_EXCERPT: &str = "lt-body-excerpt";
 pub const REASON: &str = "lt-reason";
 pub const DEAD_LETTERED_AT: &str = "lt-dead-lettered-at";
 pub const TRACEPARENT: &str = "traceparent";
+/// The layout version of a copy (absent = 1).
+pub const LAYOUT: &str = "lt-layout";
+/// The layout this build writes and reads.
+pub const LAYOUT_VERSION: i64 = 1;
 /// On `<namespace>.rejected`: the error JSON of a refused AMQP ingress message.
 pub const ERROR: &str = "x-lt-error";
 
 /// One copy of a message for one adapter, with its delivery history.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Copy {
+pub struct AdapterCopy {
     pub message: Message,
     pub route: String,
     pub adapter: String,
@@ -42,7 +55,7 @@ pub struct Copy {
     pub traceparent: String,
 }
 
-impl Copy {
+impl AdapterCopy {
     pub fn new(message: Message, route: &str, adapter: &str, traceparent: &str) -> Self {
         Self {
             message,
@@ -84,6 +97,7 @@ impl Copy {
                 s(k, v);
             }
         }
+        h.insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION));
         h.insert(VERSION.into(), HeaderValue::Int(m.version as i64));
         h.insert(ATTEMPTS.into(), HeaderValue::Int(self.attempts as i64));
         if let Some(st) = self.last_status {
@@ -99,7 +113,13 @@ impl Copy {
     }
 
     /// Reads a copy back; `routing_key` is the adapter when the header is missing.
-    pub fn from_envelope(e: &Envelope, routing_key: &str) -> Result<Copy, String> {
+    pub fn from_envelope(e: &Envelope, routing_key: &str) -> Result<AdapterCopy, String> {
+        let layout = e.header_int(LAYOUT).unwrap_or(1);
+        if layout > LAYOUT_VERSION {
+            return Err(format!(
+                "written in broker layout {layout}; this build reads up to {LAYOUT_VERSION}"
+            ));
+        }
         let need = |k: &str| {
             e.header_str(k)
                 .map(str::to_owned)
@@ -116,7 +136,7 @@ impl Copy {
             .and_then(ContentKind::from_mime)
             .ok_or_else(|| "missing or unknown content_type".to_string())?;
         let to = need(TO)?;
-        Ok(Copy {
+        Ok(AdapterCopy {
             message: Message {
                 meta: Meta {
                     id,
@@ -153,7 +173,7 @@ mod tests {
 
     #[test]
     fn copies_round_trip_through_headers() {
-        let mut c = Copy::new(
+        let mut c = AdapterCopy::new(
             Message {
                 meta: Meta {
                     id: "id-1".into(),
@@ -174,7 +194,36 @@ mod tests {
         c.attempts = 3;
         c.last_status = Some(503);
         c.last_error = Some("HTTP 503".into());
-        let back = Copy::from_envelope(&c.to_envelope(), "a").unwrap();
+        let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn a_copy_without_a_layout_is_version_1_and_a_newer_one_is_refused() {
+        let c = AdapterCopy::new(
+            Message {
+                meta: Meta {
+                    id: "id-1".into(),
+                    kind: "k".into(),
+                    version: 1,
+                    from: "a".into(),
+                    to: vec!["b".into()],
+                    correlation_id: None,
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                },
+                content: ContentKind::Json,
+                payload: bytes::Bytes::from_static(b"{}"),
+            },
+            "r",
+            "a",
+            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+        );
+        let mut env = c.to_envelope();
+        env.headers.remove(LAYOUT);
+        assert_eq!(AdapterCopy::from_envelope(&env, "a").unwrap(), c);
+        env.headers
+            .insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION + 1));
+        let e = AdapterCopy::from_envelope(&env, "a").unwrap_err();
+        assert!(e.contains("layout 2"), "{e}");
     }
 }
