@@ -417,7 +417,7 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let receivers: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|(organ, stored, updated_at)| {
-            match crate::edxml::status::DocState::from_storage(&stored) {
+            match lienthong_qcvn102::edxml::status::DocState::from_storage(&stored) {
                 Ok(st) => serde_json::json!({
                     "organ": organ,
                     "last_status": st.last().map(|c| c.as_str()),

@@ -98,11 +98,11 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
             format!("must be at most {MAX_ID_LEN} printable characters"),
         ));
     }
-    if let Err(e) = crate::agency::AgencyCode::parse(&env.from) {
+    if let Err(e) = lienthong_qcvn102::agency::AgencyCode::parse(&env.from) {
         return Err(bad("/from", e.to_string()));
     }
     for (i, t) in env.to.iter().enumerate() {
-        if let Err(e) = crate::agency::AgencyCode::parse(t) {
+        if let Err(e) = lienthong_qcvn102::agency::AgencyCode::parse(t) {
             return Err(bad(&format!("/to/{i}"), e.to_string()));
         }
     }
@@ -306,8 +306,8 @@ mod tests {
 
         /// What an accepted envelope promises.
         fn check_accepted(e: &Envelope<'_>) -> Result<(), TestCaseError> {
-            prop_assert!(crate::agency::is_valid(&e.from));
-            prop_assert!(e.to.iter().all(|t| crate::agency::is_valid(t)));
+            prop_assert!(lienthong_qcvn102::agency::is_valid(&e.from));
+            prop_assert!(e.to.iter().all(|t| lienthong_qcvn102::agency::is_valid(t)));
             if let Some(id) = &e.id {
                 prop_assert!(!id.is_empty() && id.len() <= MAX_ID_LEN);
                 prop_assert!(!id.chars().any(char::is_control));

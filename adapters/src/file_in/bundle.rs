@@ -18,8 +18,8 @@
 //! an attachment name may be used again once its description has been handled, not before. The id a resubmission after a crash is recognised by covers the description and every
 //! attachment's bytes (not the package, whose trace time is "now").
 
-use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use lienthong_bus::error::{ApiError, code};
+use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::fs::File;

@@ -523,7 +523,7 @@ impl Config {
         let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
-            if let Err(e) = crate::agency::AgencyCode::parse(&a.code) {
+            if let Err(e) = lienthong_qcvn102::agency::AgencyCode::parse(&a.code) {
                 problems.push(Problem::new(format!("agencies[{i}].code"), e.to_string()));
             }
             if !codes.insert(a.code.as_str()) {
@@ -604,7 +604,7 @@ impl Config {
             }
             for (key, list_opt) in [("from", &r.from), ("to", &r.to)] {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
-                    if let Err(e) = crate::agency::AgencyCode::parse(c) {
+                    if let Err(e) = lienthong_qcvn102::agency::AgencyCode::parse(c) {
                         problems.push(Problem::new(format!("{p}.{key}[{j}]"), e.to_string()));
                     } else if key == "from" && !codes.contains(c.as_str()) {
                         problems.push(Problem::new(

@@ -7,9 +7,9 @@
 
 use super::{Ingress, Prepared};
 use crate::adapter::{Caller, Submission};
-use crate::edxml::{self, PackageKind};
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, now_rfc3339};
+use lienthong_qcvn102::edxml::{self, PackageKind};
 
 pub(crate) async fn prepare(ingress: &Ingress, sub: &Submission) -> Result<Prepared, ApiError> {
     let shared = ingress.shared();
