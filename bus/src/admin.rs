@@ -296,7 +296,8 @@ async fn lookup(State(s): State<AdminState>, Path((id, key)): Path<(String, Stri
     }
 }
 
-/// Portal status names (REFERENCE §3.3), for people reading the answer at 2 a.m.
+/// Portal status names (the dossier status codes 1-10 of the national public-service portal's integration
+/// guide), for people reading the answer at 2 a.m.
 fn status_name(code: i64) -> &'static str {
     match code {
         1 => "newly registered online",

@@ -1,5 +1,5 @@
 //! `vxp-pull`: pulls edXML documents addressed to a local agency from the national document axis (VXP/VDXP,
-//! REFERENCE §1.3) and hands them to the bus.
+//! run by the Government Office; its API as this adapter uses it is described below) and hands them to the bus.
 //!
 //! # Axis API (as modelled here)
 //!
