@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
+use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

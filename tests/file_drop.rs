@@ -375,7 +375,8 @@ async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_pack
         },
     )
     .await;
-    let pkg = lienthong_bus::edxml::parse(&written, &Default::default()).expect("a valid package");
+    let pkg =
+        lienthong_qcvn102::edxml::parse(&written, &Default::default()).expect("a valid package");
     assert_eq!(pkg.from, H40);
     assert_eq!(pkg.to, [STP]);
     assert_eq!(
@@ -383,7 +384,7 @@ async fn a_document_described_in_json_reaches_the_receiver_as_a_valid_edxml_pack
         Some(&*format!("{H40},2026/11/27,88/UBND-VP"))
     );
     let mut got = Vec::new();
-    lienthong_bus::edxml::decode_attachment(&written, &Default::default(), "cid:1", &mut got)
+    lienthong_qcvn102::edxml::decode_attachment(&written, &Default::default(), "cid:1", &mut got)
         .unwrap();
     assert!(got == pdf, "the attachment arrives byte for byte");
     // Attachments are moved right after their description (not in the same rename).

@@ -4,7 +4,7 @@
 use crate::bus::{Setup, TOKEN_ENV};
 use crate::payload;
 use lienthong_bus::config::Config;
-use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment};
+use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

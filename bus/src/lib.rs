@@ -6,11 +6,9 @@
 
 pub mod adapter;
 pub mod admin;
-pub mod agency;
 pub mod broker;
 pub mod check;
 pub mod config;
-pub mod edxml;
 pub mod envelope;
 pub mod error;
 pub mod ingress;

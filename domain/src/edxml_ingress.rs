@@ -96,7 +96,7 @@ async fn prepare(
     // A package is identified by what it is (sender + DocumentId; for a revoke/update/replace also its type
     // and bytes; for a status + code and time), whichever way it came (HTTP, AMQP, a folder, the axis) and
     // whatever id that channel would give it: receivers de-duplicate documents by sender and DocumentId
-    // (docs/qcvn102.md), and a document offered again — resubmitted, re-dropped under another name, re-listed
+    // (`docs/qcvn102.md`, "Ids"), and a document offered again — resubmitted, re-dropped under another name, re-listed
     // by the axis under another docId — is the same message, delivered once.
     let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id_source.as_bytes()).to_string();
     if let PackageKind::Status { code: status, .. } = &pkg.kind
@@ -150,7 +150,7 @@ async fn prepare(
         }
     }
     if matches!(pkg.kind, PackageKind::Document) && matches!(business, "2" | "3") {
-        // An update or replacement may be answered by each receiver with 15 or 16 (docs/qcvn102.md), under the
+        // An update or replacement may be answered by each receiver with 15 or 16 (`docs/qcvn102.md`, "Status codes"), under the
         // DocumentId it carries or the one its business information names.
         let mut targets = vec![document_id.as_str()];
         if let Some(about) = pkg

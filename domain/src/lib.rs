@@ -19,9 +19,7 @@ mod tables;
 mod tests;
 
 /// The QCVN 102 format crate, as this crate uses it.
-pub(crate) mod qcvn {
-    pub use lienthong_bus::{agency, edxml};
-}
+pub(crate) use lienthong_qcvn102 as qcvn;
 
 use lienthong_bus::plugin::{Hooks, Plugin, PluginContext};
 use lienthong_bus::state::TableSet;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lienthong_bus::edxml::{self, Limits};
+use lienthong_qcvn102::edxml::{self, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let _ = edxml::parse(data, &Limits::default());

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lienthong_bus::agency;
 use lienthong_bus::envelope::{self, EnvelopeError, MAX_ID_LEN};
+use lienthong_qcvn102::agency;
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks the depth limit, so shallow limits are exercised too.

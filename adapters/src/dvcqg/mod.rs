@@ -3,7 +3,7 @@
 //!
 //! # What it carries
 //!
-//! | Message type              | Payload (portal field names, REFERENCE §3.2)     | Portal service                        |
+//! | Message type              | Payload (portal field names, integration guide)  | Portal service                        |
 //! |---------------------------|--------------------------------------------------|---------------------------------------|
 //! | `dossier.submitted`       | one dossier record (`MaHoSo`, `TrangThaiHoSo`…)  | `DongBoHoSoMC`                        |
 //! | `dossier.status-changed`  | one progress row (`MaHoSo`, `NguoiXuLy`, `TrangThai`…) | `CapNhatTienDoHoSoMC` (batched) |
@@ -17,7 +17,7 @@
 //! starts with `Ngay` or `ThoiDiem`, at any depth) must already be `yyyyMMddHHmmss` or empty; anything else is
 //! refused (permanent error naming the field), as is a status outside 1–10.
 //!
-//! # Protocol (REFERENCE §3.1, as OpenCPS speaks it)
+//! # Protocol (the national public-service portal's integration guide, as OpenCPS speaks it)
 //!
 //! 1. Login: `POST {base_url}{auth_path}` with `{"username", "password"}` (and header `dstcode` when configured)
 //!    → `{"session": "...", "error_code": 0}`. The session is fetched lazily, cached and shared by every
@@ -26,7 +26,7 @@
 //!    too). `error_code` `0`, `"0"` or `"00"` means success. Messages are read from `message` (or
 //!    `error_message`, `msg`, `error`).
 //!    - Dossier: `{"service": "DongBoHoSoMC", "isUpdating": "False", "data": [dossier]}`. When the portal answers
-//!      that the dossier already exists (REFERENCE §3.1: `error_code` 3 or -3 *and* a message saying so, "đã tồn
+//!      that the dossier already exists (`error_code` 3 or -3 *and* a message saying so, "đã tồn
 //!      tại" / "da ton tai" / "already exist", or no message at all), the same record is sent again with
 //!      `"isUpdating": "True"`. So a redelivery of the same message is harmless. A 3/-3 whose message says
 //!      something else is a refusal like any other.
@@ -117,9 +117,9 @@ pub struct DvcqgConfig {
     /// How long the first progress row of a batch waits for others before the batch is sent. Default `"200ms"`.
     #[serde(default = "default_batch_linger")]
     pub progress_batch_linger: HumanDuration,
-    /// Local workflow status (`TrangThaiNoiBo` in payloads) → portal status code 1–10 (REFERENCE §3.3: 1 new
-    /// online, 2 received, 3 not received, 4 processing, 5 more papers requested, 6 financial obligation,
-    /// 7 withdrawn, 8 stopped, 9 done, 10 result returned). E.g. `status_map = { "dang-xu-ly" = 4 }`.
+    /// Local workflow status (`TrangThaiNoiBo` in payloads) → portal status code 1–10 (the portal's dossier
+    /// statuses: 1 new online, 2 received, 3 not received, 4 processing, 5 more papers requested, 6 financial
+    /// obligation, 7 withdrawn, 8 stopped, 9 done, 10 result returned). E.g. `status_map = { "dang-xu-ly" = 4 }`.
     /// `lienthong check` lists every local status declared in the `dossier.*` schemas that has no entry here;
     /// at run time a missing one is a permanent error. Default: empty (payloads must carry portal codes).
     #[serde(default)]
@@ -287,7 +287,9 @@ fn check_config(spec: &AdapterSpec, cfg: &DvcqgConfig) -> Vec<Problem> {
         if !(1..=10).contains(code) {
             problems.push(Problem::new(
                 path,
-                format!("portal status must be 1-10 (REFERENCE §3.3), not {code}"),
+                format!(
+                    "portal status must be 1-10 (the portal's dossier status codes), not {code}"
+                ),
             ));
         }
     }
@@ -356,7 +358,7 @@ fn check_schemas(spec: &AdapterSpec, cfg: &DvcqgConfig, config: &Config) -> Vec<
                 status_key_path(spec, &status),
                 format!(
                     "local status `{status}` (declared in {}) has no portal code; add it to status_map \
-                     (1-10, see REFERENCE §3.3)",
+                     (1-10, the portal's dossier status codes)",
                     files.join(", ")
                 ),
             )

@@ -79,7 +79,7 @@ impl Answer {
         })
     }
 
-    /// The answer to an insert saying the dossier is already there (REFERENCE §3.1 item 3).
+    /// The answer to an insert saying the dossier is already there (the portal's integration guide).
     /// Code 3/-3 and a message that says so (or none): a 3/-3 about something else is not taken for it.
     fn says_already_exists(&self) -> bool {
         let m = self.message.to_lowercase();

@@ -54,7 +54,7 @@ impl Kind {
         }
     }
 
-    /// Portal length limits, in characters (REFERENCE §3.1 item 3).
+    /// Portal length limits, in characters (the national public-service portal's integration guide).
     fn limits(self) -> &'static [(&'static str, usize)] {
         match self {
             Kind::Dossier => &[("TrichYeuHoSo", 1000)],

@@ -4,7 +4,7 @@
 //! the header's many parts). It can write a small JSON file. So besides ready-made packages, `file-in` takes:
 //!
 //! - `<name>.document.json`: `{"document": {…}, "attachments": [{"file": "cv-125.pdf"}, …]}` where `document`
-//!   is the builder's document JSON ([`DocumentDescription`], documented in `bus/src/edxml/build.rs`) and each
+//!   is the builder's document JSON ([`DocumentDescription`], documented in `qcvn102/src/edxml/build/mod.rs`) and each
 //!   attachment names a file in `attachments_dir` (with optional `name`, the `AttachmentName` to show, and
 //!   `content_type`, guessed from the extension when absent);
 //! - `<name>.status.json`: the builder's status JSON ([`StatusDescription`]): a status report (01–06, 15, 16)
@@ -24,8 +24,8 @@
 //! writing system and a link or a pipe in its place would hand over a file from elsewhere or block the poll.
 
 use super::folder::{Content, Folder};
-use lienthong_bus::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use lienthong_bus::error::{ApiError, code};
+use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -492,7 +492,7 @@ async fn a_described_document_is_built_into_a_package_with_its_attachments() {
     let seen = fake.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].content, ContentKind::Xml);
-    let pkg = lienthong_bus::edxml::parse(&seen[0].body, &Default::default()).unwrap();
+    let pkg = lienthong_qcvn102::edxml::parse(&seen[0].body, &Default::default()).unwrap();
     assert_eq!(pkg.from, AGENCY);
     assert_eq!(pkg.to, ["000.00.00.H40"]);
     assert_eq!(
@@ -500,8 +500,13 @@ async fn a_described_document_is_built_into_a_package_with_its_attachments() {
         "V/v báo cáo tình hình tiếp nhận hồ sơ"
     );
     let mut got = Vec::new();
-    lienthong_bus::edxml::decode_attachment(&seen[0].body, &Default::default(), "cid:1", &mut got)
-        .unwrap();
+    lienthong_qcvn102::edxml::decode_attachment(
+        &seen[0].body,
+        &Default::default(),
+        "cid:1",
+        &mut got,
+    )
+    .unwrap();
     assert_eq!(got, pdf, "attachment bytes survive the package");
     // The same description and attachments dropped again get the same id (crash resubmission).
     let digest_again = {
@@ -621,7 +626,7 @@ async fn a_described_status_report_is_built_and_submitted() {
     wait_until("ack in done/", || t.path("done/ack.status.json").exists()).await;
     let seen = fake.seen();
     assert_eq!(seen[0].content, ContentKind::Xml);
-    let pkg = lienthong_bus::edxml::parse(&seen[0].body, &Default::default()).unwrap();
+    let pkg = lienthong_qcvn102::edxml::parse(&seen[0].body, &Default::default()).unwrap();
     assert_eq!(pkg.message_type(), "document.status");
     assert_eq!(pkg.from, AGENCY);
 }

@@ -1,5 +1,5 @@
 //! `vxp-pull`: pulls edXML documents addressed to a local agency from the national document axis (VXP/VDXP,
-//! REFERENCE §1.3) and hands them to the bus.
+//! run by the Government Office; its API as this adapter uses it is described below) and hands them to the bus.
 //!
 //! # Axis API (as modelled here)
 //!
@@ -46,10 +46,10 @@ mod tests;
 use async_trait::async_trait;
 use bytes::Bytes;
 use lienthong_bus::adapter::{Built, Caller, CancellationToken, Source, Submission, Submit};
-use lienthong_bus::agency::AgencyCode;
 use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
 use lienthong_bus::error::ApiError;
 use lienthong_bus::message::ContentKind;
+use lienthong_qcvn102::agency::AgencyCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! A stand-in for the portal's integration adapter, behaving as REFERENCE §3.1–3.3 describe: sessions from
+//! A stand-in for the portal's integration adapter, behaving as the portal's integration guide describes: sessions from
 //! `/auth`, `DongBoHoSoMC` insert/update with "already exists", `CapNhatTienDoHoSoMC` rows, `TraCuuHoSo`.
 //! It records every call and can expire sessions (after N calls or on demand) and inject faults.
 

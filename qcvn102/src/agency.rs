@@ -1,4 +1,4 @@
-//! QCVN 102:2016 agency codes (`NNN.NN.NN.Xnn`).
+//! QCVN 102:2016 agency codes (`NNN.NN.NN.Xnn`; `docs/qcvn102.md`, "Agency codes").
 //!
 //! Agency codes are identity on this bus: a route, a token and an edXML `OrganId` all name agencies by code, so
 //! every place a code appears is checked with this one function, and a malformed code is a config or input error

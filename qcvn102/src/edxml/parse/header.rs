@@ -1,0 +1,236 @@
+//! The header as JSON: every element of `MessageHeader` (or the status header) and `TraceHeaderList` becomes
+//! a key, and the fields the bus routes on (`From`, `To`, `ResponseFor`, `DocumentId`, `StatusCode`) are
+//! read from that JSON into [`Package`].
+
+use super::reader::Parser;
+use super::text::is_xml_ws;
+use crate::edxml::error::EdxmlError;
+use crate::edxml::status::StatusCode;
+use crate::edxml::{Package, PackageKind, ResponseFor};
+use serde_json::{Map, Value};
+
+/// An element of the header being turned into JSON.
+pub(super) struct Frame {
+    pub(super) name: String,
+    pub(super) map: Map<String, Value>,
+    pub(super) text: String,
+    pub(super) has_children: bool,
+    /// The header container itself: its children go to the top level of [`Package::header`].
+    pub(super) is_root: bool,
+}
+
+impl Frame {
+    pub(super) fn new(name: &str, is_root: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            map: Map::new(),
+            text: String::new(),
+            has_children: false,
+            is_root,
+        }
+    }
+
+    pub(super) fn into_value(self) -> Value {
+        if self.has_children {
+            Value::Object(self.map)
+        } else {
+            Value::String(self.text.trim_matches(is_xml_ws).to_owned())
+        }
+    }
+}
+
+impl<'a, 'w> Parser<'a, 'w> {
+    /// Starts a header element, within [`Limits::max_header_elements`]: the JSON of a header element costs far
+    /// more memory than its XML, so their number is bounded separately from the package size.
+    ///
+    /// [`Limits::max_header_elements`]: crate::edxml::Limits::max_header_elements
+    pub(super) fn push_frame(&mut self, frame: Frame, offset: usize) -> Result<(), EdxmlError> {
+        self.header_elements += 1;
+        if self.header_elements > self.limits.max_header_elements {
+            return Err(EdxmlError::HeaderTooLarge {
+                limit: self.limits.max_header_elements,
+                position: self.pos(offset),
+                path: self.path(),
+            });
+        }
+        self.frames.push(frame);
+        Ok(())
+    }
+
+    pub(super) fn into_package(self) -> Result<Package, EdxmlError> {
+        let container = self.container.unwrap_or("MessageHeader");
+        let base = format!("/edXML/edXMLEnvelope/edXMLHeader/{container}");
+        let header = self.header;
+
+        let from = single_object(&header, "From", &base)?
+            .and_then(|from| from.get("OrganId"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| EdxmlError::MissingElement {
+                path: format!("{base}/From/OrganId"),
+                detail: String::new(),
+            })?
+            .to_owned();
+
+        let status_code = match header.get("StatusCode") {
+            None => None,
+            Some(Value::String(s)) => {
+                Some(
+                    StatusCode::parse(s).ok_or_else(|| EdxmlError::InvalidValue {
+                        path: format!("{base}/StatusCode"),
+                        message: format!(
+                            "`{s}` is not a status code (01, 02, 03, 04, 05, 06, 13, 15, 16)"
+                        ),
+                    })?,
+                )
+            }
+            Some(_) => {
+                return Err(EdxmlError::InvalidValue {
+                    path: format!("{base}/StatusCode"),
+                    message: "StatusCode must appear once and hold text".into(),
+                });
+            }
+        };
+
+        let (kind, to, document_id) = match status_code {
+            Some(code) => {
+                let items = organ_ids(&header, "ResponseFor", &base)?;
+                let first = header
+                    .get("ResponseFor")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.first())
+                    .and_then(Value::as_object)
+                    .expect("organ_ids checked ResponseFor");
+                let text = |key: &str| first.get(key).and_then(Value::as_str).map(str::to_owned);
+                let code_text = match first.get("Code") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Object(o)) => {
+                        let part = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default();
+                        let (n, nt) = (part("CodeNumber"), part("CodeNotation"));
+                        Some(if nt.is_empty() {
+                            n.to_owned()
+                        } else {
+                            format!("{n}/{nt}")
+                        })
+                    }
+                    _ => None,
+                };
+                let response_for = ResponseFor {
+                    organ_id: items[0].clone(),
+                    code: code_text,
+                    promulgation_date: text("PromulgationDate"),
+                    document_id: text("DocumentId"),
+                };
+                let document_id = response_for.document_id.clone().filter(|s| !s.is_empty());
+                (
+                    PackageKind::Status { code, response_for },
+                    items,
+                    document_id,
+                )
+            }
+            None => {
+                let to = organ_ids(&header, "To", &base)?;
+                let document_id = header
+                    .get("DocumentId")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned);
+                (PackageKind::Document, to, document_id)
+            }
+        };
+
+        Ok(Package {
+            kind,
+            header: Value::Object(header),
+            from,
+            to,
+            document_id,
+            attachments: self.attachments,
+        })
+    }
+}
+
+/// Elements that are lists even when they occur once; `parent` is `None` at the top of the header.
+fn always_array(parent: Option<&str>, name: &str) -> bool {
+    matches!(
+        (parent, name),
+        (None, "To" | "ResponseFor")
+            | (Some("TraceHeaderList"), "TraceHeader")
+            | (Some("Appendixes"), "Appendix")
+            | (Some("ToPlaces"), "Place")
+            | (Some("ReceiverList"), "Receiver")
+            | (Some("ReplacementInfoList"), "ReplacementInfo")
+            | (Some("OrganIdList"), "OrganId")
+    )
+}
+
+pub(super) fn insert(
+    map: &mut Map<String, Value>,
+    parent: Option<&str>,
+    name: String,
+    value: Value,
+) {
+    let list = always_array(parent, &name);
+    match map.get_mut(&name) {
+        Some(Value::Array(items)) => items.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None if list => {
+            map.insert(name, Value::Array(vec![value]));
+        }
+        None => {
+            map.insert(name, value);
+        }
+    }
+}
+
+/// The object at `header[key]`, refusing a repeated element; `None` when absent.
+fn single_object<'h>(
+    header: &'h Map<String, Value>,
+    key: &str,
+    base: &str,
+) -> Result<Option<&'h Map<String, Value>>, EdxmlError> {
+    match header.get(key) {
+        None => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(Value::Array(_)) => Err(EdxmlError::InvalidValue {
+            path: format!("{base}/{key}"),
+            message: format!("{key} appears more than once"),
+        }),
+        Some(_) => Ok(None),
+    }
+}
+
+/// `OrganId` of every `header[key]` item, duplicates removed; at least one is required.
+fn organ_ids(
+    header: &Map<String, Value>,
+    key: &str,
+    base: &str,
+) -> Result<Vec<String>, EdxmlError> {
+    let missing = |detail: String| EdxmlError::MissingElement {
+        path: format!("{base}/{key}/OrganId"),
+        detail,
+    };
+    let items = header
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if items.is_empty() {
+        return Err(missing(String::new()));
+    }
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = item
+            .get("OrganId")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| missing(format!("{key} #{}", i + 1)))?;
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
