@@ -431,7 +431,12 @@ async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
         .with_connection_name(format!("lienthong {} ({role})", inner.topology_name()).into());
     tokio::time::timeout(
         Duration::from_secs(10),
-        Connection::connect_uri(broker_uri(&inner.url)?, props),
+        // The bus's runtime, given explicitly, so lapin never starts one of its own (see `lapin_runtime`).
+        Connection::connect_uri_with_runtime(
+            broker_uri(&inner.url)?,
+            props,
+            super::lapin_runtime::current(),
+        ),
     )
     .await
     .map_err(|_| "connection attempt timed out".to_string())?
