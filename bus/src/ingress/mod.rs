@@ -110,6 +110,17 @@ impl Ingress {
                 crate::envelope::EnvelopeError::InvalidJson(m) => {
                     ApiError::new(code::INVALID_JSON, m)
                 }
+                crate::envelope::EnvelopeError::DuplicateKey { path, message } => {
+                    let e = ApiError::new(
+                        code::INVALID_JSON,
+                        "the same key appears twice in one JSON object",
+                    );
+                    if path.is_empty() {
+                        e
+                    } else {
+                        e.at(path, message)
+                    }
+                }
                 crate::envelope::EnvelopeError::InvalidEnvelope { path, message } => {
                     let e = ApiError::new(
                         code::INVALID_ENVELOPE,
