@@ -3,8 +3,8 @@
 //! The envelope is parsed once into borrowed parts: its fields are checked strictly (unknown fields are an
 //! error, so a typo such as `corelation_id` is caught rather than silently ignored) and the `payload` is kept as
 //! the exact bytes sent. Nesting depth and duplicate keys are checked before serde sees the body (see
-//! [`scan`]), so hostile input cannot exhaust the stack of the parser or of schema validation, and no object
-//! anywhere in the body can carry one key twice.
+//! `envelope/scan.rs`), so hostile input cannot exhaust the stack of the parser or of schema validation, and
+//! no object anywhere in the body can carry one key twice.
 
 mod scan;
 
