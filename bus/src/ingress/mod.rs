@@ -67,25 +67,13 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Builds the token and AMQP-user maps from config. `env` reads an environment variable (injectable for
-    /// tests and the demo).
-    pub fn new(shared: Arc<Shared>, env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let mut tokens = HashMap::new();
-        let mut amqp_users = HashMap::new();
-        for a in &shared.config.agencies {
-            if let Some(var) = &a.token_env
-                && let Some(tok) = env(var).filter(|t| !t.is_empty())
-            {
-                tokens.insert(tok, a.code.clone());
-            }
-            if let Some(u) = &a.amqp_user {
-                amqp_users.insert(u.clone(), a.code.clone());
-            }
-        }
+    /// `creds` comes from [`crate::check::credentials`], which refuses two agencies sharing a token or a
+    /// RabbitMQ user (a map would silently keep the later one, and the earlier could be impersonated).
+    pub fn new(shared: Arc<Shared>, creds: crate::check::Credentials) -> Self {
         Self {
             shared,
-            tokens,
-            amqp_users,
+            tokens: creds.tokens,
+            amqp_users: creds.amqp_users,
         }
     }
 
