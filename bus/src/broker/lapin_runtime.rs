@@ -15,6 +15,8 @@ use async_rs::traits::Reactor;
 use async_rs::util::RuntimeParts;
 use async_rs::{Runtime, Tokio};
 use futures::io::{AsyncRead, AsyncWrite};
+use lapin::uri::AMQPUri;
+use lapin::{Connection, ConnectionProperties};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
@@ -23,11 +25,24 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+/// Opens a lapin connection on the bus's runtime, named `name` (shown in the RabbitMQ management UI), giving
+/// up after 10 s. Call from inside the runtime.
+pub(crate) async fn open(uri: AMQPUri, name: String) -> Result<Connection, String> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect_uri_with_runtime(uri, props, current()),
+    )
+    .await
+    .map_err(|_| "connection attempt timed out".to_string())?
+    .map_err(|e| e.to_string())
+}
+
 /// What lapin runs on: tokio's executor bound to the bus's runtime, and [`BusReactor`].
 pub(crate) type Kit = RuntimeParts<Tokio, BusReactor>;
 
 /// The bus's current tokio runtime, for `lapin::Connection::connect_uri_with_runtime`. Call from inside it.
-pub(crate) fn current() -> Runtime<Kit> {
+fn current() -> Runtime<Kit> {
     let handle = Handle::current();
     Runtime::new(RuntimeParts::new(
         Tokio::default().with_handle(handle.clone()),
