@@ -9,6 +9,7 @@ use crate::adapter::AdapterFactory;
 use crate::config::{Config, ConfigErrors, Problem};
 use crate::schema::SchemaRegistry;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
 /// Loads `file` and checks everything, reporting every problem found in one go (a structural mistake does
@@ -141,37 +142,53 @@ pub fn credentials(
 ) -> Result<Credentials, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut creds = Credentials::default();
-    // token → (agencies[i], its variable)
+    // token → (agencies[i], its variable); variable → agencies[i]
     let mut holders: HashMap<String, (usize, &str)> = HashMap::new();
+    let mut vars: HashMap<&str, usize> = HashMap::new();
     let mut users: HashMap<&str, usize> = HashMap::new();
     let admin = config
         .admin
         .token_env
         .as_deref()
         .and_then(|v| env(v).filter(|t| !t.is_empty()).map(|t| (v, t)));
+    let shared = |i: usize, why: String| {
+        Problem::new(
+            format!("agencies[{i}].token_env"),
+            format!("{why}; each agency needs a token of its own, or one could send as the other"),
+        )
+    };
     for a in &config.agencies {
         let i = a.index;
-        if let Some(var) = &a.token_env
+        // The same variable twice is wrong whatever it holds, set or not.
+        let repeated = a
+            .token_env
+            .as_deref()
+            .and_then(|var| match vars.entry(var) {
+                Entry::Occupied(first) => Some((var, *first.get())),
+                Entry::Vacant(first) => {
+                    first.insert(i);
+                    None
+                }
+            });
+        if let Some((var, j)) = repeated {
+            problems.push(shared(
+                i,
+                format!("`{var}` is also agencies[{j}].token_env"),
+            ));
+        } else if let Some(var) = a.token_env.as_deref()
             && let Some(tok) = env(var).filter(|t| !t.is_empty())
         {
             if let Some((j, other)) = holders.get(&tok) {
-                let why = if *other == var {
-                    format!("`{var}` is also agencies[{j}].token_env")
-                } else {
-                    format!("`{var}` holds the same token as `{other}` (agencies[{j}].token_env)")
-                };
-                problems.push(Problem::new(
-                    format!("agencies[{i}].token_env"),
-                    format!(
-                        "{why}; each agency needs a token of its own, or one could send as the other"
-                    ),
+                problems.push(shared(
+                    i,
+                    format!("`{var}` holds the same token as `{other}` (agencies[{j}].token_env)"),
                 ));
             } else if let Some((admin_var, _)) = admin.as_ref().filter(|(_, t)| *t == tok) {
                 problems.push(Problem::new(
                     format!("agencies[{i}].token_env"),
                     format!(
-                        "`{var}` holds the same token as `{admin_var}` (admin.token_env); the admin token must be \
-                         no agency's"
+                        "`{var}` holds the same token as `{admin_var}` (admin.token_env); the admin token \
+                         must be no agency's"
                     ),
                 ));
             } else {
@@ -244,6 +261,28 @@ mod tests {
             assert!(problems[0].message.contains(want), "{:?}", problems[0]);
             assert!(!problems[0].message.contains("secret"), "{:?}", problems[0]);
         }
+    }
+
+    #[test]
+    fn one_variable_named_by_three_agencies_is_refused_even_unset() {
+        let text = TWO
+            .replace("token_env = \"B\"", "token_env = \"UNSET\"")
+            .replace("token_env = \"A\"", "token_env = \"UNSET\"")
+            + "[[agencies]]\ncode = \"000.00.13.H40\"\ntoken_env = \"UNSET\"\n";
+        let problems = credentials(&config(&text), &env).unwrap_err();
+        let got: Vec<_> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "agencies[1].token_env");
+        assert_eq!(got[1].0, "agencies[2].token_env");
+        assert!(
+            got[1]
+                .1
+                .starts_with("`UNSET` is also agencies[0].token_env"),
+            "{got:?}"
+        );
     }
 
     #[test]
