@@ -1,4 +1,5 @@
-//! `lienthong check` names every problem with its file and key path; `run` refuses what `check` rejects.
+//! `lienthong check` names every problem with its file and key path, all in one run; `run` refuses what
+//! `check` rejects.
 
 mod common;
 
@@ -57,6 +58,9 @@ fn check_lists_every_problem_with_its_key_path() {
     assert!(err.contains("routes[1].deliver[1]"), "{err}");
     assert!(err.contains("agencies[1].code"), "{err}");
     assert!(err.contains(&file.display().to_string()), "{err}");
+    // Every problem in one run: what needs the schemas and the adapters' own checks is there too.
+    assert!(err.contains("routes[1].types[0]"), "{err}");
+    assert!(err.contains("adapters[1].type"), "{err}");
 
     // Fix the structural problems: now the type without a schema and the unknown adapter type are named.
     let fixed = BROKEN
@@ -133,4 +137,116 @@ fn a_toml_syntax_error_names_its_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs the binary with `args` and `envs`; it must exit within 30 s (a `run` that is not refused would not).
+fn exits(args: &[&str], file: &std::path::Path, envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .arg(file)
+        .env_remove("LT_CHECK_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{}` did not exit within 30 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config_file(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let file = dir.path().join("bus.toml");
+    let schemas = repo().join("schemas").display().to_string();
+    std::fs::write(&file, format!("[bus]\nschemas_dir = \"{schemas}\"\n{text}")).unwrap();
+    file
+}
+
+#[test]
+fn check_lists_an_unknown_key_and_an_unset_token_variable_together() {
+    // Issue 10 item 8: the unknown key used to stop `check` before the token variables were looked at.
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        "namespase = \"typo\"\n\n[[agencies]]\ncode = \"000.00.00.H40\"\ntoken_env = \"LT_CHECK_UNSET_A\"\n\
+         tokn_env = \"typo\"\n\n[[agencies]]\ncode = \"000.00.12.H40\"\ntoken_env = \"LT_CHECK_UNSET_B\"\n",
+    );
+    let (code, err) = exits(&["check", "--config"], &file, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    for want in [
+        "bus.namespase",
+        "agencies[0].tokn_env",
+        "agencies[0].token_env: environment variable `LT_CHECK_UNSET_A` is not set",
+        "agencies[1].token_env: environment variable `LT_CHECK_UNSET_B` is not set",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("4 problem(s)"),
+        "nothing spurious besides:\n{err}"
+    );
+}
+
+const TWO_AGENCIES: &str = "[[agencies]]\ncode = \"000.00.00.H40\"\ntoken_env = \"LT_CHECK_A\"\namqp_user = \"ubnd\"\n\
+                            [[agencies]]\ncode = \"000.00.12.H40\"\ntoken_env = \"LT_CHECK_B\"\namqp_user = \"stp\"\n\
+                            [[adapters]]\nid = \"out\"\ntype = \"file-out\"\npath = \"out\"\n\
+                            [[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"out\"]\n";
+
+#[test]
+fn check_and_run_refuse_two_agencies_with_one_credential() {
+    // Issue 10 item 4: the same token given to two agencies authenticated as the later one, so the earlier
+    // could be impersonated. Refused by `check` and by `run`, naming both entries and never the token.
+    let dir = tempfile::tempdir().unwrap();
+    let token = "s3cr3t-shared-token";
+    let distinct = [("LT_CHECK_A", "token-a"), ("LT_CHECK_B", "token-b")];
+    let file = config_file(&dir, TWO_AGENCIES);
+    let (code, err) = exits(&["check", "--config"], &file, &distinct);
+    assert_eq!(code, Some(0), "distinct tokens are fine: {err}");
+
+    let same_value = [("LT_CHECK_A", token), ("LT_CHECK_B", token)];
+    for args in [["check", "--config"], ["run", "--config"]] {
+        let (code, err) = exits(&args, &file, &same_value);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("agencies[1].token_env: `LT_CHECK_B` holds the same token as `LT_CHECK_A` (agencies[0].token_env)"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(token), "{args:?} printed the token: {err}");
+    }
+
+    // Two agencies naming one variable, and one RabbitMQ user for two agencies.
+    let file = config_file(
+        &dir,
+        &TWO_AGENCIES
+            .replace("LT_CHECK_B", "LT_CHECK_A")
+            .replace("amqp_user = \"stp\"", "amqp_user = \"ubnd\""),
+    );
+    for args in [["check", "--config"], ["run", "--config"]] {
+        let (code, err) = exits(&args, &file, &distinct);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("agencies[1].token_env: `LT_CHECK_A` is also agencies[0].token_env"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("agencies[1].amqp_user: RabbitMQ user `ubnd` is already agencies[0]'s"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("token-a"),
+            "{args:?} printed the token: {err}"
+        );
+    }
 }

@@ -335,12 +335,25 @@ fn corpus() -> Vec<Case> {
     c.push(bad_envelope("a misspelt field", "/corelation_id", |m| {
         m.insert("corelation_id".into(), json!("c-1"));
     }));
-    c.push(case(
-        "a duplicated field",
-        valid.replacen("\"type\":", "\"type\":\"dossier.submitted\",\"type\":", 1),
-        400,
-        "invalid_envelope",
-    ));
+    // A key twice in one object is not JSON every reader agrees on (issue 10 item 6), envelope or payload.
+    c.push(
+        case(
+            "a duplicated field",
+            valid.replacen("\"type\":", "\"type\":\"dossier.submitted\",\"type\":", 1),
+            400,
+            "invalid_json",
+        )
+        .at("/type"),
+    );
+    c.push(
+        case(
+            "a duplicated payload field",
+            valid.replacen("\"payload\":{", "\"payload\":{\"TrangThaiHoSo\":\"x\",", 1),
+            400,
+            "invalid_json",
+        )
+        .at("/payload/TrangThaiHoSo"),
+    );
     for (name, body) in [
         ("an array", "[]"),
         ("null", "null"),

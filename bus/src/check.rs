@@ -1,25 +1,36 @@
 //! `lienthong check`: everything that can be known wrong before running, reported all at once.
 //!
-//! Structure and cross-references come from [`Config::parse`]; this adds what needs more than the file: the
-//! schemas compile, every route's types have a schema, each adapter's own keys (via its factory), and that the
-//! env vars named for tokens are set.
+//! Structure and cross-references come from [`Config::load_all`], which reads on past structural mistakes;
+//! this adds what needs more than the file: the schemas compile, every route's types have a schema, each
+//! adapter's own keys (via its factory), that the env vars named for tokens are set, and that no two agencies
+//! share a credential. [`crate::runtime::start`] runs the same checks, so `run` refuses what `check` refuses.
 
 use crate::adapter::AdapterFactory;
 use crate::config::{Config, ConfigErrors, Problem};
 use crate::plugin::Plugin;
 use crate::schema::SchemaRegistry;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
-/// Loads `file` and checks everything; the registry is returned for `run`.
+/// Loads `file` and checks everything, reporting every problem found in one go (a structural mistake does
+/// not hide the rest); the registry is returned for `run`.
 pub fn check(
     file: &Path,
     factory: &dyn AdapterFactory,
     plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, SchemaRegistry), ConfigErrors> {
-    let config = Config::load_with(file, &|c| plugin.check_party(c))?;
-    let registry = check_loaded(&config, factory, plugin, env)?;
-    Ok((config, registry))
+    let (config, mut problems) = Config::load_all(file)?;
+    let (more, registry) = findings(&config, factory, plugin, env);
+    crate::config::add_unless_explained(&mut problems, more);
+    match (problems.is_empty(), registry) {
+        (true, Some(r)) => Ok((config, r)),
+        _ => Err(ConfigErrors {
+            file: config.file.clone(),
+            problems,
+        }),
+    }
 }
 
 /// Checks an already parsed config.
@@ -29,6 +40,22 @@ pub fn check_loaded(
     plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SchemaRegistry, ConfigErrors> {
+    match findings(config, factory, plugin, env) {
+        (problems, Some(r)) if problems.is_empty() => Ok(r),
+        (problems, _) => Err(ConfigErrors {
+            file: config.file.clone(),
+            problems,
+        }),
+    }
+}
+
+/// Everything wrong beyond the file's own structure, and the schema registry when it loaded.
+fn findings(
+    config: &Config,
+    factory: &dyn AdapterFactory,
+    plugin: &dyn Plugin,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Problem>, Option<SchemaRegistry>) {
     let mut problems = party_codes(config, plugin);
     let dir = config.schemas_dir();
     let registry = if !dir.is_dir() {
@@ -92,20 +119,197 @@ pub fn check_loaded(
             format!("environment variable `{var}` is not set"),
         ));
     }
+    if let Err(ps) = credentials(config, env) {
+        problems.extend(ps);
+    }
     for spec in &config.adapters {
         problems.extend(factory.check(spec, config));
     }
-    match (problems.is_empty(), registry) {
-        (true, Some(r)) => Ok(r),
-        _ => Err(ConfigErrors {
-            file: config.file.clone(),
-            problems,
-        }),
+    (problems, registry)
+}
+
+/// Who presents what: bearer token → agency code, RabbitMQ user → agency code.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    pub tokens: HashMap<String, String>,
+    pub amqp_users: HashMap<String, String>,
+}
+
+/// Builds the credential maps ingress authenticates with, from the config and the environment. Refused when
+/// two agencies would share one: the same `token_env`, two variables holding the same token, or the same
+/// `amqp_user` — a map keeps only one of them, so one agency could send as the other. An agency token equal
+/// to the admin token is refused too. Messages name the variables and key paths, never a token. Agencies
+/// whose token variable is unset are left out (that is reported on its own).
+pub fn credentials(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Credentials, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut creds = Credentials::default();
+    // token → (agencies[i], its variable); variable → agencies[i]
+    let mut holders: HashMap<String, (usize, &str)> = HashMap::new();
+    let mut vars: HashMap<&str, usize> = HashMap::new();
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    let admin = config
+        .admin
+        .token_env
+        .as_deref()
+        .and_then(|v| env(v).filter(|t| !t.is_empty()).map(|t| (v, t)));
+    let shared = |i: usize, why: String| {
+        Problem::new(
+            format!("agencies[{i}].token_env"),
+            format!("{why}; each agency needs a token of its own, or one could send as the other"),
+        )
+    };
+    for a in &config.agencies {
+        let i = a.index;
+        // The same variable twice is wrong whatever it holds, set or not.
+        let repeated = a
+            .token_env
+            .as_deref()
+            .and_then(|var| match vars.entry(var) {
+                Entry::Occupied(first) => Some((var, *first.get())),
+                Entry::Vacant(first) => {
+                    first.insert(i);
+                    None
+                }
+            });
+        if let Some((var, j)) = repeated {
+            problems.push(shared(
+                i,
+                format!("`{var}` is also agencies[{j}].token_env"),
+            ));
+        } else if let Some(var) = a.token_env.as_deref()
+            && let Some(tok) = env(var).filter(|t| !t.is_empty())
+        {
+            if let Some((j, other)) = holders.get(&tok) {
+                problems.push(shared(
+                    i,
+                    format!("`{var}` holds the same token as `{other}` (agencies[{j}].token_env)"),
+                ));
+            } else if let Some((admin_var, _)) = admin.as_ref().filter(|(_, t)| *t == tok) {
+                problems.push(Problem::new(
+                    format!("agencies[{i}].token_env"),
+                    format!(
+                        "`{var}` holds the same token as `{admin_var}` (admin.token_env); the admin token \
+                         must be no agency's"
+                    ),
+                ));
+            } else {
+                creds.tokens.insert(tok.clone(), a.code.clone());
+                holders.insert(tok, (i, var));
+            }
+        }
+        if let Some(u) = &a.amqp_user {
+            if let Some(j) = users.get(u.as_str()) {
+                problems.push(Problem::new(
+                    format!("agencies[{i}].amqp_user"),
+                    format!(
+                        "RabbitMQ user `{u}` is already agencies[{j}]'s; one user maps to one agency"
+                    ),
+                ));
+            } else {
+                users.insert(u, i);
+                creds.amqp_users.insert(u.clone(), a.code.clone());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(creds)
+    } else {
+        Err(problems)
     }
 }
 
-/// Every agency code in the config, judged by the plugin's rule: a config loaded with the core's generic rule
-/// (tests, embedders) is judged again here. ([`check`] loads with the plugin's rule, so nothing repeats.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(agencies: &str) -> Config {
+        Config::parse(Path::new("/etc/lienthong/bus.toml"), agencies).unwrap()
+    }
+
+    fn env(key: &str) -> Option<String> {
+        match key {
+            "A" | "A2" => Some("secret-a".into()),
+            "B" => Some("secret-b".into()),
+            "ADMIN" => Some("secret-b".into()),
+            _ => None,
+        }
+    }
+
+    const TWO: &str = "[[agencies]]\ncode = \"000.00.00.H40\"\ntoken_env = \"A\"\namqp_user = \"u1\"\n\
+                       [[agencies]]\ncode = \"000.00.12.H40\"\ntoken_env = \"B\"\namqp_user = \"u2\"\n";
+
+    #[test]
+    fn distinct_credentials_map_to_their_agencies() {
+        let c = credentials(&config(TWO), &env).unwrap();
+        assert_eq!(c.tokens["secret-a"], "000.00.00.H40");
+        assert_eq!(c.tokens["secret-b"], "000.00.12.H40");
+        assert_eq!(c.amqp_users["u2"], "000.00.12.H40");
+    }
+
+    #[test]
+    fn a_shared_token_is_refused_naming_both_entries_and_never_the_token() {
+        for (second, want) in [
+            (
+                "A2",
+                "`A2` holds the same token as `A` (agencies[0].token_env)",
+            ),
+            ("A", "`A` is also agencies[0].token_env"),
+        ] {
+            let text = TWO.replace("token_env = \"B\"", &format!("token_env = \"{second}\""));
+            let problems = credentials(&config(&text), &env).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].path, "agencies[1].token_env");
+            assert!(problems[0].message.contains(want), "{:?}", problems[0]);
+            assert!(!problems[0].message.contains("secret"), "{:?}", problems[0]);
+        }
+    }
+
+    #[test]
+    fn one_variable_named_by_three_agencies_is_refused_even_unset() {
+        let text = TWO
+            .replace("token_env = \"B\"", "token_env = \"UNSET\"")
+            .replace("token_env = \"A\"", "token_env = \"UNSET\"")
+            + "[[agencies]]\ncode = \"000.00.13.H40\"\ntoken_env = \"UNSET\"\n";
+        let problems = credentials(&config(&text), &env).unwrap_err();
+        let got: Vec<_> = problems
+            .iter()
+            .map(|p| (p.path.as_str(), p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "agencies[1].token_env");
+        assert_eq!(got[1].0, "agencies[2].token_env");
+        assert!(
+            got[1]
+                .1
+                .starts_with("`UNSET` is also agencies[0].token_env"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_token_equal_to_the_admin_token_is_refused() {
+        let text = format!("[admin]\ntoken_env = \"ADMIN\"\n{TWO}");
+        let problems = credentials(&config(&text), &env).unwrap_err();
+        assert_eq!(problems[0].path, "agencies[1].token_env");
+        assert!(problems[0].message.contains("admin.token_env"));
+    }
+
+    #[test]
+    fn a_shared_amqp_user_is_refused() {
+        let mut c = config(TWO);
+        // Config::parse already refuses it; the credential maps must not depend on that.
+        c.agencies[1].amqp_user = Some("u1".into());
+        let problems = credentials(&c, &env).unwrap_err();
+        assert_eq!(problems[0].path, "agencies[1].amqp_user");
+        assert!(problems[0].message.contains("agencies[0]"));
+    }
+}
+
+/// Every agency code in the config, judged by the plugin's rule (the file itself is read with the core's generic
+/// rule; a code both refuse is reported once).
 fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
     let mut problems = Vec::new();
     for a in &config.agencies {

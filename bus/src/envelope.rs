@@ -2,8 +2,13 @@
 //!
 //! The envelope is parsed once into borrowed parts: its fields are checked strictly (unknown fields are an
 //! error, so a typo such as `corelation_id` is caught rather than silently ignored) and the `payload` is kept as
-//! the exact bytes sent. Nesting depth is checked before serde sees the body, so hostile input cannot exhaust
-//! the stack of the parser or of schema validation.
+//! the exact bytes sent. Nesting depth and duplicate keys are checked before serde sees the body (see
+//! `envelope/scan.rs`), so hostile input cannot exhaust the stack of the parser or of schema validation, and
+//! no object anywhere in the body can carry one key twice.
+
+mod scan;
+
+pub use scan::check_structure;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -38,6 +43,10 @@ pub enum EnvelopeError {
     /// JSON, but not an envelope (missing or extra fields, wrong types, bad values).
     #[error("{message}")]
     InvalidEnvelope { path: String, message: String },
+    /// An object (in the envelope or anywhere in its payload) has the same key twice; `path` is the JSON
+    /// pointer of the second one (empty when too long to repeat back).
+    #[error("{message}")]
+    DuplicateKey { path: String, message: String },
 }
 
 /// Longest `id` / `correlation_id` accepted.
@@ -51,7 +60,7 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
             e.valid_up_to()
         ))
     })?;
-    check_depth(body, max_depth)?;
+    check_structure(body, max_depth)?;
     // Deserialized with its path tracked, so a mistyped or unknown field is reported at its JSON pointer.
     // From the already-checked `str`, so serde_json does not validate the UTF-8 a second time.
     let mut de = serde_json::Deserializer::from_str(text);
@@ -136,41 +145,6 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// Refuses JSON nested deeper than `max` arrays/objects, scanning bytes without building anything.
-pub fn check_depth(body: &[u8], max: usize) -> Result<(), EnvelopeError> {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        i += 1;
-        match b {
-            b'"' => {
-                // Jump through the string to its closing quote: strings are most of a large payload's bytes.
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
-                        None => return Ok(()), // unterminated; the parser reports it
-                        Some(at) if body[i + at] == b'\\' => i += at + 2,
-                        Some(at) => {
-                            i += at + 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return Err(EnvelopeError::InvalidJson(format!(
-                        "JSON nested deeper than {max} levels"
-                    )));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,13 +193,13 @@ mod tests {
     fn refuses_deep_nesting_but_not_brackets_in_strings() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(matches!(
-            check_depth(deep.as_bytes(), 64),
+            check_structure(deep.as_bytes(), 64),
             Err(EnvelopeError::InvalidJson(_))
         ));
         let s = format!("{{\"a\":\"{}\"}}", "[".repeat(1000));
-        assert!(check_depth(s.as_bytes(), 64).is_ok());
+        assert!(check_structure(s.as_bytes(), 64).is_ok());
         let esc = r#"{"a":"\"[[[[["}"#;
-        assert!(check_depth(esc.as_bytes(), 2).is_ok());
+        assert!(check_structure(esc.as_bytes(), 2).is_ok());
     }
 
     #[test]
@@ -265,6 +239,41 @@ mod tests {
         let (path, message) = at(&OK.replace("\"id\":\"x-1\"", &format!("\"{huge}\":1")));
         assert_eq!(path, "", "a pointer that long is not repeated back");
         assert!(message.len() < 400, "{message}");
+    }
+
+    #[test]
+    fn refuses_a_key_twice_in_the_envelope_or_anywhere_in_the_payload() {
+        let at = |body: &str| match parse(body.as_bytes(), 64) {
+            Err(EnvelopeError::DuplicateKey { path, message }) => (path, message),
+            other => panic!("{body}: {other:?}"),
+        };
+        let (path, message) = at(&OK.replace(
+            r#"{"MaHoSo":"A"}"#,
+            r#"{"MaHoSo":"A","TrangThaiHoSo":"evil<script>","TrangThaiHoSo":2}"#,
+        ));
+        assert_eq!(path, "/payload/TrangThaiHoSo");
+        assert!(message.contains("TrangThaiHoSo"), "{message}");
+        let deep = OK.replace(
+            r#"{"MaHoSo":"A"}"#,
+            r#"{"MaHoSo":"A","GiayTo":[{"Ten":"x"},{"Ten":"y","Ten":"z"}]}"#,
+        );
+        assert_eq!(at(&deep).0, "/payload/GiayTo/1/Ten");
+        // In the envelope too: serde would otherwise call it an invalid envelope, or keep the last `from`.
+        assert_eq!(
+            at(&OK.replace("\"id\":\"x-1\"", "\"id\":\"x-1\",\"id\":\"x-2\"")).0,
+            "/id"
+        );
+        // The same key spelt with an escape is the same key.
+        assert_eq!(
+            at(&OK.replace(r#"{"MaHoSo":"A"}"#, r#"{"MaHoSo":"A","\u004daHoSo":"B"}"#)).0,
+            "/payload/MaHoSo"
+        );
+        // The same key in sibling objects is not a duplicate.
+        let ok = OK.replace(
+            r#"{"MaHoSo":"A"}"#,
+            r#"{"MaHoSo":"A","L":[{"MaHoSo":"B"}]}"#,
+        );
+        assert!(parse(ok.as_bytes(), 64).is_ok());
     }
 
     mod properties {
@@ -315,6 +324,35 @@ mod tests {
             proptest::collection::vec(proptest::sample::select(alphabet), 0..400)
         }
 
+        /// Object keys: short, with the characters JSON and JSON pointers escape.
+        fn key_text() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    'a', 'K', '"', '\\', '/', '~', '\n', 'é', '😀', '\u{1}',
+                ]),
+                0..6,
+            )
+            .prop_map(|c| c.into_iter().collect())
+        }
+
+        /// Any JSON value, a few levels deep, with keys from [`key_text`].
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            use serde_json::Value;
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                key_text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 64, 8, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    proptest::collection::btree_map(key_text(), inner, 0..12)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
         /// A valid envelope, then broken by a few random edits (overwrite, insert, delete, truncate).
         fn mutated() -> impl Strategy<Value = Vec<u8>> {
             let edits = proptest::collection::vec(
@@ -349,11 +387,14 @@ mod tests {
                 body in proptest::collection::vec(any::<u8>(), 0..600),
                 depth in 0usize..80,
             ) {
-                let _ = check_depth(&body, depth);
+                let _ = check_structure(&body, depth);
                 match parse(&body, depth) {
                     Ok(e) => check_accepted(&e)?,
                     Err(EnvelopeError::InvalidJson(m)) => prop_assert!(!m.is_empty()),
-                    Err(EnvelopeError::InvalidEnvelope { path, message }) => {
+                    Err(
+                        EnvelopeError::InvalidEnvelope { path, message }
+                        | EnvelopeError::DuplicateKey { path, message },
+                    ) => {
                         prop_assert!(!message.is_empty());
                         prop_assert!(path.is_empty() || path.starts_with('/'));
                     }
@@ -365,7 +406,7 @@ mod tests {
 
             #[test]
             fn parse_never_panics_on_json_like_bytes(body in jsonish(), depth in 0usize..80) {
-                let _ = check_depth(&body, depth);
+                let _ = check_structure(&body, depth);
                 if let Ok(e) = parse(&body, depth) {
                     check_accepted(&e)?;
                 }
@@ -375,7 +416,10 @@ mod tests {
             fn parse_never_panics_on_a_broken_envelope(body in mutated()) {
                 match parse(&body, 64) {
                     Ok(e) => check_accepted(&e)?,
-                    Err(EnvelopeError::InvalidEnvelope { path, message }) => {
+                    Err(
+                        EnvelopeError::InvalidEnvelope { path, message }
+                        | EnvelopeError::DuplicateKey { path, message },
+                    ) => {
                         prop_assert!(path.is_empty() || path.starts_with('/'), "{}", path);
                         prop_assert!(message.chars().count() < 400, "{}", message);
                     }
@@ -388,7 +432,32 @@ mod tests {
                 body in proptest::collection::vec(proptest::sample::select(b"[]{}".to_vec()), 0..300),
                 max in 0usize..40,
             ) {
-                prop_assert_eq!(check_depth(&body, max).is_ok(), reference_depth(&body) <= max);
+                prop_assert_eq!(check_structure(&body, max).is_ok(), reference_depth(&body) <= max);
+            }
+
+            #[test]
+            fn valid_json_never_has_a_duplicate_reported(v in json_value()) {
+                // serde_json's `Value` keeps one value per key, so its text never repeats a key.
+                let text = serde_json::to_string(&v).unwrap();
+                prop_assert!(check_structure(text.as_bytes(), 64).is_ok(), "{}", text);
+            }
+
+            #[test]
+            fn a_repeated_key_is_found_however_it_is_spelt(key in key_text(), v in json_value()) {
+                // The second spelling escapes every character, as `\uXXXX` (surrogate pairs included).
+                let escaped: String = key
+                    .encode_utf16()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect();
+                let body = format!(
+                    "{{\"a\":[{{{k}:{v},\"{escaped}\":1}}]}}",
+                    k = serde_json::to_string(&key).unwrap(),
+                );
+                let pointer = format!("/a/0/{}", key.replace('~', "~0").replace('/', "~1"));
+                match check_structure(body.as_bytes(), 64) {
+                    Err(EnvelopeError::DuplicateKey { path, .. }) => prop_assert_eq!(path, pointer),
+                    other => prop_assert!(false, "{}: {:?}", body, other),
+                }
             }
 
             #[test]
@@ -404,7 +473,7 @@ mod tests {
                     s.push(c);
                 }
                 s.extend_from_slice(b"\"}");
-                prop_assert!(check_depth(&s, 1).is_ok(), "{}", String::from_utf8_lossy(&s));
+                prop_assert!(check_structure(&s, 1).is_ok(), "{}", String::from_utf8_lossy(&s));
             }
         }
     }

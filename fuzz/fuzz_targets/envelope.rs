@@ -1,4 +1,4 @@
-//! `envelope::parse` (and the nesting pre-check) on arbitrary bytes: it must return, never panic, and what
+//! `envelope::parse` (and the nesting and duplicate-key pre-check) on arbitrary bytes: it must return, never panic, and what
 //! it accepts must keep the envelope's promises.
 #![no_main]
 
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         Some((d, rest)) => (usize::from(*d % 80), rest),
         None => (64, data),
     };
-    let _ = envelope::check_depth(body, depth);
+    let _ = envelope::check_structure(body, depth);
     match envelope::parse(body, depth) {
         Ok(e) => {
             assert!(agency::is_valid(&e.from));
@@ -28,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = serde_json::from_str::<serde_json::Value>(e.payload.get());
         }
         Err(EnvelopeError::InvalidEnvelope { path, .. }) => {
+            assert!(path.is_empty() || path.starts_with('/'));
+        }
+        Err(EnvelopeError::DuplicateKey { path, .. }) => {
             assert!(path.is_empty() || path.starts_with('/'));
         }
         Err(EnvelopeError::InvalidJson(_)) => {}

@@ -28,7 +28,16 @@ pub async fn run(config: &Path) -> ExitCode {
     let loaded = match lienthong_bus::config::Config::load(config) {
         Ok(c) => c,
         Err(e) => {
-            eprint!("{e}");
+            // The same report as `check`: every problem, not only those of the file's structure.
+            match lienthong_bus::check::check(
+                config,
+                &Factory,
+                &lienthong_domain::Province,
+                &super::env,
+            ) {
+                Err(all) => eprint!("{all}"),
+                Ok(_) => eprint!("{e}"),
+            }
             return ExitCode::FAILURE;
         }
     };

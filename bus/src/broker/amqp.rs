@@ -21,7 +21,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -427,15 +427,8 @@ fn broker_uri(url: &str) -> Result<AMQPUri, String> {
 }
 
 async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
-    let props = ConnectionProperties::default()
-        .with_connection_name(format!("lienthong {} ({role})", inner.topology_name()).into());
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect_uri(broker_uri(&inner.url)?, props),
-    )
-    .await
-    .map_err(|_| "connection attempt timed out".to_string())?
-    .map_err(|e| e.to_string())
+    let name = format!("lienthong {} ({role})", inner.topology_name());
+    super::lapin_runtime::open(broker_uri(&inner.url)?, name).await
 }
 
 async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {

@@ -9,6 +9,7 @@
 //! message the broker does not hold.
 
 pub mod amqp;
+mod lapin_runtime;
 mod large;
 pub mod memory;
 pub mod supervise;

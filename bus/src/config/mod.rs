@@ -2,15 +2,17 @@
 //!
 //! Every struct here is `deny_unknown_fields` and its doc comments are the user documentation of each key
 //! (README "Configuration" is generated from the same words). Loading never stops at the first mistake: each
-//! section and each array element is deserialized on its own and every [`Problem`] is collected with its key
-//! path, then cross-references (routes → adapters, `from`/`to` → agencies, types → schemas) are checked.
+//! section and each array element is deserialized on its own, a bad key is reported and read around (see
+//! `load.rs`), and every [`Problem`] is collected with its key path, then cross-references (routes → adapters, `from`/`to` → agencies, types → schemas) are checked.
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
 //! core never depends on adapters.
 
 mod duration;
+mod load;
 mod problem;
 
 pub use duration::HumanDuration;
+pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
 
 use serde::{Deserialize, Serialize};
@@ -209,12 +211,15 @@ pub struct AgencyConfig {
     #[serde(default)]
     pub name: String,
     /// Env var holding the bearer token this agency's systems present on HTTP ingress. Read at startup; the
-    /// token itself never appears in config or logs. Absent = this agency cannot use HTTP ingress.
+    /// token itself never appears in config or logs. Absent = this agency cannot use HTTP ingress. Each agency
+    /// needs a token of its own: two agencies naming the same variable, or variables holding the same token
+    /// (or the admin token), are refused by `check` and at start.
     #[serde(default)]
     pub token_env: Option<String>,
     /// RabbitMQ user name this agency's systems connect as. A message on `<namespace>.ingress` whose
     /// `user_id` property is this user is from this agency (RabbitMQ itself refuses a `user_id` that is not
-    /// the connection's user). Absent = this agency cannot use AMQP ingress.
+    /// the connection's user). Absent = this agency cannot use AMQP ingress. One user maps to one agency: a
+    /// user named by two agencies is refused.
     #[serde(default)]
     pub amqp_user: Option<String>,
     /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
@@ -332,129 +337,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
-/// Judges a party (agency) code: `Ok`, or what is expected.
-pub type PartyRule<'a> = &'a dyn Fn(&str) -> Result<(), String>;
-
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes",
-];
-
 impl Config {
-    /// Reads and parses `file`, collecting every structural problem. Cross-reference checks that need the
-    /// schema registry and adapter factories are in [`crate::check`].
-    /// Party (agency) codes are judged by the core's generic rule; see [`Config::load_with`].
-    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
-        Self::load_with(file, &crate::plugin::check_party_generic)
-    }
-
-    /// [`Config::load`], judging every agency code with `party` (a plugin's rule, e.g. QCVN 102 codes).
-    pub fn load_with(file: &Path, party: PartyRule<'_>) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigErrors {
-            file: file.to_owned(),
-            problems: vec![Problem::new(
-                "",
-                format!("cannot read the config file: {e}"),
-            )],
-        })?;
-        Self::parse_with(file, &text, party)
-    }
-
-    /// Parses config text as if read from `file` (relative paths resolve against its folder).
-    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
-        Self::parse_with(file, text, &crate::plugin::check_party_generic)
-    }
-
-    /// [`Config::parse`], judging every agency code with `party`.
-    pub fn parse_with(
-        file: &Path,
-        text: &str,
-        party: PartyRule<'_>,
-    ) -> Result<Config, ConfigErrors> {
-        let fail = |problems| ConfigErrors {
-            file: file.to_owned(),
-            problems,
-        };
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let mut msg = e.message().to_owned();
-            if let Some(span) = e.span() {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                msg = format!("line {line}: TOML syntax error: {msg}");
-            }
-            fail(vec![Problem::new("", msg)])
-        })?;
-        let base_dir = file
-            .parent()
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    p
-                }
-            })
-            .unwrap_or(Path::new("."))
-            .to_owned();
-        let mut problems = Vec::new();
-        for key in table.keys() {
-            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                problems.push(Problem::new(
-                    key.clone(),
-                    format!(
-                        "unknown key; expected one of: {}",
-                        TOP_LEVEL_KEYS.join(", ")
-                    ),
-                ));
-            }
-        }
-        fn section<T: serde::de::DeserializeOwned + Default>(
-            table: &toml::Table,
-            key: &str,
-            problems: &mut Vec<Problem>,
-        ) -> T {
-            match table.get(key) {
-                None => T::default(),
-                Some(v) => deserialize_at(key, v.clone()).unwrap_or_else(|p| {
-                    problems.push(p);
-                    T::default()
-                }),
-            }
-        }
-        let bus: BusConfig = section(&table, "bus", &mut problems);
-        let http: HttpConfig = section(&table, "http", &mut problems);
-        let admin: AdminConfig = section(&table, "admin", &mut problems);
-        let state: StateConfig = section(&table, "state", &mut problems);
-        let agencies: Vec<AgencyConfig> = array(&table, "agencies", &mut problems, deserialize_at)
-            .into_iter()
-            .map(|(index, a)| AgencyConfig { index, ..a })
-            .collect();
-        let routes: Vec<RouteConfig> = array(&table, "routes", &mut problems, deserialize_at)
-            .into_iter()
-            .map(|(index, r)| RouteConfig { index, ..r })
-            .collect();
-        let adapters: Vec<AdapterSpec> = array(&table, "adapters", &mut problems, |path, v| {
-            adapter_spec(path, v, &base_dir)
-        })
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-        let config = Config {
-            file: file.to_owned(),
-            base_dir,
-            bus,
-            http,
-            admin,
-            state,
-            agencies,
-            adapters,
-            routes,
-        };
-        problems.extend(config.cross_check(party));
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(fail(problems))
-        }
-    }
-
     /// Absolute-or-config-relative schemas folder.
     pub fn schemas_dir(&self) -> PathBuf {
         resolve(&self.base_dir, &self.bus.schemas_dir)
@@ -504,7 +387,7 @@ impl Config {
     }
 
     /// Checks that need only the config itself: unique ids, agency codes, routes naming adapters that exist.
-    fn cross_check(&self, party: PartyRule<'_>) -> Vec<Problem> {
+    fn cross_check(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         if !is_name(&self.bus.namespace) {
             problems.push(Problem::new(
@@ -542,7 +425,7 @@ impl Config {
         let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
-            if let Err(e) = party(&a.code) {
+            if let Err(e) = crate::plugin::check_party_generic(&a.code) {
                 problems.push(Problem::new(format!("agencies[{i}].code"), e));
             }
             if !codes.insert(a.code.as_str()) {
@@ -623,7 +506,7 @@ impl Config {
             }
             for (key, list_opt) in [("from", &r.from), ("to", &r.to)] {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
-                    if let Err(e) = party(c) {
+                    if let Err(e) = crate::plugin::check_party_generic(c) {
                         problems.push(Problem::new(format!("{p}.{key}[{j}]"), e));
                     } else if key == "from" && !codes.contains(c.as_str()) {
                         problems.push(Problem::new(
@@ -670,157 +553,5 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-fn array<T>(
-    table: &toml::Table,
-    key: &str,
-    problems: &mut Vec<Problem>,
-    mut each: impl FnMut(&str, toml::Value) -> Result<T, Problem>,
-) -> Vec<(usize, T)> {
-    match table.get(key) {
-        None => Vec::new(),
-        Some(toml::Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| {
-                each(&format!("{key}[{i}]"), v.clone())
-                    .map(|t| (i, t))
-                    .map_err(|p| problems.push(p))
-                    .ok()
-            })
-            .collect(),
-        Some(_) => {
-            problems.push(Problem::new(
-                key,
-                format!("must be an array of tables ([[{key}]])"),
-            ));
-            Vec::new()
-        }
-    }
-}
-
-fn adapter_spec(path: &str, v: toml::Value, base_dir: &Path) -> Result<AdapterSpec, Problem> {
-    let index = path
-        .trim_start_matches("adapters[")
-        .trim_end_matches(']')
-        .parse()
-        .unwrap_or(0);
-    let toml::Value::Table(mut t) = v else {
-        return Err(Problem::new(path, "must be a table"));
-    };
-    let mut take = |k: &str| match t.remove(k) {
-        Some(toml::Value::String(s)) => Ok(s),
-        Some(_) => Err(Problem::new(join(path, k), "must be a string")),
-        None => Err(Problem::new(join(path, k), "missing required key")),
-    };
-    let id = take("id")?;
-    let kind = take("type")?;
-    Ok(AdapterSpec {
-        index,
-        id,
-        kind,
-        options: t,
-        base_dir: base_dir.to_owned(),
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        Config::parse(Path::new("/etc/lienthong/bus.toml"), text)
-    }
-
-    const GOOD: &str = r#"
-[bus]
-broker_url = "memory://"
-[[agencies]]
-code = "000.00.00.H40"
-token_env = "LT_TOKEN_H40"
-[[adapters]]
-id = "stp-inbox"
-type = "webhook"
-url = "http://127.0.0.1:9101/inbox"
-[[routes]]
-id = "r1"
-types = ["dossier.submitted"]
-from = ["000.00.00.H40"]
-deliver = ["stp-inbox"]
-"#;
-
-    #[test]
-    fn good_config_loads_with_defaults() {
-        let c = parse(GOOD).unwrap();
-        assert_eq!(c.bus.namespace, "lienthong");
-        assert_eq!(c.routes[0].retry, RetryPolicy::default());
-        assert_eq!(c.adapters[0].kind, "webhook");
-        assert!(c.adapters[0].options.contains_key("url"));
-        assert_eq!(c.schemas_dir(), Path::new("/etc/lienthong/../schemas"));
-    }
-
-    #[test]
-    fn every_problem_is_listed_with_its_key_path() {
-        let bad = GOOD.replace(
-            "deliver = [\"stp-inbox\"]",
-            "deliver = [\"nope\"]\nbogus = 1",
-        ) + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\", \"missing\"]\nfrom = [\"H40\"]\n";
-        let err = parse(&bad).unwrap_err();
-        let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
-        // routes[0] fails to deserialize (unknown key) so its deliver is not checked; routes[1] is.
-        assert!(
-            paths.contains(&"routes[0].bogus") || paths.contains(&"routes[0]"),
-            "{paths:?}"
-        );
-        assert!(paths.contains(&"routes[1].deliver[1]"), "{paths:?}");
-        assert!(paths.contains(&"routes[1].from[0]"), "{paths:?}");
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_codes_are_named() {
-        let bad = GOOD
-            .replace("broker_url", "brokr_url")
-            .replace("000.00.00.H40\"\ntoken", "H 40\"\ntoken");
-        let err = parse(&bad).unwrap_err();
-        let text = err.to_string();
-        assert!(text.contains("bus.brokr_url"), "{text}");
-        assert!(text.contains("agencies[0].code"), "{text}");
-    }
-
-    #[test]
-    fn syntax_errors_name_the_line() {
-        let err = parse("[bus]\nbroker_url = \n").unwrap_err();
-        assert!(
-            err.problems[0].message.contains("line 2"),
-            "{:?}",
-            err.problems
-        );
-    }
-
-    #[test]
-    fn qd20_codes_map_to_qcvn102_and_are_checked() {
-        let c = parse(&GOOD.replace(
-            "token_env = \"LT_TOKEN_H40\"",
-            "token_env = \"LT_TOKEN_H40\"\nqd20_code = \"H40\"",
-        ))
-        .unwrap();
-        assert_eq!(
-            c.qd20_to_qcvn102().get("H40").map(String::as_str),
-            Some("000.00.00.H40")
-        );
-        assert_eq!(c.qd20_of("000.00.00.H40"), Some("H40"));
-        let bad = parse(&GOOD.replace("token_env = \"LT_TOKEN_H40\"", "qd20_code = \"H 40!\""))
-            .unwrap_err();
-        assert_eq!(bad.problems[0].path, "agencies[0].qd20_code");
-    }
-
-    #[test]
-    fn retry_policy_repeats_the_last_delay() {
-        let p = RetryPolicy {
-            attempts: 3,
-            backoff: vec![HumanDuration::secs(1), HumanDuration::secs(5)],
-        };
-        assert_eq!(p.delay_before_retry(1).unwrap().as_secs(), 1);
-        assert_eq!(p.delay_before_retry(3).unwrap().as_secs(), 5);
-        assert_eq!(p.delay_before_retry(4), None);
-    }
-}
+mod tests;

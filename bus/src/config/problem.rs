@@ -75,7 +75,7 @@ pub fn deserialize_at<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn clean_serde_message(m: &str) -> String {
+pub(crate) fn clean_serde_message(m: &str) -> String {
     // toml's messages sometimes end with a newline or carry a "TOML parse error" prefix; keep the reason only.
     m.trim()
         .trim_start_matches("TOML parse error")

@@ -35,33 +35,22 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Builds the token and AMQP-user maps from config. `env` reads an environment variable (injectable for
-    /// tests and the demo).
+    /// `creds` comes from [`crate::check::credentials`], which refuses two agencies sharing a token or a
+    /// RabbitMQ user (a map would silently keep the later one, and the earlier could be impersonated).
+    /// `plugin` judges party codes; `hooks` are what it plugged in (formats, observers).
     pub fn new(
         shared: Arc<Shared>,
-        env: &dyn Fn(&str) -> Option<String>,
+        creds: crate::check::Credentials,
         plugin: Arc<dyn Plugin>,
         hooks: &crate::plugin::Hooks,
     ) -> Self {
-        let mut tokens = HashMap::new();
-        let mut amqp_users = HashMap::new();
-        for a in &shared.config.agencies {
-            if let Some(var) = &a.token_env
-                && let Some(tok) = env(var).filter(|t| !t.is_empty())
-            {
-                tokens.insert(tok, a.code.clone());
-            }
-            if let Some(u) = &a.amqp_user {
-                amqp_users.insert(u.clone(), a.code.clone());
-            }
-        }
         Self {
             shared,
             plugin,
             formats: hooks.formats.clone(),
             observers: hooks.observers.clone(),
-            tokens,
-            amqp_users,
+            tokens: creds.tokens,
+            amqp_users: creds.amqp_users,
         }
     }
 
@@ -85,6 +74,17 @@ impl Ingress {
             crate::envelope::parse(&sub.body, cfg.http.max_json_depth).map_err(|e| match e {
                 crate::envelope::EnvelopeError::InvalidJson(m) => {
                     ApiError::new(code::INVALID_JSON, m)
+                }
+                crate::envelope::EnvelopeError::DuplicateKey { path, message } => {
+                    let e = ApiError::new(
+                        code::INVALID_JSON,
+                        "the same key appears twice in one JSON object",
+                    );
+                    if path.is_empty() {
+                        e
+                    } else {
+                        e.at(path, message)
+                    }
                 }
                 crate::envelope::EnvelopeError::InvalidEnvelope { path, message } => {
                     let e = ApiError::new(

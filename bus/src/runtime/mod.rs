@@ -74,6 +74,11 @@ pub async fn start(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<RunningBus, StartError> {
     let registry = crate::check::check_loaded(&config, factory, plugin.as_ref(), env)?;
+    // Checked above already; built here, before anything starts, from the same function.
+    let credentials = crate::check::credentials(&config, env).map_err(|problems| ConfigErrors {
+        file: config.file.clone(),
+        problems,
+    })?;
     let config = Arc::new(config);
     let mut sinks = HashMap::new();
     let mut lookups = HashMap::new();
@@ -127,7 +132,7 @@ pub async fn start(
         retry_tiers: tiers.into_iter().collect(),
         in_flight: Default::default(),
     });
-    let ingress = Arc::new(Ingress::new(shared.clone(), env, plugin, &hooks));
+    let ingress = Arc::new(Ingress::new(shared.clone(), credentials, plugin, &hooks));
 
     let bind = |key: &'static str, addr: &str| {
         let addr = addr.to_owned();

@@ -1,0 +1,198 @@
+//! The loader: defaults, key paths of every problem, salvaged entries.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(Path::new("/etc/lienthong/bus.toml"), text)
+}
+
+const GOOD: &str = r#"
+[bus]
+broker_url = "memory://"
+[[agencies]]
+code = "000.00.00.H40"
+token_env = "LT_TOKEN_H40"
+[[adapters]]
+id = "stp-inbox"
+type = "webhook"
+url = "http://127.0.0.1:9101/inbox"
+[[routes]]
+id = "r1"
+types = ["dossier.submitted"]
+from = ["000.00.00.H40"]
+deliver = ["stp-inbox"]
+"#;
+
+#[test]
+fn good_config_loads_with_defaults() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.bus.namespace, "lienthong");
+    assert_eq!(c.routes[0].retry, RetryPolicy::default());
+    assert_eq!(c.adapters[0].kind, "webhook");
+    assert!(c.adapters[0].options.contains_key("url"));
+    assert_eq!(c.schemas_dir(), Path::new("/etc/lienthong/../schemas"));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_key_path() {
+    let bad = GOOD.replace(
+        "deliver = [\"stp-inbox\"]",
+        "deliver = [\"nope\"]\nbogus = 1",
+    ) + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\", \"missing\"]\nfrom = [\"H40\"]\n";
+    let err = parse(&bad).unwrap_err();
+    let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    // routes[0] has an unknown key; it is read without it, so its deliver is checked too.
+    assert!(paths.contains(&"routes[0].bogus"), "{paths:?}");
+    assert!(paths.contains(&"routes[0].deliver[0]"), "{paths:?}");
+    assert!(paths.contains(&"routes[1].deliver[1]"), "{paths:?}");
+    assert!(paths.contains(&"routes[1].from[0]"), "{paths:?}");
+}
+
+#[test]
+fn unknown_keys_and_bad_codes_are_named() {
+    let bad = GOOD
+        .replace("broker_url", "brokr_url")
+        .replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
+    let err = parse(&bad).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("bus.brokr_url"), "{text}");
+    assert!(text.contains("agencies[0].code"), "{text}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let err = parse("[bus]\nbroker_url = \n").unwrap_err();
+    assert!(
+        err.problems[0].message.contains("line 2"),
+        "{:?}",
+        err.problems
+    );
+}
+
+#[test]
+fn qd20_codes_map_to_qcvn102_and_are_checked() {
+    let c = parse(&GOOD.replace(
+        "token_env = \"LT_TOKEN_H40\"",
+        "token_env = \"LT_TOKEN_H40\"\nqd20_code = \"H40\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.qd20_to_qcvn102().get("H40").map(String::as_str),
+        Some("000.00.00.H40")
+    );
+    assert_eq!(c.qd20_of("000.00.00.H40"), Some("H40"));
+    let bad =
+        parse(&GOOD.replace("token_env = \"LT_TOKEN_H40\"", "qd20_code = \"H 40!\"")).unwrap_err();
+    assert_eq!(bad.problems[0].path, "agencies[0].qd20_code");
+}
+
+#[test]
+fn retry_policy_repeats_the_last_delay() {
+    let p = RetryPolicy {
+        attempts: 3,
+        backoff: vec![HumanDuration::secs(1), HumanDuration::secs(5)],
+    };
+    assert_eq!(p.delay_before_retry(1).unwrap().as_secs(), 1);
+    assert_eq!(p.delay_before_retry(3).unwrap().as_secs(), 5);
+    assert_eq!(p.delay_before_retry(4), None);
+}
+
+fn parse_all(text: &str) -> (Config, Vec<String>) {
+    let (c, problems) = Config::parse_all(Path::new("/etc/lienthong/bus.toml"), text).unwrap();
+    let problems = problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    (c, problems)
+}
+
+#[test]
+fn an_entry_with_a_bad_key_is_read_without_it_and_checked_on() {
+    let text = GOOD
+        .replace(
+            "token_env = \"LT_TOKEN_H40\"",
+            "token_env = \"LT_TOKEN_H40\"\ntokn = 1",
+        )
+        .replace(
+            "broker_url = \"memory://\"",
+            "broker_url = \"memory://\"\nprefetch = \"many\"",
+        )
+        .replace(
+            "from = [\"000.00.00.H40\"]",
+            "from = [\"000.00.00.H40\", 5]\nretry = { attempts = 2, bogus = true }",
+        );
+    let (c, problems) = parse_all(&text);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    for want in [
+        "agencies[0].tokn: unknown field `tokn`",
+        "bus.prefetch: invalid type",
+        "routes[0].from[1]: invalid type",
+        "routes[0].retry.bogus: unknown field `bogus`",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(want)),
+            "{want}: {problems:#?}"
+        );
+    }
+    // What could be read was kept, with defaults where a key was taken out.
+    assert_eq!(c.agencies[0].token_env.as_deref(), Some("LT_TOKEN_H40"));
+    assert_eq!(c.bus.prefetch, BusConfig::default().prefetch);
+    assert_eq!(c.routes[0].from, None);
+    assert_eq!(c.routes[0].retry.attempts, 2);
+    assert!(
+        parse(&text).is_err(),
+        "a salvaged config is never good to run"
+    );
+}
+
+#[test]
+fn a_required_key_that_cannot_be_read_is_reported_once() {
+    // `deliver` is required: the route cannot stand without it, and that is one problem, not two.
+    let (c, problems) =
+        parse_all(&GOOD.replace("deliver = [\"stp-inbox\"]", "deliver = \"stp-inbox\""));
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("routes[0].deliver: invalid type"),
+        "{problems:#?}"
+    );
+    assert!(c.routes.is_empty());
+    // An adapter whose type is unusable still has its id, so the route naming it is not reported.
+    let (_, problems) = parse_all(&GOOD.replace("type = \"webhook\"", "type = 7"));
+    assert_eq!(
+        problems,
+        vec!["adapters[0].type: must be a string".to_owned()]
+    );
+}
+
+#[test]
+fn what_follows_from_a_default_put_in_place_of_a_bad_key_is_not_reported() {
+    // `namespace = 5` falls back to the default, which is fine; a problem found later at the same key is
+    // the one already reported.
+    let mut problems = vec![Problem::new("bus.schemas_dir", "invalid type")];
+    add_unless_explained(
+        &mut problems,
+        vec![
+            Problem::new("bus.schemas_dir", "`../schemas` is not a folder"),
+            Problem::new("bus.schemas_dir_x", "kept: another key"),
+            Problem::new("agencies[0].token_env", "kept"),
+        ],
+    );
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "bus.schemas_dir",
+            "bus.schemas_dir_x",
+            "agencies[0].token_env"
+        ]
+    );
+    let mut problems = vec![Problem::new("routes[1]", "missing field `id`")];
+    add_unless_explained(
+        &mut problems,
+        vec![
+            Problem::new("routes[1].types[0]", "x"),
+            Problem::new("routes[10].types[0]", "kept"),
+        ],
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}
