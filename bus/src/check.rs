@@ -221,6 +221,27 @@ pub fn credentials(
     }
 }
 
+/// Every agency code in the config, judged by the plugin's rule (the file itself is read with the core's generic
+/// rule; a code both refuse is reported once).
+fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for a in &config.agencies {
+        if let Err(e) = plugin.check_party(&a.code) {
+            problems.push(Problem::new(format!("agencies[{}].code", a.index), e));
+        }
+    }
+    for r in &config.routes {
+        for (key, codes) in [("from", &r.from), ("to", &r.to)] {
+            for (j, c) in codes.iter().flatten().enumerate() {
+                if let Err(e) = plugin.check_party(c) {
+                    problems.push(Problem::new(format!("routes[{}].{key}[{j}]", r.index), e));
+                }
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,25 +327,4 @@ mod tests {
         assert_eq!(problems[0].path, "agencies[1].amqp_user");
         assert!(problems[0].message.contains("agencies[0]"));
     }
-}
-
-/// Every agency code in the config, judged by the plugin's rule (the file itself is read with the core's generic
-/// rule; a code both refuse is reported once).
-fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    for a in &config.agencies {
-        if let Err(e) = plugin.check_party(&a.code) {
-            problems.push(Problem::new(format!("agencies[{}].code", a.index), e));
-        }
-    }
-    for r in &config.routes {
-        for (key, codes) in [("from", &r.from), ("to", &r.to)] {
-            for (j, c) in codes.iter().flatten().enumerate() {
-                if let Err(e) = plugin.check_party(c) {
-                    problems.push(Problem::new(format!("routes[{}].{key}[{j}]", r.index), e));
-                }
-            }
-        }
-    }
-    problems
 }

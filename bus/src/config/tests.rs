@@ -52,7 +52,7 @@ fn every_problem_is_listed_with_its_key_path() {
 fn unknown_keys_and_bad_codes_are_named() {
     let bad = GOOD
         .replace("broker_url", "brokr_url")
-        .replace("000.00.00.H40\"\ntoken", "H40\"\ntoken");
+        .replace("000.00.00.H40\"\ntoken", "H 40\"\ntoken");
     let err = parse(&bad).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("bus.brokr_url"), "{text}");
