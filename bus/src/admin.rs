@@ -6,7 +6,7 @@
 //! `X-Actor` header (default `admin-api`) in the audit log.
 
 use crate::error::{ApiError, code};
-use crate::ingress::http::error_response;
+use crate::http_api::{bearer_token, error_response};
 use crate::runtime::Shared;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -184,17 +184,13 @@ async fn dlq_show(
 }
 
 fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<String, Box<Response>> {
-    if let Some(token) = &s.token {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return Err(Box::new(error_response(&ApiError::new(
-                code::UNAUTHENTICATED,
-                "this admin endpoint needs `Authorization: Bearer <admin token>`",
-            ))));
-        }
+    if let Some(token) = &s.token
+        && bearer_token(headers).ok() != Some(token.as_str())
+    {
+        return Err(Box::new(error_response(&ApiError::new(
+            code::UNAUTHENTICATED,
+            "this admin endpoint needs `Authorization: Bearer <admin token>`",
+        ))));
     }
     Ok(headers
         .get("x-actor")

@@ -42,6 +42,14 @@ pub mod code {
     pub const STATE_UNAVAILABLE: &str = "state_unavailable";
     pub const UPSTREAM_ERROR: &str = "upstream_error";
     pub const INTERNAL: &str = "internal";
+    /// The request itself is malformed at the HTTP level (request line, a header, `Content-Length`, framing).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The path exists but not with this method; the `Allow` header lists the ones it has.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The request head or body did not arrive within the listener's timeout.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// The request head is larger than the bus reads (64 KiB, or more than 100 header lines).
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
 }
 
 impl ApiError {
@@ -81,13 +89,16 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use code::*;
         match self.code {
-            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML => 400,
+            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML | BAD_REQUEST => 400,
             UNAUTHENTICATED => 401,
             FORBIDDEN => 403,
             NOT_FOUND => 404,
+            METHOD_NOT_ALLOWED => 405,
+            REQUEST_TIMEOUT => 408,
             CONFLICT => 409,
             PAYLOAD_TOO_LARGE => 413,
             UNSUPPORTED_MEDIA_TYPE => 415,
+            HEADERS_TOO_LARGE => 431,
             UNKNOWN_TYPE | SCHEMA_VIOLATION | NO_ROUTE | INVALID_TRANSITION => 422,
             UPSTREAM_ERROR => 502,
             BROKER_UNAVAILABLE | STATE_UNAVAILABLE => 503,

@@ -8,10 +8,12 @@
 //! core never depends on adapters.
 
 mod duration;
+mod listen;
 mod load;
 mod problem;
 
 pub use duration::HumanDuration;
+pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
 
@@ -108,65 +110,6 @@ impl Default for BusConfig {
             large_message_bytes: default_large_message_bytes(),
             delivery_limit: default_delivery_limit(),
             shutdown_timeout: default_shutdown_timeout(),
-        }
-    }
-}
-
-/// `[http]`: the ingress API agencies' systems call.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address the ingress API listens on. Default `127.0.0.1:8080`. Port 0 picks a free port (tests).
-    #[serde(default = "default_http_listen")]
-    pub listen: String,
-    /// Largest request body accepted; larger gets 413 `payload_too_large`. Also the largest message taken from
-    /// AMQP ingress (a larger one is refused the same way, into `<namespace>.rejected`) and from the document
-    /// axis (`vxp-pull`); `file-in` has its own `max_file_bytes`. Default 10485760 (10 MiB).
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-    /// Deepest JSON nesting accepted in an envelope; deeper gets 400 `invalid_json`. Default 64.
-    #[serde(default = "default_max_depth")]
-    pub max_json_depth: usize,
-}
-fn default_http_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_max_body() -> usize {
-    10 * 1024 * 1024
-}
-fn default_max_depth() -> usize {
-    64
-}
-impl Default for HttpConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_http_listen(),
-            max_body_bytes: default_max_body(),
-            max_json_depth: default_max_depth(),
-        }
-    }
-}
-
-/// `[admin]`: health, readiness, metrics and the operator API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/...` operator endpoints. Default `127.0.0.1:9090`.
-    #[serde(default = "default_admin_listen")]
-    pub listen: String,
-    /// Env var holding a bearer token required on the operator endpoints that change things (DLQ replay and
-    /// purge). Unset = those endpoints are open to whoever can reach `listen` (keep it on loopback).
-    #[serde(default)]
-    pub token_env: Option<String>,
-}
-fn default_admin_listen() -> String {
-    "127.0.0.1:9090".into()
-}
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            listen: default_admin_listen(),
-            token_env: None,
         }
     }
 }
@@ -410,6 +353,8 @@ impl Config {
         if self.bus.max_in_flight == 0 {
             problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
         }
+        problems.extend(self.http.listener_limits().problems());
+        problems.extend(self.admin.listener_limits().problems());
         if let Some(u) = &self.state.url
             && !(u.starts_with("sqlite://")
                 || u.starts_with("postgres://")

@@ -137,11 +137,13 @@ pub async fn start(
     let bind = |key: &'static str, addr: &str| {
         let addr = addr.to_owned();
         async move {
-            tokio::net::TcpListener::bind(&addr)
+            crate::listener::bind(&addr)
                 .await
                 .map_err(|error| StartError::Listen { key, addr, error })
         }
     };
+    // Each listener caps its connections; the process's descriptor limit must hold both caps and the rest.
+    crate::listener::fds::ensure(&config);
     let http = bind("http.listen", &config.http.listen).await?;
     let admin = bind("admin.listen", &config.admin.listen).await?;
     let http_addr = http.local_addr().expect("bound");
@@ -157,15 +159,12 @@ pub async fn start(
         work.spawn(worker::run(shared.clone(), id.clone(), stop_work.clone()));
         work.spawn(dlq::record(shared.clone(), id.clone(), stop_work.clone()));
     }
-    {
-        let app = crate::ingress::http::router(ingress.clone());
-        let stop = stop_intake.clone();
-        intake.spawn(async move {
-            let _ = axum::serve(http, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
-    }
+    intake.spawn(crate::listener::serve(
+        http,
+        crate::ingress::http::router(ingress.clone()),
+        config.http.listener_limits(),
+        stop_intake.clone(),
+    ));
     intake.spawn(crate::ingress::amqp::run(
         ingress.clone(),
         stop_intake.clone(),
@@ -179,15 +178,12 @@ pub async fn start(
             }
         });
     }
-    {
-        let app = crate::admin::router(shared.clone(), env, hooks.admin);
-        let stop = stop_work.clone();
-        work.spawn(async move {
-            let _ = axum::serve(admin, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        });
-    }
+    work.spawn(crate::listener::serve(
+        admin,
+        crate::admin::router(shared.clone(), env, hooks.admin),
+        config.admin.listener_limits(),
+        stop_work.clone(),
+    ));
     {
         let shared = shared.clone();
         let stop = stop_work.clone();

@@ -1,0 +1,194 @@
+//! `[http]` and `[admin]`: the two HTTP listeners, and the connection limits each one enforces.
+//!
+//! Both sections carry the same four limit keys (timeouts and a connection cap), each listener its own, so a
+//! flood on ingress never reaches the admin API. serde cannot flatten a shared struct into a
+//! `deny_unknown_fields` one, so the keys are written out in each struct and gathered into
+//! [`ListenerLimits`] for the listener and for `check`.
+
+use super::{HumanDuration, Problem};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `[http]`: the ingress API agencies' systems call.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the ingress API listens on. Default `127.0.0.1:8080`. Port 0 picks a free port (tests).
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// Largest request body accepted; larger gets 413 `payload_too_large`. Also the largest message taken from
+    /// AMQP ingress (a larger one is refused the same way, into `<namespace>.rejected`) and from the document
+    /// axis (`vxp-pull`); `file-in` has its own `max_file_bytes`. Default 10485760 (10 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in an envelope; deeper gets 400 `invalid_json`. Default 64.
+    #[serde(default = "default_max_depth")]
+    pub max_json_depth: usize,
+    /// How long a client has to send a request head (request line and headers): on a new connection counted
+    /// from when it is accepted, on a kept-alive one from the first byte of the request. A head that is
+    /// started but not finished in time is answered 408 `request_timeout` and the connection closed; a new
+    /// connection that sends nothing is closed without an answer. Default `"10s"`.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// How long the whole request body may take to arrive, counted from the end of its head. A deadline
+    /// for the whole body, not per read: a client trickling bytes slowly is cut off all the same. The
+    /// request is answered 408 `request_timeout` and the connection closed. At the default, a body of
+    /// `max_body_bytes` (10 MiB) needs about 1.4 Mbit/s; raise it for agencies on slower links. Default
+    /// `"60s"`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
+    /// How long a kept-alive connection may wait for its next request after the last answer was sent; then
+    /// it is closed. Also how long a client may leave an answer unread (the bus cannot write) before the
+    /// connection is closed. Default `"60s"`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Open connections the ingress listener serves at once. At the cap the bus stops accepting (it does not
+    /// accept and close): further connections wait in the operating system's listen queue, up to 1024 of
+    /// them, costing the bus no file descriptor, and are taken in order as served connections close; past
+    /// that the system drops connection attempts and clients retry. So no number of clients can use up the
+    /// file descriptors the admin API, the broker and the state store need. At start-up the bus raises its
+    /// file-descriptor limit (`RLIMIT_NOFILE`) to the hard limit when this cap, `admin.max_connections` and
+    /// 256 for everything else need more, and warns when even that is not enough. Default 1024.
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: usize,
+}
+fn default_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+fn default_header_read_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+fn default_body_read_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration::secs(60)
+}
+fn default_http_max_connections() -> usize {
+    1024
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            max_body_bytes: default_max_body(),
+            max_json_depth: default_max_depth(),
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_http_max_connections(),
+        }
+    }
+}
+
+/// `[admin]`: health, readiness, metrics and the operator API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/...` operator endpoints. Default `127.0.0.1:9090`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Env var holding a bearer token required on the operator endpoints that change things (DLQ replay and
+    /// purge). Unset = those endpoints are open to whoever can reach `listen` (keep it on loopback).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// As `http.header_read_timeout`, for the admin listener. Default `"10s"`.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: HumanDuration,
+    /// As `http.body_read_timeout`, for the admin listener (its endpoints take no body). Default `"60s"`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: HumanDuration,
+    /// As `http.idle_timeout`, for the admin listener. Default `"60s"`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Open connections the admin listener serves at once; as `http.max_connections`, but a cap of its own,
+    /// so health checks, metrics scrapes and operators still get in while ingress is full. Default 64.
+    #[serde(default = "default_admin_max_connections")]
+    pub max_connections: usize,
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_admin_max_connections() -> usize {
+    64
+}
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            token_env: None,
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_admin_max_connections(),
+        }
+    }
+}
+
+/// The connection limits of one listener (`[http]` or `[admin]`), as the listener applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `http` or `admin`: the config section, named in error messages and logs.
+    pub section: &'static str,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ListenerLimits {
+    /// What is wrong with these values, each at its key path.
+    pub fn problems(&self) -> Vec<Problem> {
+        let s = self.section;
+        let mut problems = Vec::new();
+        for (key, d) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                problems.push(Problem::new(
+                    format!("{s}.{key}"),
+                    "must be longer than 0s (every connection would be closed at once)",
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            problems.push(Problem::new(
+                format!("{s}.max_connections"),
+                "must be at least 1",
+            ));
+        }
+        problems
+    }
+}
+
+impl HttpConfig {
+    pub fn listener_limits(&self) -> ListenerLimits {
+        ListenerLimits {
+            section: "http",
+            header_read_timeout: self.header_read_timeout.get(),
+            body_read_timeout: self.body_read_timeout.get(),
+            idle_timeout: self.idle_timeout.get(),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn listener_limits(&self) -> ListenerLimits {
+        ListenerLimits {
+            section: "admin",
+            header_read_timeout: self.header_read_timeout.get(),
+            body_read_timeout: self.body_read_timeout.get(),
+            idle_timeout: self.idle_timeout.get(),
+            max_connections: self.max_connections,
+        }
+    }
+}
