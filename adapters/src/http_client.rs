@@ -22,8 +22,9 @@
 //! # The rest of the policy
 //!
 //! One client per adapter, so its keep-alive pool is shared by all its calls; the overall and connect time
-//! limits come from the adapter's `timeout`; every request says `User-Agent: lienthong/<version>`. Errors name
-//! the failure and its causes but never the URL (which may carry a token in its query).
+//! limits come from the adapter's `timeout`; every request says `User-Agent: lienthong/<version>`. A failed
+//! request is described with each of its causes ([`error_chain`]), so "connection refused" or a TLS refusal is
+//! visible, not only "error sending request".
 
 use lienthong_bus::config::Problem;
 use reqwest::header::HeaderMap;
