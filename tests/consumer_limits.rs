@@ -31,21 +31,31 @@ impl AdapterFactory for WithCrash {
         t.push("crash");
         t
     }
-    fn check(&self, spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
+    fn check(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<Problem> {
         if spec.kind == "crash" {
             vec![]
         } else {
-            lienthong_adapters::Factory.check(spec, config)
+            lienthong_adapters::Factory.check(spec, config, env)
         }
     }
-    fn build(&self, spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
+    fn build(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Built, Vec<Problem>> {
         if spec.kind == "crash" {
             Ok(Built {
                 sink: Some(Arc::new(Crash(self.0.clone()))),
                 ..Built::default()
             })
         } else {
-            lienthong_adapters::Factory.build(spec, config)
+            lienthong_adapters::Factory.build(spec, config, env)
         }
     }
 }

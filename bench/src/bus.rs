@@ -69,18 +69,28 @@ impl AdapterFactory for BenchFactory {
         t
     }
 
-    fn check(&self, spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
+    fn check(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<Problem> {
         match spec.kind.as_str() {
             "null" => spec
                 .options
                 .keys()
                 .map(|k| Problem::new(format!("{}.{k}", spec.path()), "`null` takes no options"))
                 .collect(),
-            _ => self.inner.check(spec, config),
+            _ => self.inner.check(spec, config, env),
         }
     }
 
-    fn build(&self, spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
+    fn build(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Built, Vec<Problem>> {
         match spec.kind.as_str() {
             "null" => Ok(Built {
                 sink: Some(Arc::new(NullSink {
@@ -88,7 +98,7 @@ impl AdapterFactory for BenchFactory {
                 })),
                 ..Built::default()
             }),
-            _ => self.inner.build(spec, config),
+            _ => self.inner.build(spec, config, env),
         }
     }
 }

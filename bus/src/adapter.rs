@@ -159,8 +159,19 @@ pub struct Built {
 pub trait AdapterFactory: Send + Sync {
     /// Adapter types this factory knows (`webhook`, `file-out`, ...).
     fn types(&self) -> Vec<&'static str>;
-    /// Checks one adapter's own keys; every problem with its key path (`adapters[2].url`).
-    fn check(&self, spec: &AdapterSpec, config: &Config) -> Vec<Problem>;
-    /// Builds the adapter (called only after `check` found nothing).
-    fn build(&self, spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>>;
+    /// Checks one adapter's own keys; every problem with its key path (`adapters[2].url`). Secrets named by
+    /// its keys are read through `env` (the same environment the core reads tokens from).
+    fn check(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Vec<Problem>;
+    /// Builds the adapter (called only after `check` found nothing), its secrets read through `env`.
+    fn build(
+        &self,
+        spec: &AdapterSpec,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Built, Vec<Problem>>;
 }

@@ -123,7 +123,7 @@ fn findings(
         problems.extend(ps);
     }
     for spec in &config.adapters {
-        problems.extend(factory.check(spec, config));
+        problems.extend(factory.check(spec, config, env));
     }
     (problems, registry)
 }

@@ -51,12 +51,21 @@
 //! # Error classes
 //!
 //! - Transient (retried per the route's policy): timeouts, connection errors, HTTP 408/429/5xx (with
-//!   `Retry-After`), a login the portal refused (the message is not at fault), an answer that is not JSON,
-//!   `error_code` listed in `transient_error_codes`.
+//!   `Retry-After`), a login the portal refused or redirected (the message is not at fault), an answer that is
+//!   not JSON, `error_code` listed in `transient_error_codes`.
 //! - Permanent (dead-lettered at once): any other non-zero `error_code` (reason carries the portal's message,
-//!   `status` the code when numeric, `body_excerpt` the answer), other HTTP 4xx, and payload problems found before
-//!   calling the portal (unknown local status, bad date, refused overflow, missing `MaHoSo`, unknown message type).
-//!   A code listed in neither list is permanent and also logged as a warning, so operators can classify it.
+//!   `status` the code when numeric, `body_excerpt` the answer), other HTTP 4xx and 3xx, and payload problems
+//!   found before calling the portal (unknown local status, bad date, refused overflow, missing `MaHoSo`, unknown
+//!   message type). A code listed in neither list is permanent and also logged as a warning, so operators can
+//!   classify it.
+//!
+//! # Credentials
+//!
+//! The user name and password (read at startup from `username_env` / `password_env` through the environment the
+//! bus was given) and the session travel in request bodies, to `base_url` only: no redirect is followed (the
+//! HTTP policy every HTTP adapter shares, `crate::http_client`), so a portal address that redirects elsewhere
+//! gets a 3xx classified as above, never the account or the session. None of them is ever logged or put in an
+//! error.
 
 mod batch;
 mod portal;
@@ -65,6 +74,8 @@ mod schemas;
 #[cfg(test)]
 mod tests;
 
+use crate::http_client;
+use crate::registry::{AdapterType, Context};
 use async_trait::async_trait;
 use lienthong_bus::adapter::{Built, Delivery, DeliveryError, Lookup, Sink};
 use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
@@ -87,6 +98,7 @@ pub const MESSAGE_TYPES: &[&str] = &["dossier.submitted", "dossier.status-change
 pub struct DvcqgConfig {
     /// Base URL of the portal's integration adapter (OpenCPS calls it `adapter_url`), e.g.
     /// `https://lgsp.example.gov.vn/dvcqg`. Required. `auth_path` and `service_path` are appended as written.
+    /// Redirects are not followed (see the module docs), so the account and the session go to this address only.
     pub base_url: String,
     /// Path of the login call. Default `"/auth"`.
     #[serde(default = "default_auth_path")]
@@ -199,57 +211,55 @@ fn default_permanent_codes() -> Vec<CodeValue> {
 /// Largest `progress_batch_size` accepted.
 const MAX_BATCH: usize = 100;
 
-/// Checks a `dvcqg` adapter's keys; every problem with its key path.
-pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
-    let cfg: DvcqgConfig = match spec.parse_options() {
-        Ok(c) => c,
-        Err(p) => return vec![p],
-    };
-    let mut problems = check_config(spec, &cfg);
-    for (name, env) in [
-        ("username_env", &cfg.username_env),
-        ("password_env", &cfg.password_env),
-    ] {
-        if let Err(p) = crate::secret_from_env(spec, name, env) {
-            problems.push(p);
-        }
+impl AdapterType for DvcqgConfig {
+    const NAME: &'static str = "dvcqg";
+
+    /// Also lists the local statuses the `dossier.*` schemas declare that `status_map` lacks, and routes that
+    /// would send this adapter other message types.
+    fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
+        let mut problems = check_config(cx.spec, self);
+        problems.extend(self.credentials(cx).err().unwrap_or_default());
+        problems.extend(check_schemas(cx.spec, self, cx.config));
+        problems.extend(check_routes(cx.spec, cx.config));
+        problems
     }
-    problems.extend(check_schemas(spec, &cfg, config));
-    problems.extend(check_routes(spec, config));
-    problems
+
+    /// Builds the sink and the `TraCuuHoSo` lookup.
+    fn build(self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {
+        let problems = check_config(cx.spec, &self);
+        let credentials = self.credentials(cx);
+        let (username, password) = match credentials {
+            Ok(c) if problems.is_empty() => c,
+            Ok(_) => return Err(problems),
+            Err(more) => return Err(problems.into_iter().chain(more).collect()),
+        };
+        let adapter = Dvcqg::new(&self, username, password)
+            .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?;
+        let adapter = Arc::new(adapter);
+        Ok(Built {
+            sink: Some(adapter.clone()),
+            source: None,
+            lookup: Some(adapter),
+        })
+    }
 }
 
-/// Builds the sink and the `TraCuuHoSo` lookup.
-pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
-    let _ = config;
-    let cfg: DvcqgConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let mut problems = check_config(spec, &cfg);
-    let username = read_env(spec, "username_env", &cfg.username_env, &mut problems);
-    let password = read_env(spec, "password_env", &cfg.password_env, &mut problems);
-    if !problems.is_empty() {
-        return Err(problems);
+impl DvcqgConfig {
+    /// The account's user name and password, or the problems with `username_env` and `password_env`.
+    fn credentials(&self, cx: &Context<'_>) -> Result<(String, String), Vec<Problem>> {
+        let username = cx.secret("username_env", &self.username_env);
+        let password = cx.secret("password_env", &self.password_env);
+        match (username, password) {
+            (Ok(u), Ok(p)) => Ok((u, p)),
+            (u, p) => Err(u.err().into_iter().chain(p.err()).collect()),
+        }
     }
-    let adapter =
-        Dvcqg::new(&cfg, username, password).map_err(|e| vec![Problem::new(spec.path(), e)])?;
-    let adapter = Arc::new(adapter);
-    Ok(Built {
-        sink: Some(adapter.clone()),
-        source: None,
-        lookup: Some(adapter),
-    })
 }
 
 fn check_config(spec: &AdapterSpec, cfg: &DvcqgConfig) -> Vec<Problem> {
     let at = |k: &str| join(&spec.path(), k);
     let mut problems = Vec::new();
-    match reqwest::Url::parse(&cfg.base_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        Ok(_) => problems.push(Problem::new(
-            at("base_url"),
-            "must be an http:// or https:// URL",
-        )),
-        Err(e) => problems.push(Problem::new(at("base_url"), format!("not a URL: {e}"))),
-    }
+    problems.extend(http_client::http_url(at("base_url"), &cfg.base_url).err());
     for (k, v) in [
         ("auth_path", &cfg.auth_path),
         ("service_path", &cfg.service_path),
@@ -340,12 +350,6 @@ fn status_key_path(spec: &AdapterSpec, key: &str) -> String {
         format!("{key:?}")
     };
     format!("{}.status_map.{key}", spec.path())
-}
-
-fn read_env(spec: &AdapterSpec, key: &str, name: &str, problems: &mut Vec<Problem>) -> String {
-    crate::secret_from_env(spec, key, name)
-        .map_err(|p| problems.push(p))
-        .unwrap_or_default()
 }
 
 /// Every local status declared in the `dossier.*` schemas that `status_map` lacks.

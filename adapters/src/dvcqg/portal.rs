@@ -2,6 +2,7 @@
 
 use super::DvcqgConfig;
 use super::record::Record;
+use crate::http_client::{self, ClientOptions};
 use lienthong_bus::adapter::DeliveryError;
 use serde_json::{Map, Value, json};
 use std::fmt;
@@ -134,11 +135,7 @@ impl fmt::Debug for PortalClient {
 
 impl PortalClient {
     pub fn new(cfg: &DvcqgConfig, username: String, password: String) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .connect_timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = http_client::client(ClientOptions::timeout(cfg.timeout.get()))?;
         let base = cfg.base_url.trim_end_matches('/');
         let codes = |l: &[super::CodeValue]| l.iter().map(super::CodeValue::code).collect();
         Ok(Self {
@@ -311,10 +308,18 @@ impl PortalClient {
             let mut err = http_error("login", status.as_u16(), &headers, &raw);
             // A refused login is not the message's fault: keep it retryable.
             err.class = lienthong_bus::adapter::ErrorClass::Transient;
-            err.reason = format!(
-                "portal refused the login (HTTP {}); check the account in username_env/password_env",
-                status.as_u16()
-            );
+            err.reason = if status.is_redirection() {
+                format!(
+                    "portal answered the login with HTTP {}{}",
+                    status.as_u16(),
+                    http_client::redirect_note(status)
+                )
+            } else {
+                format!(
+                    "portal refused the login (HTTP {}); check the account in username_env/password_env",
+                    status.as_u16()
+                )
+            };
             return Err(err);
         }
         let answer = Answer::from_body(raw.clone()).ok_or_else(|| {
@@ -398,7 +403,7 @@ impl PortalClient {
             } else {
                 DeliveryError::transient(format!(
                     "cannot reach the portal for {what}: {}",
-                    error_chain(&e)
+                    http_client::error_chain(&e)
                 ))
             }
         };
@@ -432,7 +437,8 @@ fn http_error(
     headers: &reqwest::header::HeaderMap,
     raw: &[u8],
 ) -> DeliveryError {
-    let reason = format!("HTTP {status} from the portal on {what}");
+    let note = reqwest::StatusCode::from_u16(status).map_or("", http_client::redirect_note);
+    let reason = format!("HTTP {status} from the portal on {what}{note}");
     let err = if status == 408 || status == 429 || status >= 500 {
         let retry_after = headers
             .get(reqwest::header::RETRY_AFTER)
@@ -444,16 +450,4 @@ fn http_error(
         DeliveryError::permanent(reason)
     };
     err.with_status(status.into()).with_body(raw)
-}
-
-/// `e` and its sources, for a readable connection-error reason.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }

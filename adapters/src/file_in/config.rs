@@ -1,12 +1,13 @@
-//! The `file-in` adapter's options, and `check`/`build`: every problem with the folders is found before the
-//! bus starts (missing folder, a sub-folder on another file system, a `file-out` adapter writing into it), so
-//! that moving files by rename cannot fail on them at run time.
+//! The `file-in` adapter's options, and their check and build: every problem with the folders is found before
+//! the bus starts (missing folder, a sub-folder on another file system, a `file-out` adapter writing into it),
+//! so that moving files by rename cannot fail on them at run time.
 
 use super::FileIn;
 use super::folder::Opener;
-use crate::file_out::folder_problem;
+use crate::file_out::{FileOutConfig, folder_problem};
+use crate::registry::{AdapterType, Context};
 use lienthong_bus::adapter::Built;
-use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
+use lienthong_bus::config::{HumanDuration, Problem};
 use lienthong_qcvn102::agency::AgencyCode;
 use serde::Deserialize;
 use std::fs;
@@ -52,28 +53,33 @@ fn default_max_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
-pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
-    prepare(spec, config).err().unwrap_or_default()
+impl AdapterType for FileInConfig {
+    const NAME: &'static str = "file-in";
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
+        prepare(self, cx).err().unwrap_or_default()
+    }
+
+    fn build(self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {
+        let source = prepare(&self, cx)?;
+        // The writing system puts attachments there before it renames a description in: it must exist.
+        fs::create_dir_all(&source.attachments).map_err(|e| {
+            vec![Problem::new(
+                cx.at("attachments_dir"),
+                format!("cannot create `{}`: {e}", source.attachments.display()),
+            )]
+        })?;
+        Ok(Built {
+            source: Some(Box::new(source)),
+            ..Built::default()
+        })
+    }
 }
 
-pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
-    let source = prepare(spec, config)?;
-    // The writing system puts attachments there before it renames a description in: it must exist.
-    fs::create_dir_all(&source.attachments).map_err(|e| {
-        vec![Problem::new(
-            join(&spec.path(), "attachments_dir"),
-            format!("cannot create `{}`: {e}", source.attachments.display()),
-        )]
-    })?;
-    Ok(Built {
-        source: Some(Box::new(source)),
-        ..Built::default()
-    })
-}
-
-pub(super) fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec<Problem>> {
-    let cfg: FileInConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let at = |key: &str| join(&spec.path(), key);
+/// The source these options describe, or every problem with them (folders included) at its key path.
+pub(super) fn prepare(cfg: &FileInConfig, cx: &Context<'_>) -> Result<FileIn, Vec<Problem>> {
+    let (spec, config) = (cx.spec, cx.config);
+    let at = |key: &str| cx.at(key);
     let mut problems = Vec::new();
     let dir = spec.resolve(&cfg.path);
     if !dir.is_dir() {
@@ -90,8 +96,12 @@ pub(super) fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec
             format!("agency `{}` is not in [[agencies]]", cfg.agency),
         ));
     }
-    for other in config.adapters.iter().filter(|a| a.kind == "file-out") {
-        if let Ok(out) = other.parse_options::<crate::file_out::FileOutConfig>()
+    for other in config
+        .adapters
+        .iter()
+        .filter(|a| a.kind == FileOutConfig::NAME)
+    {
+        if let Ok(out) = other.parse_options::<FileOutConfig>()
             && canonical(&other.resolve(&out.path)) == canonical(&dir)
         {
             problems.push(Problem::new(
@@ -114,13 +124,16 @@ pub(super) fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec
     }
     let done = cfg
         .done_dir
-        .map_or_else(|| dir.join("done"), |d| spec.resolve(&d));
+        .as_ref()
+        .map_or_else(|| dir.join("done"), |d| spec.resolve(d));
     let rejected = cfg
         .rejected_dir
-        .map_or_else(|| dir.join("rejected"), |d| spec.resolve(&d));
+        .as_ref()
+        .map_or_else(|| dir.join("rejected"), |d| spec.resolve(d));
     let attachments = cfg
         .attachments_dir
-        .map_or_else(|| dir.join("attachments"), |d| spec.resolve(&d));
+        .as_ref()
+        .map_or_else(|| dir.join("attachments"), |d| spec.resolve(d));
     for (key, sub) in [
         ("done_dir", &done),
         ("rejected_dir", &rejected),
@@ -145,7 +158,7 @@ pub(super) fn prepare(spec: &AdapterSpec, config: &Config) -> Result<FileIn, Vec
         done,
         rejected,
         attachments,
-        agency: cfg.agency,
+        agency: cfg.agency.clone(),
         poll: cfg.poll_interval.get(),
         max_bytes: cfg.max_file_bytes,
         opener: Opener::default(),

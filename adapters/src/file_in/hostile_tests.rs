@@ -3,6 +3,7 @@
 
 use super::tests::*;
 use super::*;
+use crate::testing::check;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, symlink};
 use std::sync::Mutex;
@@ -72,7 +73,9 @@ struct Running {
 /// Starts the source with `hook` called with each path just before it is opened, and its logs captured.
 fn start(t: &Test, answer: Answer, hook: Option<folder::Hook>) -> Running {
     assert_eq!(check(&t.spec, &t.config), vec![]);
-    let mut source = config::prepare(&t.spec, &t.config).unwrap();
+    let options = t.spec.parse_options().unwrap();
+    let cx = crate::Context::new(&t.spec, &t.config, &|_| None);
+    let mut source = config::prepare(&options, &cx).unwrap();
     fs::create_dir_all(&source.attachments).unwrap();
     source.opener = folder::Opener { hook };
     let fake = Arc::new(Fake {

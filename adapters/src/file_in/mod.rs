@@ -36,7 +36,7 @@ mod bundle;
 mod config;
 mod folder;
 
-pub use config::{FileInConfig, build, check};
+pub use config::FileInConfig;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::{build, check};
 use lienthong_bus::adapter::Accepted;
 use lienthong_bus::config::{AdapterSpec, Config};
 use std::fs::{self, File};

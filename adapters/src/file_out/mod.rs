@@ -13,10 +13,11 @@
 //! Every IO failure (disk full, permission denied, folder removed or unmounted) is transient: an operator can
 //! fix it and the retry succeeds; the route's retry policy bounds how long before it is dead-lettered.
 
+use crate::registry::{AdapterType, Context};
 use async_trait::async_trait;
 use bytes::Bytes;
 use lienthong_bus::adapter::{Built, Delivery, DeliveryError, Sink};
-use lienthong_bus::config::{AdapterSpec, Config, Problem, join};
+use lienthong_bus::config::Problem;
 use lienthong_bus::message::ContentKind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -43,32 +44,39 @@ fn yes() -> bool {
     true
 }
 
-pub fn check(spec: &AdapterSpec, _config: &Config) -> Vec<Problem> {
-    prepare(spec).err().unwrap_or_default()
+impl AdapterType for FileOutConfig {
+    const NAME: &'static str = "file-out";
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
+        folder(self, cx).err().unwrap_or_default()
+    }
+
+    fn build(self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {
+        let dir = folder(&self, cx)?;
+        let problem = |e: io::Error| {
+            vec![Problem::new(
+                cx.at("path"),
+                format!("cannot create `{}`: {e}", dir.display()),
+            )]
+        };
+        fs::create_dir_all(&dir).map_err(problem)?;
+        remove_stale_temp_files(&dir);
+        Ok(Built {
+            sink: Some(Arc::new(FileOut {
+                dir,
+                fsync: self.fsync,
+            })),
+            ..Built::default()
+        })
+    }
 }
 
-pub fn build(spec: &AdapterSpec, _config: &Config) -> Result<Built, Vec<Problem>> {
-    let (dir, fsync) = prepare(spec)?;
-    let problem = |e: io::Error| {
-        vec![Problem::new(
-            join(&spec.path(), "path"),
-            format!("cannot create `{}`: {e}", dir.display()),
-        )]
-    };
-    fs::create_dir_all(&dir).map_err(problem)?;
-    remove_stale_temp_files(&dir);
-    Ok(Built {
-        sink: Some(Arc::new(FileOut { dir, fsync })),
-        ..Built::default()
-    })
-}
-
-fn prepare(spec: &AdapterSpec) -> Result<(PathBuf, bool), Vec<Problem>> {
-    let cfg: FileOutConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let dir = spec.resolve(&cfg.path);
+/// The folder `path` names, or the problem with it.
+fn folder(cfg: &FileOutConfig, cx: &Context<'_>) -> Result<PathBuf, Vec<Problem>> {
+    let dir = cx.spec.resolve(&cfg.path);
     match folder_problem(&dir) {
-        Some(message) => Err(vec![Problem::new(join(&spec.path(), "path"), message)]),
-        None => Ok((dir, cfg.fsync)),
+        Some(message) => Err(vec![Problem::new(cx.at("path"), message)]),
+        None => Ok(dir),
     }
 }
 

@@ -1,5 +1,7 @@
 use super::*;
+use crate::testing::{build, check};
 use lienthong_bus::adapter::ErrorClass;
+use lienthong_bus::config::{AdapterSpec, Config};
 use lienthong_bus::message::{Message, Meta};
 
 fn adapter(base: &Path, options: &str) -> (Config, AdapterSpec) {

@@ -4,10 +4,11 @@
 //! # Axis API (as modelled here)
 //!
 //! The VNPT SDK's operations over plain JSON/HTTP. Every request carries the headers `systemId` and `secretKey`
-//! (issued by the axis operator; the key is never logged), `from` (the local agency's QCVN 102 code, `agency`),
-//! `servicetype` (`eDoc` for documents, `status` for status packages; each of `service_types` is pulled in turn,
-//! every call of that round carrying it) and `messagetype` (`edoc` or `status`, the same choice in the SDK's
-//! lower-case spelling; an assumption, as the SDK's documentation gives the header but not its values).
+//! (issued by the axis operator; the key is never logged, and goes to `base_url` only: no redirect is followed,
+//! see `crate::http_client`), `from` (the local agency's QCVN 102 code, `agency`), `servicetype` (`eDoc` for
+//! documents, `status` for status packages; each of `service_types` is pulled in turn, every call of that round
+//! carrying it) and `messagetype` (`edoc` or `status`, the same choice in the SDK's lower-case spelling; an
+//! assumption, as the SDK's documentation gives the header but not its values).
 //!
 //! - `GET {base_url}/getReceivedEdocList` → `{"status": "OK", "data": [{"docId": "...", "from": "<QCVN code>"}]}`:
 //!   the documents waiting for us. `from` is optional; other fields are ignored. On failure the axis answers a
@@ -40,18 +41,18 @@
 //! checks that the caller is a known agency and matches the package's `From`, and refuses it (4xx, so the
 //! document is marked `fail`) if not.
 
+mod axis;
+mod pull;
 #[cfg(test)]
 mod tests;
 
+use crate::http_client::{self, ClientOptions};
+use crate::registry::{AdapterType, Context};
 use async_trait::async_trait;
-use bytes::Bytes;
-use lienthong_bus::adapter::{Built, Caller, CancellationToken, Source, Submission, Submit};
-use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
-use lienthong_bus::error::ApiError;
-use lienthong_bus::message::ContentKind;
+use lienthong_bus::adapter::{Built, CancellationToken, Source, Submit};
+use lienthong_bus::config::{AdapterSpec, HumanDuration, Problem, join};
 use lienthong_qcvn102::agency::AgencyCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,7 +61,8 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct VxpPullConfig {
     /// Base URL of the axis API (the VXP gateway the province was given), e.g. `https://vxp.example.gov.vn/api`.
-    /// Required. `/getReceivedEdocList`, `/getEdoc` and `/updateStatus` are appended.
+    /// Required. `/getReceivedEdocList`, `/getEdoc` and `/updateStatus` are appended. Redirects are not
+    /// followed (the call fails and the document stays pending), so the secret key goes to this address only.
     pub base_url: String,
     /// The `systemId` the axis operator issued to this system. Required; sent as header `systemId`.
     pub system_id: String,
@@ -96,53 +98,39 @@ fn default_timeout() -> HumanDuration {
     HumanDuration::secs(60)
 }
 
-/// Longest `reason` sent with `fail`.
-const MAX_REASON_CHARS: usize = 1000;
+impl AdapterType for VxpPullConfig {
+    const NAME: &'static str = "vxp-pull";
 
-/// Checks a `vxp-pull` adapter's keys; every problem with its key path.
-pub fn check(spec: &AdapterSpec, config: &Config) -> Vec<Problem> {
-    let _ = config;
-    let cfg: VxpPullConfig = match spec.parse_options() {
-        Ok(c) => c,
-        Err(p) => return vec![p],
-    };
-    let mut problems = check_config(spec, &cfg);
-    if let Err(p) = read_secret(spec, &cfg) {
-        problems.push(p);
+    fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
+        let mut problems = check_config(cx.spec, self);
+        problems.extend(cx.secret("secret_env", &self.secret_env).err());
+        problems
     }
-    problems
-}
 
-/// Builds the source.
-pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>> {
-    let cfg: VxpPullConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let mut problems = check_config(spec, &cfg);
-    let secret = read_secret(spec, &cfg)
-        .map_err(|p| problems.push(p))
-        .unwrap_or_default();
-    if !problems.is_empty() {
-        return Err(problems);
+    /// Builds the source.
+    fn build(self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {
+        let mut problems = check_config(cx.spec, &self);
+        let secret = cx
+            .secret("secret_env", &self.secret_env)
+            .map_err(|p| problems.push(p))
+            .unwrap_or_default();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let source = VxpPull::new(&self, secret, cx.config.http.max_body_bytes)
+            .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?
+            .with_qd20_map(cx.config.qd20_to_qcvn102());
+        Ok(Built {
+            source: Some(Box::new(source)),
+            ..Built::default()
+        })
     }
-    let source = VxpPull::new(&cfg, secret, config.http.max_body_bytes)
-        .map_err(|e| vec![Problem::new(spec.path(), e)])?
-        .with_qd20_map(config.qd20_to_qcvn102());
-    Ok(Built {
-        source: Some(Box::new(source)),
-        ..Built::default()
-    })
 }
 
 fn check_config(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Vec<Problem> {
     let at = |k: &str| join(&spec.path(), k);
     let mut problems = Vec::new();
-    match reqwest::Url::parse(&cfg.base_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        Ok(_) => problems.push(Problem::new(
-            at("base_url"),
-            "must be an http:// or https:// URL",
-        )),
-        Err(e) => problems.push(Problem::new(at("base_url"), format!("not a URL: {e}"))),
-    }
+    problems.extend(http_client::http_url(at("base_url"), &cfg.base_url).err());
     if cfg.system_id.trim().is_empty() {
         problems.push(Problem::new(at("system_id"), "must not be empty"));
     }
@@ -170,27 +158,6 @@ fn check_config(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Vec<Problem> {
         }
     }
     problems
-}
-
-fn read_secret(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Result<String, Problem> {
-    crate::secret_from_env(spec, "secret_env", &cfg.secret_env)
-}
-
-/// One pending document as listed by the axis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Listed {
-    doc_id: String,
-    from: Option<String>,
-    /// The `servicetype` it was listed under; fetch and mark carry the same.
-    service: String,
-}
-
-/// Why a package could not be fetched.
-enum FetchError {
-    /// Try again next poll.
-    Retry(String),
-    /// Larger than the bus accepts: will never get in.
-    TooLarge(usize),
 }
 
 /// What one poll did, for logs and tests.
@@ -231,11 +198,7 @@ impl VxpPull {
     /// Builds from a checked config, the secret key read from `secret_env`, and the largest package the bus
     /// accepts.
     pub fn new(cfg: &VxpPullConfig, secret: String, max_bytes: usize) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout.get())
-            .connect_timeout(cfg.timeout.get())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = http_client::client(ClientOptions::timeout(cfg.timeout.get()))?;
         Ok(Self {
             http,
             base: cfg.base_url.trim_end_matches('/').to_owned(),
@@ -254,242 +217,6 @@ impl VxpPull {
         self.qd20 = map;
         self
     }
-
-    fn request(&self, method: reqwest::Method, op: &str, service: &str) -> reqwest::RequestBuilder {
-        self.headers(
-            self.http.request(method, format!("{}/{op}", self.base)),
-            service,
-        )
-    }
-
-    fn headers(&self, rb: reqwest::RequestBuilder, service: &str) -> reqwest::RequestBuilder {
-        rb.header("systemId", &self.system_id)
-            .header("secretKey", &self.secret)
-            .header("from", &self.agency)
-            .header("servicetype", service)
-            .header("messagetype", service.to_lowercase())
-    }
-
-    /// One round: list, then fetch, submit and mark each document in turn.
-    pub async fn poll_once(&self, ingress: &dyn Submit) -> PollStats {
-        let mut stats = PollStats::default();
-        let mut listed = Vec::new();
-        for service in &self.service_types {
-            match self.list(service).await {
-                Ok(l) => listed.extend(l),
-                Err(e) => {
-                    tracing::warn!(servicetype = %service, error = %e, "cannot list pending items at the axis; will try again");
-                }
-            }
-        }
-        stats.listed = listed.len();
-        for item in listed {
-            match self.take(&item, ingress).await {
-                Outcome::Done => stats.done += 1,
-                Outcome::Failed => stats.failed += 1,
-                Outcome::Left => stats.left += 1,
-            }
-        }
-        if stats.listed > 0 {
-            tracing::info!(
-                listed = stats.listed,
-                done = stats.done,
-                failed = stats.failed,
-                left = stats.left,
-                "pulled documents from the axis"
-            );
-        }
-        stats
-    }
-
-    async fn take(&self, item: &Listed, ingress: &dyn Submit) -> Outcome {
-        let doc = item.doc_id.as_str();
-        let svc = item.service.as_str();
-        let body = match self.fetch(doc, svc).await {
-            Ok(b) => b,
-            Err(FetchError::TooLarge(n)) => {
-                let reason = format!(
-                    "package is larger than the bus accepts ({n} bytes read, limit {} bytes)",
-                    self.max_bytes
-                );
-                return self.mark_failed(doc, svc, &reason).await;
-            }
-            Err(FetchError::Retry(e)) => {
-                tracing::warn!(doc_id = doc, error = %e, "cannot fetch document; left pending");
-                return Outcome::Left;
-            }
-        };
-        let sender = item
-            .from
-            .as_deref()
-            .map(|f| self.qd20.get(f).map(String::as_str).unwrap_or(f))
-            .filter(|f| AgencyCode::parse(f).is_ok())
-            .map(str::to_owned)
-            .or_else(|| package_sender(&body).filter(|f| AgencyCode::parse(f).is_ok()));
-        let Some(sender) = sender else {
-            let reason = "sender unknown: neither the list item's `from` nor the package's \
-                          MessageHeader/From/OrganId is a QCVN 102 agency code";
-            return self.mark_failed(doc, svc, reason).await;
-        };
-        let submission = Submission {
-            caller: Caller::Agency(sender),
-            content: ContentKind::Xml,
-            body,
-            traceparent: None,
-            // Documents keep the id they always had; other service types get their own, so that ids listed
-            // under two service types can never be taken for one another.
-            fallback_id: Some(match svc {
-                "eDoc" => format!("vxp-{doc}"),
-                other => format!("vxp-{}-{doc}", other.to_lowercase()),
-            }),
-        };
-        match ingress.submit(submission).await {
-            Ok(accepted) => {
-                tracing::debug!(doc_id = doc, id = %accepted.id, "document accepted by the bus");
-                match self.mark(doc, svc, "done", None).await {
-                    Ok(()) => Outcome::Done,
-                    Err(e) => {
-                        tracing::warn!(
-                            doc_id = doc, id = %accepted.id, error = %e,
-                            "accepted by the bus but not marked done at the axis; it will be offered again \
-                             and resubmitted with the same id"
-                        );
-                        Outcome::Left
-                    }
-                }
-            }
-            Err(e) if !e.retry_later() => self.mark_failed(doc, svc, &refusal(&e)).await,
-            Err(e) => {
-                tracing::warn!(doc_id = doc, code = e.code, error = %e.message, "bus unavailable; left pending");
-                Outcome::Left
-            }
-        }
-    }
-
-    async fn mark_failed(&self, doc: &str, svc: &str, reason: &str) -> Outcome {
-        tracing::warn!(
-            doc_id = doc,
-            reason,
-            "document refused; marking it failed at the axis"
-        );
-        match self.mark(doc, svc, "fail", Some(reason)).await {
-            Ok(()) => Outcome::Failed,
-            Err(e) => {
-                tracing::warn!(doc_id = doc, error = %e, "cannot mark document failed; left pending");
-                Outcome::Left
-            }
-        }
-    }
-
-    async fn list(&self, service: &str) -> Result<Vec<Listed>, String> {
-        let resp = self
-            .request(reqwest::Method::GET, "getReceivedEdocList", service)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = resp.status();
-        let raw = resp.bytes().await.map_err(|e| describe(&e))?;
-        let v = axis_json(status, &raw)?;
-        let data = match v.get("data") {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => return Ok(Vec::new()),
-            Some(other) => return Err(format!("`data` is not a list: {other}")),
-        };
-        let mut out = Vec::with_capacity(data.len());
-        for item in data {
-            let doc_id = match item.get("docId") {
-                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => {
-                    tracing::warn!(item = %item, "listed item without a docId; skipped");
-                    continue;
-                }
-            };
-            let from = item
-                .get("from")
-                .and_then(Value::as_str)
-                .map(|s| s.trim().to_owned());
-            out.push(Listed {
-                doc_id,
-                from,
-                service: service.to_owned(),
-            });
-        }
-        Ok(out)
-    }
-
-    async fn fetch(&self, doc: &str, service: &str) -> Result<Bytes, FetchError> {
-        let mut url = reqwest::Url::parse(&format!("{}/getEdoc", self.base))
-            .map_err(|e| FetchError::Retry(e.to_string()))?;
-        url.query_pairs_mut().append_pair("docId", doc);
-        let mut resp = self
-            .headers(self.http.get(url), service)
-            .send()
-            .await
-            .map_err(|e| FetchError::Retry(describe(&e)))?;
-        let status = resp.status();
-        let is_json = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.contains("json"));
-        if !status.is_success() || is_json {
-            let raw = resp.bytes().await.unwrap_or_default();
-            let why = match axis_json(status, &raw) {
-                Err(e) => e,
-                Ok(_) => format!("HTTP {status} with a JSON answer instead of a package"),
-            };
-            return Err(FetchError::Retry(why));
-        }
-        if let Some(len) = resp.content_length()
-            && len as usize > self.max_bytes
-        {
-            return Err(FetchError::TooLarge(len as usize));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Retry(describe(&e)))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > self.max_bytes {
-                return Err(FetchError::TooLarge(body.len()));
-            }
-        }
-        if body.is_empty() {
-            return Err(FetchError::Retry("empty package".into()));
-        }
-        Ok(Bytes::from(body))
-    }
-
-    async fn mark(
-        &self,
-        doc: &str,
-        service: &str,
-        status: &str,
-        reason: Option<&str>,
-    ) -> Result<(), String> {
-        let mut body = json!({ "docId": doc, "status": status });
-        if let Some(r) = reason {
-            body["reason"] = json!(r);
-        }
-        let resp = self
-            .request(reqwest::Method::POST, "updateStatus", service)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let st = resp.status();
-        let raw = resp.bytes().await.map_err(|e| describe(&e))?;
-        axis_json(st, &raw).map(|_| ())
-    }
-}
-
-enum Outcome {
-    Done,
-    Failed,
-    Left,
 }
 
 #[async_trait]
@@ -512,89 +239,6 @@ impl Source for VxpPull {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(self.poll_interval) => {}
             }
-        }
-    }
-}
-
-/// The reason sent with `fail`: the bus's code, message and details, cut to a sane length.
-fn refusal(e: &ApiError) -> String {
-    let mut s = format!("bus refused the document: {}: {}", e.code, e.message);
-    for d in &e.details {
-        s.push_str(&format!("; {}: {}", d.path, d.message));
-    }
-    if s.chars().count() > MAX_REASON_CHARS {
-        s = s.chars().take(MAX_REASON_CHARS - 1).collect();
-        s.push('…');
-    }
-    s
-}
-
-/// An axis JSON answer with `status: OK`, or why not.
-fn axis_json(status: reqwest::StatusCode, raw: &[u8]) -> Result<Value, String> {
-    let excerpt = lienthong_bus::adapter::excerpt(raw, 300);
-    let v: Value =
-        serde_json::from_slice(raw).map_err(|_| format!("HTTP {status}, not JSON: {excerpt}"))?;
-    let ok = v
-        .get("status")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.eq_ignore_ascii_case("ok"));
-    if status.is_success() && ok {
-        return Ok(v);
-    }
-    let code = v
-        .get("ErrorCode")
-        .map(|c| c.to_string())
-        .unwrap_or_default();
-    let desc = v
-        .get("ErrorDesc")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    Err(format!("HTTP {status}, axis error {code}: {desc}"))
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".into();
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
-
-/// `MessageHeader/From/OrganId` of an edXML package (any namespace prefix), reading only the header.
-fn package_sender(body: &[u8]) -> Option<String> {
-    use quick_xml::events::Event;
-    let text = std::str::from_utf8(body).ok()?;
-    let mut reader = quick_xml::Reader::from_str(text);
-    let mut stack: Vec<String> = Vec::new();
-    let mut value = String::new();
-    let in_sender = |stack: &[String]| {
-        stack.len() >= 3 && stack[stack.len() - 3..] == ["MessageHeader", "From", "OrganId"]
-    };
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(e) => {
-                let name = e.local_name().as_ref().to_owned();
-                if name == "edXMLBody" || name == "AttachmentEncoded" {
-                    return None;
-                }
-                stack.push(name);
-            }
-            Event::End(_) => {
-                if in_sender(&stack) {
-                    let v = value.trim();
-                    return (!v.is_empty()).then(|| v.to_owned());
-                }
-                stack.pop();
-            }
-            Event::Text(t) if in_sender(&stack) => value.push_str(&t.xml10_content()),
-            Event::Eof => return None,
-            _ => {}
         }
     }
 }

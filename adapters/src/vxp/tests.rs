@@ -1,11 +1,17 @@
+use super::pull::package_sender;
 use super::*;
+use crate::testing::{build, check};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use lienthong_bus::adapter::Accepted;
+use lienthong_bus::adapter::{Accepted, Caller, Submission};
+use lienthong_bus::config::{AdapterSpec, Config};
+use lienthong_bus::error::ApiError;
 use lienthong_bus::error::code;
+use lienthong_bus::message::ContentKind;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
@@ -57,6 +63,9 @@ struct AxisState {
     broken: std::collections::HashSet<String>,
     /// The next this many `updateStatus` calls never answer (and change nothing).
     hang_updates: u32,
+    /// `(operation, status, other origin)`: calls of that operation (`getEdoc`, `updateStatus`) are answered
+    /// with a redirect there instead.
+    redirect: Option<(&'static str, u16, String)>,
     /// Events in order, shared with the fake bus: `list`, `get:<id>`, `submit:<id>`, `mark:<id>:<status>`.
     log: Vec<String>,
     bad_headers: u32,
@@ -139,6 +148,12 @@ fn authorised(s: &mut AxisState, h: &HeaderMap) -> bool {
     ok
 }
 
+/// The redirect `op` is answered with, if the test asked for one.
+fn redirected(s: &AxisState, op: &str, uri: &axum::http::Uri) -> Option<Response> {
+    let (which, status, to) = s.redirect.as_ref()?;
+    (*which == op).then(|| crate::http_client::redirect_trap::redirect(*status, to, uri))
+}
+
 fn denied() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -169,9 +184,13 @@ async fn list(State(st): St, h: HeaderMap) -> Response {
 async fn get_edoc(
     State(st): St,
     h: HeaderMap,
+    uri: axum::http::Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let mut s = st.lock().unwrap();
+    if let Some(r) = redirected(&s, "getEdoc", &uri) {
+        return r;
+    }
     if !authorised(&mut s, &h) {
         return denied();
     }
@@ -191,10 +210,18 @@ async fn get_edoc(
     }
 }
 
-async fn update(State(st): St, h: HeaderMap, axum::Json(v): axum::Json<Value>) -> Response {
+async fn update(
+    State(st): St,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    axum::Json(v): axum::Json<Value>,
+) -> Response {
     let id = v["docId"].as_str().unwrap_or_default().to_owned();
     let hang = {
         let mut s = st.lock().unwrap();
+        if let Some(r) = redirected(&s, "updateStatus", &uri) {
+            return r;
+        }
         if !authorised(&mut s, &h) {
             return denied();
         }
@@ -638,6 +665,46 @@ async fn an_axis_refusing_our_key_is_survived() {
         !format!("{src:?}").contains("wrong"),
         "secret in Debug output"
     );
+}
+
+/// The secret key never reaches another origin, whichever call is redirected there (see `crate::http_client`).
+#[tokio::test]
+async fn a_redirect_to_another_origin_never_carries_the_secret_key() {
+    use crate::http_client::redirect_trap::{Trap, redirector};
+    let trap = Trap::start().await;
+    let axis = Axis::start().await;
+    let bus = FakeBus::new(&axis);
+    for status in [307, 302] {
+        let target = redirector(status, &trap.url).await;
+        let cfg: VxpPullConfig = spec(&format!(
+            "base_url = \"{target}\"\nsystem_id = \"{SYSTEM_ID}\"\nsecret_env = \"X\"\nagency = \"{AGENCY}\"\n"
+        ))
+        .parse_options()
+        .unwrap();
+        let src = VxpPull::new(&cfg, SECRET.into(), 1 << 20).unwrap();
+        let stats = src.poll_once(bus.as_ref()).await;
+        trap.assert_never_saw(SECRET);
+        assert_eq!(stats, PollStats::default());
+    }
+
+    // The package download redirected: the document stays pending at the axis.
+    axis.add(
+        "d1",
+        Some("000.00.00.G22"),
+        edxml("000.00.00.G22", AGENCY, "s"),
+    );
+    axis.with(|s| s.redirect = Some(("getEdoc", 307, trap.url.clone())));
+    let stats = source(&axis, 1 << 20).poll_once(bus.as_ref()).await;
+    trap.assert_never_saw(SECRET);
+    assert_eq!((stats.listed, stats.left), (1, 1), "{stats:?}");
+    assert!(bus.submissions().is_empty());
+
+    // The mark redirected: accepted by the bus, not marked, offered again next poll.
+    axis.with(|s| s.redirect = Some(("updateStatus", 307, trap.url.clone())));
+    let stats = source(&axis, 1 << 20).poll_once(bus.as_ref()).await;
+    trap.assert_never_saw(SECRET);
+    assert_eq!((stats.listed, stats.left), (1, 1), "{stats:?}");
+    assert_eq!(axis.status("d1"), DocStatus::Pending);
 }
 
 #[test]

@@ -6,16 +6,20 @@
 //! How: a JSON message is POSTed as its envelope (with `attempt`), an XML message as its package bytes, untouched,
 //! with the envelope fields in `X-LT-*` headers. Every request carries `Idempotency-Key: <message id>` (a crash
 //! between the receiver's 2xx and our ack redelivers the same message; the receiver de-duplicates on this key)
-//! and `traceparent`. One `reqwest::Client` per adapter keeps a keep-alive pool shared by all its deliveries.
+//! and `traceparent`. One HTTP client per adapter (built by `crate::http_client`, the policy every HTTP adapter
+//! shares) keeps a keep-alive pool shared by all its deliveries.
 //!
 //! The answer is classified for the runtime, which does the retrying: 2xx is delivered; timeouts, connection
 //! errors, 408, 429 and 5xx are transient (`Retry-After` on 429/503 is passed on); every other status (4xx, and
-//! 3xx since redirects are not followed) is permanent and dead-lettered at once. Failures keep the status and
-//! the first KiB of the answer for the operator. The bearer token and the URL never appear in errors or logs.
+//! 3xx since no redirect is followed, so the token never reaches another host) is permanent and dead-lettered at
+//! once. Failures keep the status and the first KiB of the answer for the operator. The bearer token and the URL
+//! never appear in errors or logs.
 
+use crate::http_client::{self, ClientOptions};
+use crate::registry::{AdapterType, Context};
 use async_trait::async_trait;
 use lienthong_bus::adapter::{Built, Delivery, DeliveryError, Sink};
-use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
+use lienthong_bus::config::{HumanDuration, Problem, join};
 use lienthong_bus::message::ContentKind;
 use reqwest::header::{
     AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
@@ -41,8 +45,9 @@ pub struct WebhookConfig {
     /// `X-LT-*`, `Host`, `Content-Length`) cannot be set here.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Env var holding a token sent as `Authorization: Bearer <token>`. Read at startup and must be set then;
-    /// the token never appears in config or logs. Absent = no `Authorization` header.
+    /// Env var holding a token sent as `Authorization: Bearer <token>` (surrounding blanks trimmed). Read at
+    /// startup and must be set then; the token never appears in config or logs, and is never sent anywhere but
+    /// `url` (redirects are not followed). Absent = no `Authorization` header.
     #[serde(default)]
     pub auth_token_env: Option<String>,
 }
@@ -62,56 +67,40 @@ const RESERVED: &[&str] = &[
     "traceparent",
 ];
 
-pub fn check(spec: &AdapterSpec, _config: &Config) -> Vec<Problem> {
-    prepare(spec).err().unwrap_or_default()
+impl AdapterType for WebhookConfig {
+    const NAME: &'static str = "webhook";
+
+    fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
+        prepare(self, cx).err().unwrap_or_default()
+    }
+
+    fn build(self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {
+        let (url, headers) = prepare(&self, cx)?;
+        let client = http_client::client(ClientOptions {
+            timeout: self.timeout.get(),
+            connect_timeout: self.timeout.get().min(Duration::from_secs(10)),
+            headers,
+        })
+        .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?;
+        Ok(Built {
+            sink: Some(Arc::new(Webhook { client, url })),
+            ..Built::default()
+        })
+    }
 }
 
-pub fn build(spec: &AdapterSpec, _config: &Config) -> Result<Built, Vec<Problem>> {
-    let (cfg, url, headers) = prepare(spec)?;
-    let client = reqwest::Client::builder()
-        .timeout(cfg.timeout.get())
-        .connect_timeout(cfg.timeout.get().min(Duration::from_secs(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("lienthong/", env!("CARGO_PKG_VERSION")))
-        .default_headers(headers)
-        .build()
-        .map_err(|e| {
-            vec![Problem::new(
-                spec.path(),
-                format!("cannot create the HTTP client: {e}"),
-            )]
-        })?;
-    Ok(Built {
-        sink: Some(Arc::new(Webhook { client, url })),
-        ..Built::default()
-    })
-}
-
-/// Parses and validates the options; every problem with its key path.
-fn prepare(spec: &AdapterSpec) -> Result<(WebhookConfig, Url, HeaderMap), Vec<Problem>> {
-    let cfg: WebhookConfig = spec.parse_options().map_err(|p| vec![p])?;
-    let at = |key: &str| join(&spec.path(), key);
+/// Validates the options; the URL and the headers sent with every request, or every problem with its key path.
+fn prepare(cfg: &WebhookConfig, cx: &Context<'_>) -> Result<(Url, HeaderMap), Vec<Problem>> {
     let mut problems = Vec::new();
-    let url = match Url::parse(&cfg.url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
-        Ok(_) => {
-            problems.push(Problem::new(
-                at("url"),
-                "must be an http:// or https:// URL with a host",
-            ));
-            None
-        }
-        Err(e) => {
-            problems.push(Problem::new(at("url"), format!("not a URL: {e}")));
-            None
-        }
-    };
+    let url = http_client::http_url(cx.at("url"), &cfg.url)
+        .map_err(|p| problems.push(p))
+        .ok();
     if cfg.timeout.get().is_zero() {
-        problems.push(Problem::new(at("timeout"), "must be more than 0"));
+        problems.push(Problem::new(cx.at("timeout"), "must be more than 0"));
     }
     let mut headers = HeaderMap::new();
     for (name, value) in &cfg.headers {
-        let path = join(&at("headers"), name);
+        let path = join(&cx.at("headers"), name);
         match (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
@@ -133,27 +122,38 @@ fn prepare(spec: &AdapterSpec) -> Result<(WebhookConfig, Url, HeaderMap), Vec<Pr
         }
     }
     if let Some(var) = &cfg.auth_token_env {
-        let token = std::env::var(var).unwrap_or_default();
-        let token = token.trim();
-        match HeaderValue::from_str(&format!("Bearer {token}")) {
-            _ if token.is_empty() => problems.push(Problem::new(
-                at("auth_token_env"),
-                format!("env var `{var}` is not set (or empty); it must hold the receiver's bearer token"),
-            )),
-            Ok(mut v) => {
-                v.set_sensitive(true);
-                headers.insert(AUTHORIZATION, v);
-            }
-            Err(_) => problems.push(Problem::new(
-                at("auth_token_env"),
-                format!("env var `{var}` holds characters not allowed in an HTTP header"),
-            )),
+        match bearer(cx, var) {
+            Ok(v) => _ = headers.insert(AUTHORIZATION, v),
+            Err(p) => problems.push(p),
         }
     }
     match url {
-        Some(url) if problems.is_empty() => Ok((cfg, url, headers)),
+        Some(url) if problems.is_empty() => Ok((url, headers)),
         _ => Err(problems),
     }
+}
+
+/// `Bearer <token>` from the env var `var` (trimmed), marked sensitive so it is never logged.
+fn bearer(cx: &Context<'_>, var: &str) -> Result<HeaderValue, Problem> {
+    let token = cx.secret("auth_token_env", var)?;
+    let token = token.trim();
+    let at = || cx.at("auth_token_env");
+    if token.is_empty() {
+        return Err(Problem::new(
+            at(),
+            format!(
+                "environment variable `{var}` is blank; it must hold the receiver's bearer token"
+            ),
+        ));
+    }
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+        Problem::new(
+            at(),
+            format!("environment variable `{var}` holds characters not allowed in an HTTP header"),
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 struct Webhook {
@@ -203,13 +203,7 @@ fn request_error(e: reqwest::Error) -> DeliveryError {
         "request to receiver failed"
     };
     let e = e.without_url();
-    let mut reason = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        reason.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    DeliveryError::transient(reason)
+    DeliveryError::transient(format!("{what}: {}", http_client::error_chain(&e)))
 }
 
 async fn classify(mut resp: Response) -> Result<(), DeliveryError> {

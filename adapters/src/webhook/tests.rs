@@ -1,10 +1,12 @@
 use super::*;
+use crate::testing::{build, check};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxResponse};
 use axum::routing::post;
 use bytes::Bytes;
-use lienthong_bus::adapter::ErrorClass;
+use lienthong_bus::adapter::{AdapterFactory, ErrorClass};
+use lienthong_bus::config::{AdapterSpec, Config};
 use lienthong_bus::message::{Message, Meta};
 use std::net::SocketAddr;
 use tokio::sync::mpsc;
@@ -336,4 +338,36 @@ fn retry_after_reads_seconds_and_dates() {
     assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
     h.insert(RETRY_AFTER, "soon".parse().unwrap());
     assert_eq!(retry_after(&h, now), None);
+}
+
+/// A receiver URL that redirects to another origin: not followed, so the bearer token (and the message) never
+/// reach it; the 3xx is a permanent failure, as any 3xx (see `crate::http_client`).
+#[tokio::test]
+async fn a_redirect_to_another_origin_never_carries_the_token() {
+    use crate::http_client::redirect_trap::{Trap, redirector};
+    const TOKEN: &str = "receiver-token-51c9";
+    let env = |name: &str| (name == "LT_TEST_WEBHOOK_TOKEN").then(|| TOKEN.to_owned());
+    let trap = Trap::start().await;
+    for status in [307, 308, 301, 302, 303] {
+        let target = redirector(status, &trap.url).await;
+        let (config, spec) = adapter(&format!(
+            "url = \"{target}/inbox\"\nauth_token_env = \"LT_TEST_WEBHOOK_TOKEN\""
+        ));
+        let sink = crate::Factory
+            .build(&spec, &config, &env)
+            .unwrap()
+            .sink
+            .unwrap();
+        let err = sink
+            .deliver(&delivery(message(ContentKind::Json, b"{}"), 1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.class, err.status),
+            (ErrorClass::Permanent, Some(status.into())),
+            "{status}"
+        );
+    }
+    trap.assert_never_saw(TOKEN);
+    assert_eq!(trap.requests(), Vec::<String>::new());
 }

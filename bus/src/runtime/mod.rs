@@ -85,7 +85,7 @@ pub async fn start(
     let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
     for spec in &config.adapters {
         let built = factory
-            .build(spec, &config)
+            .build(spec, &config, env)
             .map_err(|problems| ConfigErrors {
                 file: config.file.clone(),
                 problems,

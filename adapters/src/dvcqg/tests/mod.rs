@@ -1,7 +1,9 @@
+mod redirects;
 mod standin;
 
 use super::record::{self, Kind, Rules};
 use super::*;
+use crate::testing::{build, check};
 use bytes::Bytes;
 use lienthong_bus::adapter::ErrorClass;
 use lienthong_bus::message::{Message, Meta};
