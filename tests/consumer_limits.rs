@@ -84,7 +84,7 @@ async fn a_message_that_crashes_its_consumer_is_parked_after_the_delivery_limit(
     assert_eq!(attempts.load(Ordering::SeqCst), 4);
     assert_eq!(
         bus.bus
-            .shared
+            .context
             .broker
             .queue_depth(&bus.names().deliver_queue("crashy"))
             .await,

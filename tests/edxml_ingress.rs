@@ -300,7 +300,7 @@ async fn xxe_and_billion_laughs_are_refused_quickly_and_never_delivered() {
     for adapter in ["stp-folder", "stp-hook"] {
         let depth = bus
             .bus
-            .shared
+            .context
             .broker
             .queue_depth(&bus.names().deliver_queue(adapter))
             .await;
@@ -396,7 +396,7 @@ async fn sender_header_schema_and_media_type_are_checked() {
     assert!(calls[0].body == from_h40);
     assert_eq!(
         bus.bus
-            .shared
+            .context
             .broker
             .queue_depth(&bus.names().deliver_queue("stp-hook"))
             .await,
@@ -683,7 +683,7 @@ async fn forbidden_status_transitions_are_refused_and_not_delivered() {
     }
     assert_eq!(
         bus.bus
-            .shared
+            .context
             .broker
             .queue_depth(&bus.names().deliver_queue("h40-hook"))
             .await,

@@ -112,7 +112,7 @@ async fn a_route_matches_by_to_and_not_by_from() {
     // Nothing reached the other adapter: its queue is empty and it had no call.
     let depth = bus
         .bus
-        .shared
+        .context
         .broker
         .queue_depth(&bus.names().deliver_queue("h40-only"))
         .await;
@@ -367,7 +367,7 @@ async fn every_error_code_is_answered() {
     // None of the refused requests reached the receiver.
     assert_eq!(
         bus.bus
-            .shared
+            .context
             .broker
             .queue_depth(&bus.names().deliver_queue("stp"))
             .await,

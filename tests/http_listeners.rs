@@ -259,7 +259,13 @@ async fn both_transfer_encoding_and_content_length_is_refused_and_nothing_is_acc
         raw.closed_within(Duration::from_secs(5))
             .await
             .expect("the connection is closed after the refusal");
-        let accepted = bus.bus.shared.state.ingress_lookup(H40, &id).await.unwrap();
+        let accepted = bus
+            .bus
+            .context
+            .state
+            .ingress_lookup(H40, &id)
+            .await
+            .unwrap();
         assert!(accepted.is_none(), "the ambiguous request was accepted");
     }
     // The same envelope, chunked alone, is accepted: the refusal is the framing.

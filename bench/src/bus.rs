@@ -194,12 +194,12 @@ impl BusUnderTest {
         };
         if !this
             .bus
-            .shared
+            .context
             .broker
             .wait_ready(Duration::from_secs(20))
             .await
         {
-            let err = this.bus.shared.broker.last_error();
+            let err = this.bus.context.broker.last_error();
             this.stop().await;
             return Err(format!("the bus did not connect to RabbitMQ: {err:?}"));
         }
@@ -209,7 +209,7 @@ impl BusUnderTest {
     }
 
     pub fn ingress_exchange(&self) -> String {
-        self.bus.shared.names.ingress_exchange()
+        self.bus.context.names.ingress_exchange()
     }
 
     /// Bytes the SQLite state store occupies on disk (database plus WAL).

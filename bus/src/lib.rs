@@ -9,6 +9,8 @@ pub mod admin;
 pub mod broker;
 pub mod check;
 pub mod config;
+pub mod context;
+pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod http_api;

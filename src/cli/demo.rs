@@ -205,7 +205,7 @@ async fn wait_delivered(
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if bus
-            .shared
+            .context
             .state
             .was_delivered(adapter, sender, id)
             .await

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lienthong_bus::broker::Broker;
 use lienthong_bus::broker::topology::{Names, Topology};
 use lienthong_bus::config::Config;
-use lienthong_bus::runtime::dlq::{Ops, Outcome, Select};
+use lienthong_bus::dlq::{Ops, Outcome, Select};
 use lienthong_bus::state::StateStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,7 +153,10 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
             if v.is_empty() {
                 return Err(fail(format!("no parked message with id `{id}`")));
             }
-            let out: Vec<_> = v.iter().map(lienthong_bus::admin::entry_json).collect();
+            let out: Vec<_> = v
+                .iter()
+                .map(lienthong_bus::state::DlqEntry::to_json)
+                .collect();
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }

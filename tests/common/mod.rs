@@ -252,9 +252,9 @@ impl TestBus {
         // Port 1 is the tests' "broker that is down"; every other AMQP URL must come up.
         if broker_url.starts_with("amqp") && !broker_url.contains("127.0.0.1:1/") {
             assert!(
-                bus.shared.broker.wait_ready(Duration::from_secs(20)).await,
+                bus.context.broker.wait_ready(Duration::from_secs(20)).await,
                 "broker not ready: {:?}",
-                bus.shared.broker.last_error()
+                bus.context.broker.last_error()
             );
         }
         TestBus { bus, dir, ns }
@@ -294,7 +294,7 @@ impl TestBus {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-        assert!(bus.shared.broker.wait_ready(Duration::from_secs(20)).await);
+        assert!(bus.context.broker.wait_ready(Duration::from_secs(20)).await);
         TestBus { bus, dir, ns }
     }
 
@@ -323,7 +323,7 @@ impl TestBus {
 
     /// Stops the bus and deletes its queues and exchanges from the broker.
     pub async fn stop(self) {
-        let shared = self.bus.shared.clone();
+        let shared = self.bus.context.clone();
         self.bus.shutdown().await;
         if shared.config.bus.broker_url.starts_with("amqp") {
             let mut sinks: Vec<String> = shared.sinks.keys().cloned().collect();

@@ -17,14 +17,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Consumes `<namespace>.ingress` until `shutdown`, re-subscribing after connection losses.
 pub async fn run(ingress: Arc<Ingress>, shutdown: CancellationToken) {
-    let shared = ingress.shared().clone();
-    let queue = shared.names.ingress_queue();
+    let ctx = ingress.ctx().clone();
+    let queue = ctx.names.ingress_queue();
     let (prefetch, grace) = (
-        shared.config.bus.prefetch,
-        shared.config.bus.shutdown_timeout.get(),
+        ctx.config.bus.prefetch,
+        ctx.config.bus.shutdown_timeout.get(),
     );
     crate::broker::supervise::consume_until(
-        &shared.broker,
+        &ctx.broker,
         &queue,
         prefetch,
         grace,
@@ -44,7 +44,7 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
         Some("application/xml") | Some("text/xml") => Some(ContentKind::Xml),
         Some(_) => None,
     };
-    let limit = ingress.shared().config.http.max_body_bytes;
+    let limit = ingress.ctx().config.http.max_body_bytes;
     let result = match (content, env.user_id.as_deref()) {
         _ if env.body.len() > limit => Err(ApiError::new(
             code::PAYLOAD_TOO_LARGE,
@@ -105,7 +105,7 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
 }
 
 async fn reject(ingress: &Ingress, original: &Envelope, e: &ApiError) -> Result<(), BrokerError> {
-    let shared = ingress.shared();
+    let ctx = ingress.ctx();
     let mut env = original.clone();
     env.user_id = None;
     env.headers.insert(
@@ -116,13 +116,12 @@ async fn reject(ingress: &Ingress, original: &Envelope, e: &ApiError) -> Result<
         env.headers
             .insert("x-lt-user-id".into(), HeaderValue::Str(u.clone()));
     }
-    shared
-        .broker
+    ctx.broker
         .publish(
             "",
-            &shared.names.rejected_queue(),
+            &ctx.names.rejected_queue(),
             &env,
-            shared.config.bus.publish_timeout.get(),
+            ctx.config.bus.publish_timeout.get(),
         )
         .await
 }

@@ -1,7 +1,7 @@
 //! HTTP ingress: `POST /v1/messages`.
 //!
 //! Checks run cheapest-first so hostile input costs little: media type (415), bearer token (401), size (413,
-//! from `Content-Length` before reading, and again while reading), then the shared ingress pipeline. The
+//! from `Content-Length` before reading, and again while reading), then the ctx ingress pipeline. The
 //! connection itself (head checks, timeouts, the connection cap) is the listener's: [`crate::listener`].
 
 use super::Ingress;
@@ -77,13 +77,13 @@ async fn handle(
     body: Body,
 ) -> Result<crate::adapter::Accepted, ApiError> {
     let refused = |e: ApiError| {
-        // Refusals before the shared pipeline; the pipeline counts its own.
+        // Refusals before the ctx pipeline; the pipeline counts its own.
         metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
         e
     };
     let content = media_type(headers).map_err(refused)?;
     let agency = caller(ingress, headers).map_err(refused)?;
-    let limit = ingress.shared().config.http.max_body_bytes;
+    let limit = ingress.ctx().config.http.max_body_bytes;
     let too_large = || {
         ApiError::new(
             code::PAYLOAD_TOO_LARGE,

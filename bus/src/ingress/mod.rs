@@ -9,10 +9,10 @@ pub mod amqp;
 pub mod http;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
+use crate::context::Context;
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
-use crate::runtime::Shared;
 use crate::schema::SchemaRegistry;
 use crate::state::Claim;
 use crate::wire::AdapterCopy;
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Ingress {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     /// The domain's rule for party codes.
     plugin: Arc<dyn Plugin>,
     /// Formats other than the JSON envelope (by content kind).
@@ -39,13 +39,13 @@ impl Ingress {
     /// RabbitMQ user (a map would silently keep the later one, and the earlier could be impersonated).
     /// `plugin` judges party codes; `hooks` are what it plugged in (formats, observers).
     pub fn new(
-        shared: Arc<Shared>,
+        ctx: Arc<Context>,
         creds: crate::check::Credentials,
         plugin: Arc<dyn Plugin>,
         hooks: &crate::plugin::Hooks,
     ) -> Self {
         Self {
-            shared,
+            ctx,
             plugin,
             formats: hooks.formats.clone(),
             observers: hooks.observers.clone(),
@@ -54,8 +54,8 @@ impl Ingress {
         }
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub fn ctx(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
     /// The agency a bearer token belongs to.
@@ -69,7 +69,7 @@ impl Ingress {
     }
 
     fn prepare_json(&self, sub: &Submission) -> Result<Prepared, ApiError> {
-        let cfg = &self.shared.config;
+        let cfg = &self.ctx.config;
         let env =
             crate::envelope::parse(&sub.body, cfg.http.max_json_depth).map_err(|e| match e {
                 crate::envelope::EnvelopeError::InvalidJson(m) => {
@@ -125,7 +125,7 @@ impl Ingress {
             )
             .at("/from", "must be the authenticated agency"));
         }
-        let registry = &self.shared.registry;
+        let registry = &self.ctx.registry;
         let version = resolve_version(registry, &env.kind, env.version)?;
         let payload: serde_json::Value = serde_json::from_str(env.payload.get())
             .map_err(|e| ApiError::new(code::INVALID_JSON, format!("payload: {e}")))?;
@@ -165,7 +165,7 @@ impl Ingress {
         p: Prepared,
         traceparent: String,
     ) -> Result<Accepted, ApiError> {
-        let shared = &self.shared;
+        let ctx = &self.ctx;
         let Prepared {
             mut message,
             client_id,
@@ -174,7 +174,7 @@ impl Ingress {
         let meta = &message.meta;
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
-            match shared.state.ingress_claim(&meta.from, id, &digest).await {
+            match ctx.state.ingress_claim(&meta.from, id, &digest).await {
                 Ok(Claim::Same(Some(first))) => {
                     metrics::counter!("lienthong_ingress_duplicates_total").increment(1);
                     return Ok(first);
@@ -200,7 +200,7 @@ impl Ingress {
                 }
             }
         }
-        let decision = shared.router.route(&meta.kind, &meta.from, &meta.to);
+        let decision = ctx.router.route(&meta.kind, &meta.from, &meta.to);
         if decision.targets.is_empty() {
             return Err(ApiError::new(
                 code::NO_ROUTE,
@@ -212,15 +212,14 @@ impl Ingress {
                 ),
             ));
         }
-        let timeout = shared.config.bus.publish_timeout.get();
-        let exchange = shared.names.deliver_exchange();
+        let timeout = ctx.config.bus.publish_timeout.get();
+        let exchange = ctx.names.deliver_exchange();
         let publishes = decision.targets.iter().map(|t| {
             let env =
                 AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
             let exchange = exchange.clone();
             async move {
-                shared
-                    .broker
+                ctx.broker
                     .publish(&exchange, &t.adapter, &env, timeout)
                     .await
             }
@@ -247,7 +246,7 @@ impl Ingress {
             routes: decision.routes,
         };
         if let Some(id) = &client_id
-            && let Err(e) = shared
+            && let Err(e) = ctx
                 .state
                 .ingress_record(&meta.from, id, &digest, &accepted)
                 .await
@@ -280,8 +279,8 @@ impl Submit for Ingress {
             other => match self.formats.iter().find(|f| f.content() == other) {
                 Some(format) => {
                     let schemas = Schemas {
-                        registry: &self.shared.registry,
-                        max_body_bytes: self.shared.config.http.max_body_bytes,
+                        registry: &self.ctx.registry,
+                        max_body_bytes: self.ctx.config.http.max_body_bytes,
                     };
                     format.prepare(&sub, &schemas).await
                 }

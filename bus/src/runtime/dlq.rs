@@ -1,30 +1,41 @@
-//! The dead-letter parking lot: recording dead letters, and governed replay and purge.
+//! The dead-letter recorder: moves dead letters into the state store's parking lot.
 //!
 //! Dead letters arrive in `<namespace>.dlq.<adapter>` (from the worker, with the reason in headers, or from
-//! RabbitMQ when a message hit the delivery limit). The recorder moves each into the state store's parking lot
-//! — only after the row is written is the queue message acked — where an operator can list, inspect, replay or
-//! purge it. A replay keeps the message id, starts a fresh attempt budget, and is recorded in the audit log
-//! with who did it; a compare-and-set on the row's state means two operators cannot replay it twice.
+//! RabbitMQ when a message hit the delivery limit). The recorder moves each into the parking lot — only after
+//! the row is written is the queue message acked — where an operator can list, inspect, replay or purge it
+//! ([`crate::dlq`]).
 
-use super::Shared;
 use crate::broker::Broker;
-use crate::broker::topology::Names;
-use crate::error::{ApiError, code};
 use crate::message::now_rfc3339;
-use crate::state::{DlqEntry, StateStore};
+use crate::state::StateStore;
 use crate::wire;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
-    let queue = shared.names.dead_queue(&adapter);
-    let grace = shared.config.bus.shutdown_timeout.get();
-    crate::broker::supervise::consume_until(&shared.broker, &queue, 16, grace, &stop, |incoming| {
-        let (shared, adapter) = (shared.clone(), adapter.clone());
+/// What the recorder of one adapter's dead letters needs.
+pub(super) struct Recorder {
+    pub broker: Broker,
+    pub state: StateStore,
+    /// `<namespace>.dlq.<adapter>`.
+    pub queue: String,
+    pub adapter: String,
+    /// How long a shutdown waits for a dead letter being written.
+    pub grace: Duration,
+}
+
+pub(super) async fn record(r: Recorder, stop: CancellationToken) {
+    let Recorder {
+        broker,
+        state,
+        queue,
+        adapter,
+        grace,
+    } = r;
+    crate::broker::supervise::consume_until(&broker, &queue, 16, grace, &stop, |incoming| {
+        let (state, adapter) = (state.clone(), adapter.clone());
         async move {
             let entry = wire::dead::parked(&incoming.envelope, &adapter, &now_rfc3339());
-            match shared.state.park(&entry).await {
+            match state.park(&entry).await {
                 Ok(()) => {
                     tracing::warn!(id = %entry.id, adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
                     let _ = incoming.acker.ack().await;
@@ -38,201 +49,4 @@ pub(super) async fn record(shared: Arc<Shared>, adapter: String, stop: Cancellat
         }
     })
     .await;
-}
-
-/// Which parked messages an operator action is about. With an `id`, `from` picks the sender's message when
-/// several agencies used the same id (an action on such an id without `from` is refused as ambiguous).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Select<'a> {
-    pub id: Option<&'a str>,
-    pub adapter: Option<&'a str>,
-    pub from: Option<&'a str>,
-}
-
-/// Refuses to act on an id that names the messages of several senders: the operator must say whose.
-pub fn ambiguous(id: &str, entries: &[DlqEntry]) -> Result<(), ApiError> {
-    let mut senders: Vec<&str> = entries.iter().map(|e| e.from.as_str()).collect();
-    senders.sort_unstable();
-    senders.dedup();
-    if senders.len() > 1 {
-        return Err(ApiError::new(
-            code::CONFLICT,
-            format!(
-                "id `{id}` names parked messages of several senders ({}); say whose with `from`",
-                senders.join(", ")
-            ),
-        )
-        .at("/from", "required when several senders used this id"));
-    }
-    Ok(())
-}
-
-/// What replay and purge need; usable from the running bus and from the CLI alone.
-pub struct Ops<'a> {
-    pub broker: &'a Broker,
-    pub state: &'a StateStore,
-    pub names: &'a Names,
-    pub publish_timeout: Duration,
-}
-
-/// Result of a replay or purge of one parked message.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
-    pub id: String,
-    /// The sender of the message (ids are scoped by sender).
-    pub from: String,
-    pub adapter: String,
-    pub done: bool,
-    pub message: String,
-}
-
-impl Ops<'_> {
-    /// The parked entries an action names: one id (of one sender when several senders used it), or all
-    /// (of one adapter, of one sender).
-    async fn select(&self, which: &Select<'_>) -> Result<Vec<DlqEntry>, ApiError> {
-        let state_err =
-            |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
-        let Select { id, adapter, from } = *which;
-        match id {
-            Some(id) => {
-                let v = self
-                    .state
-                    .dlq_get(id, adapter, from)
-                    .await
-                    .map_err(state_err)?;
-                if v.is_empty() {
-                    return Err(ApiError::new(
-                        code::NOT_FOUND,
-                        format!(
-                            "no parked message with id `{id}`{}{}",
-                            from.map(|f| format!(" from {f}")).unwrap_or_default(),
-                            adapter
-                                .map(|a| format!(" for adapter `{a}`"))
-                                .unwrap_or_default()
-                        ),
-                    ));
-                }
-                ambiguous(id, &v)?;
-                Ok(v)
-            }
-            None => {
-                let list = self.state.dlq_list(adapter).await.map_err(state_err)?;
-                let mut out = Vec::with_capacity(list.len());
-                for e in list.iter().filter(|e| from.is_none_or(|f| e.from == f)) {
-                    out.extend(
-                        self.state
-                            .dlq_get(&e.id, Some(&e.adapter), Some(&e.from))
-                            .await
-                            .map_err(state_err)?,
-                    );
-                }
-                Ok(out)
-            }
-        }
-    }
-
-    /// Sends parked messages back to their adapter's work queue with a fresh attempt budget.
-    pub async fn replay(&self, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ApiError> {
-        let mut out = Vec::new();
-        for entry in self.select(which).await? {
-            out.push(self.replay_one(&entry, actor).await);
-        }
-        Ok(out)
-    }
-
-    async fn replay_one(&self, e: &DlqEntry, actor: &str) -> Outcome {
-        let outcome = |done, message: String| Outcome {
-            id: e.id.clone(),
-            from: e.from.clone(),
-            adapter: e.adapter.clone(),
-            done,
-            message,
-        };
-        match self
-            .state
-            .dlq_set_state(&e.adapter, &e.from, &e.id, "parked", "replayed")
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                return outcome(false, "already replayed or purged by someone else".into());
-            }
-            Err(err) => return outcome(false, format!("state store: {err}")),
-        }
-        let env = wire::dead::replay(e);
-        let exchange = self.names.deliver_exchange();
-        if let Err(err) = self
-            .broker
-            .publish(&exchange, &e.adapter, &env, self.publish_timeout)
-            .await
-        {
-            let _ = self
-                .state
-                .dlq_set_state(&e.adapter, &e.from, &e.id, "replayed", "parked")
-                .await;
-            return outcome(false, format!("not replayed: {err}"));
-        }
-        let _ = self
-            .state
-            .audit(
-                actor,
-                "replay",
-                &e.adapter,
-                &e.from,
-                &e.id,
-                &format!("reason was {}", e.reason),
-            )
-            .await;
-        tracing::info!(id = %e.id, adapter = %e.adapter, actor, "Replayed from the dead-letter queue");
-        outcome(true, "replayed".into())
-    }
-
-    /// Removes parked messages for good (recorded in the audit log).
-    pub async fn purge(&self, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ApiError> {
-        let mut out = Vec::new();
-        for e in self.select(which).await? {
-            let done = matches!(
-                self.state
-                    .dlq_set_state(&e.adapter, &e.from, &e.id, "parked", "purged")
-                    .await,
-                Ok(true)
-            );
-            if done {
-                let _ = self
-                    .state
-                    .audit(
-                        actor,
-                        "purge",
-                        &e.adapter,
-                        &e.from,
-                        &e.id,
-                        &format!("reason was {}", e.reason),
-                    )
-                    .await;
-            }
-            out.push(Outcome {
-                id: e.id.clone(),
-                from: e.from.clone(),
-                adapter: e.adapter.clone(),
-                done,
-                message: if done {
-                    "purged".into()
-                } else {
-                    "already replayed or purged".into()
-                },
-            });
-        }
-        Ok(out)
-    }
-}
-
-impl Shared {
-    pub fn dlq_ops(&self) -> Ops<'_> {
-        Ops {
-            broker: &self.broker,
-            state: &self.state,
-            names: &self.names,
-            publish_timeout: self.config.bus.publish_timeout.get(),
-        }
-    }
 }

@@ -1,17 +1,17 @@
 //! Assembles and runs the bus: broker, state store, ingress (HTTP, AMQP, sources), one delivery worker and
 //! one dead-letter recorder per sink adapter, and the admin API — and stops them in order on shutdown.
 
-pub mod dlq;
+mod dlq;
 mod worker;
 
-use crate::adapter::{AdapterFactory, Lookup, Sink, Source, Submit};
+use crate::adapter::{AdapterFactory, Source, Submit};
 use crate::broker::Broker;
 use crate::broker::topology::{self, Names};
 use crate::config::{Config, ConfigErrors};
+use crate::context::Context;
 use crate::ingress::Ingress;
 use crate::plugin::{Plugin, PluginContext};
 use crate::router::Router;
-use crate::schema::SchemaRegistry;
 use crate::state::StateStore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,23 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// What every part of the running bus shares.
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub names: Names,
-    pub registry: Arc<SchemaRegistry>,
-    pub router: Router,
-    pub broker: Broker,
-    pub state: StateStore,
-    pub sinks: HashMap<String, Arc<dyn Sink>>,
-    pub lookups: HashMap<String, Arc<dyn Lookup>>,
-    /// Sorted distinct retry delays (one TTL tier each).
-    pub retry_tiers: Vec<Duration>,
-    /// (adapter, message id) pairs being delivered by this process right now, so two copies of one message
-    /// (a client's resubmission after a crash) are never delivered concurrently.
-    pub in_flight: std::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
-}
 
 /// Why the bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +39,7 @@ pub enum StartError {
 pub struct RunningBus {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
-    pub shared: Arc<Shared>,
+    pub context: Arc<Context>,
     pub ingress: Arc<Ingress>,
     stop_intake: CancellationToken,
     stop_work: CancellationToken,
@@ -120,7 +103,7 @@ pub async fn start(
         state: state.clone(),
         schemas: registry.clone(),
     });
-    let shared = Arc::new(Shared {
+    let ctx = Arc::new(Context {
         router: Router::new(&config.routes),
         config: config.clone(),
         names,
@@ -132,7 +115,7 @@ pub async fn start(
         retry_tiers: tiers.into_iter().collect(),
         in_flight: Default::default(),
     });
-    let ingress = Arc::new(Ingress::new(shared.clone(), credentials, plugin, &hooks));
+    let ingress = Arc::new(Ingress::new(ctx.clone(), credentials, plugin, &hooks));
 
     let bind = |key: &'static str, addr: &str| {
         let addr = addr.to_owned();
@@ -155,9 +138,30 @@ pub async fn start(
     let mut work = JoinSet::new();
 
     // Workers first, so queued messages start moving as soon as the broker is up.
-    for id in shared.sinks.keys() {
-        work.spawn(worker::run(shared.clone(), id.clone(), stop_work.clone()));
-        work.spawn(dlq::record(shared.clone(), id.clone(), stop_work.clone()));
+    let grace = config.bus.shutdown_timeout.get();
+    for (id, sink) in &ctx.sinks {
+        let w = worker::Worker {
+            adapter: id.clone(),
+            sink: sink.clone(),
+            broker: ctx.broker.clone(),
+            state: ctx.state.clone(),
+            names: ctx.names.clone(),
+            router: ctx.router.clone(),
+            tiers: ctx.retry_tiers.clone(),
+            in_flight: ctx.in_flight.clone(),
+            prefetch: config.bus.prefetch,
+            publish_timeout: config.bus.publish_timeout.get(),
+            grace,
+        };
+        work.spawn(worker::run(w, stop_work.clone()));
+        let r = dlq::Recorder {
+            broker: ctx.broker.clone(),
+            state: ctx.state.clone(),
+            queue: ctx.names.dead_queue(id),
+            adapter: id.clone(),
+            grace,
+        };
+        work.spawn(dlq::record(r, stop_work.clone()));
     }
     intake.spawn(crate::listener::serve(
         http,
@@ -180,17 +184,17 @@ pub async fn start(
     }
     work.spawn(crate::listener::serve(
         admin,
-        crate::admin::router(shared.clone(), env, hooks.admin),
+        crate::admin::router(ctx.clone(), env, hooks.admin),
         config.admin.listener_limits(),
         stop_work.clone(),
     ));
     {
-        let shared = shared.clone();
+        let ctx = ctx.clone();
         let stop = stop_work.clone();
         work.spawn(async move {
-            let retention = shared.config.state.retention.get();
+            let retention = ctx.config.state.retention.get();
             loop {
-                match shared.state.prune(retention).await {
+                match ctx.state.prune(retention).await {
                     Ok(n) if n > 0 => tracing::info!(
                         removed = n,
                         "Pruned expired idempotency and delivery records"
@@ -209,13 +213,13 @@ pub async fn start(
         http = %http_addr,
         admin = %admin_addr,
         broker = %crate::broker::redact_url(&config.bus.broker_url),
-        state = shared.state.backend(),
+        state = ctx.state.backend(),
         "Liên Thông bus started"
     );
     Ok(RunningBus {
         http_addr,
         admin_addr,
-        shared,
+        context: ctx,
         ingress,
         stop_intake,
         stop_work,
@@ -228,7 +232,7 @@ impl RunningBus {
     /// Graceful stop: refuse new input, let in-flight deliveries finish (bounded by `bus.shutdown_timeout`),
     /// hand anything unfinished back to the broker, close connections.
     pub async fn shutdown(mut self) {
-        let grace = self.shared.config.bus.shutdown_timeout.get();
+        let grace = self.context.config.bus.shutdown_timeout.get();
         self.stop_intake.cancel();
         let _ = tokio::time::timeout(grace, async {
             while self.intake.join_next().await.is_some() {}
@@ -241,7 +245,7 @@ impl RunningBus {
         })
         .await;
         self.work.abort_all();
-        self.shared.broker.close().await;
+        self.context.broker.close().await;
         tracing::info!("Liên Thông bus stopped");
     }
 }

@@ -7,32 +7,50 @@
 //! always in exactly one of: its work queue, a retry tier, the dead-letter queue, or delivered.
 //! Concurrency per adapter is bounded by `bus.prefetch`; waiting for retries happens in RabbitMQ, never here.
 
-use super::Shared;
 use crate::adapter::{Delivery, ErrorClass, Sink};
+use crate::broker::Broker;
 use crate::broker::Incoming;
+use crate::broker::topology::Names;
+use crate::context::InFlight as Busy;
 use crate::message::now_rfc3339;
+use crate::router::Router;
+use crate::state::StateStore;
 use crate::wire::AdapterCopy;
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: CancellationToken) {
-    let queue = shared.names.deliver_queue(&adapter);
-    let sink = shared.sinks[&adapter].clone();
-    let (prefetch, grace) = (
-        shared.config.bus.prefetch,
-        shared.config.bus.shutdown_timeout.get(),
-    );
+/// What one adapter's delivery worker needs.
+pub(super) struct Worker {
+    pub adapter: String,
+    pub sink: Arc<dyn Sink>,
+    pub broker: Broker,
+    pub state: StateStore,
+    pub names: Names,
+    /// For the routes' retry policies.
+    pub router: Router,
+    /// The declared retry delays, sorted.
+    pub tiers: Vec<Duration>,
+    pub in_flight: Busy,
+    pub prefetch: u16,
+    pub publish_timeout: Duration,
+    /// How long a shutdown waits for deliveries in progress.
+    pub grace: Duration,
+}
+
+pub(super) async fn run(w: Worker, stop: CancellationToken) {
+    let w = Arc::new(w);
+    let queue = w.names.deliver_queue(&w.adapter);
     crate::broker::supervise::consume_until(
-        &shared.broker,
+        &w.broker,
         &queue,
-        prefetch,
-        grace,
+        w.prefetch,
+        w.grace,
         &stop,
         |incoming| {
-            let (shared, sink) = (shared.clone(), sink.clone());
-            async move { handle(&shared, sink.as_ref(), incoming).await }
+            let w = w.clone();
+            async move { handle(&w, incoming).await }
         },
     )
     .await;
@@ -41,19 +59,17 @@ pub(super) async fn run(shared: Arc<Shared>, adapter: String, stop: Cancellation
 /// Marks (adapter, sender, id) as being delivered by this process; a second copy waits for the first to finish, so
 /// its `was_delivered` check sees the first one's outcome.
 struct InFlight<'a> {
-    shared: &'a Shared,
+    busy: &'a Busy,
     key: (String, String, String),
 }
 
 impl<'a> InFlight<'a> {
-    async fn claim(shared: &'a Shared, adapter: &str, sender: &str, id: &str) -> InFlight<'a> {
+    async fn claim(busy: &'a Busy, adapter: &str, sender: &str, id: &str) -> InFlight<'a> {
         let key = (adapter.to_owned(), sender.to_owned(), id.to_owned());
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
-            if shared.in_flight.lock().expect("lock").insert(key.clone())
-                || Instant::now() > deadline
-            {
-                return InFlight { shared, key };
+            if busy.lock().expect("lock").insert(key.clone()) || Instant::now() > deadline {
+                return InFlight { busy, key };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -62,11 +78,7 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.shared
-            .in_flight
-            .lock()
-            .expect("lock")
-            .remove(&self.key);
+        self.busy.lock().expect("lock").remove(&self.key);
     }
 }
 
@@ -79,7 +91,8 @@ pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration
         .or_else(|| tiers.last().copied())
 }
 
-async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
+async fn handle(w: &Worker, incoming: Incoming) {
+    let sink = w.sink.as_ref();
     let copy = match AdapterCopy::from_envelope(&incoming.envelope, &incoming.routing_key) {
         Ok(c) => c,
         Err(e) => {
@@ -91,8 +104,8 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
     // Ids are chosen by agencies: a message is named by its sender and its id together, everywhere.
     let (id, sender) = (&copy.message.meta.id, &copy.message.meta.from);
     let adapter = &copy.adapter;
-    let _guard = InFlight::claim(shared, adapter, sender, id).await;
-    match shared.state.was_delivered(adapter, sender, id).await {
+    let _guard = InFlight::claim(&w.in_flight, adapter, sender, id).await;
+    match w.state.was_delivered(adapter, sender, id).await {
         Ok(true) => {
             tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
             metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => adapter.clone()).increment(1);
@@ -135,7 +148,7 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
         .record(started.elapsed().as_secs_f64());
     let err = match result {
         Ok(()) => {
-            if let Err(e) = shared.state.mark_delivered(adapter, sender, id).await {
+            if let Err(e) = w.state.mark_delivered(adapter, sender, id).await {
                 tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
             }
             metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
@@ -154,12 +167,12 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
     next.last_error = Some(err.reason.clone());
     next.last_status = err.status;
     next.body_excerpt = err.body_excerpt.clone();
-    let policy = shared.router.retry_policy(&copy.route);
+    let policy = w.router.retry_policy(&copy.route);
     let retry_in = match err.class {
         ErrorClass::Transient => policy
             .delay_before_retry(attempt)
             .map(|d| d.max(err.retry_after.unwrap_or_default()))
-            .and_then(|d| pick_tier(&shared.retry_tiers, d)),
+            .and_then(|d| pick_tier(&w.tiers, d)),
         ErrorClass::Permanent => None,
     };
     let (exchange, env) = match retry_in {
@@ -167,7 +180,7 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
             metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
                 .increment(1);
-            (shared.names.retry_tier(tier), next.to_envelope())
+            (w.names.retry_tier(tier), next.to_envelope())
         }
         None => {
             let reason = match err.class {
@@ -176,20 +189,12 @@ async fn handle(shared: &Shared, sink: &dyn Sink, incoming: Incoming) {
             };
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
             metrics::counter!("lienthong_dead_lettered_total", "adapter" => adapter.clone(), "reason" => reason).increment(1);
-            (
-                shared.names.dead_exchange(),
-                next.to_dead_letter(reason, &now),
-            )
+            (w.names.dead_exchange(), next.to_dead_letter(reason, &now))
         }
     };
-    match shared
+    match w
         .broker
-        .publish(
-            &exchange,
-            adapter,
-            &env,
-            shared.config.bus.publish_timeout.get(),
-        )
+        .publish(&exchange, adapter, &env, w.publish_timeout)
         .await
     {
         Ok(()) => {

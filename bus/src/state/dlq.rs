@@ -44,6 +44,29 @@ pub struct DlqEntry {
     pub payload: Vec<u8>,
 }
 
+impl DlqEntry {
+    /// The entry as JSON with its payload: as text when it is UTF-8 (`payload`), else base64
+    /// (`payload_base64`). What `GET /v1/dlq/{id}` and `lienthong dlq show` print.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(m) = &mut v {
+            match std::str::from_utf8(&self.payload) {
+                Ok(t) => m.insert("payload".into(), serde_json::Value::String(t.into())),
+                Err(_) => {
+                    use base64::Engine;
+                    m.insert(
+                        "payload_base64".into(),
+                        serde_json::Value::String(
+                            base64::engine::general_purpose::STANDARD.encode(&self.payload),
+                        ),
+                    )
+                }
+            };
+        }
+        v
+    }
+}
+
 fn check_dlq_state(state: &str) -> Result<(), StateError> {
     if DLQ_STATES.contains(&state) {
         Ok(())

@@ -1,0 +1,45 @@
+//! What an operator checks first: is the bus ready (broker connected, topology declared), and how deep is each
+//! of its queues.
+
+use super::AdminState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// `GET /readyz`: 200 only while the broker is connected and the topology declared.
+pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
+    let broker = s.ctx.broker.is_ready();
+    let body = serde_json::json!({
+        "ready": broker,
+        "broker": if broker { "connected" } else { "disconnected" },
+        "broker_error": s.ctx.broker.last_error(),
+        "state": s.ctx.state.backend(),
+    });
+    let status = if broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /v1/topology`: every queue of this namespace and its depth.
+pub(super) async fn topology(State(s): State<AdminState>) -> Response {
+    let n = &s.ctx.names;
+    let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
+    let mut ids: Vec<_> = s.ctx.sinks.keys().cloned().collect();
+    ids.sort();
+    for a in &ids {
+        queues.push(n.deliver_queue(a));
+        queues.push(n.dead_queue(a));
+    }
+    for t in &s.ctx.retry_tiers {
+        queues.push(n.retry_tier(*t));
+    }
+    let mut out = Vec::new();
+    for q in queues {
+        let depth = s.ctx.broker.queue_depth(&q).await;
+        out.push(serde_json::json!({"queue": q, "messages": depth}));
+    }
+    axum::Json(serde_json::json!({"namespace": n.namespace, "queues": out})).into_response()
+}
