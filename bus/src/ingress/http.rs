@@ -45,7 +45,7 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
         _ => Err(ApiError::new(
             code::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "Content-Type `{}` is not accepted; send application/json (envelope) or application/xml (edXML)",
+                "Content-Type `{}` is not accepted; send application/json (envelope) or application/xml (XML document)",
                 ct.chars().take(100).collect::<String>()
             ),
         )),
@@ -111,7 +111,7 @@ async fn handle(
     {
         return Err(refused(too_large()));
     }
-    // Read into one buffer sized from Content-Length: a 20 MB edXML package is held once, not as a list of
+    // Read into one buffer sized from Content-Length: a 20 MB XML document is held once, not as a list of
     // chunks plus a concatenated copy.
     let hint = headers
         .get(header::CONTENT_LENGTH)
