@@ -1,4 +1,4 @@
-//! Large bodies go out on a connection of their own (bus/src/broker/large.rs), written frame by frame from the
+//! Large bodies go out on a connection of their own (bus/src/broker/large/), written frame by frame from the
 //! message's buffer. Against the real RabbitMQ: what arrives is exactly what the ordinary (lapin) path
 //! delivers, byte for byte and header for header; an unroutable message is refused; a broker nack is a nack;
 //! a missing exchange is a clear error within the deadline.

@@ -100,7 +100,7 @@ pub trait Sink: Send + Sync {
 /// Who is submitting, as established by the transport (token, RabbitMQ user, adapter config).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// An authenticated agency, by QCVN 102 code.
+    /// An authenticated agency, by its party code.
     Agency(String),
 }
 
@@ -141,7 +141,7 @@ pub trait Source: Send {
     ) -> Result<(), String>;
 }
 
-/// A read-only query against an adapter's peer (e.g. the portal's `TraCuuHoSo`), exposed on the admin API.
+/// A read-only query against an adapter's peer (e.g. a status lookup on a portal), exposed on the admin API.
 #[async_trait]
 pub trait Lookup: Send + Sync {
     async fn lookup(&self, key: &str) -> Result<serde_json::Value, DeliveryError>;

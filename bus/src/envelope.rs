@@ -149,14 +149,14 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
 mod tests {
     use super::*;
 
-    const OK: &str = r#"{"id":"x-1","type":"dossier.submitted","from":"000.00.00.H40","to":["000.00.12.H40"],"payload":{"MaHoSo":"A"}}"#;
+    const OK: &str = r#"{"id":"x-1","type":"dossier.submitted","from":"000.00.00.H40","to":["000.00.12.H40"],"payload":{"RecordNo":"A"}}"#;
 
     #[test]
     fn parses_a_good_envelope_and_keeps_payload_bytes() {
         let e = parse(OK.as_bytes(), 64).unwrap();
         assert_eq!(e.kind, "dossier.submitted");
         assert_eq!(e.version, None);
-        assert_eq!(e.payload.get(), r#"{"MaHoSo":"A"}"#);
+        assert_eq!(e.payload.get(), r#"{"RecordNo":"A"}"#);
     }
 
     #[test]
@@ -248,16 +248,16 @@ mod tests {
             other => panic!("{body}: {other:?}"),
         };
         let (path, message) = at(&OK.replace(
-            r#"{"MaHoSo":"A"}"#,
-            r#"{"MaHoSo":"A","TrangThaiHoSo":"evil<script>","TrangThaiHoSo":2}"#,
+            r#"{"RecordNo":"A"}"#,
+            r#"{"RecordNo":"A","Status":"evil<script>","Status":2}"#,
         ));
-        assert_eq!(path, "/payload/TrangThaiHoSo");
-        assert!(message.contains("TrangThaiHoSo"), "{message}");
+        assert_eq!(path, "/payload/Status");
+        assert!(message.contains("Status"), "{message}");
         let deep = OK.replace(
-            r#"{"MaHoSo":"A"}"#,
-            r#"{"MaHoSo":"A","GiayTo":[{"Ten":"x"},{"Ten":"y","Ten":"z"}]}"#,
+            r#"{"RecordNo":"A"}"#,
+            r#"{"RecordNo":"A","Items":[{"Name":"x"},{"Name":"y","Name":"z"}]}"#,
         );
-        assert_eq!(at(&deep).0, "/payload/GiayTo/1/Ten");
+        assert_eq!(at(&deep).0, "/payload/Items/1/Name");
         // In the envelope too: serde would otherwise call it an invalid envelope, or keep the last `from`.
         assert_eq!(
             at(&OK.replace("\"id\":\"x-1\"", "\"id\":\"x-1\",\"id\":\"x-2\"")).0,
@@ -265,13 +265,17 @@ mod tests {
         );
         // The same key spelt with an escape is the same key.
         assert_eq!(
-            at(&OK.replace(r#"{"MaHoSo":"A"}"#, r#"{"MaHoSo":"A","\u004daHoSo":"B"}"#)).0,
-            "/payload/MaHoSo"
+            at(&OK.replace(
+                r#"{"RecordNo":"A"}"#,
+                r#"{"RecordNo":"A","\u0052ecordNo":"B"}"#
+            ))
+            .0,
+            "/payload/RecordNo"
         );
         // The same key in sibling objects is not a duplicate.
         let ok = OK.replace(
-            r#"{"MaHoSo":"A"}"#,
-            r#"{"MaHoSo":"A","L":[{"MaHoSo":"B"}]}"#,
+            r#"{"RecordNo":"A"}"#,
+            r#"{"RecordNo":"A","L":[{"RecordNo":"B"}]}"#,
         );
         assert!(parse(ok.as_bytes(), 64).is_ok());
     }

@@ -1,5 +1,5 @@
 //! glibc malloc settings that keep the process's memory close to what it really holds while a large message
-//! (a 20 MB edXML package) passes through.
+//! (a 20 MB XML document with attachments) passes through.
 //!
 //! Why: glibc serves blocks of 128 KiB and more with their own `mmap`, but each time such a block is freed it
 //! raises that threshold to the freed size (up to 32 MiB). After the first large package, the next package's

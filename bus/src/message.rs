@@ -1,7 +1,7 @@
 //! What travels through the broker: a message's metadata plus its payload bytes, untouched.
 //!
-//! The payload is kept as the exact bytes the sender posted (the JSON `payload` value, or a whole edXML
-//! package) so a receiver gets them byte-for-byte and the bus never re-encodes a 20 MB document. The metadata
+//! The payload is kept as the exact bytes the sender posted (the JSON `payload` value, or a whole XML
+//! document) so a receiver gets them byte-for-byte and the bus never re-encodes a 20 MB document. The metadata
 //! rides in AMQP properties and headers (see [`crate::broker::headers`]).
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum ContentKind {
     /// The payload is the JSON value of the envelope's `payload`.
     Json,
-    /// The payload is a whole XML document (an edXML package).
+    /// The payload is a whole XML document (e.g. a document package with attachments).
     Xml,
 }
 
@@ -134,12 +134,12 @@ mod tests {
                 created_at: "2026-01-01T00:00:00Z".into(),
             },
             content: ContentKind::Json,
-            payload: Bytes::from_static(b"{ \"MaHoSo\" :\"X\",  \"n\":1.50 }"),
+            payload: Bytes::from_static(b"{ \"RecordNo\" :\"X\",  \"n\":1.50 }"),
         };
         let out = m.envelope_json(Some(2));
         let s = String::from_utf8(out).unwrap();
         assert!(
-            s.ends_with(",\"payload\":{ \"MaHoSo\" :\"X\",  \"n\":1.50 }}"),
+            s.ends_with(",\"payload\":{ \"RecordNo\" :\"X\",  \"n\":1.50 }}"),
             "{s}"
         );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();

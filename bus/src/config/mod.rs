@@ -51,7 +51,7 @@ pub struct BusConfig {
     /// 503 `broker_unavailable`. Default `"10s"`.
     #[serde(default = "default_publish_timeout")]
     pub publish_timeout: HumanDuration,
-    /// Message bodies of at least this many bytes (an edXML package with attachments, say) are published on a
+    /// Message bodies of at least this many bytes (an XML document with attachments, say) are published on a
     /// short-lived connection of their own, each AMQP body frame written straight from the message's buffer;
     /// smaller ones share the bus's publish connection. Why: the AMQP client copies a whole body before sending
     /// it, so a 27 MB package would be held twice. Same guarantees either way (persistent, confirmed,
@@ -147,8 +147,8 @@ pub struct AgencyConfig {
     /// Position in `[[agencies]]` (for key paths), set by the loader.
     #[serde(skip)]
     pub index: usize,
-    /// The agency's code, e.g. `000.00.00.H40`. Validated by the domain's rule for party codes (QCVN 102:2016
-    /// agency codes, `NNN.NN.NN.Xnn`, with the provincial domain; see docs/qcvn102.md).
+    /// The agency's code, e.g. `000.00.00.H40`. Validated by the domain's rule for party codes (with the
+    /// provincial domain, the national agency code format `NNN.NN.NN.Xnn`; see docs/qcvn102.md).
     pub code: String,
     /// Human name, shown in logs and the admin API.
     #[serde(default)]

@@ -255,8 +255,8 @@ mod tests {
     #[test]
     fn finds_a_duplicate_key_at_any_depth_with_its_pointer() {
         assert_eq!(
-            dup(r#"{"payload":{"TrangThaiHoSo":"evil<script>","TrangThaiHoSo":2}}"#).as_deref(),
-            Some("/payload/TrangThaiHoSo")
+            dup(r#"{"payload":{"Status":"evil<script>","Status":2}}"#).as_deref(),
+            Some("/payload/Status")
         );
         assert_eq!(
             dup(r#"{"from":"a","to":[],"from":"b"}"#).as_deref(),

@@ -41,7 +41,7 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
         _ => Err(ApiError::new(
             code::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "Content-Type `{}` is not accepted; send application/json (envelope) or application/xml (edXML)",
+                "Content-Type `{}` is not accepted; send application/json (envelope) or application/xml (XML document)",
                 ct.chars().take(100).collect::<String>()
             ),
         )),
@@ -133,7 +133,7 @@ pub enum BodyError {
 /// The buffer grows as bytes arrive, never ahead of them: a client declaring `Content-Length: 10485760` and
 /// sending 1 KB holds about 1 KB here, not 10 MiB (a thousand such connections would otherwise reserve 10
 /// GB). Growth doubles what has arrived but never passes the declared length, so a truthful large body
-/// (a 20 MB edXML package) still ends in a buffer of exactly its size, held once: not a list of chunks plus a
+/// (a 20 MB XML document) still ends in a buffer of exactly its size, held once: not a list of chunks plus a
 /// concatenated copy.
 pub async fn collect_body(
     mut stream: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> + Unpin,

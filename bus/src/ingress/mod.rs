@@ -225,7 +225,7 @@ impl Ingress {
             }
         });
         let confirmed = futures::future::join_all(publishes).await;
-        // Every copy is settled by the broker, so the payload (a whole edXML package can be 27 MB) is released
+        // Every copy is settled by the broker, so the payload (a whole XML document can be 27 MB) is released
         // now rather than after the state-store writes below: the delivery worker may already be receiving the
         // same message, and the two must not be held at once.
         message.payload = Bytes::new();

@@ -1,0 +1,156 @@
+//! The connection supervisor: connect, declare, watch, reconnect with backoff, and say whether the bus is
+//! ready.
+//!
+//! Why one loop of our own (not lapin's auto-recover): it is the one place that knows whether both connections
+//! are up (`/readyz`), re-declares the whole topology after every reconnect, and records the last error an
+//! operator should see. It also closes large-message connections left idle.
+
+use super::declare::declare;
+use super::publish::publish_channel;
+use super::{Inner, Link, PUBLISH_CHANNELS};
+use futures::StreamExt;
+use lapin::Connection;
+use lapin::uri::AMQPUri;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Closes large-message connections that have waited idle too long.
+pub(super) async fn reap_large(inner: Arc<Inner>) {
+    let mut every = tokio::time::interval(crate::broker::large::IDLE / 3);
+    loop {
+        tokio::select! {
+            _ = every.tick() => inner.large.reap(false).await,
+            _ = inner.shutdown.cancelled() => return,
+        }
+    }
+}
+
+pub(super) async fn supervise(inner: Arc<Inner>) {
+    let mut backoff = Duration::from_millis(200);
+    let redacted = crate::broker::redact_url(&inner.url);
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        match connect(&inner).await {
+            Ok((link, mut events)) => {
+                backoff = Duration::from_millis(200);
+                *inner.last_error.lock().expect("lock") = None;
+                tracing::info!(broker = %redacted, "Connected to RabbitMQ; topology declared");
+                metrics::gauge!("lienthong_broker_connected").set(1.0);
+                inner.link.send_replace(Some(link.clone()));
+                loop {
+                    tokio::select! {
+                        ev = events.next() => match ev {
+                            Some(lapin::Event::Error(e)) => {
+                                *inner.last_error.lock().expect("lock") = Some(e.to_string());
+                                tracing::warn!(error = %e, "RabbitMQ connection error");
+                                break;
+                            }
+                            None => break,
+                            Some(_) => {}
+                        },
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                            if !link.connected() { break; }
+                        }
+                        _ = inner.shutdown.cancelled() => return,
+                    }
+                }
+                inner.link.send_replace(None);
+                // One of the two may still be open; close it so a reconnect does not leave it behind.
+                link.close("reconnecting").await;
+                metrics::gauge!("lienthong_broker_connected").set(0.0);
+                tracing::warn!(broker = %redacted, "Lost the RabbitMQ connection; reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(broker = %redacted, error = %e, retry_in = ?backoff, "Cannot connect to RabbitMQ or declare topology");
+                *inner.last_error.lock().expect("lock") = Some(e);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+type Events = std::pin::Pin<Box<dyn futures::Stream<Item = lapin::Event> + Send>>;
+
+/// RabbitMQ's default `frame_max`, which the broker would choose anyway.
+const FRAME_MAX: u32 = 131_072;
+
+/// The broker URL, proposing [`FRAME_MAX`] when it names no `frame_max`.
+///
+/// Why: lapin sizes its send and receive buffers (32 frames each) from the client's `frame_max`. Without one it
+/// starts them at the 8 KiB protocol minimum and, once the broker's 128 KiB is negotiated, grows them by
+/// writing zeros into 2 × 3.75 MiB — resident for the life of the process, before any message is sent. Sized
+/// right from the start they are left untouched until traffic fills them. The negotiated value is the same.
+pub(super) fn broker_uri(url: &str) -> Result<AMQPUri, String> {
+    let mut uri: AMQPUri = url.parse()?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
+    Ok(uri)
+}
+
+async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
+    let name = format!("lienthong {} ({role})", inner.topology_name());
+    crate::broker::lapin_runtime::open(broker_uri(&inner.url)?, name).await
+}
+
+async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
+    let conn = open(inner, "publish").await?;
+    let consumers = match open(inner, "consume").await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = conn.close(200, "second connection failed".into()).await;
+            return Err(e);
+        }
+    };
+    let events: Events = Box::pin(futures::stream::select(
+        conn.events_listener(),
+        consumers.events_listener(),
+    ));
+    let ready = async {
+        declare(&conn, &inner.topology).await?;
+        let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
+        for _ in 0..PUBLISH_CHANNELS {
+            publishers.push(Mutex::new(
+                publish_channel(&conn).await.map_err(|e| e.to_string())?,
+            ));
+        }
+        Ok::<_, String>(publishers)
+    };
+    let publishers = match ready.await {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = conn.close(200, "topology failed".into()).await;
+            let _ = consumers.close(200, "topology failed".into()).await;
+            return Err(e);
+        }
+    };
+    Ok((
+        Arc::new(Link {
+            conn,
+            consumers,
+            publishers,
+            next: AtomicUsize::new(0),
+        }),
+        events,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposes_rabbitmq_frame_max_unless_the_url_names_one() {
+        let uri = broker_uri("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(uri.query.frame_max, Some(FRAME_MAX));
+        let uri = broker_uri("amqp://127.0.0.1/%2f?frame_max=16384&heartbeat=5").unwrap();
+        assert_eq!(uri.query.frame_max, Some(16384));
+        assert_eq!(uri.query.heartbeat, Some(5));
+        assert!(broker_uri("not a url").is_err());
+    }
+}
