@@ -1,7 +1,9 @@
 //! Assembles and runs the bus: broker, state store, ingress (HTTP, AMQP, sources), one delivery worker and
-//! one dead-letter recorder per sink adapter, and the admin API — and stops them in order on shutdown.
+//! one dead-letter recorder per sink adapter, the admin API and the plugin's own listeners — and stops them in
+//! order on shutdown.
 
 pub mod dlq;
+mod plugin_listeners;
 mod worker;
 
 use crate::adapter::{AdapterFactory, Lookup, Sink, Source, Submit};
@@ -56,6 +58,8 @@ pub enum StartError {
 pub struct RunningBus {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The plugin's own listeners' addresses, by config key (`public.listen`).
+    pub listeners: HashMap<&'static str, SocketAddr>,
     pub shared: Arc<Shared>,
     pub ingress: Arc<Ingress>,
     stop_intake: CancellationToken,
@@ -115,7 +119,7 @@ pub async fn start(
         crate::broker::Tuning::from_config(&config.bus),
     );
     let registry = Arc::new(registry);
-    let hooks = plugin.start(&PluginContext {
+    let mut hooks = plugin.start(&PluginContext {
         config: config.clone(),
         state: state.clone(),
         schemas: registry.clone(),
@@ -146,6 +150,13 @@ pub async fn start(
     let admin = bind("admin.listen", &config.admin.listen).await?;
     let http_addr = http.local_addr().expect("bound");
     let admin_addr = admin.local_addr().expect("bound");
+    let mut plugin_listeners = Vec::new();
+    let mut listeners = HashMap::new();
+    for l in std::mem::take(&mut hooks.listeners) {
+        let tcp = bind(l.key, &l.addr).await?;
+        listeners.insert(l.key, tcp.local_addr().expect("bound"));
+        plugin_listeners.push((tcp, l));
+    }
 
     let stop_intake = CancellationToken::new();
     let stop_work = CancellationToken::new();
@@ -165,6 +176,9 @@ pub async fn start(
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
         });
+    }
+    for (tcp, l) in plugin_listeners {
+        intake.spawn(plugin_listeners::serve(tcp, l, stop_intake.clone()));
     }
     intake.spawn(crate::ingress::amqp::run(
         ingress.clone(),
@@ -219,6 +233,7 @@ pub async fn start(
     Ok(RunningBus {
         http_addr,
         admin_addr,
+        listeners,
         shared,
         ingress,
         stop_intake,
