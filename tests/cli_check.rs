@@ -250,3 +250,36 @@ fn check_and_run_refuse_two_agencies_with_one_credential() {
         );
     }
 }
+
+#[test]
+fn the_domains_sections_are_checked_and_a_section_no_one_owns_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        &dir,
+        "[tracking]\ndue_son = \"1d\"\n\n[public]\nlisten = \"127.0.0.1:0\"\nrate = \"thirty\"\n\n\
+         [publc]\nlisten = \"127.0.0.1:0\"\n\n[[agencies]]\ncode = \"000.00.00.H40\"\n",
+    );
+    for cmd in ["check", "run"] {
+        let (code, err) = exits(&[cmd, "--config"], &file, &[]);
+        assert_eq!(code, Some(1), "{cmd}: {err}");
+        for want in [
+            "tracking.due_son: unknown field",
+            "public.rate: `thirty` is not a rate",
+            "publc: unknown key; expected one of: bus, http, admin, state, agencies, adapters, routes, tracking, public",
+        ] {
+            assert!(err.contains(want), "{cmd}: missing {want:?} in:\n{err}");
+        }
+        assert!(
+            err.contains("3 problem(s)"),
+            "{cmd}: nothing spurious besides:\n{err}"
+        );
+    }
+    // Written right, the same sections pass.
+    let good = config_file(
+        &dir,
+        "[tracking]\ndue_soon = \"36h\"\n\n[public]\nlisten = \"127.0.0.1:0\"\nrate = \"60/min\"\n\n\
+         [[agencies]]\ncode = \"000.00.00.H40\"\n",
+    );
+    let (code, err) = exits(&["check", "--config"], &good, &[]);
+    assert_eq!(code, Some(0), "{err}");
+}

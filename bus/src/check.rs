@@ -2,11 +2,12 @@
 //!
 //! Structure and cross-references come from [`Config::load_all`], which reads on past structural mistakes;
 //! this adds what needs more than the file: the schemas compile, every route's types have a schema, each
-//! adapter's own keys (via its factory), that the env vars named for tokens are set, and that no two agencies
-//! share a credential. [`crate::runtime::start`] runs the same checks, so `run` refuses what `check` refuses.
+//! adapter's own keys (via its factory), the plugin's own top-level sections (and that every section is
+//! someone's), that the env vars named for tokens are set, and that no two agencies share a credential.
+//! [`crate::runtime::start`] runs the same checks, so `run` refuses what `check` refuses.
 
 use crate::adapter::AdapterFactory;
-use crate::config::{Config, ConfigErrors, Problem};
+use crate::config::{CORE_SECTIONS, Config, ConfigErrors, Problem};
 use crate::plugin::Plugin;
 use crate::schema::SchemaRegistry;
 use std::collections::HashMap;
@@ -56,7 +57,8 @@ fn findings(
     plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (Vec<Problem>, Option<SchemaRegistry>) {
-    let mut problems = party_codes(config, plugin);
+    let mut problems = sections(config, plugin);
+    problems.extend(party_codes(config, plugin));
     let dir = config.schemas_dir();
     let registry = if !dir.is_dir() {
         problems.push(Problem::new(
@@ -221,6 +223,23 @@ pub fn credentials(
     }
 }
 
+/// Top-level sections beyond the core's: each must be one the plugin owns, and the plugin checks its own.
+fn sections(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
+    let owned = plugin.sections();
+    let mut problems = Vec::new();
+    for key in config.sections.keys() {
+        if !owned.contains(&key.as_str()) {
+            let known: Vec<&str> = CORE_SECTIONS.iter().chain(owned).copied().collect();
+            problems.push(Problem::new(
+                key.clone(),
+                format!("unknown key; expected one of: {}", known.join(", ")),
+            ));
+        }
+    }
+    problems.extend(plugin.check_config(config));
+    problems
+}
+
 /// Every agency code in the config, judged by the plugin's rule (the file itself is read with the core's generic
 /// rule; a code both refuse is reported once).
 fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
@@ -316,6 +335,59 @@ mod tests {
         let problems = credentials(&config(&text), &env).unwrap_err();
         assert_eq!(problems[0].path, "agencies[1].token_env");
         assert!(problems[0].message.contains("admin.token_env"));
+    }
+
+    /// A plugin that owns `[tracking]` and reads it strictly.
+    struct OwnsTracking;
+
+    impl Plugin for OwnsTracking {
+        fn sections(&self) -> &[&'static str] {
+            &["tracking"]
+        }
+        fn check_config(&self, config: &Config) -> Vec<Problem> {
+            #[derive(serde::Deserialize, Default)]
+            #[serde(deny_unknown_fields)]
+            #[allow(dead_code)]
+            struct Tracking {
+                #[serde(default)]
+                due_soon: Option<String>,
+                #[serde(default)]
+                window: u32,
+            }
+            config.section::<Tracking>("tracking").1
+        }
+        fn start(&self, _: &crate::plugin::PluginContext) -> crate::plugin::Hooks {
+            Default::default()
+        }
+    }
+
+    #[test]
+    fn a_top_level_section_is_the_plugins_or_refused() {
+        let text = format!(
+            "{TWO}[tracking]\ndue_son = \"1d\"\nwindow = \"x\"\n[trackin]\ndue_soon = \"1d\"\n"
+        );
+        let c = config(&text);
+        assert!(c.sections.contains_key("tracking"), "kept as written");
+        let got: Vec<String> = sections(&c, &OwnsTracking)
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("trackin: unknown key; expected one of: bus, "),
+            "{got:?}"
+        );
+        assert!(got[0].ends_with("routes, tracking"), "{got:?}");
+        // Both bad keys of the plugin's section, each at its path: one does not hide the other.
+        assert!(
+            got[1].starts_with("tracking.due_son: unknown field"),
+            "{got:?}"
+        );
+        assert!(got[2].starts_with("tracking.window: "), "{got:?}");
+        // Without a plugin that owns it, the section is no one's.
+        let alone = sections(&c, &crate::plugin::NoPlugin);
+        let paths: Vec<&str> = alone.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["trackin", "tracking"]);
     }
 
     #[test]

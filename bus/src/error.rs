@@ -31,6 +31,10 @@ pub mod code {
     pub const UNAUTHENTICATED: &str = "unauthenticated";
     pub const FORBIDDEN: &str = "forbidden";
     pub const NOT_FOUND: &str = "not_found";
+    /// A query parameter of a read endpoint is unknown or malformed (`details[].path` names it).
+    pub const INVALID_QUERY: &str = "invalid_query";
+    /// Too many requests from one client; the answer carries `Retry-After`.
+    pub const RATE_LIMITED: &str = "rate_limited";
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const UNKNOWN_TYPE: &str = "unknown_type";
@@ -89,7 +93,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         use code::*;
         match self.code {
-            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML | BAD_REQUEST => 400,
+            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML | BAD_REQUEST | INVALID_QUERY => 400,
             UNAUTHENTICATED => 401,
             FORBIDDEN => 403,
             NOT_FOUND => 404,
@@ -100,6 +104,7 @@ impl ApiError {
             UNSUPPORTED_MEDIA_TYPE => 415,
             HEADERS_TOO_LARGE => 431,
             UNKNOWN_TYPE | SCHEMA_VIOLATION | NO_ROUTE | INVALID_TRANSITION => 422,
+            RATE_LIMITED => 429,
             UPSTREAM_ERROR => 502,
             BROKER_UNAVAILABLE | STATE_UNAVAILABLE => 503,
             _ => 500,

@@ -9,12 +9,15 @@
 //! * take a non-JSON format at ingress ([`Format`]: parse, check the sender, validate, name the message);
 //! * watch accepted messages ([`Observer`], e.g. to track where a case file is);
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
-//!   ([`Hooks::admin`]).
+//!   ([`Hooks::admin`]);
+//! * own top-level sections of the config file ([`Plugin::sections`], read with [`Config::section`] and
+//!   checked by [`Plugin::check_config`]), and listeners of its own ([`Hooks::listeners`]), e.g. a page meant
+//!   for the public that must not share a port with the admin API.
 //!
 //! [`NoPlugin`] is the bus alone: JSON envelopes, any printable party code.
 
 use crate::adapter::Submission;
-use crate::config::Config;
+use crate::config::{Config, Problem};
 use crate::error::ApiError;
 use crate::message::{ContentKind, Message, Meta};
 use crate::schema::SchemaRegistry;
@@ -52,6 +55,18 @@ pub trait Plugin: Send + Sync {
         Vec::new()
     }
 
+    /// The top-level config sections this plugin owns (`["tracking"]`, say). The core keeps them as written
+    /// ([`Config::sections`]); `check` and `run` refuse a section that neither the core nor the plugin owns.
+    fn sections(&self) -> &[&'static str] {
+        &[]
+    }
+
+    /// Every problem in the plugin's own sections, each at its key path (`tracking.due_soon`). Called by
+    /// `check` and by `run` before anything starts, so [`Plugin::start`] may take its sections as valid.
+    fn check_config(&self, _config: &Config) -> Vec<Problem> {
+        Vec::new()
+    }
+
     /// Called once the state store is connected and the schemas are loaded: what the plugin plugs in.
     fn start(&self, ctx: &PluginContext) -> Hooks;
 }
@@ -71,6 +86,28 @@ pub struct Hooks {
     pub observers: Vec<Arc<dyn Observer>>,
     /// Extra read endpoints on the admin listener, merged into its router.
     pub admin: Option<axum::Router>,
+    /// Listeners of the plugin's own, bound at start beside the bus's (a bind failure stops the start) and
+    /// closed with intake at shutdown.
+    pub listeners: Vec<PluginListener>,
+}
+
+/// A listener a plugin asks the bus to serve.
+pub struct PluginListener {
+    /// The config key of its address, named when it cannot bind (`public.listen`); also its name in
+    /// [`crate::runtime::RunningBus::listeners`].
+    pub key: &'static str,
+    /// Address to bind (`host:port`; port 0 picks a free one).
+    pub addr: String,
+    /// What it serves, on the same listener as the core's APIs (JSON refusals, raw-head checks). Handlers
+    /// may extract `axum::extract::ConnectInfo<std::net::SocketAddr>` (the client's address).
+    pub app: axum::Router,
+    /// A request's head, and then its body, must arrive within this long.
+    pub request_timeout: std::time::Duration,
+    /// Most connections open at once; the next client waits in the kernel's backlog until one closes.
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed (an idle keep-alive, or a client trickling
+    /// a request to hold a connection).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// A message ready to route and publish.

@@ -7,13 +7,19 @@
 //! * edXML packages (QCVN 102:2016) are an ingress format, with the document-flow rules: a package's id is
 //!   what it is, a recall only from the issuer, status codes in a legal order ([`edxml_ingress`],
 //!   docs/qcvn102.md);
-//! * accepted `dossier.*` messages are tracked per dossier ([`dossiers`], docs/dossiers.md);
-//! * both have tables in the state database ([`tables`]) and read endpoints on the admin API ([`admin`]).
+//! * accepted `dossier.*` messages are tracked per dossier and judged on time or not ([`dossiers`],
+//!   docs/dossiers.md);
+//! * both have tables in the state database ([`tables`]) and read endpoints on the admin API ([`admin`]):
+//!   one dossier, search, on-time rates per agency;
+//! * citizens look their dossier up on a listener of its own ([`public`]);
+//! * its settings are the config file's `[tracking]` and `[public]` sections ([`config`]).
 
 pub mod admin;
+pub mod config;
 pub mod documents;
 pub mod dossiers;
 pub mod edxml_ingress;
+pub mod public;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -21,8 +27,10 @@ mod tests;
 /// The QCVN 102 format crate, as this crate uses it.
 pub(crate) use lienthong_qcvn102 as qcvn;
 
-use lienthong_bus::plugin::{Hooks, Plugin, PluginContext};
+use lienthong_bus::config::{Config, Problem};
+use lienthong_bus::plugin::{Hooks, Plugin, PluginContext, PluginListener};
 use lienthong_bus::state::TableSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The province's rules, as one plugin.
@@ -39,9 +47,48 @@ impl Plugin for Province {
         vec![tables::TABLES]
     }
 
+    fn sections(&self) -> &[&'static str] {
+        config::SECTIONS
+    }
+
+    fn check_config(&self, config: &Config) -> Vec<Problem> {
+        config::DomainConfig::read(config).1
+    }
+
     fn start(&self, ctx: &PluginContext) -> Hooks {
+        // Checked before start (`check_config`), so the problems are known to be none.
+        let (cfg, _) = config::DomainConfig::read(&ctx.config);
+        let due_soon = cfg.tracking.due_soon.get();
+        let agency_names: Arc<BTreeMap<String, Option<String>>> = Arc::new(
+            ctx.config
+                .agencies
+                .iter()
+                .map(|a| {
+                    let name = Some(a.name.trim().to_owned()).filter(|n| !n.is_empty());
+                    (a.code.clone(), name)
+                })
+                .collect(),
+        );
         let documents = documents::DocumentStore::new(ctx.state.clone());
         let dossiers = dossiers::DossierStore::start(ctx.state.clone());
+        let listeners = cfg
+            .public
+            .listen
+            .map(|addr| PluginListener {
+                key: "public.listen",
+                addr,
+                app: public::router(public::PublicState {
+                    dossiers: dossiers.clone(),
+                    due_soon,
+                    agency_names: agency_names.clone(),
+                    limiter: Arc::new(public::limit::Limiter::new(cfg.public.rate)),
+                }),
+                max_connections: public::MAX_CONNECTIONS,
+                idle_timeout: public::IDLE_TIMEOUT,
+                request_timeout: public::REQUEST_TIMEOUT,
+            })
+            .into_iter()
+            .collect();
         Hooks {
             formats: vec![Arc::new(edxml_ingress::EdxmlFormat {
                 state: ctx.state.clone(),
@@ -54,7 +101,10 @@ impl Plugin for Province {
                 state: ctx.state.clone(),
                 dossiers,
                 documents,
+                due_soon,
+                agency_names,
             })),
+            listeners,
         }
     }
 }

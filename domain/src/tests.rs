@@ -7,6 +7,29 @@ use lienthong_bus::state::StateStore;
 use lienthong_bus::state::testing::{Fresh, Kind, fresh, make_version_1_database};
 use std::sync::Arc;
 
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(lienthong_bus::state::testing::Kind::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(lienthong_bus::state::testing::Kind::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+mod tracking;
+
 /// The domain's stores on a fresh database. Field order matters: the stores go before the cleanup.
 struct TestDb {
     documents: DocumentStore,
@@ -259,27 +282,6 @@ fn party_codes_are_qcvn_102_agency_codes() {
         let e = p.check_party(bad).unwrap_err();
         assert!(e.contains("QCVN 102"), "{bad}: {e}");
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(lienthong_bus::state::testing::Kind::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(lienthong_bus::state::testing::Kind::Postgres).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -556,3 +556,23 @@ impl Receiver {
         Self { addr, state }
     }
 }
+
+impl TestBus {
+    /// Like [`TestBus::start`], with the domain's public lookup listening (`[public]`, plus `public_extra`
+    /// TOML lines such as `rate = "5/min"`).
+    pub async fn start_with_public(test: &str, public_extra: &str, body: &str) -> TestBus {
+        let edit =
+            |head: String| format!("{head}\n[public]\nlisten = \"127.0.0.1:0\"\n{public_extra}\n");
+        Self::start_custom(test, AMQP, &edit, body, &lienthong_adapters::Factory).await
+    }
+
+    /// URL on the public lookup listener (`[public] listen`).
+    pub fn public(&self, path: &str) -> String {
+        let addr = self
+            .bus
+            .listeners
+            .get("public.listen")
+            .expect("started with a [public] listener");
+        format!("http://{addr}{path}")
+    }
+}

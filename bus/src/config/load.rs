@@ -14,7 +14,8 @@ use super::{
 };
 use std::path::Path;
 
-const TOP_LEVEL_KEYS: &[&str] = &[
+/// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
+pub const CORE_SECTIONS: &[&str] = &[
     "bus", "http", "admin", "state", "agencies", "adapters", "routes",
 ];
 
@@ -75,17 +76,13 @@ impl Config {
             .unwrap_or(Path::new("."))
             .to_owned();
         let mut problems = Vec::new();
-        for key in table.keys() {
-            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                problems.push(Problem::new(
-                    key.clone(),
-                    format!(
-                        "unknown key; expected one of: {}",
-                        TOP_LEVEL_KEYS.join(", ")
-                    ),
-                ));
-            }
-        }
+        // Sections the core does not own are kept as written, for the plugin that owns them; `check`, which
+        // knows the plugin, refuses those no one owns.
+        let sections: toml::Table = table
+            .iter()
+            .filter(|(key, _)| !CORE_SECTIONS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
         fn section<T: serde::de::DeserializeOwned + Default>(
             table: &toml::Table,
             key: &str,
@@ -124,10 +121,28 @@ impl Config {
             agencies,
             adapters,
             routes,
+            sections,
         };
         let more = config.cross_check();
         add_unless_explained(&mut problems, more);
         Ok((config, problems))
+    }
+}
+
+impl Config {
+    /// Reads the plugin-owned top-level section `key` into the plugin's own (`deny_unknown_fields`) type the
+    /// way the core reads its own sections: every problem at its key path (`tracking.due_soon`), a bad key
+    /// read around so the others are still checked (its default applies). An absent section is the default.
+    pub fn section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        key: &str,
+    ) -> (T, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let value = match self.sections.get(key) {
+            None => T::default(),
+            Some(v) => salvage(key, v.clone(), &mut problems).unwrap_or_default(),
+        };
+        (value, problems)
     }
 }
 

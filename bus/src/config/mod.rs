@@ -14,6 +14,7 @@ mod problem;
 
 pub use duration::HumanDuration;
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
+pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
 
@@ -150,7 +151,7 @@ pub struct AgencyConfig {
     /// The agency's code, e.g. `000.00.00.H40`. Validated by the domain's rule for party codes (with the
     /// provincial domain, the national agency code format `NNN.NN.NN.Xnn`; see docs/qcvn102.md).
     pub code: String,
-    /// Human name, shown in logs and the admin API.
+    /// Human name, shown in logs, the admin API and whatever the plugin shows of agencies.
     #[serde(default)]
     pub name: String,
     /// Env var holding the bearer token this agency's systems present on HTTP ingress. Read at startup; the
@@ -278,6 +279,10 @@ pub struct Config {
     pub agencies: Vec<AgencyConfig>,
     pub adapters: Vec<AdapterSpec>,
     pub routes: Vec<RouteConfig>,
+    /// Top-level sections the core does not own, as written: a plugin's (it names them in
+    /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
+    /// `run` refuse a section no one owns.
+    pub sections: toml::Table,
 }
 
 impl Config {

@@ -99,10 +99,11 @@ pub async fn serve(
             _ = stop.cancelled() => break,
         };
         match accepted {
-            Ok((tcp, _peer)) => {
+            Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
                 conns.spawn(serve_connection(
                     tcp,
+                    peer,
                     router.clone(),
                     limits,
                     stop.clone(),
@@ -137,6 +138,7 @@ enum Woke {
 /// One connection: hyper's HTTP/1.1 server over the guarded socket, and the watchdog acting on its deadlines.
 async fn serve_connection(
     tcp: TcpStream,
+    peer: std::net::SocketAddr,
     router: axum::Router,
     limits: ListenerLimits,
     stop: CancellationToken,
@@ -153,7 +155,7 @@ async fn serve_connection(
         .header_read_timeout(None)
         .max_headers(head::MAX_HEADERS)
         .keep_alive(true)
-        .serve_connection(io, service::Service::new(router, conn.clone()));
+        .serve_connection(io, service::Service::new(router, conn.clone(), peer));
     let mut http = pin!(http);
     let mut stopped = pin!(stop.cancelled());
     let mut alarm = pin!(tokio::time::sleep_until(Instant::now()));

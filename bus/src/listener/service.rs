@@ -22,11 +22,13 @@ use tower::ServiceExt;
 pub struct Service {
     router: axum::Router,
     conn: Arc<Conn>,
+    /// The client's address, given to handlers as `axum::extract::ConnectInfo<SocketAddr>`.
+    peer: std::net::SocketAddr,
 }
 
 impl Service {
-    pub fn new(router: axum::Router, conn: Arc<Conn>) -> Self {
-        Self { router, conn }
+    pub fn new(router: axum::Router, conn: Arc<Conn>, peer: std::net::SocketAddr) -> Self {
+        Self { router, conn, peer }
     }
 }
 
@@ -79,7 +81,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     type Error = Infallible;
     type Future = Answering;
 
-    fn call(&self, req: Request<Incoming>) -> Answering {
+    fn call(&self, mut req: Request<Incoming>) -> Answering {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let owed = Owed::new(self.conn.clone());
         let stand_in = req
             .headers()

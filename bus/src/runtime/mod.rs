@@ -1,5 +1,6 @@
 //! Assembles and runs the bus: broker, state store, ingress (HTTP, AMQP, sources), one delivery worker and
-//! one dead-letter recorder per sink adapter, and the admin API — and stops them in order on shutdown.
+//! one dead-letter recorder per sink adapter, the admin API and the plugin's own listeners — and stops them in
+//! order on shutdown.
 
 mod dlq;
 mod worker;
@@ -39,6 +40,8 @@ pub enum StartError {
 pub struct RunningBus {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The plugin's own listeners' addresses, by config key (`public.listen`).
+    pub listeners: HashMap<&'static str, SocketAddr>,
     pub context: Arc<Context>,
     pub ingress: Arc<Ingress>,
     stop_intake: CancellationToken,
@@ -98,7 +101,7 @@ pub async fn start(
         crate::broker::Tuning::from_config(&config.bus),
     );
     let registry = Arc::new(registry);
-    let hooks = plugin.start(&PluginContext {
+    let mut hooks = plugin.start(&PluginContext {
         config: config.clone(),
         state: state.clone(),
         schemas: registry.clone(),
@@ -131,6 +134,13 @@ pub async fn start(
     let admin = bind("admin.listen", &config.admin.listen).await?;
     let http_addr = http.local_addr().expect("bound");
     let admin_addr = admin.local_addr().expect("bound");
+    let mut plugin_listeners = Vec::new();
+    let mut listeners = HashMap::new();
+    for l in std::mem::take(&mut hooks.listeners) {
+        let tcp = bind(l.key, &l.addr).await?;
+        listeners.insert(l.key, tcp.local_addr().expect("bound"));
+        plugin_listeners.push((tcp, l));
+    }
 
     let stop_intake = CancellationToken::new();
     let stop_work = CancellationToken::new();
@@ -169,6 +179,21 @@ pub async fn start(
         config.http.listener_limits(),
         stop_intake.clone(),
     ));
+    for (tcp, l) in plugin_listeners {
+        let limits = crate::config::ListenerLimits {
+            section: l.key.split('.').next().unwrap_or(l.key),
+            header_read_timeout: l.request_timeout,
+            body_read_timeout: l.request_timeout,
+            idle_timeout: l.idle_timeout,
+            max_connections: l.max_connections.max(1),
+        };
+        intake.spawn(crate::listener::serve(
+            tcp,
+            l.app,
+            limits,
+            stop_intake.clone(),
+        ));
+    }
     intake.spawn(crate::ingress::amqp::run(
         ingress.clone(),
         stop_intake.clone(),
@@ -219,6 +244,7 @@ pub async fn start(
     Ok(RunningBus {
         http_addr,
         admin_addr,
+        listeners,
         context: ctx,
         ingress,
         stop_intake,

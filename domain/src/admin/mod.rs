@@ -2,13 +2,17 @@
 //!
 //! | endpoint | what |
 //! |---|---|
-//! | `GET /v1/dossiers/{MaHoSo}` | where a dossier is: latest portal status, appointment date, on time or not, every message about it and where each went |
+//! | `GET /v1/dossiers/{MaHoSo}` | where a dossier is: its state, status, appointment date and that date's history, the timeline of its steps (each with its own deadline judged), every message about it and where each went |
+//! | `GET /v1/dossiers?agency=&status=&state=&received_from=&received_to=&page=&per_page=` | search, newest received first, paged |
+//! | `GET /v1/stats/on-time?from=&to=&agency=[&format=csv]` | on-time counts and rate per agency and for the province |
 //! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency |
 
+mod search;
 mod views;
 
 use crate::documents::DocumentStore;
 use crate::dossiers::DossierStore;
+use crate::dossiers::rules::Clock;
 use crate::qcvn::edxml;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -16,7 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::state::StateStore;
-pub use views::{now_vn_14, status_name, timing};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+pub use views::{status_name, status_name_vi, timing};
 
 /// What the endpoints read.
 #[derive(Clone)]
@@ -24,11 +31,29 @@ pub struct AdminState {
     pub state: StateStore,
     pub dossiers: DossierStore,
     pub documents: DocumentStore,
+    /// `[tracking] due_soon`.
+    pub due_soon: Duration,
+    /// Configured agency names by code (`[[agencies]] name`).
+    pub agency_names: Arc<BTreeMap<String, Option<String>>>,
+}
+
+impl AdminState {
+    /// The clock dossiers are judged by now.
+    pub fn clock(&self) -> Clock {
+        Clock::now(self.due_soon)
+    }
+
+    /// The configured name of agency `code`.
+    pub fn name(&self, code: &str) -> Option<String> {
+        self.agency_names.get(code).cloned().flatten()
+    }
 }
 
 /// The routes, to be merged into the bus's admin router.
 pub fn router(s: AdminState) -> Router {
     Router::new()
+        .route("/v1/dossiers", get(search::search))
+        .route("/v1/stats/on-time", get(search::on_time))
         .route("/v1/dossiers/{code}", get(dossier))
         .route("/v1/documents", get(document_by_query))
         .route("/v1/documents/{id}", get(document))
@@ -146,14 +171,7 @@ async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Respo
         v["type"] = e.kind.clone().into();
         where_.push(v);
     }
-    let mut body = serde_json::to_value(&view).unwrap_or_default();
-    body["status_name"] = serde_json::json!(view.status.map(status_name));
-    body["timing"] = timing(
-        view.status,
-        view.due.as_deref(),
-        view.finished.as_deref(),
-        &now_vn_14(),
-    );
+    let mut body = views::dossier_json(&view, &s.clock(), &|c| s.name(c));
     body["messages"] = serde_json::Value::Array(where_);
     axum::Json(body).into_response()
 }

@@ -1,5 +1,8 @@
-//! What the domain's admin endpoints judge: portal status names, the Vietnam clock, and whether a dossier is on
-//! time.
+//! What the domain's admin endpoints say about a dossier: portal status names, and one dossier as JSON —
+//! its state, the timeline of its steps with their own deadlines judged, and its appointment date's history.
+
+use crate::dossiers::DossierView;
+use crate::dossiers::rules::{Clock, State};
 
 /// Portal status names (the national portal's dossier status codes; see docs/dossiers.md), for people reading
 /// the answer at 2 a.m.
@@ -19,80 +22,85 @@ pub fn status_name(code: i64) -> &'static str {
     }
 }
 
-/// Now in Vietnam (UTC+7) as `yyyyMMddHHmmss`, the portal's date format.
-pub fn now_vn_14() -> String {
-    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(7);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
-/// Whether a dossier is on time: finished by its appointment date, or not yet past it.
-pub fn timing(
-    status: Option<i64>,
-    due: Option<&str>,
-    finished: Option<&str>,
-    now: &str,
-) -> serde_json::Value {
-    let done = matches!(status, Some(3 | 7 | 8 | 9 | 10));
-    let valid = |s: &str| s.len() == 14 && s.bytes().all(|b| b.is_ascii_digit());
-    let due = due.filter(|d| valid(d));
-    let (state, on_time) = match (due, done, finished.filter(|f| valid(f))) {
-        (None, _, _) => ("no appointment date", None),
-        (Some(d), true, Some(f)) => (
-            if f <= d {
-                "finished on time"
-            } else {
-                "finished late"
-            },
-            Some(f <= d),
-        ),
-        (Some(_), true, None) => ("finished (no finish date sent)", None),
-        (Some(d), false, _) => (
-            if now <= d {
-                "open, on track"
-            } else {
-                "open, OVERDUE"
-            },
-            Some(now <= d),
-        ),
-    };
-    serde_json::json!({ "state": state, "on_time": on_time, "due": due, "now": now })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::timing;
-
-    #[test]
-    fn on_time_is_judged_against_the_appointment_date() {
-        let now = "20261127120000";
-        let t = |st, due, fin| {
-            timing(st, due, fin, now)["state"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
-        assert_eq!(t(Some(4), Some("20261130170000"), None), "open, on track");
-        assert_eq!(t(Some(4), Some("20261120170000"), None), "open, OVERDUE");
-        assert_eq!(
-            t(Some(10), Some("20261130170000"), Some("20261129090000")),
-            "finished on time"
-        );
-        assert_eq!(
-            t(Some(9), Some("20261130170000"), Some("20261201090000")),
-            "finished late"
-        );
-        assert_eq!(t(Some(2), None, None), "no appointment date");
-        assert_eq!(
-            timing(Some(4), Some("20261120170000"), None, now)["on_time"],
-            false
-        );
+/// The same in Vietnamese, for citizens.
+pub fn status_name_vi(code: i64) -> &'static str {
+    match code {
+        1 => "Mới đăng ký trực tuyến",
+        2 => "Đã tiếp nhận",
+        3 => "Không tiếp nhận",
+        4 => "Đang xử lý",
+        5 => "Yêu cầu bổ sung giấy tờ",
+        6 => "Yêu cầu thực hiện nghĩa vụ tài chính",
+        7 => "Công dân xin rút hồ sơ",
+        8 => "Dừng xử lý",
+        9 => "Đã xử lý xong",
+        10 => "Đã trả kết quả",
+        _ => "Không xác định",
     }
+}
+
+/// The verdict in the words of the first version of this endpoint (`timing.state`), kept for whoever reads
+/// them; `state` is the name to branch on.
+fn legacy_words(state: State) -> &'static str {
+    match state {
+        State::OnTime => "open, on track",
+        State::DueSoon => "open, due soon",
+        State::Overdue => "open, OVERDUE",
+        State::FinishedOnTime => "finished on time",
+        State::FinishedLate => "finished late",
+        State::Withdrawn => "withdrawn",
+        State::Refused => "refused",
+        State::NoDueDate => "no appointment date",
+    }
+}
+
+/// `timing`: `{state, verdict, on_time, due, now}` — `verdict` is the dossier's state, `due` the
+/// appointment date it is judged against (for a finished dossier, the one in force when it finished).
+pub fn timing(view: &DossierView, clock: &Clock) -> serde_json::Value {
+    let state = view.state(clock);
+    let due = if view.finished.is_some() {
+        view.finished_due.as_deref()
+    } else {
+        view.due.as_deref()
+    };
+    let on_time = match state {
+        State::OnTime | State::DueSoon | State::FinishedOnTime => Some(true),
+        State::Overdue | State::FinishedLate => Some(false),
+        State::Withdrawn | State::Refused | State::NoDueDate => None,
+    };
+    serde_json::json!({
+        "state": legacy_words(state),
+        "verdict": state,
+        "on_time": on_time,
+        "due": due,
+        "now": clock.now,
+    })
+}
+
+/// One dossier for `GET /v1/dossiers/{code}` (without `messages`, which the handler adds): the stored facts
+/// and events, and what follows from them by `clock`. `name` gives an agency's configured name.
+pub fn dossier_json(
+    view: &DossierView,
+    clock: &Clock,
+    name: &dyn Fn(&str) -> Option<String>,
+) -> serde_json::Value {
+    let mut body = serde_json::to_value(view).unwrap_or_default();
+    let state = view.state(clock);
+    body["state"] = serde_json::json!(state);
+    body["status_name"] = serde_json::json!(view.status.map(status_name));
+    body["agency_name"] = serde_json::json!(name(&view.agency));
+    body["receiving_agency_name"] = serde_json::json!(name(&view.receiving_agency));
+    body["timing"] = timing(view, clock);
+    body["due_history"] = serde_json::json!(view.due_history());
+    body["steps"] = view
+        .steps(clock)
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["status_name"] = status_name(s.status).into();
+            v["agency_name"] = serde_json::json!(name(&s.agency));
+            v
+        })
+        .collect();
+    body
 }

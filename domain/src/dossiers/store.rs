@@ -1,14 +1,17 @@
-//! Dossier tracking in the state database: one row per dossier with the latest facts (later facts win,
-//! absent ones keep the old), and one event per message about it.
+//! Dossier tracking in the state database: one row per dossier with its facts folded by [`super::rules`], and
+//! one event per message about it (each counted once, however often it is resubmitted).
 //!
 //! Writes go through one task that takes everything waiting and writes it in one transaction (a lone message
 //! is a batch of one), so tracking adds one commit per batch rather than per message; each caller is answered
-//! after its rows are committed, so a dossier is visible as soon as its message is accepted.
+//! after its rows are committed, so a dossier is visible as soon as its message is accepted. The fold needs
+//! the dossier as it stands, so each dossier row is read under a lock (PostgreSQL `FOR UPDATE`; SQLite holds
+//! its one write lock from the first statement), rows in code order so two bus processes never deadlock.
 
+use super::read::{COLUMNS, dossier_from_row};
+use super::rules::{self, Dossier, DueChange};
 use lienthong_bus::message::now_millis;
-use lienthong_bus::state::{StateStore, rfc3339_from_millis, text};
+use lienthong_bus::state::{Backend, StateStore, text};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use std::collections::BTreeMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,38 +28,23 @@ pub struct DossierFacts {
     pub message_id: String,
     pub status: Option<i64>,
     pub local_status: Option<String>,
+    /// `MaTTHC`.
+    pub procedure_code: Option<String>,
+    /// `TenTTHC`.
+    pub procedure: Option<String>,
+    /// `NgayTiepNhan`.
     pub received: Option<String>,
+    /// The appointment date, `NgayHenTra` (only that field: a step's deadline is not the dossier's).
     pub due: Option<String>,
+    /// `NgayKetThucXuLy`, else `NgayTra`.
     pub finished: Option<String>,
+    /// This step's own deadline, `NgayKetThucTheoQuyDinh`.
+    pub step_deadline: Option<String>,
+    /// When this step happened: `ThoiDiemXuLy`, else the date that goes with the status reported
+    /// (`NgayNopHoSo` for 1, `NgayTiepNhan` for 2, `NgayTuChoi` for 3, `NgayKetThucXuLy` for 9, `NgayTra`
+    /// for 10).
+    pub step_at: Option<String>,
     pub note: Option<String>,
-}
-
-/// One message about a dossier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DossierEvent {
-    pub message_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub sender: String,
-    pub status: Option<i64>,
-    pub note: Option<String>,
-    pub at: String,
-}
-
-/// The latest known state of a dossier and its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DossierView {
-    pub code: String,
-    pub sender: String,
-    pub status: Option<i64>,
-    pub local_status: Option<String>,
-    pub received: Option<String>,
-    pub due: Option<String>,
-    pub finished: Option<String>,
-    pub last_type: String,
-    pub last_message_id: String,
-    pub updated_at: String,
-    pub events: Vec<DossierEvent>,
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
@@ -87,54 +75,8 @@ impl DossierStore {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// The dossier `code`, with its events oldest first.
-    pub async fn get(&self, code: &str) -> Result<Option<DossierView>, sqlx::Error> {
-        let code = text(code);
-        let code = code.as_str();
-        let Some(r) = sqlx::query(
-            "SELECT code, sender, status, local_status, received, due, finished, last_type, last_message_id,
-                    updated_ms FROM lt_dossier WHERE ns = $1 AND code = $2",
-        )
-        .bind(self.state.namespace())
-        .bind(code)
-        .fetch_optional(self.state.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let events = sqlx::query(
-            "SELECT message_id, kind, sender, status, note, at_ms FROM lt_dossier_event
-             WHERE ns = $1 AND code = $2 ORDER BY at_ms, sender, message_id",
-        )
-        .bind(self.state.namespace())
-        .bind(code)
-        .fetch_all(self.state.pool())
-        .await?
-        .into_iter()
-        .map(|e| {
-            Ok(DossierEvent {
-                message_id: e.try_get("message_id")?,
-                kind: e.try_get("kind")?,
-                sender: e.try_get("sender")?,
-                status: e.try_get("status")?,
-                note: e.try_get("note")?,
-                at: rfc3339_from_millis(e.try_get("at_ms")?),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(Some(DossierView {
-            code: r.try_get("code")?,
-            sender: r.try_get("sender")?,
-            status: r.try_get("status")?,
-            local_status: r.try_get("local_status")?,
-            received: r.try_get("received")?,
-            due: r.try_get("due")?,
-            finished: r.try_get("finished")?,
-            last_type: r.try_get("last_type")?,
-            last_message_id: r.try_get("last_message_id")?,
-            updated_at: rfc3339_from_millis(r.try_get("updated_ms")?),
-            events,
-        }))
+    pub(super) fn state(&self) -> &StateStore {
+        &self.state
     }
 }
 
@@ -142,133 +84,140 @@ async fn write_lane(state: StateStore, mut rx: mpsc::Receiver<(DossierFacts, i64
     let mut ops = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
         let mut replies = Vec::with_capacity(ops.len());
-        // Facts fold in arrival order per dossier; events are kept once per (code, sender, id).
-        let mut dossiers: BTreeMap<String, (DossierFacts, i64)> = BTreeMap::new();
-        let mut events: BTreeMap<(String, String, String), (DossierFacts, i64)> = BTreeMap::new();
+        // Per dossier, in arrival order; dossiers in code order.
+        let mut dossiers: BTreeMap<String, Vec<(DossierFacts, i64)>> = BTreeMap::new();
         for (facts, at, reply) in ops.drain(..) {
-            let key = (
-                facts.code.clone(),
-                facts.sender.clone(),
-                facts.message_id.clone(),
-            );
-            events.entry(key).or_insert_with(|| (facts.clone(), at));
-            match dossiers.get_mut(&facts.code) {
-                Some((known, known_at)) => {
-                    merge(known, facts);
-                    *known_at = at;
-                }
-                None => {
-                    dossiers.insert(facts.code.clone(), (facts, at));
-                }
-            }
+            dossiers
+                .entry(facts.code.clone())
+                .or_default()
+                .push((facts, at));
             replies.push(reply);
         }
-        let result = write(&state, &dossiers, &events)
-            .await
-            .map_err(|e| e.to_string());
+        let result = write(&state, &dossiers).await.map_err(|e| e.to_string());
         for r in replies {
             let _ = r.send(result.clone());
         }
     }
 }
 
-/// Applies `later` over `known` the way the upsert does: present fields replace, absent ones keep.
-fn merge(known: &mut DossierFacts, later: DossierFacts) {
-    known.sender = later.sender;
-    known.kind = later.kind;
-    known.message_id = later.message_id;
-    known.status = later.status.or(known.status);
-    known.local_status = later.local_status.or(known.local_status.take());
-    known.received = later.received.or(known.received.take());
-    known.due = later.due.or(known.due.take());
-    known.finished = later.finished.or(known.finished.take());
-    known.note = later.note.or(known.note.take());
-}
-
-/// One transaction: each dossier's upsert, then each new event. Rows in key order, so two processes on one
-/// PostgreSQL take row locks in the same order.
+/// One transaction: each dossier read under its lock, each new message folded in and kept as an event, the
+/// dossier written back.
 async fn write(
     state: &StateStore,
-    dossiers: &BTreeMap<String, (DossierFacts, i64)>,
-    events: &BTreeMap<(String, String, String), (DossierFacts, i64)>,
+    dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
 ) -> Result<(), sqlx::Error> {
     let ns = state.namespace();
+    let lock = match state.dialect() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
     let mut tx = state.pool().begin().await?;
-    for (f, at) in dossiers.values() {
+    for (code, facts) in dossiers {
+        let Some((first, first_at)) = facts.first() else {
+            continue;
+        };
+        let code = text(code);
+        // A new dossier starts as the first message found it; an existing one is left as it is.
+        let new = Dossier::new(first, *first_at);
         sqlx::query(
-            "INSERT INTO lt_dossier (ns, code, sender, status, local_status, received, due, finished, last_type,
-                                     last_message_id, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (ns, code) DO UPDATE SET
-                sender = excluded.sender,
-                status = COALESCE(excluded.status, lt_dossier.status),
-                local_status = COALESCE(excluded.local_status, lt_dossier.local_status),
-                received = COALESCE(excluded.received, lt_dossier.received),
-                due = COALESCE(excluded.due, lt_dossier.due),
-                finished = COALESCE(excluded.finished, lt_dossier.finished),
-                last_type = excluded.last_type,
-                last_message_id = excluded.last_message_id,
-                updated_ms = excluded.updated_ms",
+            "INSERT INTO lt_dossier (ns, code, receiving_agency, agency, received_key, events, first_seen_ms,
+                                     sender, last_type, last_message_id, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10) ON CONFLICT (ns, code) DO NOTHING",
         )
         .bind(ns)
-        .bind(text(&f.code))
-        .bind(text(&f.sender))
-        .bind(f.status)
-        .bind(f.local_status.as_deref().map(text))
-        .bind(f.received.as_deref().map(text))
-        .bind(f.due.as_deref().map(text))
-        .bind(f.finished.as_deref().map(text))
-        .bind(text(&f.kind))
-        .bind(text(&f.message_id))
-        .bind(*at)
+        .bind(&code)
+        .bind(text(&new.receiving_agency))
+        .bind(text(&new.agency))
+        .bind(&new.received_key)
+        .bind(new.first_seen_ms)
+        .bind(text(&new.sender))
+        .bind(text(&new.last_type))
+        .bind(text(&new.last_message_id))
+        .bind(new.updated_ms)
         .execute(&mut *tx)
         .await?;
-    }
-    for (f, at) in events.values() {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM lt_dossier WHERE ns = $1 AND code = $2{lock}"
+        ))
+        .bind(ns)
+        .bind(&code)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut d = dossier_from_row(&row)?;
+        for (f, at) in facts {
+            let (sender, id) = (text(&f.sender), text(&f.message_id));
+            let known = sqlx::query(
+                "SELECT 1 AS one FROM lt_dossier_event WHERE ns = $1 AND code = $2 AND sender = $3
+                 AND message_id = $4",
+            )
+            .bind(ns)
+            .bind(&code)
+            .bind(&sender)
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if known.is_some() {
+                continue; // a resubmission: counted once, its facts already applied
+            }
+            let due = rules::apply(&mut d, f, *at);
+            sqlx::query(
+                "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
+                                               due_applied, step_deadline, step_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(ns)
+            .bind(&code)
+            .bind(&sender)
+            .bind(&id)
+            .bind(text(&f.kind))
+            .bind(f.status)
+            .bind(f.note.as_deref().map(text))
+            .bind(*at)
+            .bind(d.events)
+            .bind(f.due.as_deref())
+            .bind(match due {
+                DueChange::None => None,
+                DueChange::Applied => Some(1i64),
+                DueChange::Ignored => Some(0i64),
+            })
+            .bind(f.step_deadline.as_deref())
+            .bind(
+                f.step_at
+                    .clone()
+                    .unwrap_or_else(|| rules::vn14_from_millis(*at)),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (ns, code, sender, message_id) DO NOTHING",
+            "UPDATE lt_dossier SET receiving_agency = $3, handler = $4, agency = $5, status = $6,
+                local_status = $7, procedure_code = $8, procedure_name = $9, received = $10, received_key = $11,
+                due = $12, finished = $13, finished_status = $14, finished_due = $15, events = $16,
+                sender = $17, last_type = $18, last_message_id = $19, updated_ms = $20
+             WHERE ns = $1 AND code = $2",
         )
         .bind(ns)
-        .bind(text(&f.code))
-        .bind(text(&f.sender))
-        .bind(text(&f.message_id))
-        .bind(text(&f.kind))
-        .bind(f.status)
-        .bind(f.note.as_deref().map(text))
-        .bind(*at)
+        .bind(&code)
+        .bind(text(&d.receiving_agency))
+        .bind(d.handler.as_deref().map(text))
+        .bind(text(&d.agency))
+        .bind(d.status)
+        .bind(d.local_status.as_deref().map(text))
+        .bind(d.procedure_code.as_deref().map(text))
+        .bind(d.procedure.as_deref().map(text))
+        .bind(d.received.as_deref())
+        .bind(&d.received_key)
+        .bind(d.due.as_deref())
+        .bind(d.finished.as_deref())
+        .bind(d.finished_status)
+        .bind(d.finished_due.as_deref())
+        .bind(d.events)
+        .bind(text(&d.sender))
+        .bind(text(&d.last_type))
+        .bind(text(&d.last_message_id))
+        .bind(d.updated_ms)
         .execute(&mut *tx)
         .await?;
     }
     tx.commit().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn later_dossier_facts_win_and_absent_ones_keep() {
-        let mut known = DossierFacts {
-            code: "H1".into(),
-            status: Some(1),
-            due: Some("20261201000000".into()),
-            note: Some("first".into()),
-            message_id: "m1".into(),
-            ..Default::default()
-        };
-        merge(
-            &mut known,
-            DossierFacts {
-                code: "H1".into(),
-                status: Some(4),
-                message_id: "m2".into(),
-                ..Default::default()
-            },
-        );
-        assert_eq!(known.status, Some(4));
-        assert_eq!(known.due.as_deref(), Some("20261201000000"));
-        assert_eq!(known.note.as_deref(), Some("first"));
-        assert_eq!(known.message_id, "m2");
-    }
 }
