@@ -62,16 +62,10 @@ impl Ops<'_> {
     /// The parked entries an action names: one id (of one sender when several senders used it), or all
     /// (of one adapter, of one sender).
     async fn select(&self, which: &Select<'_>) -> Result<Vec<DlqEntry>, ApiError> {
-        let state_err =
-            |e: crate::state::StateError| ApiError::new(code::STATE_UNAVAILABLE, e.to_string());
         let Select { id, adapter, from } = *which;
         match id {
             Some(id) => {
-                let v = self
-                    .state
-                    .dlq_get(id, adapter, from)
-                    .await
-                    .map_err(state_err)?;
+                let v = self.state.dlq_get(id, adapter, from).await?;
                 if v.is_empty() {
                     return Err(ApiError::new(
                         code::NOT_FOUND,
@@ -88,14 +82,13 @@ impl Ops<'_> {
                 Ok(v)
             }
             None => {
-                let list = self.state.dlq_list(adapter).await.map_err(state_err)?;
+                let list = self.state.dlq_list(adapter).await?;
                 let mut out = Vec::with_capacity(list.len());
                 for e in list.iter().filter(|e| from.is_none_or(|f| e.from == f)) {
                     out.extend(
                         self.state
                             .dlq_get(&e.id, Some(&e.adapter), Some(&e.from))
-                            .await
-                            .map_err(state_err)?,
+                            .await?,
                     );
                 }
                 Ok(out)

@@ -1,9 +1,17 @@
 //! The error every API answers with: a stable code, a message, and where exactly the problem is.
 //!
-//! Codes are a contract with agencies' systems (they branch on them), so they are `&'static str` constants
-//! here and nowhere else; the HTTP status is derived from the code.
+//! Codes are a contract with agencies' systems (they branch on them), so they are one closed enum ([`Code`]) here
+//! and nowhere else, each with its wire name and its HTTP status — no fallback. The HTTP rendering is
+//! `http_api.rs`'s; sources (folders, the axis) ask only [`ApiError::retry_later`].
 
 use serde::Serialize;
+
+impl From<crate::state::StateError> for ApiError {
+    /// The state store failed: the caller may retry later (503 `state_unavailable`).
+    fn from(e: crate::state::StateError) -> Self {
+        ApiError::new(code::STATE_UNAVAILABLE, e.to_string())
+    }
+}
 
 /// One located problem: a JSON pointer (or key path) and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -16,7 +24,7 @@ pub struct Detail {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub details: Vec<Detail>,
     /// The same message sent again later may be accepted (see [`ApiError::retry_later`]); not part of the
@@ -24,40 +32,140 @@ pub struct ApiError {
     pub retryable: bool,
 }
 
-pub mod code {
-    pub const INVALID_JSON: &str = "invalid_json";
-    pub const INVALID_ENVELOPE: &str = "invalid_envelope";
-    pub const INVALID_XML: &str = "invalid_xml";
-    pub const UNAUTHENTICATED: &str = "unauthenticated";
-    pub const FORBIDDEN: &str = "forbidden";
-    pub const NOT_FOUND: &str = "not_found";
-    /// A query parameter of a read endpoint is unknown or malformed (`details[].path` names it).
-    pub const INVALID_QUERY: &str = "invalid_query";
-    /// Too many requests from one client; the answer carries `Retry-After`.
-    pub const RATE_LIMITED: &str = "rate_limited";
-    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
-    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
-    pub const UNKNOWN_TYPE: &str = "unknown_type";
-    pub const SCHEMA_VIOLATION: &str = "schema_violation";
-    pub const NO_ROUTE: &str = "no_route";
-    pub const INVALID_TRANSITION: &str = "invalid_transition";
-    pub const CONFLICT: &str = "conflict";
-    pub const BROKER_UNAVAILABLE: &str = "broker_unavailable";
-    pub const STATE_UNAVAILABLE: &str = "state_unavailable";
-    pub const UPSTREAM_ERROR: &str = "upstream_error";
-    pub const INTERNAL: &str = "internal";
+/// Every error code the APIs answer with; the wire form is [`Code::as_str`], the HTTP status [`Code::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    InvalidJson,
+    InvalidEnvelope,
+    InvalidXml,
     /// The request itself is malformed at the HTTP level (request line, a header, `Content-Length`, framing).
-    pub const BAD_REQUEST: &str = "bad_request";
+    BadRequest,
+    /// A query parameter of a read endpoint is unknown or malformed (`details[].path` names it).
+    InvalidQuery,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
     /// The path exists but not with this method; the `Allow` header lists the ones it has.
-    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    MethodNotAllowed,
     /// The request head or body did not arrive within the listener's timeout.
-    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    RequestTimeout,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UnknownType,
+    SchemaViolation,
+    NoRoute,
+    InvalidTransition,
+    /// Too many requests from one client; the answer carries `Retry-After`.
+    RateLimited,
     /// The request head is larger than the bus reads (64 KiB, or more than 100 header lines).
-    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    HeadersTooLarge,
+    Internal,
+    UpstreamError,
+    BrokerUnavailable,
+    StateUnavailable,
+}
+
+impl Code {
+    /// The code as agencies' systems see it (`error.code`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidJson => "invalid_json",
+            Code::InvalidEnvelope => "invalid_envelope",
+            Code::InvalidXml => "invalid_xml",
+            Code::BadRequest => "bad_request",
+            Code::InvalidQuery => "invalid_query",
+            Code::Unauthenticated => "unauthenticated",
+            Code::Forbidden => "forbidden",
+            Code::NotFound => "not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::RequestTimeout => "request_timeout",
+            Code::Conflict => "conflict",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::UnknownType => "unknown_type",
+            Code::SchemaViolation => "schema_violation",
+            Code::NoRoute => "no_route",
+            Code::InvalidTransition => "invalid_transition",
+            Code::RateLimited => "rate_limited",
+            Code::HeadersTooLarge => "headers_too_large",
+            Code::Internal => "internal",
+            Code::UpstreamError => "upstream_error",
+            Code::BrokerUnavailable => "broker_unavailable",
+            Code::StateUnavailable => "state_unavailable",
+        }
+    }
+
+    /// The HTTP status that carries this code.
+    pub const fn status(self) -> u16 {
+        match self {
+            Code::InvalidJson
+            | Code::InvalidEnvelope
+            | Code::InvalidXml
+            | Code::BadRequest
+            | Code::InvalidQuery => 400,
+            Code::Unauthenticated => 401,
+            Code::Forbidden => 403,
+            Code::NotFound => 404,
+            Code::MethodNotAllowed => 405,
+            Code::RequestTimeout => 408,
+            Code::Conflict => 409,
+            Code::PayloadTooLarge => 413,
+            Code::UnsupportedMediaType => 415,
+            Code::UnknownType | Code::SchemaViolation | Code::NoRoute | Code::InvalidTransition => {
+                422
+            }
+            Code::RateLimited => 429,
+            Code::HeadersTooLarge => 431,
+            Code::Internal => 500,
+            Code::UpstreamError => 502,
+            Code::BrokerUnavailable | Code::StateUnavailable => 503,
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The codes by their wire names' constants, for call sites (`code::NO_ROUTE`).
+pub mod code {
+    use super::Code;
+    pub const INVALID_JSON: Code = Code::InvalidJson;
+    pub const INVALID_ENVELOPE: Code = Code::InvalidEnvelope;
+    pub const INVALID_XML: Code = Code::InvalidXml;
+    pub const BAD_REQUEST: Code = Code::BadRequest;
+    pub const INVALID_QUERY: Code = Code::InvalidQuery;
+    pub const UNAUTHENTICATED: Code = Code::Unauthenticated;
+    pub const FORBIDDEN: Code = Code::Forbidden;
+    pub const NOT_FOUND: Code = Code::NotFound;
+    pub const METHOD_NOT_ALLOWED: Code = Code::MethodNotAllowed;
+    pub const REQUEST_TIMEOUT: Code = Code::RequestTimeout;
+    pub const CONFLICT: Code = Code::Conflict;
+    pub const PAYLOAD_TOO_LARGE: Code = Code::PayloadTooLarge;
+    pub const UNSUPPORTED_MEDIA_TYPE: Code = Code::UnsupportedMediaType;
+    pub const UNKNOWN_TYPE: Code = Code::UnknownType;
+    pub const SCHEMA_VIOLATION: Code = Code::SchemaViolation;
+    pub const NO_ROUTE: Code = Code::NoRoute;
+    pub const INVALID_TRANSITION: Code = Code::InvalidTransition;
+    pub const RATE_LIMITED: Code = Code::RateLimited;
+    pub const HEADERS_TOO_LARGE: Code = Code::HeadersTooLarge;
+    pub const INTERNAL: Code = Code::Internal;
+    pub const UPSTREAM_ERROR: Code = Code::UpstreamError;
+    pub const BROKER_UNAVAILABLE: Code = Code::BrokerUnavailable;
+    pub const STATE_UNAVAILABLE: Code = Code::StateUnavailable;
 }
 
 impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -91,24 +199,7 @@ impl ApiError {
 
     /// HTTP status for this code.
     pub fn status(&self) -> u16 {
-        use code::*;
-        match self.code {
-            INVALID_JSON | INVALID_ENVELOPE | INVALID_XML | BAD_REQUEST | INVALID_QUERY => 400,
-            UNAUTHENTICATED => 401,
-            FORBIDDEN => 403,
-            NOT_FOUND => 404,
-            METHOD_NOT_ALLOWED => 405,
-            REQUEST_TIMEOUT => 408,
-            CONFLICT => 409,
-            PAYLOAD_TOO_LARGE => 413,
-            UNSUPPORTED_MEDIA_TYPE => 415,
-            HEADERS_TOO_LARGE => 431,
-            UNKNOWN_TYPE | SCHEMA_VIOLATION | NO_ROUTE | INVALID_TRANSITION => 422,
-            RATE_LIMITED => 429,
-            UPSTREAM_ERROR => 502,
-            BROKER_UNAVAILABLE | STATE_UNAVAILABLE => 503,
-            _ => 500,
-        }
+        self.code.status()
     }
 
     /// The JSON body: `{"error": {...}}`.
@@ -120,14 +211,5 @@ impl ApiError {
                 "details": self.details,
             }
         })
-    }
-}
-
-/// The HTTP rendering of every error: its status and the JSON body, in one place.
-impl axum::response::IntoResponse for ApiError {
-    fn into_response(self) -> axum::response::Response {
-        let status = axum::http::StatusCode::from_u16(self.status())
-            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self.to_json())).into_response()
     }
 }

@@ -10,10 +10,16 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Renders an [`ApiError`] as its HTTP response.
+/// Renders an [`ApiError`] as its HTTP response: its code's status and the JSON body. The one rendering.
 pub fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(e.to_json())).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self)
+    }
 }
 
 /// Why a request carries no usable bearer token.
@@ -47,7 +53,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, NoBearer> {
 }
 
 /// The error code of a refusal that came with a bare HTTP status (from the router or the HTTP layer).
-pub fn code_for_status(status: StatusCode) -> &'static str {
+pub fn code_for_status(status: StatusCode) -> crate::error::Code {
     match status.as_u16() {
         400 => code::BAD_REQUEST,
         401 => code::UNAUTHENTICATED,

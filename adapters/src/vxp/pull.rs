@@ -102,7 +102,7 @@ impl VxpPull {
             }
             Err(e) if !e.retry_later() => self.mark_failed(doc, svc, &refusal(&e)).await,
             Err(e) => {
-                tracing::warn!(doc_id = doc, code = e.code, error = %e.message, "bus unavailable; left pending");
+                tracing::warn!(doc_id = doc, code = %e.code, error = %e.message, "bus unavailable; left pending");
                 Outcome::Left
             }
         }

@@ -28,7 +28,7 @@ impl AdapterQuery {
 }
 
 fn state_error(e: crate::state::StateError) -> Response {
-    error_response(&ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))
+    error_response(&e.into())
 }
 
 pub(super) async fn dlq_list(

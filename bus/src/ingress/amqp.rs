@@ -96,7 +96,7 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
                 return;
             }
             tracing::info!(
-                code = e.code,
+                code = %e.code,
                 "Refused an AMQP ingress message; it is in the rejected queue"
             );
             let _ = incoming.acker.ack().await;

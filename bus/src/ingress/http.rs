@@ -78,7 +78,8 @@ async fn handle(
 ) -> Result<crate::adapter::Accepted, ApiError> {
     let refused = |e: ApiError| {
         // Refusals before the ctx pipeline; the pipeline counts its own.
-        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
+        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+            .increment(1);
         e
     };
     let content = media_type(headers).map_err(refused)?;

@@ -233,7 +233,7 @@ impl Ingress {
         for r in confirmed {
             if let Err(e) = r {
                 tracing::warn!(id = %meta.id, error = %e, "Publish not confirmed; answering 503");
-                metrics::counter!("lienthong_ingress_refused_total", "code" => code::BROKER_UNAVAILABLE)
+                metrics::counter!("lienthong_ingress_refused_total", "code" => code::BROKER_UNAVAILABLE.as_str())
                     .increment(1);
                 return Err(ApiError::new(
                     code::BROKER_UNAVAILABLE,
@@ -295,7 +295,8 @@ impl Submit for Ingress {
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
+                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+                    .increment(1);
                 return Err(e);
             }
         };

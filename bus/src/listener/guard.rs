@@ -107,7 +107,7 @@ impl Guarded {
                 Step::More => break,
                 Step::Refuse(e) => {
                     let listener = self.conn.limits.section;
-                    metrics::counter!("lienthong_http_refused_total", "listener" => listener, "code" => e.code)
+                    metrics::counter!("lienthong_http_refused_total", "listener" => listener, "code" => e.code.as_str())
                         .increment(1);
                     self.refuse(e);
                 }
