@@ -25,6 +25,20 @@ fn create(_: Backend) -> Vec<String> {
             PRIMARY KEY (ns, document_id, organ)
         )"
         .into(),
+        // Every status accepted per (document, organ): checked, or taken as reported when it was the first
+        // the bus saw (docs/qcvn102.md, "Status codes"). Added without a version change: these statements run
+        // at every start, so a database of this version gets the table the first time a newer build opens it.
+        "CREATE TABLE IF NOT EXISTS lt_document_event (
+            ns TEXT NOT NULL,
+            document_id TEXT NOT NULL,
+            organ TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            judged TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            PRIMARY KEY (ns, document_id, organ, message_id)
+        )"
+        .into(),
         // Where each dossier is and whether it is on time: the latest facts, and every message about it.
         "CREATE TABLE IF NOT EXISTS lt_dossier (
             ns TEXT NOT NULL,

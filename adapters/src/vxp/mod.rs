@@ -125,7 +125,19 @@ pub fn build(spec: &AdapterSpec, config: &Config) -> Result<Built, Vec<Problem>>
     }
     let source = VxpPull::new(&cfg, secret, config.http.max_body_bytes)
         .map_err(|e| vec![Problem::new(spec.path(), e)])?
-        .with_qd20_map(config.qd20_to_qcvn102());
+        .with_qd20_map(
+            // Every other code of an agency (`qd20_code`, `other_codes`) → its code: the axis may name a
+            // sender by any of them.
+            config
+                .agencies
+                .iter()
+                .flat_map(|a| {
+                    a.codes()
+                        .filter(move |c| *c != a.code)
+                        .map(move |c| (c.to_owned(), a.code.clone()))
+                })
+                .collect(),
+        );
     Ok(Built {
         source: Some(Box::new(source)),
         ..Built::default()
@@ -213,7 +225,8 @@ pub struct VxpPull {
     poll_interval: Duration,
     max_bytes: usize,
     service_types: Vec<String>,
-    /// QĐ 20/2020 code → QCVN 102 code, from `[[agencies]] qd20_code`: the axis may name senders either way.
+    /// An agency's other codes → its QCVN 102 code, from `[[agencies]] qd20_code` and `other_codes`: the axis
+    /// may name senders any of these ways.
     qd20: std::collections::HashMap<String, String>,
 }
 
@@ -249,7 +262,8 @@ impl VxpPull {
         })
     }
 
-    /// Senders the axis names by their QĐ 20/2020 code are mapped to QCVN 102 through this table.
+    /// Senders the axis names by another code (QĐ 20/2020, a tax code) are mapped to QCVN 102 through this
+    /// table.
     pub fn with_qd20_map(mut self, map: std::collections::HashMap<String, String>) -> Self {
         self.qd20 = map;
         self
@@ -319,16 +333,19 @@ impl VxpPull {
                 return Outcome::Left;
             }
         };
+        let agency_code = |f: &str| {
+            let code = self.qd20.get(f).map(String::as_str).unwrap_or(f);
+            AgencyCode::parse(code).is_ok().then(|| code.to_owned())
+        };
         let sender = item
             .from
             .as_deref()
-            .map(|f| self.qd20.get(f).map(String::as_str).unwrap_or(f))
-            .filter(|f| AgencyCode::parse(f).is_ok())
-            .map(str::to_owned)
-            .or_else(|| package_sender(&body).filter(|f| AgencyCode::parse(f).is_ok()));
+            .and_then(agency_code)
+            .or_else(|| package_sender(&body).as_deref().and_then(agency_code));
         let Some(sender) = sender else {
             let reason = "sender unknown: neither the list item's `from` nor the package's \
-                          MessageHeader/From/OrganId is a QCVN 102 agency code";
+                          MessageHeader/From/OrganId is a QCVN 102 agency code or another code of a \
+                          configured agency";
             return self.mark_failed(doc, svc, reason).await;
         };
         let submission = Submission {

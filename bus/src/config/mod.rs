@@ -7,6 +7,7 @@
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
 //! core never depends on adapters.
 
+mod codes;
 mod duration;
 mod load;
 mod problem;
@@ -222,9 +223,20 @@ pub struct AgencyConfig {
     /// user named by two agencies is refused.
     #[serde(default)]
     pub amqp_user: Option<String>,
-    /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
+    /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme. It is
+    /// also one of the agency's codes (see `other_codes`).
     #[serde(default)]
     pub qd20_code: Option<String>,
+    /// Other codes this agency is known by — a tax code, a legacy code — e.g.
+    /// `other_codes = ["020100107370"]`. Default none. On every ingress the sender (an envelope's `from`, an
+    /// edXML `From/OrganId`) may be the agency's `code`, its `qd20_code` or one of these; the bus then names the
+    /// sender by `code` (routes, headers, idempotency, the DLQ), while the message's own bytes stay as written.
+    /// A route's `from` and `to` match a message that names the agency by any of its codes. One code names one
+    /// agency: a code claimed by two agencies (as `code`, `qd20_code` or here) is refused, since either could
+    /// then pose as the other. Each must be a code the domain accepts for a receiver (with the provincial
+    /// domain: 1 to 64 ASCII letters, digits, '.', '-', '_'; docs/qcvn102.md, "Agency codes").
+    #[serde(default)]
+    pub other_codes: Vec<String>,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -422,7 +434,6 @@ impl Config {
         }
         let mut codes = HashSet::new();
         let mut users = BTreeMap::new();
-        let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
             if let Err(e) = crate::plugin::check_party_generic(&a.code) {
@@ -444,11 +455,6 @@ impl Config {
                         format!("agencies[{i}].qd20_code"),
                         "must be a QĐ 20/2020 code such as `H40` or `H40.01` (letters, digits, '.', '-')",
                     ));
-                } else if let Some(prev) = qd20s.insert(q.as_str(), i) {
-                    problems.push(Problem::new(
-                        format!("agencies[{i}].qd20_code"),
-                        format!("QĐ 20 code `{q}` is already agencies[{prev}]'s"),
-                    ));
                 }
             }
             if let Some(u) = &a.amqp_user
@@ -460,6 +466,8 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.code_problems());
+        let any_code: HashSet<&str> = self.agencies.iter().flat_map(|a| a.codes()).collect();
         let mut adapter_ids = HashSet::new();
         for a in &self.adapters {
             if !is_name(&a.id) {
@@ -508,7 +516,7 @@ impl Config {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
                     if let Err(e) = crate::plugin::check_party_generic(c) {
                         problems.push(Problem::new(format!("{p}.{key}[{j}]"), e));
-                    } else if key == "from" && !codes.contains(c.as_str()) {
+                    } else if key == "from" && !any_code.contains(c.as_str()) {
                         problems.push(Problem::new(
                             format!("{p}.{key}[{j}]"),
                             format!("agency `{c}` is not in [[agencies]], so it can never send"),

@@ -121,7 +121,7 @@ pub async fn start(
         schemas: registry.clone(),
     });
     let shared = Arc::new(Shared {
-        router: Router::new(&config.routes),
+        router: Router::new(&config.routes).with_party_codes(&config.agencies),
         config: config.clone(),
         names,
         registry,

@@ -14,8 +14,10 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lienthong_bus::config::Config;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::state::StateStore;
+use std::sync::Arc;
 pub use views::{now_vn_14, status_name, timing};
 
 /// What the endpoints read.
@@ -24,6 +26,8 @@ pub struct AdminState {
     pub state: StateStore,
     pub dossiers: DossierStore,
     pub documents: DocumentStore,
+    /// Which agency a code names (a DocumentId's issuer may be written with any of its codes).
+    pub config: Arc<Config>,
 }
 
 /// The routes, to be merged into the bus's admin router.
@@ -78,14 +82,20 @@ async fn document_by_query(
 
 /// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
 /// edXML document is — accepted (routes), delivered where or dead-lettered why — and where it stands at each
-/// receiving agency: the status flow, and any recall or update unanswered.
+/// receiving agency: the status flow, any recall or update unanswered, and every status accepted with whether
+/// it was checked against what the bus saw or taken as reported (`first_seen_at`: the first status the bus saw
+/// from that agency; `document: null` when the bus never carried the document itself).
 async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let rows = match s.documents.statuses(&id).await {
-        Ok(r) => r,
-        Err(e) => return state_error(&e),
-    };
-    // The document itself: its id follows from the issuer (the DocumentId's first part) and the DocumentId.
-    let issuer = id.split(',').next().unwrap_or_default();
+    let (rows, events) =
+        match tokio::try_join!(s.documents.statuses(&id), s.documents.status_events(&id)) {
+            Ok(r) => r,
+            Err(e) => return state_error(&e),
+        };
+    // The document itself: its id follows from the issuer (the DocumentId's first part, as the bus names that
+    // agency) and the DocumentId.
+    let issuer = s
+        .config
+        .canonical_code(id.split(',').next().unwrap_or_default());
     let message_id = crate::edxml_ingress::document_message_id(issuer, &id);
     let accepted = match s.state.ingress_lookup(issuer, &message_id).await {
         Ok(a) => a,
@@ -100,6 +110,13 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let receivers: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|(organ, stored, updated_at)| {
+            let seen: Vec<&crate::documents::StatusEvent> =
+                events.iter().filter(|e| e.organ == organ).collect();
+            let statuses: Vec<serde_json::Value> = seen
+                .iter()
+                .map(|e| serde_json::json!({"code": e.code, "judged": e.judged, "message_id": e.message_id, "at": e.at}))
+                .collect();
+            let first_seen_at = seen.first().map(|e| e.code.clone());
             match edxml::status::DocState::from_storage(&stored) {
                 Ok(st) => serde_json::json!({
                     "organ": organ,
@@ -111,6 +128,8 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
                     "update_pending": st.is_update_pending(),
                     "allowed_next": st.allowed_next().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                     "updated_at": updated_at,
+                    "first_seen_at": first_seen_at,
+                    "statuses": statuses,
                 }),
                 Err(e) => serde_json::json!({"organ": organ, "stored": stored, "error": e.to_string(), "updated_at": updated_at}),
             }
