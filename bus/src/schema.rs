@@ -604,7 +604,10 @@ mod tests {
                 "document.edxml",
                 "document.status",
                 "dossier.status-changed",
-                "dossier.submitted"
+                "dossier.submitted",
+                "feedback.answered",
+                "feedback.submitted",
+                "rating.submitted"
             ]
         );
         assert_eq!(reg.versions("dossier.submitted"), [1]);

@@ -290,10 +290,14 @@ pub struct RouteConfig {
     pub id: String,
     /// Message types this route carries (e.g. `dossier.submitted`). Required; each must have a schema.
     pub types: Vec<String>,
-    /// Sender agency codes; absent = any sender.
+    /// Sender agency codes; absent = any sender. An agency may be named by any of its codes (`code`,
+    /// `qd20_code`, `other_codes`).
     #[serde(default)]
     pub from: Option<Vec<String>>,
-    /// Matches when the envelope's `to` names one of these agencies; absent = any.
+    /// Matches when the message's receivers include one of these; absent = any. A receiver may be any code the
+    /// domain accepts for one (with the provincial domain, any code of the national network: `G12`,
+    /// `H37.02.02`, a tax code); a configured agency named here by one of its codes matches the others too.
+    /// Every receiver of a message must be served by some matching route, or it is refused (`no_route`).
     #[serde(default)]
     pub to: Option<Vec<String>>,
     /// Adapter ids to deliver to; one copy per adapter (fan-out).

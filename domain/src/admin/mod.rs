@@ -3,7 +3,7 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `GET /v1/dossiers/{MaHoSo}` | where a dossier is: latest portal status, appointment date, on time or not, every message about it and where each went |
-//! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency |
+//! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency, each status checked or taken as reported |
 
 mod views;
 
