@@ -98,8 +98,10 @@ pub trait Format: Send + Sync {
     /// The content kind it takes.
     fn content(&self) -> ContentKind;
 
-    /// Parses a submission into a message: the sender must be the caller (`forbidden` otherwise), the content
-    /// valid for its type (through `schemas`), and the message named (its id and idempotency key).
+    /// Parses a submission into a message: the sender must be one of the caller's codes
+    /// ([`Config::is_code_of`](crate::config::Config::is_code_of); `forbidden` otherwise) and the message is
+    /// then from the caller's `code`; the content valid for its type (through `schemas`); and the message
+    /// named (its id and idempotency key).
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
 }
 
