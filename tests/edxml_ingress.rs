@@ -344,12 +344,13 @@ async fn sender_header_schema_and_media_type_are_checked() {
         "the details name the missing Subject: {a}"
     );
 
-    // Agency codes are checked wherever they appear, also inside BussinessDocumentInfo however it is nested.
+    // Organisation codes are checked wherever they name someone, also inside BussinessDocumentInfo however it is
+    // nested (any scheme's code is one; two codes run together are not).
     let close = text
         .find("</edXML:Bussiness>")
         .expect("the builder writes Bussiness");
     let bad_receiver = format!(
-        "{}<edXML:BussinessDocumentInfo><edXML:ReceiverList><edXML:Receiver><edXML:OrganId>H40</edXML:OrganId>\
+        "{}<edXML:BussinessDocumentInfo><edXML:ReceiverList><edXML:Receiver><edXML:OrganId>H40,H41</edXML:OrganId>\
          </edXML:Receiver></edXML:ReceiverList></edXML:BussinessDocumentInfo>{}",
         &text[..close],
         &text[close..]
@@ -641,13 +642,14 @@ async fn forbidden_status_transitions_are_refused_and_not_delivered() {
     let out = tempfile::tempdir().unwrap();
     let folder = out.path().join("stp");
     let bus = status_bus("xml-status-bad", &rx, &folder).await;
-    // (steps accepted first, then the refused one)
+    // (steps accepted first, then the refused one). A receiver's first status is taken as reported, so every
+    // refusal follows something the bus saw.
     let cases: [(&[&str], &str); 9] = [
-        (&[], "06"),
-        (&[], "04"),
+        (&["02"], "03"),
+        (&["05"], "04"),
         (&["01"], "06"),
         (&["01"], "05"),
-        (&[], "15"),
+        (&["01"], "15"),
         (&["03"], "16"),
         (&["03"], "02"),
         (&["03", "05"], "04"),

@@ -389,12 +389,12 @@ fn corpus() -> Vec<Case> {
         ("to", json!(STP), "/to"),
         ("to", json!({"0": STP}), "/to"),
         ("to", json!(1), "/to"),
-        ("from", json!("H40"), "/from"),
-        ("from", json!("000.00.00.h40"), "/from"),
+        // Not a code of any scheme (a sender may write any of its codes, a receiver may be any code).
+        ("from", json!("Sở Tư pháp"), "/from"),
         ("from", json!("000.00.00.H40 "), "/from"),
         ("from", json!(""), "/from"),
-        ("to", json!(["bad"]), "/to/0"),
-        ("to", json!([STP, "000.00.12.H4"]), "/to/1"),
+        ("to", json!(["G12,H40"]), "/to/0"),
+        ("to", json!([STP, "000.00.12 H4"]), "/to/1"),
         ("to", json!([""]), "/to/0"),
         ("type", json!(""), "/type"),
         ("type", json!("t".repeat(101)), "/type"),
@@ -456,17 +456,20 @@ fn corpus() -> Vec<Case> {
             .at(pointer),
         );
     }
-    c.push(
-        case(
-            "from another agency than the caller",
-            with(|m| {
-                m.insert("from".into(), json!(SYT));
-            }),
-            403,
-            "forbidden",
-        )
-        .at("/from"),
-    );
+    // Codes, but not the caller's: another agency's, and shapes that are no code of this caller.
+    for from in [SYT, "H40", "000.00.00.h40"] {
+        c.push(
+            case(
+                format!("from {from}, not a code of the caller"),
+                with(|m| {
+                    m.insert("from".into(), json!(from));
+                }),
+                403,
+                "forbidden",
+            )
+            .at("/from"),
+        );
+    }
     c.push(case(
         "nobody to route to",
         with(|m| {

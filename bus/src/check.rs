@@ -248,11 +248,26 @@ fn party_codes(config: &Config, plugin: &dyn Plugin) -> Vec<Problem> {
         if let Err(e) = plugin.check_party(&a.code) {
             problems.push(Problem::new(format!("agencies[{}].code", a.index), e));
         }
+        for (j, c) in a.other_codes.iter().enumerate() {
+            if let Err(e) = plugin.check_receiver(c) {
+                problems.push(Problem::new(
+                    format!("agencies[{}].other_codes[{j}]", a.index),
+                    e,
+                ));
+            }
+        }
     }
     for r in &config.routes {
         for (key, codes) in [("from", &r.from), ("to", &r.to)] {
             for (j, c) in codes.iter().flatten().enumerate() {
-                if let Err(e) = plugin.check_party(c) {
+                // A sender is one of this bus's agencies (by any of its codes); a receiver may be anyone.
+                let judged =
+                    if key == "to" || config.agency_of_code(c).is_some_and(|a| a.code != *c) {
+                        plugin.check_receiver(c)
+                    } else {
+                        plugin.check_party(c)
+                    };
+                if let Err(e) = judged {
                     problems.push(Problem::new(format!("routes[{}].{key}[{j}]", r.index), e));
                 }
             }

@@ -5,7 +5,8 @@
 //! [`crate::runtime::start`] by the binary, which may:
 //!
 //! * say what a party (agency) code looks like ([`Plugin::check_party`]), checked in config and on every
-//!   message;
+//!   message, and what code may name a receiver or another code of an agency ([`Plugin::check_receiver`]),
+//!   which can be wider: messages are addressed to parties this bus does not configure;
 //! * take a non-JSON format at ingress ([`Format`]: parse, check the sender, validate, name the message);
 //! * watch accepted messages ([`Observer`], e.g. to track where a case file is);
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
@@ -48,6 +49,13 @@ pub trait Plugin: Send + Sync {
     /// Whether `code` is a valid party (agency) code; the error says what is expected.
     fn check_party(&self, code: &str) -> Result<(), String> {
         check_party_generic(code)
+    }
+
+    /// Whether `code` may name a receiver (a message's `to`, a route's `to`) or be one of an agency's other
+    /// codes (`[[agencies]] other_codes`): a party named by other systems' codes, which need not follow the
+    /// rule for this bus's own agency codes. Default: [`Plugin::check_party`].
+    fn check_receiver(&self, code: &str) -> Result<(), String> {
+        self.check_party(code)
     }
 
     /// The plugin's own tables, created (and upgraded) with the core's under the same lock at start.
@@ -127,8 +135,10 @@ pub trait Format: Send + Sync {
     /// The content kind it takes.
     fn content(&self) -> ContentKind;
 
-    /// Parses a submission into a message: the sender must be the caller (`forbidden` otherwise), the content
-    /// valid for its type (through `schemas`), and the message named (its id and idempotency key).
+    /// Parses a submission into a message: the sender must be one of the caller's codes
+    /// ([`Config::is_code_of`](crate::config::Config::is_code_of); `forbidden` otherwise) and the message is
+    /// then from the caller's `code`; the content valid for its type (through `schemas`); and the message
+    /// named (its id and idempotency key).
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
 }
 

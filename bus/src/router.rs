@@ -3,9 +3,13 @@
 //! A route matches when the message's type is in `types`, its sender is in `from` (if given), and one of its
 //! addressees is in `to` (if given). Every matching route contributes its `deliver` adapters; an adapter named
 //! by several matching routes still gets one copy (the first matching route, in config order, owns it and its
-//! retry policy). No match is an error the sender sees (`no_route`), never a silent drop.
+//! retry policy). No match is an error the sender sees (`no_route`), never a silent drop — and neither is an
+//! addressee that no matching route serves ([`Decision::unserved`]), even when others are served.
+//!
+//! A configured agency may be named by any of its codes (`code`, `qd20_code`, `other_codes`): a route naming
+//! it by one matches a message naming it by another ([`Router::with_party_codes`]).
 
-use crate::config::{RetryPolicy, RouteConfig};
+use crate::config::{AgencyConfig, RetryPolicy, RouteConfig};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone)]
@@ -32,6 +36,9 @@ pub struct Decision {
     pub routes: Vec<String>,
     /// One target per distinct adapter.
     pub targets: Vec<Target>,
+    /// Positions in the message's `to` of the addressees no matching route serves (a route serves an addressee
+    /// when it has no `to`, or its `to` names it).
+    pub unserved: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,9 +64,27 @@ impl Router {
         }
     }
 
+    /// Lets routes name a configured agency by any of its codes: each route's `from` and `to` get every other
+    /// code of the agencies they name.
+    pub fn with_party_codes(mut self, agencies: &[AgencyConfig]) -> Self {
+        let widen = |set: &mut HashSet<String>| {
+            let more: Vec<String> = agencies
+                .iter()
+                .filter(|a| a.codes().any(|c| set.contains(c)))
+                .flat_map(|a| a.codes().map(str::to_owned))
+                .collect();
+            set.extend(more);
+        };
+        for r in &mut self.routes {
+            r.from.iter_mut().chain(r.to.iter_mut()).for_each(widen);
+        }
+        self
+    }
+
     /// Routes a message of type `kind` from `from` addressed to `to`.
     pub fn route(&self, kind: &str, from: &str, to: &[String]) -> Decision {
         let mut d = Decision::default();
+        let mut served = vec![false; to.len()];
         for r in &self.routes {
             if !r.types.contains(kind) {
                 continue;
@@ -69,10 +94,20 @@ impl Router {
             {
                 continue;
             }
-            if let Some(t) = &r.to
-                && !to.iter().any(|a| t.contains(a))
-            {
-                continue;
+            match &r.to {
+                None => served.iter_mut().for_each(|s| *s = true),
+                Some(t) => {
+                    let mut any = false;
+                    for (i, a) in to.iter().enumerate() {
+                        if t.contains(a) {
+                            served[i] = true;
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        continue;
+                    }
+                }
             }
             d.routes.push(r.id.clone());
             for a in &r.deliver {
@@ -84,6 +119,7 @@ impl Router {
                 }
             }
         }
+        d.unserved = (0..to.len()).filter(|i| !served[*i]).collect();
         d
     }
 
@@ -180,6 +216,56 @@ mod tests {
         assert!(r.route("t", H40, &[]).routes.is_empty());
     }
 
+    #[test]
+    fn an_addressee_no_route_serves_is_named() {
+        let r = Router::new(&[route("stp", &["t"], None, Some(&[STP]), &["y"])]);
+        // Served and unserved addressees together: the route matches, and the unserved one is named.
+        let d = r.route("t", H40, &[SYT.into(), STP.into(), "G12".into()]);
+        assert_eq!(d.routes, vec!["stp"]);
+        assert_eq!(d.unserved, vec![0, 2]);
+        assert!(r.route("t", H40, &[STP.into()]).unserved.is_empty());
+        // A route without `to` serves every addressee.
+        let all = Router::new(&[
+            route("stp", &["t"], None, Some(&[STP]), &["y"]),
+            route("axis", &["t"], None, None, &["z"]),
+        ]);
+        assert!(
+            all.route("t", H40, &[SYT.into(), "G12".into()])
+                .unserved
+                .is_empty()
+        );
+        // A route of another type serves nobody.
+        assert_eq!(r.route("u", H40, &[STP.into()]).unserved, vec![0]);
+    }
+
+    #[test]
+    fn routes_name_an_agency_by_any_of_its_codes() {
+        let g12 = AgencyConfig {
+            index: 0,
+            code: "000.00.00.G12".into(),
+            name: String::new(),
+            token_env: None,
+            amqp_user: None,
+            qd20_code: Some("G12".into()),
+            other_codes: vec!["0100109106".into()],
+        };
+        let r = Router::new(&[
+            route("to-g12", &["t"], None, Some(&["000.00.00.G12"]), &["x"]),
+            route("from-g12", &["u"], Some(&["0100109106"]), None, &["y"]),
+        ])
+        .with_party_codes(std::slice::from_ref(&g12));
+        for to in ["G12", "000.00.00.G12", "0100109106"] {
+            let d = r.route("t", H40, &[to.into()]);
+            assert_eq!(
+                (d.routes, d.unserved),
+                (vec!["to-g12".to_owned()], vec![]),
+                "{to}"
+            );
+        }
+        assert_eq!(r.route("u", "000.00.00.G12", &[]).routes, vec!["from-g12"]);
+        assert!(r.route("t", H40, &["H37.02.02".into()]).routes.is_empty());
+    }
+
     mod properties {
         //! Random route tables and messages against a naive reference: which routes match is decided by the
         //! type/from/to filters alone, in config order; each adapter gets one copy, owned by the first
@@ -268,6 +354,15 @@ mod tests {
                     }
                 }
             }
+            // An addressee is served by a matching route that has no `to` or names it.
+            d.unserved = (0..to.len())
+                .filter(|i| {
+                    !routes
+                        .iter()
+                        .filter(|r| matches(r, kind, from, to))
+                        .any(|r| r.to.as_ref().is_none_or(|t| t.contains(&to[*i])))
+                })
+                .collect();
             d
         }
 
@@ -298,7 +393,8 @@ mod tests {
                     prop_assert!(by_id(id).types.contains(&kind), "{} does not carry {}", id, kind);
                 }
                 if kind == UNROUTED {
-                    prop_assert_eq!(&d, &Decision::default());
+                    prop_assert!(d.routes.is_empty() && d.targets.is_empty());
+                    prop_assert_eq!(d.unserved.len(), to.len());
                 }
 
                 // A route is in `routes` iff its filters match; the targets are exactly the reference's.

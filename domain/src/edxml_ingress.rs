@@ -1,24 +1,29 @@
 //! edXML packages on ingress (`Content-Type: application/xml`): the bus's XML [`Format`].
 //!
 //! The package is parsed as a stream (no DOCTYPE or entity declarations, bounded depth and size, attachments'
-//! base64 checked without a decoded copy), the sender must be the caller, the header — mapped to JSON — is
-//! validated against `document.edxml` or `document.status` like any payload, and a status report must be a
-//! legal next step for that document at that agency (docs/qcvn102.md). The package bytes travel unchanged.
+//! base64 checked without a decoded copy), the sender must be the caller (by any of its codes), the header —
+//! mapped to JSON — is validated against `document.edxml` or `document.status` like any payload, and a status
+//! report must be a legal next step from what the bus saw of that document at that agency — the first status
+//! seen is taken as reported (docs/qcvn102.md). The package bytes travel unchanged.
 
 use crate::documents::DocumentStore;
 use crate::qcvn::edxml::{self, PackageKind};
 use async_trait::async_trait;
 use lienthong_bus::adapter::{Caller, Submission};
+use lienthong_bus::config::Config;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::message::{ContentKind, Message, Meta, now_rfc3339};
 use lienthong_bus::plugin::{Format, Prepared, Schemas};
 use lienthong_bus::state::StateStore;
+use std::sync::Arc;
 
 /// The edXML format: what it needs to judge a package.
 pub struct EdxmlFormat {
     /// For "was this status package accepted before?" (ingress idempotency).
     pub state: StateStore,
     pub documents: DocumentStore,
+    /// Which codes are the caller's (`[[agencies]] code`, `qd20_code`, `other_codes`).
+    pub config: Arc<Config>,
 }
 
 #[async_trait]
@@ -49,19 +54,18 @@ async fn prepare(
         }
     })?;
     let Caller::Agency(caller) = &sub.caller;
-    if &pkg.from != caller {
-        return Err(ApiError::new(
-            code::FORBIDDEN,
-            format!(
-                "From/OrganId is {} but the caller is authenticated as {caller}",
-                pkg.from
+    let config = &ingress.config;
+    if !config.is_code_of(caller, &pkg.from) {
+        return Err(
+            lienthong_bus::ingress::forbidden_sender("From/OrganId", &pkg.from, caller).at(
+                "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId",
+                "must be one of the authenticated agency's codes (`code`, `qd20_code`, `other_codes`)",
             ),
-        )
-        .at(
-            "/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId",
-            "must be the authenticated agency",
-        ));
+        );
     }
+    // The sender as the bus names it, whichever of its codes the package carries: ids, records and routes go by
+    // this, so the same document sent under two of an agency's codes is one message.
+    let sender = caller.as_str();
     let kind = pkg.message_type();
     let version = schemas.resolve_version(kind, None)?;
     schemas.validate("edXML header", kind, version, &pkg.header)?;
@@ -76,12 +80,12 @@ async fn prepare(
     let id_source = match &pkg.kind {
         PackageKind::Document => {
             if business.is_empty() || business == "0" {
-                document_id_source(&pkg.from, &document_id)
+                document_id_source(sender, &document_id)
             } else {
                 // A revoke, update or replace (1/2/3) carries the DocumentId of the document it changes: each
                 // distinct one is a message of its own, the same bytes again are the same message.
                 let content = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &sub.body);
-                format!("doc|{}|{document_id}|{business}|{content}", pkg.from)
+                format!("doc|{sender}|{document_id}|{business}|{content}")
             }
         }
         PackageKind::Status { code, .. } => {
@@ -90,7 +94,7 @@ async fn prepare(
                 .get("Timestamp")
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
-            format!("status|{}|{document_id}|{}|{ts}", pkg.from, code.as_str())
+            format!("status|{sender}|{document_id}|{}|{ts}", code.as_str())
         }
     };
     // A package is identified by what it is (sender + DocumentId; for a revoke/update/replace also its type
@@ -111,7 +115,7 @@ async fn prepare(
                 .and_then(|v| v.as_str())
                 .unwrap_or_default();
             let issuer = doc.split(',').next().unwrap_or_default();
-            if issuer != pkg.from {
+            if !config.is_code_of(caller, issuer) {
                 return Err(ApiError::new(
                     code::FORBIDDEN,
                     format!(
@@ -132,20 +136,21 @@ async fn prepare(
         // document that has moved on since would refuse a plain resubmission.
         let seen = ingress
             .state
-            .ingress_lookup(&pkg.from, &id)
+            .ingress_lookup(sender, &id)
             .await
             .map_err(state_unavailable)?
             .is_some();
         if !seen {
             // A document's flow is kept per receiving agency: the reporter for the receiver's codes, the
             // addressees (ResponseFor/OrganId) for the sender's recall 13, so that their 15/16 answers it.
+            // Organs are named as the bus names them, so an agency's statuses meet whichever code it used.
             let organs: Vec<&str> = if status.is_sent_by_sender() {
-                pkg.to.iter().map(String::as_str).collect()
+                pkg.to.iter().map(|t| config.canonical_code(t)).collect()
             } else {
-                vec![pkg.from.as_str()]
+                vec![sender]
             };
             for organ in organs {
-                check_transition(ingress, &document_id, organ, *status).await?;
+                check_transition(ingress, &document_id, organ, *status, &id).await?;
             }
         }
     }
@@ -163,7 +168,7 @@ async fn prepare(
         }
         for target in targets.into_iter().filter(|t| !t.is_empty()) {
             for organ in &pkg.to {
-                mark_update(ingress, target, organ).await?;
+                mark_update(ingress, target, config.canonical_code(organ)).await?;
             }
         }
     }
@@ -175,7 +180,7 @@ async fn prepare(
                 id,
                 kind: kind.to_owned(),
                 version,
-                from: pkg.from.clone(),
+                from: sender.to_owned(),
                 to: pkg.to.clone(),
                 correlation_id: pkg.document_id.clone(),
                 created_at: now_rfc3339(),
@@ -253,16 +258,30 @@ async fn mark_update(
     .retryable())
 }
 
+/// Applies status `next` (message `message_id`) to `document_id` at `organ`: checked against what the bus saw
+/// there, or — the first status seen, when the rules would not allow it first — taken as reported. Either way
+/// it is recorded with that judgement, for the document view.
 async fn check_transition(
     ingress: &EdxmlFormat,
     document_id: &str,
     organ: &str,
     next: edxml::StatusCode,
+    message_id: &str,
 ) -> Result<(), ApiError> {
     let (prev, current) = document_state(ingress, document_id, organ).await?;
-    let after = current.apply(next).map_err(|e| {
+    let (after, judged) = current.accept(next).map_err(|e| {
         ApiError::new(code::INVALID_TRANSITION, e.to_string()).at("/StatusCode", e.to_string())
     })?;
+    if judged == edxml::status::Judgement::TakenAsReported {
+        tracing::info!(
+            document_id,
+            organ,
+            status = next.as_str(),
+            "No earlier status of this document at this agency passed through the bus: first seen at {}, taken \
+             as reported",
+            next.as_str()
+        );
+    }
     let changed = ingress
         .documents
         .set_status(document_id, organ, prev.as_deref(), &after.to_storage())
@@ -275,5 +294,16 @@ async fn check_transition(
         )
         .retryable());
     }
+    ingress
+        .documents
+        .record_status(
+            document_id,
+            organ,
+            message_id,
+            next.as_str(),
+            judged.as_str(),
+        )
+        .await
+        .map_err(state_unavailable)?;
     Ok(())
 }

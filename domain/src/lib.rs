@@ -3,7 +3,8 @@
 //! The bus moves envelopes between parties; this crate is what makes those parties a Vietnamese province's
 //! agencies and those messages its documents and dossiers:
 //!
-//! * party codes are QCVN 102:2016 agency codes ([`Province::check_party`]);
+//! * the province's agencies are named by QCVN 102:2016 agency codes ([`Province::check_party`]); receivers
+//!   and an agency's other codes by any code the national network uses ([`Province::check_receiver`]);
 //! * edXML packages (QCVN 102:2016) are an ingress format, with the document-flow rules: a package's id is
 //!   what it is, a recall only from the issuer, status codes in a legal order ([`edxml_ingress`],
 //!   docs/qcvn102.md);
@@ -41,6 +42,11 @@ impl Plugin for Province {
         qcvn::agency::AgencyCode::parse(code)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    /// Real traffic addresses `G12`, `H37.02.02` or a company's tax code (docs/qcvn102.md, "Agency codes").
+    fn check_receiver(&self, code: &str) -> Result<(), String> {
+        qcvn::agency::check_network_code(code).map_err(|e| e.to_string())
     }
 
     fn tables(&self) -> Vec<TableSet> {
@@ -93,6 +99,7 @@ impl Plugin for Province {
             formats: vec![Arc::new(edxml_ingress::EdxmlFormat {
                 state: ctx.state.clone(),
                 documents: documents.clone(),
+                config: ctx.config.clone(),
             })],
             observers: vec![Arc::new(dossiers::Tracker {
                 store: dossiers.clone(),
@@ -103,6 +110,7 @@ impl Plugin for Province {
                 documents,
                 due_soon,
                 agency_names,
+                config: ctx.config.clone(),
             })),
             listeners,
         }

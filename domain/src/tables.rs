@@ -31,6 +31,19 @@ const DOCUMENT_STATUS: &str = "CREATE TABLE IF NOT EXISTS lt_document_status (
 )";
 
 /// Indexes for search (newest received first, per agency) and statistics (finished in a period).
+/// Every status accepted per (document, organ): checked, or taken as reported when it was the first the bus saw
+/// (docs/qcvn102.md, "Status codes").
+const DOCUMENT_EVENT: &str = "CREATE TABLE IF NOT EXISTS lt_document_event (
+    ns TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    organ TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    judged TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    PRIMARY KEY (ns, document_id, organ, message_id)
+)";
+
 const DOSSIER_INDEXES: [&str; 3] = [
     "CREATE INDEX IF NOT EXISTS lt_dossier_received ON lt_dossier (ns, received_key)",
     "CREATE INDEX IF NOT EXISTS lt_dossier_agency ON lt_dossier (ns, agency, received_key)",
@@ -41,6 +54,7 @@ fn create(_: Backend) -> Vec<String> {
     let mut out = vec![
         // Last edXML status per (document, reporting organ), in `DocState`'s storage form.
         DOCUMENT_STATUS.into(),
+        DOCUMENT_EVENT.into(),
         // One row per dossier: see `dossiers::rules::Dossier` for what each column holds.
         "CREATE TABLE IF NOT EXISTS lt_dossier (
             ns TEXT NOT NULL,
@@ -214,6 +228,7 @@ fn upgrade(backend: Backend, from: i64, namespace: &str) -> Vec<String> {
         out.extend(rename_copy(&V1, create_v2(), namespace));
     }
     out.extend(v2_to_v3(backend));
+    out.push(DOCUMENT_EVENT.into());
     out
 }
 

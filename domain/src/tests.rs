@@ -284,8 +284,58 @@ fn party_codes_are_qcvn_102_agency_codes() {
     }
 }
 
+#[test]
+fn receivers_may_be_any_code_of_the_national_network() {
+    use lienthong_bus::plugin::Plugin;
+    let p = crate::Province;
+    for code in ["000.00.00.G12", "G12", "H37.02.02", "020100107370"] {
+        assert!(p.check_receiver(code).is_ok(), "{code}");
+    }
+    // Only a QCVN 102 code may be a configured agency's own code.
+    assert!(p.check_party("G12").is_err());
+    for bad in ["", "G12,H40", "Bộ GTVT", "G 12"] {
+        let e = p.check_receiver(bad).unwrap_err();
+        assert!(e.contains("organisation code"), "{bad}: {e}");
+    }
+}
+
+/// Every accepted status is recorded once per message, with its judgement, in the order accepted.
+async fn status_events_are_recorded_once(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.documents;
+    let doc = "000.00.00.H40,2019/03/01,7/UBND-VP";
+    s.record_status(doc, "000.00.12.H40", "m-05", "05", "taken as reported")
+        .await
+        .unwrap();
+    s.record_status(doc, "000.00.12.H40", "m-06", "06", "checked")
+        .await
+        .unwrap();
+    // A resubmission keeps the first record.
+    s.record_status(doc, "000.00.12.H40", "m-05", "05", "checked")
+        .await
+        .unwrap();
+    s.record_status(doc, "000.00.13.H40", "m-03", "03", "checked")
+        .await
+        .unwrap();
+    let events = s.status_events(doc).await.unwrap();
+    let seen: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.organ.as_str(), e.code.as_str(), e.judged.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("000.00.12.H40", "05", "taken as reported"),
+            ("000.00.12.H40", "06", "checked"),
+            ("000.00.13.H40", "03", "checked"),
+        ]
+    );
+    assert!(s.status_events("other").await.unwrap().is_empty());
+}
+
 on_both_backends!(
     document_status_cas,
+    status_events_are_recorded_once,
     dossier_tracking_merges_facts,
     batched_dossier_facts_answer_each_caller,
     nul_in_tracked_text_is_stored,

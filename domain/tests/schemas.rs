@@ -45,7 +45,10 @@ fn loads_the_repository_schemas() {
             "document.edxml",
             "document.status",
             "dossier.status-changed",
-            "dossier.submitted"
+            "dossier.submitted",
+            "feedback.answered",
+            "feedback.submitted",
+            "rating.submitted"
         ]
     );
     assert_eq!(reg.versions("dossier.submitted"), [1]);

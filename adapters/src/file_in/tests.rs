@@ -545,7 +545,7 @@ async fn a_description_with_a_missing_attachment_or_a_bad_field_is_rejected_with
     fs::write(t.path("attachments/scan.pdf"), b"%PDF-1.4").unwrap();
     let mut bad: serde_json::Value =
         serde_json::from_slice(&description(serde_json::json!([{"file": "scan.pdf"}]))).unwrap();
-    bad["document"]["to"][0]["organ_id"] = "H40".into();
+    bad["document"]["to"][0]["organ_id"] = "Sở Tư pháp".into();
     t.put("bad.document.json", &serde_json::to_vec(&bad).unwrap());
     t.put("typo.status.json", br#"{"status_kode": "03"}"#);
     #[cfg(unix)]

@@ -119,7 +119,19 @@ impl AdapterType for VxpPullConfig {
         }
         let source = VxpPull::new(&self, secret, cx.config.http.max_body_bytes)
             .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?
-            .with_qd20_map(cx.config.qd20_to_qcvn102());
+            .with_qd20_map(
+                // Every other code of an agency (`qd20_code`, `other_codes`) → its code: the axis may name a
+                // sender by any of them.
+                cx.config
+                    .agencies
+                    .iter()
+                    .flat_map(|a| {
+                        a.codes()
+                            .filter(move |c| *c != a.code)
+                            .map(move |c| (c.to_owned(), a.code.clone()))
+                    })
+                    .collect(),
+            );
         Ok(Built {
             source: Some(Box::new(source)),
             ..Built::default()
@@ -180,7 +192,8 @@ pub struct VxpPull {
     poll_interval: Duration,
     max_bytes: usize,
     service_types: Vec<String>,
-    /// QĐ 20/2020 code → QCVN 102 code, from `[[agencies]] qd20_code`: the axis may name senders either way.
+    /// An agency's other codes → its QCVN 102 code, from `[[agencies]] qd20_code` and `other_codes`: the axis
+    /// may name senders any of these ways.
     qd20: std::collections::HashMap<String, String>,
 }
 
@@ -212,7 +225,8 @@ impl VxpPull {
         })
     }
 
-    /// Senders the axis names by their QĐ 20/2020 code are mapped to QCVN 102 through this table.
+    /// Senders the axis names by another code (QĐ 20/2020, a tax code) are mapped to QCVN 102 through this
+    /// table.
     pub fn with_qd20_map(mut self, map: std::collections::HashMap<String, String>) -> Self {
         self.qd20 = map;
         self

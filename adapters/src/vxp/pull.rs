@@ -61,16 +61,19 @@ impl VxpPull {
                 return Outcome::Left;
             }
         };
+        let agency_code = |f: &str| {
+            let code = self.qd20.get(f).map(String::as_str).unwrap_or(f);
+            AgencyCode::parse(code).is_ok().then(|| code.to_owned())
+        };
         let sender = item
             .from
             .as_deref()
-            .map(|f| self.qd20.get(f).map(String::as_str).unwrap_or(f))
-            .filter(|f| AgencyCode::parse(f).is_ok())
-            .map(str::to_owned)
-            .or_else(|| package_sender(&body).filter(|f| AgencyCode::parse(f).is_ok()));
+            .and_then(agency_code)
+            .or_else(|| package_sender(&body).as_deref().and_then(agency_code));
         let Some(sender) = sender else {
             let reason = "sender unknown: neither the list item's `from` nor the package's \
-                          MessageHeader/From/OrganId is a QCVN 102 agency code";
+                          MessageHeader/From/OrganId is a QCVN 102 agency code or another code of a \
+                          configured agency";
             return self.mark_failed(doc, svc, reason).await;
         };
         let submission = Submission {

@@ -7,6 +7,7 @@
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
 //! core never depends on adapters.
 
+mod codes;
 mod duration;
 mod listen;
 mod load;
@@ -166,9 +167,20 @@ pub struct AgencyConfig {
     /// user named by two agencies is refused.
     #[serde(default)]
     pub amqp_user: Option<String>,
-    /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
+    /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme. It is
+    /// also one of the agency's codes (see `other_codes`).
     #[serde(default)]
     pub qd20_code: Option<String>,
+    /// Other codes this agency is known by — a tax code, a legacy code — e.g.
+    /// `other_codes = ["020100107370"]`. Default none. On every ingress the sender (an envelope's `from`, an
+    /// edXML `From/OrganId`) may be the agency's `code`, its `qd20_code` or one of these; the bus then names the
+    /// sender by `code` (routes, headers, idempotency, the DLQ), while the message's own bytes stay as written.
+    /// A route's `from` and `to` match a message that names the agency by any of its codes. One code names one
+    /// agency: a code claimed by two agencies (as `code`, `qd20_code` or here) is refused, since either could
+    /// then pose as the other. Each must be a code the domain accepts for a receiver (with the provincial
+    /// domain: 1 to 64 ASCII letters, digits, '.', '-', '_'; docs/qcvn102.md, "Agency codes").
+    #[serde(default)]
+    pub other_codes: Vec<String>,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -222,10 +234,14 @@ pub struct RouteConfig {
     pub id: String,
     /// Message types this route carries (e.g. `dossier.submitted`). Required; each must have a schema.
     pub types: Vec<String>,
-    /// Sender agency codes; absent = any sender.
+    /// Sender agency codes; absent = any sender. An agency may be named by any of its codes (`code`,
+    /// `qd20_code`, `other_codes`).
     #[serde(default)]
     pub from: Option<Vec<String>>,
-    /// Matches when the envelope's `to` names one of these agencies; absent = any.
+    /// Matches when the message's receivers include one of these; absent = any. A receiver may be any code the
+    /// domain accepts for one (with the provincial domain, any code of the national network: `G12`,
+    /// `H37.02.02`, a tax code); a configured agency named here by one of its codes matches the others too.
+    /// Every receiver of a message must be served by some matching route, or it is refused (`no_route`).
     #[serde(default)]
     pub to: Option<Vec<String>>,
     /// Adapter ids to deliver to; one copy per adapter (fan-out).
@@ -372,7 +388,6 @@ impl Config {
         }
         let mut codes = HashSet::new();
         let mut users = BTreeMap::new();
-        let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
             if let Err(e) = crate::plugin::check_party_generic(&a.code) {
@@ -394,11 +409,6 @@ impl Config {
                         format!("agencies[{i}].qd20_code"),
                         "must be a QĐ 20/2020 code such as `H40` or `H40.01` (letters, digits, '.', '-')",
                     ));
-                } else if let Some(prev) = qd20s.insert(q.as_str(), i) {
-                    problems.push(Problem::new(
-                        format!("agencies[{i}].qd20_code"),
-                        format!("QĐ 20 code `{q}` is already agencies[{prev}]'s"),
-                    ));
                 }
             }
             if let Some(u) = &a.amqp_user
@@ -410,6 +420,8 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.code_problems());
+        let any_code: HashSet<&str> = self.agencies.iter().flat_map(|a| a.codes()).collect();
         let mut adapter_ids = HashSet::new();
         for a in &self.adapters {
             if !is_name(&a.id) {
@@ -458,7 +470,7 @@ impl Config {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
                     if let Err(e) = crate::plugin::check_party_generic(c) {
                         problems.push(Problem::new(format!("{p}.{key}[{j}]"), e));
-                    } else if key == "from" && !codes.contains(c.as_str()) {
+                    } else if key == "from" && !any_code.contains(c.as_str()) {
                         problems.push(Problem::new(
                             format!("{p}.{key}[{j}]"),
                             format!("agency `{c}` is not in [[agencies]], so it can never send"),

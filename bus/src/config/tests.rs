@@ -87,6 +87,65 @@ fn qd20_codes_map_to_qcvn102_and_are_checked() {
 }
 
 #[test]
+fn other_codes_name_their_agency_and_no_code_names_two() {
+    let two = GOOD.replace(
+        "token_env = \"LT_TOKEN_H40\"",
+        "token_env = \"LT_TOKEN_H40\"\nqd20_code = \"H40\"\nother_codes = [\"020100107370\"]\n\
+         [[agencies]]\ncode = \"000.00.00.G12\"\nqd20_code = \"G12\"",
+    );
+    let c = parse(&two).unwrap();
+    for code in ["000.00.00.H40", "H40", "020100107370"] {
+        assert!(c.is_code_of("000.00.00.H40", code), "{code}");
+        assert_eq!(c.canonical_code(code), "000.00.00.H40");
+    }
+    assert!(!c.is_code_of("000.00.00.H40", "G12"));
+    assert!(!c.is_code_of("000.00.00.G12", "020100107370"));
+    assert_eq!(c.canonical_code("H37.02.02"), "H37.02.02");
+    assert_eq!(
+        c.agencies[0].codes().collect::<Vec<_>>(),
+        ["000.00.00.H40", "H40", "020100107370"]
+    );
+    // A route may name a sender by any of its codes.
+    assert!(parse(&two.replace("from = [\"000.00.00.H40\"]", "from = [\"020100107370\"]")).is_ok());
+
+    // A code claimed by a second agency, in any of the three keys, is refused where it is claimed again.
+    for (claim, path) in [
+        (
+            "other_codes = [\"020100107370\"]",
+            "agencies[1].other_codes[0]",
+        ),
+        (
+            "other_codes = [\"000.00.00.H40\"]",
+            "agencies[1].other_codes[0]",
+        ),
+        ("other_codes = [\"H40\"]", "agencies[1].other_codes[0]"),
+    ] {
+        let err = parse(&two.replace("qd20_code = \"G12\"", claim)).unwrap_err();
+        let p = err.problems.iter().find(|p| p.path == path);
+        assert!(
+            p.is_some_and(|p| p.message.contains("agencies[0]")),
+            "{claim}: {:?}",
+            err.problems
+        );
+    }
+    let err = parse(&two.replace("qd20_code = \"G12\"", "qd20_code = \"H40\"")).unwrap_err();
+    assert_eq!(
+        err.problems[0].path, "agencies[1].qd20_code",
+        "{:?}",
+        err.problems
+    );
+    // The same agency repeating one of its codes is harmless.
+    assert!(parse(&two.replace("[\"020100107370\"]", "[\"020100107370\", \"H40\"]")).is_ok());
+    // Other codes are read with the core's generic rule (the domain judges them again).
+    let err = parse(&two.replace("[\"020100107370\"]", "[\"02 01\"]")).unwrap_err();
+    assert_eq!(
+        err.problems[0].path, "agencies[0].other_codes[0]",
+        "{:?}",
+        err.problems
+    );
+}
+
+#[test]
 fn retry_policy_repeats_the_last_delay() {
     let p = RetryPolicy {
         attempts: 3,

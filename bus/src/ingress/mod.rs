@@ -98,7 +98,10 @@ impl Ingress {
                     }
                 }
             })?;
-        if let Err(e) = self.plugin.check_party(&env.from) {
+        let Caller::Agency(caller) = &sub.caller;
+        // The sender may write any of its codes; anything else must at least be a code before it is judged.
+        let from_is_caller = cfg.is_code_of(caller, &env.from);
+        if !from_is_caller && let Err(e) = self.plugin.check_receiver(&env.from) {
             return Err(ApiError::new(
                 code::INVALID_ENVELOPE,
                 format!("not a valid envelope: {e}"),
@@ -106,7 +109,7 @@ impl Ingress {
             .at("/from", e));
         }
         for (i, t) in env.to.iter().enumerate() {
-            if let Err(e) = self.plugin.check_party(t) {
+            if let Err(e) = self.plugin.check_receiver(t) {
                 return Err(ApiError::new(
                     code::INVALID_ENVELOPE,
                     format!("not a valid envelope: {e}"),
@@ -114,16 +117,11 @@ impl Ingress {
                 .at(format!("/to/{i}"), e));
             }
         }
-        let Caller::Agency(caller) = &sub.caller;
-        if &env.from != caller {
-            return Err(ApiError::new(
-                code::FORBIDDEN,
-                format!(
-                    "`from` is {} but the caller is authenticated as {caller}",
-                    env.from
-                ),
-            )
-            .at("/from", "must be the authenticated agency"));
+        if !from_is_caller {
+            return Err(forbidden_sender("`from`", &env.from, caller).at(
+                "/from",
+                "must be one of the authenticated agency's codes (`code`, `qd20_code`, `other_codes`)",
+            ));
         }
         let registry = &self.ctx.registry;
         let version = resolve_version(registry, &env.kind, env.version)?;
@@ -148,7 +146,8 @@ impl Ingress {
                     id,
                     kind: env.kind.clone(),
                     version,
-                    from: env.from.clone(),
+                    // The sender as the bus names it, whichever of its codes it wrote.
+                    from: caller.clone(),
                     to: env.to.clone(),
                     correlation_id: env.correlation_id.clone(),
                     created_at: now_rfc3339(),
@@ -201,16 +200,8 @@ impl Ingress {
             }
         }
         let decision = ctx.router.route(&meta.kind, &meta.from, &meta.to);
-        if decision.targets.is_empty() {
-            return Err(ApiError::new(
-                code::NO_ROUTE,
-                format!(
-                    "no route carries `{}` from {} to [{}]",
-                    meta.kind,
-                    meta.from,
-                    meta.to.join(", ")
-                ),
-            ));
+        if decision.targets.is_empty() || !decision.unserved.is_empty() {
+            return Err(no_route(meta, &decision.unserved));
         }
         let timeout = ctx.config.bus.publish_timeout.get();
         let exchange = ctx.names.deliver_exchange();
@@ -302,6 +293,46 @@ impl Submit for Ingress {
         };
         self.publish(prepared, traceparent).await
     }
+}
+
+/// 403 for a sender code (`what`, e.g. "`from`") that is not one of the caller's codes.
+pub fn forbidden_sender(what: &str, written: &str, caller: &str) -> ApiError {
+    ApiError::new(
+        code::FORBIDDEN,
+        format!(
+            "{what} is {written}, which is not a code of {caller}, the agency the caller is authenticated as"
+        ),
+    )
+}
+
+/// 422 `no_route`: nothing carries the message, or some addressee would get nothing. Every such addressee is
+/// named, in the message and as a detail at `/to/<its position in the message's receivers>`; nothing is sent.
+fn no_route(meta: &Meta, unserved: &[usize]) -> ApiError {
+    let names: Vec<&str> = unserved.iter().map(|i| meta.to[*i].as_str()).collect();
+    let message = if names.is_empty() {
+        format!(
+            "no route carries `{}` from {} to [{}]",
+            meta.kind,
+            meta.from,
+            meta.to.join(", ")
+        )
+    } else {
+        format!(
+            "no route carries `{}` from {} to {} (of receivers [{}]); nothing was sent",
+            meta.kind,
+            meta.from,
+            names.join(", "),
+            meta.to.join(", ")
+        )
+    };
+    let mut e = ApiError::new(code::NO_ROUTE, message);
+    for (i, name) in unserved.iter().zip(&names) {
+        e = e.at(
+            format!("/to/{i}"),
+            format!("no route serves receiver `{name}`"),
+        );
+    }
+    e
 }
 
 /// What makes two submissions under one id the same message: everything that is delivered (type, version,

@@ -5,7 +5,7 @@
 //! | `GET /v1/dossiers/{MaHoSo}` | where a dossier is: its state, status, appointment date and that date's history, the timeline of its steps (each with its own deadline judged), every message about it and where each went |
 //! | `GET /v1/dossiers?agency=&status=&state=&received_from=&received_to=&page=&per_page=` | search, newest received first, paged |
 //! | `GET /v1/stats/on-time?from=&to=&agency=[&format=csv]` | on-time counts and rate per agency and for the province |
-//! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency |
+//! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency, each status checked or taken as reported |
 
 mod search;
 mod views;
@@ -18,6 +18,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lienthong_bus::config::Config;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::state::StateStore;
 use std::collections::BTreeMap;
@@ -31,6 +32,8 @@ pub struct AdminState {
     pub state: StateStore,
     pub dossiers: DossierStore,
     pub documents: DocumentStore,
+    /// Which agency a code names (a DocumentId's issuer may be written with any of its codes).
+    pub config: Arc<Config>,
     /// `[tracking] due_soon`.
     pub due_soon: Duration,
     /// Configured agency names by code (`[[agencies]] name`).
@@ -103,14 +106,20 @@ async fn document_by_query(
 
 /// `GET /v1/documents/{DocumentId}` (percent-encoded: `000.00.00.H40%2C2026%2F11%2F27%2C125%2FUBND-VP`): where an
 /// edXML document is — accepted (routes), delivered where or dead-lettered why — and where it stands at each
-/// receiving agency: the status flow, and any recall or update unanswered.
+/// receiving agency: the status flow, any recall or update unanswered, and every status accepted with whether
+/// it was checked against what the bus saw or taken as reported (`first_seen_at`: the first status the bus saw
+/// from that agency; `document: null` when the bus never carried the document itself).
 async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
-    let rows = match s.documents.statuses(&id).await {
-        Ok(r) => r,
-        Err(e) => return state_error(&e),
-    };
-    // The document itself: its id follows from the issuer (the DocumentId's first part) and the DocumentId.
-    let issuer = id.split(',').next().unwrap_or_default();
+    let (rows, events) =
+        match tokio::try_join!(s.documents.statuses(&id), s.documents.status_events(&id)) {
+            Ok(r) => r,
+            Err(e) => return state_error(&e),
+        };
+    // The document itself: its id follows from the issuer (the DocumentId's first part, as the bus names that
+    // agency) and the DocumentId.
+    let issuer = s
+        .config
+        .canonical_code(id.split(',').next().unwrap_or_default());
     let message_id = crate::edxml_ingress::document_message_id(issuer, &id);
     let accepted = match s.state.ingress_lookup(issuer, &message_id).await {
         Ok(a) => a,
@@ -125,6 +134,13 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let receivers: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|(organ, stored, updated_at)| {
+            let seen: Vec<&crate::documents::StatusEvent> =
+                events.iter().filter(|e| e.organ == organ).collect();
+            let statuses: Vec<serde_json::Value> = seen
+                .iter()
+                .map(|e| serde_json::json!({"code": e.code, "judged": e.judged, "message_id": e.message_id, "at": e.at}))
+                .collect();
+            let first_seen_at = seen.first().map(|e| e.code.clone());
             match edxml::status::DocState::from_storage(&stored) {
                 Ok(st) => serde_json::json!({
                     "organ": organ,
@@ -136,6 +152,8 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
                     "update_pending": st.is_update_pending(),
                     "allowed_next": st.allowed_next().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                     "updated_at": updated_at,
+                    "first_seen_at": first_seen_at,
+                    "statuses": statuses,
                 }),
                 Err(e) => serde_json::json!({"organ": organ, "stored": stored, "error": e.to_string(), "updated_at": updated_at}),
             }

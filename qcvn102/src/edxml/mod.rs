@@ -31,6 +31,10 @@
 //!   package when its header has a `StatusCode`.
 //! - Base64 may be broken into lines, contain `&#13;`-style character references or CDATA, and may omit
 //!   the final `=` padding.
+//! - An empty `<ResponseFor/>` (written by the national SDK on every new document) is taken as absent.
+//! - `OrganId`s are organisation codes of any scheme the national network uses, not only QCVN 102
+//!   ([`crate::agency::is_network_code`], checked by the schemas); `TraceHeader` hop codes are not checked at
+//!   all, since they are transport history.
 //!
 //! # What it refuses
 //! Any `<!DOCTYPE`, DTD or entity declaration (on sight, before anything could be expanded), references to
@@ -99,7 +103,8 @@ pub struct Package {
     /// the top level, plus `TraceHeaderList`. Leaf elements become strings (surrounding whitespace trimmed),
     /// elements with children become objects. `To`, `ResponseFor`, `TraceHeader`, `Appendix`, `Place` (in
     /// `ToPlaces`), `Receiver`, `ReplacementInfo` and `OrganId` (in `OrganIdList`) are always arrays; any other
-    /// element that repeats becomes an array too (and then fails the schema). `Signature` is left out.
+    /// element that repeats becomes an array too (and then fails the schema). `Signature` is left out, and so is
+    /// an empty `ResponseFor` (`<ResponseFor/>`, which the national SDK writes on every new document).
     pub header: serde_json::Value,
     /// `From/OrganId`: the agency that sent this package.
     pub from: String,

@@ -245,11 +245,11 @@ fn builder_defaults_document_id_trace_and_business() {
 fn builder_refuses_what_no_valid_package_can_carry() {
     let cases: Vec<(Change<DocumentDescription>, &str)> = vec![
         (
-            Box::new(|d| d.to[0].organ_id = "28.22.H17".into()),
+            Box::new(|d| d.to[0].organ_id = "28.22 H17".into()),
             "to[0].organ_id",
         ),
         (
-            Box::new(|d| d.from.organ_id = "000.00.01.h41".into()),
+            Box::new(|d| d.from.organ_id = "Sở Nội vụ".into()),
             "from.organ_id",
         ),
         (Box::new(|d| d.to.clear()), "to"),
@@ -909,7 +909,11 @@ fn schemas_check_codes_dates_and_required_fields() {
     let mutations: Vec<(&str, Change<Value>)> = vec![
         (
             "bad OrganId",
-            Box::new(|h| h["To"][0]["OrganId"] = json!("28.22.H17")),
+            Box::new(|h| h["To"][0]["OrganId"] = json!("28.22 H17")),
+        ),
+        (
+            "DocumentId naming no sender",
+            Box::new(|h| h["DocumentId"] = json!(",2025/03/14,125/UBND-VP")),
         ),
         ("no recipient", Box::new(|h| h["To"] = json!([]))),
         (
@@ -965,6 +969,118 @@ fn schemas_check_codes_dates_and_required_fields() {
     h["TraceHeaderList"]["TraceHeader"][0]["Timestamp"] = json!("2025-03-14T09:15:00+07:00");
     h["Extension"] = json!({"Anything": "x"});
     assert_eq!(schema_errors(&doc, &h), Vec::<String>::new());
+}
+
+// === codes as real traffic writes them ===
+
+/// Packages shaped like real traffic the bus used to refuse (`tests/fixtures/edxml/traffic/`, written for these
+/// tests): the national SDK's empty `ResponseFor` with hop codes of other schemes, a company writing its tax code
+/// as sender to a ministry named two ways, and a cross-province receiver in the QĐ 20 scheme.
+#[test]
+fn real_traffic_shapes_parse_and_pass_the_schema() {
+    let doc = document_schema();
+    let cases: [(&str, &str, &[&str], &str); 3] = [
+        (
+            "traffic/axis-2019-empty-response-for.edxml",
+            "000.00.00.G22",
+            &["000.00.00.H40"],
+            "000.00.00.G22,2019/05/20,12/BNV-VP",
+        ),
+        (
+            "traffic/company-tax-code-sender.edxml",
+            "020100107370",
+            &["G12", "000.00.00.G12"],
+            "020100107370,2025/06/12,45/CV-CTy",
+        ),
+        (
+            "traffic/cross-province-h37.edxml",
+            "000.00.00.H40",
+            &["H37.02.02"],
+            "000.00.00.H40,2025/09/03,318/GM-UBND",
+        ),
+    ];
+    for (name, from, to, id) in cases {
+        let package = fixture(name);
+        let p = parse(&package, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(p.kind, PackageKind::Document, "{name}");
+        assert_eq!(p.from, from, "{name}");
+        assert_eq!(p.to, to, "{name}");
+        assert_eq!(p.document_id.as_deref(), Some(id), "{name}");
+        assert_eq!(
+            schema_errors(&doc, &p.header),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert_eq!(p.attachments.len(), 1, "{name}");
+        assert!(p.attachments[0].decoded_len > 0, "{name}");
+    }
+    // The empty ResponseFor is left out of the header; the hop codes are kept as written.
+    let sdk = parse(
+        &fixture("traffic/axis-2019-empty-response-for.edxml"),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert!(sdk.header.get("ResponseFor").is_none(), "{}", sdk.header);
+    let hops: Vec<&str> = sdk.header["TraceHeaderList"]["TraceHeader"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["OrganId"].as_str().unwrap())
+        .collect();
+    assert_eq!(hops, ["01.02.G22", "001.00.20.TT2"]);
+}
+
+#[test]
+fn empty_response_for_is_absent_but_a_status_still_needs_one() {
+    // A ResponseFor whose children are all empty is as empty as `<ResponseFor/>`: both are left out.
+    let text = realistic();
+    let at = text.find("</edXML:To>").unwrap() + "</edXML:To>".len();
+    for empty in [
+        "<edXML:ResponseFor/>",
+        "<edXML:ResponseFor><edXML:OrganId></edXML:OrganId><edXML:DocumentId/></edXML:ResponseFor>",
+    ] {
+        let xml = format!("{}{empty}{}", &text[..at], &text[at..]);
+        let p = parse(xml.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(
+            p.header.get("ResponseFor"),
+            expected_header().get("ResponseFor"),
+            "{empty}"
+        );
+        assert_eq!(
+            schema_errors(&document_schema(), &p.header),
+            Vec::<String>::new()
+        );
+    }
+    // A status package whose only ResponseFor is empty says nowhere the status goes: refused.
+    let status = build_status(&status(StatusCode::Accepted03, None)).unwrap();
+    let text = String::from_utf8(status).unwrap();
+    let start = text.find("<edXML:ResponseFor>").unwrap();
+    let end = text.find("</edXML:ResponseFor>").unwrap() + "</edXML:ResponseFor>".len();
+    let emptied = format!("{}<edXML:ResponseFor/>{}", &text[..start], &text[end..]);
+    let err = parse(emptied.as_bytes(), &Limits::default()).unwrap_err();
+    assert!(
+        matches!(&err, EdxmlError::MissingElement { path, .. } if path.ends_with("ResponseFor/OrganId")),
+        "{err}"
+    );
+}
+
+#[test]
+fn hop_codes_are_not_checked_but_senders_and_receivers_are() {
+    let doc = document_schema();
+    let mut h = expected_header();
+    h["TraceHeaderList"]["TraceHeader"][0]["OrganId"] = json!("mã cũ / không chuẩn");
+    assert_eq!(schema_errors(&doc, &h), Vec::<String>::new());
+    // A hop without a code is transport history too.
+    h["TraceHeaderList"]["TraceHeader"][0] = json!({"Timestamp": "2025/03/14 09:15:00"});
+    assert_eq!(schema_errors(&doc, &h), Vec::<String>::new());
+    for bad in ["G12,H40", "", " G12", "Bộ GTVT"] {
+        let mut h = expected_header();
+        h["From"]["OrganId"] = json!(bad);
+        assert!(!doc.is_valid(&h), "From {bad:?}");
+        let mut h = expected_header();
+        h["To"][0]["OrganId"] = json!(bad);
+        assert!(!doc.is_valid(&h), "To {bad:?}");
+    }
 }
 
 // === memory ===

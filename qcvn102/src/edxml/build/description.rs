@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Organization {
-    /// `OrganId`: QCVN 102 agency code `NNN.NN.NN.Xnn`, e.g. `000.00.00.H41`.
+    /// `OrganId`: the agency's QCVN 102 code (`000.00.00.H41`), or any other code the national network uses
+    /// (`G12`, `H37.02.02`, a tax code; `docs/qcvn102.md`, "Agency codes").
     pub organ_id: String,
     /// `OrganizationInCharge`: the governing body.
     #[serde(default)]

@@ -1,4 +1,7 @@
-//! Agency codes and `DocumentId`s in a description, checked before anything is written.
+//! Organisation codes and `DocumentId`s in a description, checked before anything is written.
+//!
+//! Any code of the national network is written (`docs/qcvn102.md`, "Agency codes"): whether the sender may use
+//! its code is for whoever receives the package to judge, not for the builder.
 
 use super::dates::parse_date;
 use super::invalid;
@@ -6,11 +9,8 @@ use crate::edxml::EdxmlError;
 use crate::edxml::parse::is_xml_char;
 
 pub(super) fn check_organ_id(field: &str, value: &str) -> Result<(), EdxmlError> {
-    if !crate::agency::is_valid(value.trim()) {
-        return Err(invalid(
-            field,
-            &format!("`{value}` is not a QCVN 102 agency code (NNN.NN.NN.Xnn, e.g. 000.00.00.H41)"),
-        ));
+    if let Err(e) = crate::agency::check_network_code(value.trim()) {
+        return Err(invalid(field, &e.to_string()));
     }
     Ok(())
 }
@@ -21,7 +21,7 @@ pub(super) fn check_document_id(field: &str, value: &str) -> Result<(), EdxmlErr
         invalid(
             field,
             &format!(
-                "`{value}` is not a DocumentId `<agency code>,<yyyy/MM/dd>,<number/notation>`"
+                "`{value}` is not a DocumentId `<issuer code>,<yyyy/MM/dd>,<number/notation>`"
             ),
         )
     };
@@ -29,7 +29,7 @@ pub(super) fn check_document_id(field: &str, value: &str) -> Result<(), EdxmlErr
     let (Some(organ), Some(date), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    if !crate::agency::is_valid(organ) || parse_date(date).is_none() || rest.is_empty() {
+    if !crate::agency::is_network_code(organ) || parse_date(date).is_none() || rest.is_empty() {
         return Err(bad());
     }
     for c in value.chars() {

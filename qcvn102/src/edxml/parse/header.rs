@@ -60,7 +60,8 @@ impl<'a, 'w> Parser<'a, 'w> {
     pub(super) fn into_package(self) -> Result<Package, EdxmlError> {
         let container = self.container.unwrap_or("MessageHeader");
         let base = format!("/edXML/edXMLEnvelope/edXMLHeader/{container}");
-        let header = self.header;
+        let mut header = self.header;
+        drop_empty_response_for(&mut header);
 
         let from = single_object(&header, "From", &base)?
             .and_then(|from| from.get("OrganId"))
@@ -182,6 +183,26 @@ pub(super) fn insert(
         }
         None => {
             map.insert(name, value);
+        }
+    }
+}
+
+/// An empty `ResponseFor` is absent: the national SDK writes `<ResponseFor/>` on every new document, answering
+/// nothing (`docs/qcvn102.md`, "The edXML package"). A `ResponseFor` whose elements are all empty is the same.
+/// A status package still needs a non-empty one ([`organ_ids`] refuses the package without).
+fn drop_empty_response_for(header: &mut Map<String, Value>) {
+    fn is_empty(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.is_empty(),
+            Value::Object(o) => o.values().all(is_empty),
+            Value::Array(a) => a.iter().all(is_empty),
+            _ => false,
+        }
+    }
+    if let Some(Value::Array(items)) = header.get_mut("ResponseFor") {
+        items.retain(|item| !is_empty(item));
+        if items.is_empty() {
+            header.remove("ResponseFor");
         }
     }
 }

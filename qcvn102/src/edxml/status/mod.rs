@@ -38,8 +38,13 @@
 //! `"16<05"` (recall refused, flow resumes at 05), `"15<05"` (recalled); without an earlier flow status
 //! the `<…` part is left out (`"13"`).
 //! [`check_transition`] applies the same rules when only the previous code is known.
+//!
+//! Unseen history: the rules hold against what the bus saw from a receiver. Its first status, when the rules
+//! would not allow it first (a 05 about a document sent before the bus went live), is taken as reported
+//! ([`DocState::accept`], [`Judgement`]); every later status is checked from there.
 
 mod code;
+mod reported;
 mod state;
 mod transitions;
 
@@ -47,5 +52,6 @@ mod transitions;
 mod tests;
 
 pub use code::{StatusCode, UnknownStatusCode};
+pub use reported::Judgement;
 pub use state::{DocState, InvalidStoredState};
 pub use transitions::{TransitionError, check_transition};

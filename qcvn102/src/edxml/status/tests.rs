@@ -298,3 +298,58 @@ fn codes_parse_print_and_serde() {
     assert!(serde_json::from_str::<StatusCode>("\"07\"").is_err());
     assert!(Recall13.is_sent_by_sender() && !Accepted03.is_sent_by_sender());
 }
+
+#[test]
+fn the_first_status_seen_is_taken_as_reported_and_checked_from_there() {
+    use Judgement::*;
+    // Every code is accepted first; those the rules allow first are "checked", the others taken as reported.
+    for c in StatusCode::ALL {
+        let (state, judged) = DocState::new().accept(c).unwrap();
+        let legal_first = matches!(c, Arrived01 | Rejected02 | Accepted03 | Recall13);
+        assert_eq!(
+            judged,
+            if legal_first {
+                Checked
+            } else {
+                TakenAsReported
+            },
+            "{c:?}"
+        );
+        assert_eq!(state.last(), Some(c), "{c:?}");
+        // The state is stored and read back like any other.
+        assert_eq!(DocState::from_storage(&state.to_storage()).unwrap(), state);
+    }
+    // 05 first (the 03 before it went another way), then 06 is checked; 02 after a seen 06 is still refused.
+    let (at_05, judged) = DocState::new().accept(Processing05).unwrap();
+    assert_eq!(
+        (at_05.to_storage().as_str(), judged),
+        ("05", TakenAsReported)
+    );
+    let (at_06, judged) = at_05.accept(Finished06).unwrap();
+    assert_eq!(judged, Checked);
+    let err = at_06.accept(Rejected02).unwrap_err();
+    assert_eq!(err.prev(), Some(Finished06));
+    assert!(
+        at_05.accept(Assigned04).is_err(),
+        "the flow does not go back"
+    );
+    // An update waiting for its answer is the sender's doing: the receiver's first flow status is still taken as
+    // reported, and the update still waits.
+    let waiting = DocState::new().with_update();
+    assert!(waiting.nothing_seen());
+    let (state, judged) = waiting.accept(Finished06).unwrap();
+    assert_eq!(
+        (state.to_storage().as_str(), judged),
+        ("06+u", TakenAsReported)
+    );
+    let (state, judged) = waiting.accept(AgreeRecall15).unwrap();
+    assert_eq!((state.to_storage().as_str(), judged), ("", Checked));
+    // Once a recall (13) was seen, an out-of-turn status is refused as before.
+    let recalled = DocState::new().apply(Recall13).unwrap();
+    assert!(!recalled.nothing_seen());
+    assert!(recalled.accept(Processing05).is_err());
+    for j in [Checked, TakenAsReported] {
+        assert_eq!(Judgement::parse(j.as_str()), Some(j));
+    }
+    assert_eq!(Judgement::parse("maybe"), None);
+}
