@@ -116,12 +116,7 @@ pub struct Submission {
     pub fallback_id: Option<String>,
 }
 
-/// What the bus answers once every copy is confirmed by the broker.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Accepted {
-    pub id: String,
-    pub routes: Vec<String>,
-}
+pub use crate::message::Accepted;
 
 /// The ingress, as source adapters see it: validate, route, publish with confirms, answer.
 #[async_trait]

@@ -6,13 +6,6 @@
 
 use serde::Serialize;
 
-impl From<crate::state::StateError> for ApiError {
-    /// The state store failed: the caller may retry later (503 `state_unavailable`).
-    fn from(e: crate::state::StateError) -> Self {
-        ApiError::new(code::STATE_UNAVAILABLE, e.to_string())
-    }
-}
-
 /// One located problem: a JSON pointer (or key path) and what is wrong there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Detail {

@@ -33,6 +33,13 @@ impl ContentKind {
     }
 }
 
+/// What the bus answers once every copy is confirmed by the broker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Accepted {
+    pub id: String,
+    pub routes: Vec<String>,
+}
+
 /// Envelope fields every message has, whatever its payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Meta {

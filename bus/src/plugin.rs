@@ -26,23 +26,7 @@ use crate::state::{StateStore, TableSet};
 use async_trait::async_trait;
 use std::sync::Arc;
 
-/// Longest party code the core accepts without a plugin's opinion.
-pub const MAX_PARTY_LEN: usize = 64;
-
-/// The core's own rule for a party code: 1 to [`MAX_PARTY_LEN`] visible ASCII characters, no comma (the
-/// broker layout lists receivers comma-separated).
-pub fn check_party_generic(code: &str) -> Result<(), String> {
-    if code.is_empty()
-        || code.len() > MAX_PARTY_LEN
-        || !code.bytes().all(|b| b.is_ascii_graphic() && b != b',')
-    {
-        return Err(format!(
-            "`{}` is not a party code (1 to {MAX_PARTY_LEN} visible ASCII characters, no comma)",
-            code.chars().take(MAX_PARTY_LEN).collect::<String>()
-        ));
-    }
-    Ok(())
-}
+pub use crate::config::codes::{MAX_PARTY_LEN, check_party_generic};
 
 /// A domain plugged into the bus.
 pub trait Plugin: Send + Sync {
@@ -152,7 +136,7 @@ pub struct Schemas<'a> {
 impl Schemas<'_> {
     /// The version to validate against: `asked`, or the highest there is; `unknown_type` otherwise.
     pub fn resolve_version(&self, kind: &str, asked: Option<u32>) -> Result<u32, ApiError> {
-        crate::ingress::resolve_version(self.registry, kind, asked)
+        crate::schema::resolve_version(self.registry, kind, asked)
     }
 
     /// Validates `value` as `kind` v`version`; `schema_violation` with every problem otherwise. `what` names
@@ -164,7 +148,7 @@ impl Schemas<'_> {
         version: u32,
         value: &serde_json::Value,
     ) -> Result<(), ApiError> {
-        crate::ingress::validate(self.registry, what, kind, version, value)
+        crate::schema::validate(self.registry, what, kind, version, value)
     }
 }
 

@@ -9,6 +9,24 @@
 use super::{AgencyConfig, Config, Problem};
 use std::collections::HashMap;
 
+/// Longest party code the core accepts without a plugin's opinion.
+pub const MAX_PARTY_LEN: usize = 64;
+
+/// The core's own rule for a party code: 1 to [`MAX_PARTY_LEN`] visible ASCII characters, no comma (the
+/// broker layout lists receivers comma-separated).
+pub fn check_party_generic(code: &str) -> Result<(), String> {
+    if code.is_empty()
+        || code.len() > MAX_PARTY_LEN
+        || !code.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+    {
+        return Err(format!(
+            "`{}` is not a party code (1 to {MAX_PARTY_LEN} visible ASCII characters, no comma)",
+            code.chars().take(MAX_PARTY_LEN).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
 impl AgencyConfig {
     /// Every code naming this agency: `code`, then `qd20_code`, then `other_codes`.
     pub fn codes(&self) -> impl Iterator<Item = &str> {
@@ -46,7 +64,7 @@ impl Config {
         for a in &self.agencies {
             let i = a.index;
             for (j, c) in a.other_codes.iter().enumerate() {
-                if let Err(e) = crate::plugin::check_party_generic(c) {
+                if let Err(e) = check_party_generic(c) {
                     problems.push(Problem::new(format!("agencies[{i}].other_codes[{j}]"), e));
                 }
             }

@@ -7,7 +7,7 @@
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
 //! core never depends on adapters.
 
-mod codes;
+pub mod codes;
 mod duration;
 mod listen;
 mod load;
@@ -390,7 +390,7 @@ impl Config {
         let mut users = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
-            if let Err(e) = crate::plugin::check_party_generic(&a.code) {
+            if let Err(e) = codes::check_party_generic(&a.code) {
                 problems.push(Problem::new(format!("agencies[{i}].code"), e));
             }
             if !codes.insert(a.code.as_str()) {
@@ -468,7 +468,7 @@ impl Config {
             }
             for (key, list_opt) in [("from", &r.from), ("to", &r.to)] {
                 for (j, c) in list_opt.iter().flatten().enumerate() {
-                    if let Err(e) = crate::plugin::check_party_generic(c) {
+                    if let Err(e) = codes::check_party_generic(c) {
                         problems.push(Problem::new(format!("{p}.{key}[{j}]"), e));
                     } else if key == "from" && !any_code.contains(c.as_str()) {
                         problems.push(Problem::new(

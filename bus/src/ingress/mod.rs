@@ -13,7 +13,6 @@ use crate::context::Context;
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
-use crate::schema::SchemaRegistry;
 use crate::state::Claim;
 use crate::wire::AdapterCopy;
 use async_trait::async_trait;
@@ -368,60 +367,7 @@ fn content_digest(m: &Message) -> String {
         .collect::<String>()
 }
 
-/// The schema version to use: the one asked for, or the highest present.
-pub(crate) fn resolve_version(
-    registry: &SchemaRegistry,
-    kind: &str,
-    asked: Option<u32>,
-) -> Result<u32, ApiError> {
-    let versions = registry.versions(kind);
-    if versions.is_empty() {
-        return Err(ApiError::new(
-            code::UNKNOWN_TYPE,
-            format!("no schema for message type `{kind}`"),
-        )
-        .at(
-            "/type",
-            format!("known types: {}", registry.types().join(", ")),
-        ));
-    }
-    match asked {
-        None => Ok(*versions.last().expect("non-empty")),
-        Some(v) if versions.contains(&v) => Ok(v),
-        Some(v) => Err(
-            ApiError::new(code::UNKNOWN_TYPE, format!("`{kind}` has no version {v}")).at(
-                "/version",
-                format!(
-                    "known versions: {}",
-                    versions
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-        ),
-    }
-}
-
-/// Validates `value` as `kind` v`version`: every violation with its JSON pointer.
-pub(crate) fn validate(
-    registry: &SchemaRegistry,
-    what: &str,
-    kind: &str,
-    version: u32,
-    value: &serde_json::Value,
-) -> Result<(), ApiError> {
-    registry.validate(kind, version, value).map_err(|details| {
-        let n = details.len();
-        ApiError {
-            code: code::SCHEMA_VIOLATION,
-            message: format!("{what} violates {kind} v{version}: {n} problem(s)"),
-            details,
-            retryable: false,
-        }
-    })
-}
+pub(crate) use crate::schema::{resolve_version, validate};
 
 /// Convenience for transports: a submission of `body` by `agency`.
 pub fn submission(agency: &str, content: ContentKind, body: Bytes) -> Submission {

@@ -57,7 +57,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub use crate::adapter::Accepted;
+pub use crate::message::Accepted;
 pub use batch::Claim;
 
 use schema::InitError;
@@ -306,5 +306,12 @@ pub fn text(s: &str) -> String {
         s.replace('\0', "\u{2400}")
     } else {
         s.to_owned()
+    }
+}
+
+impl From<StateError> for crate::error::ApiError {
+    /// The state store failed: the caller may retry later (503 `state_unavailable`).
+    fn from(e: StateError) -> Self {
+        crate::error::ApiError::new(crate::error::code::STATE_UNAVAILABLE, e.to_string())
     }
 }
