@@ -1,26 +1,42 @@
-//! Liên Thông core: the envelope, the schema registry, config, the router, the broker transport, the runtime
-//! and the admin API. Adapters live in the `lienthong-adapters` crate and plug in through [`adapter`].
+//! Liên Thông core: a generic inter-party message bus on RabbitMQ — the envelope, the schema registry, config,
+//! the router, the broker transport, the runtime, the admin API and the state store. It knows no country and no
+//! province: a domain plugs in through [`plugin`], adapters through [`adapter`].
 //!
-//! ARCHITECTURE.md at the repository root follows one message through these modules.
+//! The public surface, by what an embedder needs:
+//!
+//! * run a bus: [`runtime::start`] with a [`config::Config`] ([`check::check`] first), an
+//!   [`adapter::AdapterFactory`] and a [`plugin::Plugin`]; [`runtime::RunningBus`] to stop it;
+//! * write an adapter: [`adapter`] (`Sink`, `Source`, `Lookup`, `Submit`), [`message`], [`error`], [`config`]
+//!   (`AdapterSpec`, `Problem`);
+//! * write a domain: [`plugin`], [`state`] (its tables in the same database), [`schema`];
+//! * operate on parked messages without a running bus (the CLI): [`dlq`], [`state`], [`broker`].
+//!
+//! Everything else is the core's own and not exported. ARCHITECTURE.md at the repository root follows one
+//! message through these modules.
 #![deny(unsafe_code)] // allowed in one place: malloc::tune
 
 pub mod adapter;
-pub mod admin;
+mod admin;
 pub mod broker;
 pub mod check;
 pub mod config;
-pub mod context;
+mod context;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
-pub mod http_api;
+mod http_api;
 pub mod ingress;
-pub mod listener;
+mod listener;
 pub mod malloc;
 pub mod message;
 pub mod plugin;
-pub mod router;
+mod router;
 pub mod runtime;
 pub mod schema;
 pub mod state;
-pub mod wire;
+mod wire;
+
+pub use context::Context;
+pub use error::{ApiError, Code};
+pub use plugin::{NoPlugin, Plugin};
+pub use runtime::{RunningBus, StartError, start};
