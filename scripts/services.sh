@@ -8,13 +8,28 @@ log() { printf '[services] %s\n' "$*" >&2; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A node can hold its port open and still never answer (seen after its disk filled up: its quorum logs lost
+# files and every connection stayed unread). Send the AMQP 0-9-1 header and wait for the server's first frame.
+amqp_answers() {
+  timeout 15 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672 && printf "AMQP\x00\x00\x09\x01" >&3 &&
+    [ "$(head -c 1 <&3 | od -An -tu1 | tr -d " ")" = 1 ]' 2>/dev/null
+}
+
 ensure_rabbitmq() {
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
     log "RabbitMQ is not installed; installing rabbitmq-server"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
   fi
-  if port_open 5672 && timeout 60 rabbitmqctl await_startup >/dev/null 2>&1; then
+  if port_open 5672 && timeout 60 rabbitmqctl await_startup >/dev/null 2>&1 && amqp_answers; then
     log "RabbitMQ is up"
+  elif port_open 5672 && ! amqp_answers; then
+    log "RabbitMQ holds port 5672 but does not answer AMQP; restarting it"
+    timeout 60 rabbitmqctl stop >/dev/null 2>&1 || pkill -9 -f 'beam.smp.*-sname rabbit@|beam.smp.*rabbit@localhost' || true
+    for _ in $(seq 1 30); do port_open 5672 || break; sleep 1; done
+    rabbitmq-server -detached || true
+    timeout 180 rabbitmqctl await_startup
+    amqp_answers || { log "RabbitMQ still does not answer AMQP on 5672"; exit 1; }
+    log "RabbitMQ restarted"
   else
     log "RabbitMQ is down; starting it"
     rabbitmq-server -detached || true
