@@ -10,6 +10,7 @@
 
 mod query;
 mod read;
+mod row;
 pub mod rules;
 pub mod store;
 

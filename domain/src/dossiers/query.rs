@@ -2,7 +2,7 @@
 //! (`GET /v1/stats/on-time`). Both judge states in SQL with [`rules::state_sql`], the same rules as one
 //! dossier's view, so a page of results and a count are exact rather than filtered after the fact.
 
-use super::read::{COLUMNS, dossier_from_row};
+use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Clock, Dossier, State};
 use super::store::DossierStore;
 use serde::Serialize;

@@ -1,42 +1,12 @@
 //! Reading one dossier back: its row, every message about it in order, and what follows from them — the
 //! timeline of steps (each with its own deadline judged) and the history of its appointment date.
 
+use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Clock, Dossier, State};
 use super::store::DossierStore;
 use lienthong_bus::state::{rfc3339_from_millis, text};
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::any::AnyRow;
-
-/// The `lt_dossier` columns [`dossier_from_row`] reads, in a SELECT list.
-pub(super) const COLUMNS: &str = "code, receiving_agency, handler, agency, status, local_status, procedure_code, \
-     procedure_name, received, received_key, due, finished, finished_status, finished_due, events, first_seen_ms, \
-     sender, last_type, last_message_id, updated_ms";
-
-pub(super) fn dossier_from_row(r: &AnyRow) -> Result<Dossier, sqlx::Error> {
-    Ok(Dossier {
-        code: r.try_get("code")?,
-        receiving_agency: r.try_get("receiving_agency")?,
-        handler: r.try_get("handler")?,
-        agency: r.try_get("agency")?,
-        status: r.try_get("status")?,
-        local_status: r.try_get("local_status")?,
-        procedure_code: r.try_get("procedure_code")?,
-        procedure: r.try_get("procedure_name")?,
-        received: r.try_get("received")?,
-        received_key: r.try_get("received_key")?,
-        due: r.try_get("due")?,
-        finished: r.try_get("finished")?,
-        finished_status: r.try_get("finished_status")?,
-        finished_due: r.try_get("finished_due")?,
-        events: r.try_get("events")?,
-        first_seen_ms: r.try_get("first_seen_ms")?,
-        sender: r.try_get("sender")?,
-        last_type: r.try_get("last_type")?,
-        last_message_id: r.try_get("last_message_id")?,
-        updated_ms: r.try_get("updated_ms")?,
-    })
-}
 
 /// One message about a dossier, as kept.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,7 +7,7 @@
 //! the dossier as it stands, so each dossier row is read under a lock (PostgreSQL `FOR UPDATE`; SQLite holds
 //! its one write lock from the first statement), rows in code order so two bus processes never deadlock.
 
-use super::read::{COLUMNS, dossier_from_row};
+use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Dossier, DueChange};
 use lienthong_bus::message::now_millis;
 use lienthong_bus::state::{Backend, StateStore, text};

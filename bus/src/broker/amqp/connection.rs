@@ -4,13 +4,17 @@
 //! Why one loop of our own (not lapin's auto-recover): it is the one place that knows whether both connections
 //! are up (`/readyz`), re-declares the whole topology after every reconnect, and records the last error an
 //! operator should see. It also closes large-message connections left idle.
+//!
+//! How a connection is opened lives here too (the broker URL it is opened with, its publish channels in
+//! confirm mode): `publish` takes both from here (for a large message's own connection, for a dead channel's
+//! replacement), so the files depend one way only.
 
 use super::declare::declare;
-use super::publish::publish_channel;
 use super::{Inner, Link, PUBLISH_CHANNELS};
 use futures::StreamExt;
-use lapin::Connection;
+use lapin::options::ConfirmSelectOptions;
 use lapin::uri::AMQPUri;
+use lapin::{Channel, Connection};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -96,6 +100,14 @@ pub(super) fn broker_uri(url: &str) -> Result<AMQPUri, String> {
 async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
     let name = format!("lienthong {} ({role})", inner.topology_name());
     crate::broker::lapin_runtime::open(broker_uri(&inner.url)?, name).await
+}
+
+/// A channel in confirm mode, as every publish needs: opened for each connection and again by `publish` when
+/// one dies while its connection lives.
+pub(super) async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(ch)
 }
 
 async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {

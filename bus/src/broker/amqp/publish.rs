@@ -5,11 +5,12 @@
 //! a guess. Several publish channels are used in turn so one channel's confirms do not serialize every
 //! publish.
 
-use super::{AmqpBroker, Link, connection::broker_uri};
+use super::connection::{broker_uri, publish_channel};
+use super::{AmqpBroker, Link};
 use crate::broker::{BrokerError, Envelope, HeaderValue};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -161,12 +162,6 @@ impl Link {
             }
         }
     }
-}
-
-pub(super) async fn publish_channel(conn: &Connection) -> Result<Channel, lapin::Error> {
-    let ch = conn.create_channel().await?;
-    ch.confirm_select(ConfirmSelectOptions::default()).await?;
-    Ok(ch)
 }
 
 fn properties(e: &Envelope) -> BasicProperties {

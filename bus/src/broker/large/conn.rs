@@ -5,7 +5,7 @@
 //! it speaks the few methods one confirmed publish needs (amq-protocol encodes and decodes the frames) and
 //! nothing else: no heartbeats, one channel, closed at the first error.
 
-use super::frames::{CHANNEL, FRAME_MAX};
+use super::frames::{CHANNEL, Conn, FRAME_MAX, unexpected};
 use super::{io_error, remaining, unavailable};
 use crate::broker::BrokerError;
 use amq_protocol::auth::Credentials;
@@ -16,15 +16,6 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// One connection with its channel [`CHANNEL`] in confirm mode.
-pub(super) struct Conn {
-    pub(super) stream: TcpStream,
-    /// Agreed with the broker in the handshake.
-    pub(super) frame_max: u32,
-    /// Reused for every frame read.
-    pub(super) read_buf: Vec<u8>,
-}
 
 impl Conn {
     /// TCP connect, then TLS for `amqps://`, every step bounded by `deadline` (the socket's timeouts are set
@@ -219,11 +210,4 @@ impl Conn {
         }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
-}
-
-pub(super) fn unexpected(wanted: &str, (channel, got): (u16, AMQPClass)) -> BrokerError {
-    unavailable(
-        "protocol",
-        format!("expected {wanted}, got {got:?} on channel {channel}"),
-    )
 }

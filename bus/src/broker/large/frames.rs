@@ -2,14 +2,18 @@
 //! from the caller's buffer with one vectored write each), the wait for its confirm, and frame I/O with the
 //! socket's timeouts kept to the publish deadline.
 //!
+//! The connection itself ([`Conn`]: the socket and what was agreed for its frames) is defined here, with the
+//! frame I/O everything else is built on; `conn` opens one and walks the handshake with these frames, so it
+//! depends on this file and not the other way round.
+//!
 //! Why the body frames are written by hand: amq-protocol's encoder would copy each chunk into a new frame
 //! buffer; writing the 7-byte header, the slice of the body and the end byte together avoids that copy.
 
-use super::conn::{Conn, unexpected};
 use super::{Large, io_error, remaining, unavailable};
 use crate::broker::BrokerError;
 use amq_protocol::frame::{AMQPContentHeader, AMQPFrame, WriteContext, gen_frame, parse_frame};
 use lapin::protocol::{AMQPClass, basic, channel, connection};
+use lapin::tcp::TcpStream;
 use std::io::{IoSlice, Read, Write};
 use std::time::Instant;
 
@@ -19,6 +23,15 @@ pub(super) const CHANNEL: u16 = 1;
 pub(super) const FRAME_MAX: u32 = 131_072;
 const FRAME_BODY: u8 = 3;
 pub(super) const FRAME_END: u8 = 0xCE;
+
+/// One connection with its channel [`CHANNEL`] in confirm mode.
+pub(super) struct Conn {
+    pub(super) stream: TcpStream,
+    /// Agreed with the broker in the handshake.
+    pub(super) frame_max: u32,
+    /// Reused for every frame read.
+    pub(super) read_buf: Vec<u8>,
+}
 
 impl Conn {
     /// basic.publish + content header + body frames written from `msg.body`, then waits for the confirm.
@@ -187,6 +200,14 @@ impl Conn {
             None => Ok(frame),
         }
     }
+}
+
+/// The error for a method other than the one the conversation expects next.
+pub(super) fn unexpected(wanted: &str, (channel, got): (u16, AMQPClass)) -> BrokerError {
+    unavailable(
+        "protocol",
+        format!("expected {wanted}, got {got:?} on channel {channel}"),
+    )
 }
 
 /// Writes every byte of `parts` with as few system calls as the socket allows.

@@ -14,9 +14,9 @@
 //! is checked before reuse. The idle limit is short because these connections run without heartbeats: a
 //! middlebox that silently drops an idle connection would otherwise turn the next publish into a timeout.
 //!
-//! Files by concern: this one holds the pool (the bound, idle connections, their reaping); `conn` opens a
-//! connection and walks the AMQP handshake; `frames` writes and reads frames, including the body frames sent
-//! straight from the message's buffer.
+//! Files by concern: this one holds the pool (the bound, idle connections, their reaping); `frames` defines the
+//! connection and writes and reads its frames, including the body frames sent straight from the message's
+//! buffer; `conn` opens a connection and walks the AMQP handshake over those frames.
 
 mod conn;
 mod frames;
@@ -25,7 +25,7 @@ mod tests;
 
 use super::BrokerError;
 use bytes::Bytes;
-use conn::Conn;
+use frames::Conn;
 use lapin::BasicProperties;
 use lapin::uri::AMQPUri;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,40 +1,10 @@
 //! Manifest references and attachments: collected as the package is read, then checked against each other
 //! (every reference has its attachment and every attachment its reference, each `ContentId` once).
 
+use super::pending::{PendingAttachment, normalize_cid};
 use super::reader::Parser;
-use super::text::is_xml_ws;
 use crate::edxml::AttachmentInfo;
-use crate::edxml::b64::Base64Stream;
 use crate::edxml::error::EdxmlError;
-
-#[derive(Default)]
-pub(super) struct ManifestRef {
-    pub(super) content_id: Option<String>,
-    pub(super) content_type: String,
-}
-
-pub(super) struct PendingAttachment {
-    pub(super) depth: usize,
-    pub(super) content_id: Option<String>,
-    pub(super) name: String,
-    pub(super) content_type: String,
-    /// Set while inside `ContentTransferEncoded`.
-    pub(super) b64: Option<Box<Base64Stream>>,
-    /// (encoded, decoded) lengths once `ContentTransferEncoded` has ended.
-    pub(super) lengths: Option<(usize, usize)>,
-    /// Decoded bytes of this attachment go to the decode target.
-    pub(super) decode: bool,
-}
-
-/// Which short text field is being collected, at which depth.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Field {
-    RefContentId,
-    RefContentType,
-    AttContentId,
-    AttName,
-    AttContentType,
-}
 
 impl<'a, 'w> Parser<'a, 'w> {
     pub(super) fn finish_attachment(&mut self, att: PendingAttachment) -> Result<(), EdxmlError> {
@@ -132,14 +102,5 @@ impl<'a, 'w> Parser<'a, 'w> {
             }
         }
         Ok(())
-    }
-}
-
-/// `ContentId` without surrounding whitespace and without the `cid:` prefix (any case).
-pub(super) fn normalize_cid(id: &str) -> &str {
-    let id = id.trim_matches(is_xml_ws);
-    match id.get(..4) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("cid:") => id[4..].trim_matches(is_xml_ws),
-        _ => id,
     }
 }

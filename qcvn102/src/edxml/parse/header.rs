@@ -2,42 +2,12 @@
 //! a key, and the fields the bus routes on (`From`, `To`, `ResponseFor`, `DocumentId`, `StatusCode`) are
 //! read from that JSON into [`Package`].
 
+use super::frame::Frame;
 use super::reader::Parser;
-use super::text::is_xml_ws;
 use crate::edxml::error::EdxmlError;
 use crate::edxml::status::StatusCode;
 use crate::edxml::{Package, PackageKind, ResponseFor};
 use serde_json::{Map, Value};
-
-/// An element of the header being turned into JSON.
-pub(super) struct Frame {
-    pub(super) name: String,
-    pub(super) map: Map<String, Value>,
-    pub(super) text: String,
-    pub(super) has_children: bool,
-    /// The header container itself: its children go to the top level of [`Package::header`].
-    pub(super) is_root: bool,
-}
-
-impl Frame {
-    pub(super) fn new(name: &str, is_root: bool) -> Self {
-        Self {
-            name: name.to_owned(),
-            map: Map::new(),
-            text: String::new(),
-            has_children: false,
-            is_root,
-        }
-    }
-
-    pub(super) fn into_value(self) -> Value {
-        if self.has_children {
-            Value::Object(self.map)
-        } else {
-            Value::String(self.text.trim_matches(is_xml_ws).to_owned())
-        }
-    }
-}
 
 impl<'a, 'w> Parser<'a, 'w> {
     /// Starts a header element, within [`Limits::max_header_elements`]: the JSON of a header element costs far
@@ -148,42 +118,6 @@ impl<'a, 'w> Parser<'a, 'w> {
             document_id,
             attachments: self.attachments,
         })
-    }
-}
-
-/// Elements that are lists even when they occur once; `parent` is `None` at the top of the header.
-fn always_array(parent: Option<&str>, name: &str) -> bool {
-    matches!(
-        (parent, name),
-        (None, "To" | "ResponseFor")
-            | (Some("TraceHeaderList"), "TraceHeader")
-            | (Some("Appendixes"), "Appendix")
-            | (Some("ToPlaces"), "Place")
-            | (Some("ReceiverList"), "Receiver")
-            | (Some("ReplacementInfoList"), "ReplacementInfo")
-            | (Some("OrganIdList"), "OrganId")
-    )
-}
-
-pub(super) fn insert(
-    map: &mut Map<String, Value>,
-    parent: Option<&str>,
-    name: String,
-    value: Value,
-) {
-    let list = always_array(parent, &name);
-    match map.get_mut(&name) {
-        Some(Value::Array(items)) => items.push(value),
-        Some(existing) => {
-            let first = existing.take();
-            *existing = Value::Array(vec![first, value]);
-        }
-        None if list => {
-            map.insert(name, Value::Array(vec![value]));
-        }
-        None => {
-            map.insert(name, value);
-        }
     }
 }
 

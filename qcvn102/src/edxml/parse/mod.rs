@@ -8,19 +8,27 @@
 //! [`reader`] runs the loop and routes each event: header elements become JSON ([`header`]), manifest references
 //! and attachments are collected and checked against each other ([`attachments`]), and character data and
 //! references are handled by the rules of XML 1.0 ([`text`]).
+//!
+//! The plain values the loop fills in live in files that know nothing of the parser: header elements on their
+//! way to JSON ([`frame`]), manifest references and attachments being read ([`pending`]), and XML's character
+//! classes ([`chars`]). The files that add to the parser (`header`, `attachments`, `text`) take from those and
+//! from `reader`, and `reader` takes only from those, so the imports run one way.
 
 mod attachments;
+mod chars;
+mod frame;
 mod header;
+mod pending;
 mod reader;
 mod text;
 
 use super::error::EdxmlError;
 use super::{Limits, Package};
-use attachments::normalize_cid;
+use pending::normalize_cid;
 use reader::Parser;
 use std::io::Write;
 
-pub(crate) use text::is_xml_char;
+pub(crate) use chars::is_xml_char;
 
 /// Parses and checks one edXML package. See the module documentation for what is accepted.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {

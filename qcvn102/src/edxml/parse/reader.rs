@@ -1,8 +1,8 @@
 //! The event loop: one pass over quick-xml's events, each routed by where it sits in the package.
 
-use super::attachments::{Field, ManifestRef, PendingAttachment, normalize_cid};
-use super::header::{Frame, insert};
-use super::text::is_xml_ws;
+use super::chars::is_xml_ws;
+use super::frame::{Frame, insert};
+use super::pending::{Field, ManifestRef, PendingAttachment, normalize_cid};
 use super::{DecodeTarget, ENVELOPE, HEADER, HEADER_CONTAINERS, ROOT};
 use crate::edxml::b64::{Base64Stream, Problem};
 use crate::edxml::error::{EdxmlError, Position};

@@ -1,5 +1,6 @@
 //! Character data, character and entity references, and attributes, by the rules of XML 1.0.
 
+use super::chars::{is_xml_char, is_xml_ws};
 use super::reader::Parser;
 use crate::edxml::b64::Problem;
 use crate::edxml::error::EdxmlError;
@@ -115,15 +116,6 @@ impl<'a, 'w> Parser<'a, 'w> {
         }
         Ok(())
     }
-}
-
-pub(super) fn is_xml_ws(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
-/// Characters XML 1.0 allows in a document.
-pub(crate) fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Appends `raw` with XML end-of-line handling: `\r\n` and a lone `\r` in literal text become `\n`.

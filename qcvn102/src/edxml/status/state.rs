@@ -1,7 +1,10 @@
-//! Where one document stands at one receiver ([`DocState`]), and the short string it is stored as.
+//! Where one document stands at one receiver ([`DocState`]), the short string it is stored as, and how it reads
+//! in messages.
+//!
+//! Why the wording lives here and not beside the rules: the rules (`transitions`) build on the state, so the
+//! state's own description stays with it and the rules only print it.
 
 use super::code::StatusCode::{self, *};
-use super::transitions::describe;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,6 +159,30 @@ impl DocState {
 impl fmt::Display for DocState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&describe(self))
+    }
+}
+
+/// How a state reads in messages: what [`DocState`]'s `Display` writes, and so what a refused transition
+/// says about the state it was refused in.
+fn describe(state: &DocState) -> String {
+    let base = describe_recall_and_stage(state);
+    if state.update_pending {
+        format!("{base}; an update waits for 15 or 16")
+    } else {
+        base
+    }
+}
+
+fn describe_recall_and_stage(state: &DocState) -> String {
+    match (state.recall, state.stage) {
+        (Recall::None, None) => "no status yet".into(),
+        (Recall::None, Some(stage)) => stage.label(),
+        (Recall::Pending, _) => "13 (recall, unanswered)".into(),
+        (Recall::Refused, Some(stage)) => {
+            format!("16 (recall refused, flow at {})", stage.as_str())
+        }
+        (Recall::Refused, None) => RefuseRecall16.label(),
+        (Recall::Agreed, _) => AgreeRecall15.label(),
     }
 }
 

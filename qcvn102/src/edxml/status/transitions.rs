@@ -5,7 +5,7 @@ use super::state::{DocState, Recall};
 
 /// A status that may not follow the document's current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("status {} may not follow {}: {reason}; allowed next: {}", .next.label(), describe(.state), list(.allowed))]
+#[error("status {} may not follow {}: {reason}; allowed next: {}", .next.label(), .state, list(.allowed))]
 pub struct TransitionError {
     /// The state the status was applied to.
     pub state: DocState,
@@ -19,28 +19,6 @@ impl TransitionError {
     /// The last status applied before the refused one (`None` when there was none).
     pub fn prev(&self) -> Option<StatusCode> {
         self.state.last()
-    }
-}
-
-pub(super) fn describe(state: &DocState) -> String {
-    let base = describe_recall_and_stage(state);
-    if state.update_pending {
-        format!("{base}; an update waits for 15 or 16")
-    } else {
-        base
-    }
-}
-
-fn describe_recall_and_stage(state: &DocState) -> String {
-    match (state.recall, state.stage) {
-        (Recall::None, None) => "no status yet".into(),
-        (Recall::None, Some(stage)) => stage.label(),
-        (Recall::Pending, _) => "13 (recall, unanswered)".into(),
-        (Recall::Refused, Some(stage)) => {
-            format!("16 (recall refused, flow at {})", stage.as_str())
-        }
-        (Recall::Refused, None) => RefuseRecall16.label(),
-        (Recall::Agreed, _) => AgreeRecall15.label(),
     }
 }
 
