@@ -20,6 +20,7 @@ pub mod malloc;
 pub mod message;
 pub mod plugin;
 pub mod router;
+pub mod routetest;
 pub mod runtime;
 pub mod schema;
 pub mod state;
