@@ -8,11 +8,13 @@
 //! core never depends on adapters.
 
 mod duration;
+mod include;
 mod listen;
 mod load;
 mod problem;
 
 pub use duration::HumanDuration;
+pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
@@ -283,6 +285,13 @@ pub struct Config {
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.
     pub sections: toml::Table,
+    /// Top-level `include = ["communes/*.toml", …]`: globs of files, relative to the file that names them,
+    /// whose `[[agencies]]`, `[[adapters]]`, `[[routes]]` (and `[[rights]]`, `[[groups]]`) are appended to
+    /// this file's, in order (files sorted by name within a glob), and read as if written here. An included
+    /// file may include others (relative to itself); nothing else may be in it. A name without a wildcard
+    /// must exist; a glob may match nothing. A file included twice is refused. This field records where
+    /// each included element came from, so that problems are told in its file and at its key path there.
+    pub origins: Origins,
 }
 
 impl Config {
@@ -371,6 +380,7 @@ impl Config {
             ));
         }
         let mut codes = HashSet::new();
+        let mut first_code = BTreeMap::new();
         let mut users = BTreeMap::new();
         let mut qd20s = BTreeMap::new();
         for a in &self.agencies {
@@ -378,10 +388,15 @@ impl Config {
             if let Err(e) = crate::plugin::check_party_generic(&a.code) {
                 problems.push(Problem::new(format!("agencies[{i}].code"), e));
             }
-            if !codes.insert(a.code.as_str()) {
+            codes.insert(a.code.as_str());
+            if let Some(prev) = first_code.insert(a.code.as_str(), i) {
+                first_code.insert(a.code.as_str(), prev);
                 problems.push(Problem::new(
                     format!("agencies[{i}].code"),
-                    format!("agency `{}` is listed twice", a.code),
+                    format!(
+                        "agency `{}` is listed twice (first at agencies[{prev}])",
+                        a.code
+                    ),
                 ));
             }
             if let Some(q) = &a.qd20_code {
@@ -411,6 +426,7 @@ impl Config {
             }
         }
         let mut adapter_ids = HashSet::new();
+        let mut first_adapter = BTreeMap::new();
         for a in &self.adapters {
             if !is_name(&a.id) {
                 problems.push(Problem::new(
@@ -418,20 +434,29 @@ impl Config {
                     "must be non-empty and use only letters, digits, '-', '_' and '.'",
                 ));
             }
-            if !adapter_ids.insert(a.id.as_str()) {
+            adapter_ids.insert(a.id.as_str());
+            if let Some(prev) = first_adapter.insert(a.id.as_str(), a.index) {
+                first_adapter.insert(a.id.as_str(), prev);
                 problems.push(Problem::new(
                     format!("{}.id", a.path()),
-                    format!("adapter id `{}` is used twice", a.id),
+                    format!(
+                        "adapter id `{}` is used twice (first at adapters[{prev}])",
+                        a.id
+                    ),
                 ));
             }
         }
-        let mut route_ids = HashSet::new();
+        let mut route_ids = BTreeMap::new();
         for r in &self.routes {
             let p = format!("routes[{}]", r.index);
-            if !route_ids.insert(r.id.as_str()) {
+            if let Some(prev) = route_ids.insert(r.id.as_str(), r.index) {
+                route_ids.insert(r.id.as_str(), prev);
                 problems.push(Problem::new(
                     format!("{p}.id"),
-                    format!("route id `{}` is used twice", r.id),
+                    format!(
+                        "route id `{}` is used twice (first at routes[{prev}])",
+                        r.id
+                    ),
                 ));
             }
             if r.types.is_empty() {
@@ -503,5 +528,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+#[cfg(test)]
+mod include_tests;
 #[cfg(test)]
 mod tests;

@@ -52,7 +52,7 @@ impl DryBus {
         let credentials =
             crate::check::credentials(&config, env).map_err(|problems| ConfigErrors {
                 file: config.file.clone(),
-                problems,
+                problems: config.origins.locate(problems),
             })?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
