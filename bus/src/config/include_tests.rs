@@ -148,3 +148,49 @@ fn a_glob_that_matches_nothing_is_fine() {
     let c = Config::load(&main).unwrap();
     assert_eq!(c.agencies.len(), 1);
 }
+
+#[test]
+fn at_to_routes_need_an_inbox_for_every_agency_they_can_reach() {
+    let text = r#"
+[[agencies]]
+code = "000.00.00.H40"
+inbox = "nowhere"
+[[agencies]]
+code = "000.00.12.H40"
+inbox = "stp"
+[[agencies]]
+code = "000.00.13.H40"
+[[adapters]]
+id = "stp"
+type = "file-out"
+path = "stp"
+[[routes]]
+id = "listed"
+types = ["t"]
+to = ["000.00.12.H40", "000.00.13.H40"]
+deliver = ["@to"]
+[[routes]]
+id = "any"
+types = ["t"]
+deliver = ["stp", "@to"]
+"#;
+    let e = Config::parse(Path::new("/etc/lienthong/bus.toml"), text).unwrap_err();
+    let at = |path: &str| {
+        e.problems
+            .iter()
+            .find(|p| p.path == path)
+            .unwrap_or_else(|| panic!("no problem at {path} in\n{e}"))
+            .message
+            .clone()
+    };
+    assert!(at("agencies[0].inbox").contains("no adapter with id `nowhere`"));
+    assert!(at("routes[0].to[1]").contains("000.00.13.H40"));
+    assert!(at("routes[1].deliver[1]").contains("000.00.13.H40"));
+    // `@to` is not an adapter id, and a listed receiver with an inbox is fine.
+    assert!(
+        !e.problems.iter().any(|p| p.path == "routes[0].to[0]"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("no adapter with id `@to`"), "{e}");
+    assert_eq!(e.problems.len(), 3, "{e}");
+}

@@ -8,6 +8,7 @@
 //! core never depends on adapters.
 
 mod duration;
+mod inbox;
 mod include;
 mod listen;
 mod load;
@@ -171,6 +172,13 @@ pub struct AgencyConfig {
     /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
     #[serde(default)]
     pub qd20_code: Option<String>,
+    /// The id of the adapter that delivers to this agency: a route with `deliver = ["@to"]` gives each
+    /// receiver in a message's `to` its copy through its own inbox, so onboarding an agency (a commune in
+    /// a file of its own, see `include`) needs no route edit. Must name an `[[adapters]]` id. Absent = a
+    /// `@to` route cannot deliver to this agency: `check` refuses a `@to` route that can reach it, and at
+    /// run time a message for it through such a route is refused with 422 `no_route` naming it.
+    #[serde(default)]
+    pub inbox: Option<String>,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -230,7 +238,10 @@ pub struct RouteConfig {
     /// Matches when the envelope's `to` names one of these agencies; absent = any.
     #[serde(default)]
     pub to: Option<Vec<String>>,
-    /// Adapter ids to deliver to; one copy per adapter (fan-out).
+    /// Adapter ids to deliver to; one copy per adapter (fan-out). `"@to"` stands for each receiver in the
+    /// message's `to` (that this route's `to` admits), delivered through its `[[agencies]] inbox`; an
+    /// agency this route can reach without an inbox is a `check` error (with no `to` here, every agency
+    /// can be reached).
     pub deliver: Vec<String>,
     /// Retry policy for deliveries made by this route. Default `{ attempts = 5, backoff = ["1s","10s","1m","10m","1h"] }`.
     #[serde(default)]
@@ -337,6 +348,14 @@ impl Config {
             .iter()
             .find(|a| a.code == code)
             .and_then(|a| a.qd20_code.as_deref())
+    }
+
+    /// `[[agencies]] inbox`: agency code → adapter id, for routes delivering to `@to`.
+    pub fn inboxes(&self) -> Vec<(String, String)> {
+        self.agencies
+            .iter()
+            .filter_map(|a| a.inbox.as_ref().map(|i| (a.code.clone(), i.clone())))
+            .collect()
     }
 
     pub fn adapter(&self, id: &str) -> Option<&AdapterSpec> {
@@ -446,6 +465,19 @@ impl Config {
                 ));
             }
         }
+        for a in &self.agencies {
+            if let Some(inbox) = &a.inbox
+                && !adapter_ids.contains(inbox.as_str())
+            {
+                problems.push(Problem::new(
+                    format!("agencies[{}].inbox", a.index),
+                    format!(
+                        "no adapter with id `{inbox}` (known: {})",
+                        list(&adapter_ids)
+                    ),
+                ));
+            }
+        }
         let mut route_ids = BTreeMap::new();
         for r in &self.routes {
             let p = format!("routes[{}]", r.index);
@@ -468,10 +500,14 @@ impl Config {
             if r.deliver.is_empty() {
                 problems.push(Problem::new(
                     format!("{p}.deliver"),
-                    "must name at least one adapter",
+                    "must name at least one adapter (or `@to`)",
                 ));
             }
             for (j, d) in r.deliver.iter().enumerate() {
+                if d == crate::router::TO_RECEIVERS {
+                    problems.extend(self.check_to_receivers(r, j));
+                    continue;
+                }
                 if !adapter_ids.contains(d.as_str()) {
                     problems.push(Problem::new(
                         format!("{p}.deliver[{j}]"),

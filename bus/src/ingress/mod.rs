@@ -260,6 +260,27 @@ impl Ingress {
     /// Where a prepared message goes: every matching route and one target per adapter; `no_route` when none.
     fn route(&self, meta: &Meta) -> Result<Decision, ApiError> {
         let decision = self.ctx.router.route(&meta.kind, &meta.from, &meta.to);
+        if !decision.unreachable.is_empty() {
+            let mut e = ApiError::new(
+                code::NO_ROUTE,
+                format!(
+                    "no inbox for {}: a route delivering to each receiver's inbox (`deliver = [\"@to\"]`) \
+                     matched, and these receivers have no `[[agencies]] inbox`",
+                    decision
+                        .unreachable
+                        .iter()
+                        .map(|(route, to)| format!("{to} (route {route})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            for (_, to) in &decision.unreachable {
+                if let Some(i) = meta.to.iter().position(|t| t == to) {
+                    e = e.at(format!("/to/{i}"), format!("{to} has no inbox"));
+                }
+            }
+            return Err(e);
+        }
         if decision.targets.is_empty() {
             return Err(ApiError::new(
                 code::NO_ROUTE,

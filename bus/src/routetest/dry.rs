@@ -86,7 +86,7 @@ impl DryBus {
             schemas: registry.clone(),
         });
         let ctx = Arc::new(Context {
-            router: Router::new(&config.routes),
+            router: Router::new(&config.routes).with_inboxes(config.inboxes()),
             config,
             names,
             registry,

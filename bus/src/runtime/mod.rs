@@ -107,7 +107,7 @@ pub async fn start(
         schemas: registry.clone(),
     });
     let ctx = Arc::new(Context {
-        router: Router::new(&config.routes),
+        router: Router::new(&config.routes).with_inboxes(config.inboxes()),
         config: config.clone(),
         names,
         registry,
