@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: bring up RabbitMQ and PostgreSQL if needed, then run every test of the
 # workspace (unit tests beside the code, integration tests in tests/ against the real broker), then the
-# benchmark in smoke mode.
+# benchmark in smoke mode. Then the route tests shipped beside the configs (`lienthong test`, no broker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
 cargo test --workspace --all-targets --no-fail-fast -- --test-threads="${LT_TEST_THREADS:-4}"
+cargo run --quiet --bin lienthong -- test --config config/quickstart.toml
+cargo run --quiet --bin lienthong -- test --config config/example.toml

@@ -39,6 +39,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run route tests (`*.test.toml` beside the config, or the files named) without a broker; exit 1 when a
+    /// case fails, 2 when the config or a test file is invalid.
+    Test {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Test files (default: the `*.test.toml` files beside the config written for it).
+        files: Vec<PathBuf>,
+    },
     /// Run the bus on the embedded broker, submit the sample dossiers and show what happened to each.
     Demo {
         #[arg(long, short, default_value = "config/quickstart.toml")]
@@ -72,7 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
-    if !quiet_demo && !matches!(cli.command, Command::Check { .. }) {
+    if !quiet_demo && !matches!(cli.command, Command::Check { .. } | Command::Test { .. }) {
         init_logging(&cli.log_format);
     }
     let rt = match tokio::runtime::Runtime::new() {
@@ -86,6 +94,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => cli::run::run(&config).await,
             Command::Check { config } => cli::run::check(&config),
+            Command::Test { config, files } => cli::test::test(&config, &files).await,
             Command::Demo { config, samples } => cli::demo::demo(&config, samples.as_deref()).await,
             Command::Dlq { command } => cli::dlq::dlq(command).await,
         }

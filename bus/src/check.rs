@@ -22,9 +22,10 @@ pub fn check(
     plugin: &dyn Plugin,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Config, SchemaRegistry), ConfigErrors> {
-    let (config, mut problems) = Config::load_all(file)?;
+    let (config, mut problems) = Config::load_merged(file)?;
     let (more, registry) = findings(&config, factory, plugin, env);
     crate::config::add_unless_explained(&mut problems, more);
+    let problems = config.origins.locate(problems);
     match (problems.is_empty(), registry) {
         (true, Some(r)) => Ok((config, r)),
         _ => Err(ConfigErrors {
@@ -45,7 +46,7 @@ pub fn check_loaded(
         (problems, Some(r)) if problems.is_empty() => Ok(r),
         (problems, _) => Err(ConfigErrors {
             file: config.file.clone(),
-            problems,
+            problems: config.origins.locate(problems),
         }),
     }
 }

@@ -31,6 +31,7 @@ pub mod malloc;
 pub mod message;
 pub mod plugin;
 mod router;
+pub mod routetest;
 pub mod runtime;
 pub mod schema;
 pub mod state;

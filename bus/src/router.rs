@@ -10,7 +10,7 @@
 //! it by one matches a message naming it by another ([`Router::with_party_codes`]).
 
 use crate::config::{AgencyConfig, RetryPolicy, RouteConfig};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone)]
 struct Route {
@@ -39,12 +39,22 @@ pub struct Decision {
     /// Positions in the message's `to` of the addressees no matching route serves (a route serves an addressee
     /// when it has no `to`, or its `to` names it).
     pub unserved: Vec<usize>,
+    /// (route, receiver) pairs a matching `deliver = ["@to"]` route could not serve: the receiver has no
+    /// `[[agencies]] inbox`. Ingress refuses such a message (`no_route` naming the receiver) rather than
+    /// deliver it to some receivers and silently not to others.
+    pub unreachable: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// Agency code → its `[[agencies]] inbox` adapter, for `deliver = ["@to"]`.
+    inboxes: HashMap<String, String>,
 }
+
+/// In a route's `deliver`: each receiver in the message's `to` (that the route's `to` admits) gets its copy
+/// through its own `[[agencies]] inbox` adapter.
+pub const TO_RECEIVERS: &str = "@to";
 
 impl Router {
     pub fn new(routes: &[RouteConfig]) -> Self {
@@ -61,6 +71,7 @@ impl Router {
                     retry: r.retry.clone(),
                 })
                 .collect(),
+            inboxes: HashMap::new(),
         }
     }
 
@@ -78,6 +89,12 @@ impl Router {
         for r in &mut self.routes {
             r.from.iter_mut().chain(r.to.iter_mut()).for_each(widen);
         }
+        self
+    }
+
+    /// This router with each agency's inbox adapter (code → adapter id), for `deliver = ["@to"]`.
+    pub fn with_inboxes(mut self, inboxes: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.inboxes = inboxes.into_iter().collect();
         self
     }
 
@@ -111,6 +128,24 @@ impl Router {
             }
             d.routes.push(r.id.clone());
             for a in &r.deliver {
+                if a == TO_RECEIVERS {
+                    let admitted = to
+                        .iter()
+                        .filter(|x| r.to.as_ref().is_none_or(|t| t.contains(*x)));
+                    for receiver in admitted {
+                        match self.inboxes.get(receiver) {
+                            Some(inbox) if !d.targets.iter().any(|t| &t.adapter == inbox) => {
+                                d.targets.push(Target {
+                                    route: r.id.clone(),
+                                    adapter: inbox.clone(),
+                                })
+                            }
+                            Some(_) => {}
+                            None => d.unreachable.push((r.id.clone(), receiver.clone())),
+                        }
+                    }
+                    continue;
+                }
                 if !d.targets.iter().any(|t| &t.adapter == a) {
                     d.targets.push(Target {
                         route: r.id.clone(),
@@ -168,6 +203,26 @@ mod tests {
     const H40: &str = "000.00.00.H40";
     const STP: &str = "000.00.12.H40";
     const SYT: &str = "000.00.13.H40";
+
+    #[test]
+    fn at_to_delivers_to_each_receivers_inbox_and_names_those_without_one() {
+        let r = Router::new(&[route("inboxes", &["t"], None, None, &["@to"])]).with_inboxes([
+            (STP.to_string(), "stp-inbox".to_string()),
+            (SYT.to_string(), "syt-inbox".to_string()),
+        ]);
+        let d = r.route("t", H40, &[STP.into(), SYT.into()]);
+        let adapters: Vec<_> = d.targets.iter().map(|t| t.adapter.as_str()).collect();
+        assert_eq!(adapters, ["stp-inbox", "syt-inbox"]);
+        assert!(d.unreachable.is_empty());
+        let d = r.route("t", STP, &[H40.into(), SYT.into()]);
+        assert_eq!(d.unreachable, [("inboxes".to_string(), H40.to_string())]);
+        // A route's `to` limits which receivers it serves.
+        let r = Router::new(&[route("stp-only", &["t"], None, Some(&[STP]), &["@to"])])
+            .with_inboxes([(STP.to_string(), "stp-inbox".to_string())]);
+        let d = r.route("t", H40, &[STP.into(), SYT.into()]);
+        assert_eq!(d.targets.len(), 1);
+        assert!(d.unreachable.is_empty());
+    }
 
     #[test]
     fn matches_on_type_from_and_to() {
@@ -248,6 +303,7 @@ mod tests {
             amqp_user: None,
             qd20_code: Some("G12".into()),
             other_codes: vec!["0100109106".into()],
+            inbox: None,
         };
         let r = Router::new(&[
             route("to-g12", &["t"], None, Some(&["000.00.00.G12"]), &["x"]),

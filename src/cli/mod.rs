@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod dlq;
 pub mod run;
+pub mod test;
 
 /// Reads an environment variable (the production source of tokens).
 pub fn env(key: &str) -> Option<String> {

@@ -53,7 +53,20 @@ impl Config {
 
     /// [`Config::load_all`] on text already read.
     pub fn parse_all(file: &Path, text: &str) -> Result<(Config, Vec<Problem>), ConfigErrors> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let (config, problems) = Self::parse_merged(file, text)?;
+        let problems = config.origins.locate(problems);
+        Ok((config, problems))
+    }
+
+    /// [`Config::load_all`], the problems still at their key paths in the merged arrays (so `check` can
+    /// weigh them against its own findings before they are told in their files).
+    pub(crate) fn load_merged(file: &Path) -> Result<(Config, Vec<Problem>), ConfigErrors> {
+        let text = read(file)?;
+        Self::parse_merged(file, &text)
+    }
+
+    fn parse_merged(file: &Path, text: &str) -> Result<(Config, Vec<Problem>), ConfigErrors> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let mut msg = e.message().to_owned();
             if let Some(span) = e.span() {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
@@ -76,6 +89,8 @@ impl Config {
             .unwrap_or(Path::new("."))
             .to_owned();
         let mut problems = Vec::new();
+        let mut origins = super::Origins::default();
+        super::include::expand(&mut table, file, &mut origins, &mut problems);
         // Sections the core does not own are kept as written, for the plugin that owns them; `check`, which
         // knows the plugin, refuses those no one owns.
         let sections: toml::Table = table
@@ -106,7 +121,17 @@ impl Config {
             .map(|(index, r)| super::RouteConfig { index, ..r })
             .collect();
         let adapters = array(&table, "adapters", &mut problems, |path, v, problems| {
-            adapter_spec(path, v, &base_dir, problems)
+            // Relative paths of an included adapter are relative to its own file.
+            let index = path
+                .trim_start_matches("adapters[")
+                .trim_end_matches(']')
+                .parse()
+                .unwrap_or(0);
+            let dir = match origins.of("adapters", index) {
+                Some((f, _)) => parent_dir(f),
+                None => base_dir.clone(),
+            };
+            adapter_spec(path, v, &dir, problems)
         })
         .into_iter()
         .map(|(_, a)| a)
@@ -122,6 +147,7 @@ impl Config {
             adapters,
             routes,
             sections,
+            origins,
         };
         let more = config.cross_check();
         add_unless_explained(&mut problems, more);
@@ -146,6 +172,13 @@ impl Config {
     }
 }
 
+fn parent_dir(f: &Path) -> std::path::PathBuf {
+    match f.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 fn read(file: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(file).map_err(|e| ConfigErrors {
         file: file.to_owned(),
@@ -162,6 +195,7 @@ pub(crate) fn add_unless_explained(problems: &mut Vec<Problem>, more: Vec<Proble
     let explained = |p: &Problem| {
         problems.iter().any(|known| {
             !known.path.is_empty()
+                && known.file == p.file
                 && p.path
                     .strip_prefix(known.path.as_str())
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))

@@ -9,11 +9,14 @@
 
 pub mod codes;
 mod duration;
+mod inbox;
+mod include;
 mod listen;
 mod load;
 mod problem;
 
 pub use duration::HumanDuration;
+pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
@@ -181,6 +184,13 @@ pub struct AgencyConfig {
     /// domain: 1 to 64 ASCII letters, digits, '.', '-', '_'; docs/qcvn102.md, "Agency codes").
     #[serde(default)]
     pub other_codes: Vec<String>,
+    /// The id of the adapter that delivers to this agency: a route with `deliver = ["@to"]` gives each
+    /// receiver in a message's `to` its copy through its own inbox, so onboarding an agency (a commune in
+    /// a file of its own, see `include`) needs no route edit. Must name an `[[adapters]]` id. Absent = a
+    /// `@to` route cannot deliver to this agency: `check` refuses a `@to` route that can reach it, and at
+    /// run time a message for it through such a route is refused with 422 `no_route` naming it.
+    #[serde(default)]
+    pub inbox: Option<String>,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -244,7 +254,10 @@ pub struct RouteConfig {
     /// Every receiver of a message must be served by some matching route, or it is refused (`no_route`).
     #[serde(default)]
     pub to: Option<Vec<String>>,
-    /// Adapter ids to deliver to; one copy per adapter (fan-out).
+    /// Adapter ids to deliver to; one copy per adapter (fan-out). `"@to"` stands for each receiver in the
+    /// message's `to` (that this route's `to` admits), delivered through its `[[agencies]] inbox`; an
+    /// agency this route can reach without an inbox is a `check` error (with no `to` here, every agency
+    /// can be reached).
     pub deliver: Vec<String>,
     /// Retry policy for deliveries made by this route. Default `{ attempts = 5, backoff = ["1s","10s","1m","10m","1h"] }`.
     #[serde(default)]
@@ -299,6 +312,13 @@ pub struct Config {
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.
     pub sections: toml::Table,
+    /// Top-level `include = ["communes/*.toml", …]`: globs of files, relative to the file that names them,
+    /// whose `[[agencies]]`, `[[adapters]]`, `[[routes]]` (and `[[rights]]`, `[[groups]]`) are appended to
+    /// this file's, in order (files sorted by name within a glob), and read as if written here. An included
+    /// file may include others (relative to itself); nothing else may be in it. A name without a wildcard
+    /// must exist; a glob may match nothing. A file included twice is refused. This field records where
+    /// each included element came from, so that problems are told in its file and at its key path there.
+    pub origins: Origins,
 }
 
 impl Config {
@@ -346,6 +366,14 @@ impl Config {
             .and_then(|a| a.qd20_code.as_deref())
     }
 
+    /// `[[agencies]] inbox`: agency code → adapter id, for routes delivering to `@to`.
+    pub fn inboxes(&self) -> Vec<(String, String)> {
+        self.agencies
+            .iter()
+            .filter_map(|a| a.inbox.as_ref().map(|i| (a.code.clone(), i.clone())))
+            .collect()
+    }
+
     pub fn adapter(&self, id: &str) -> Option<&AdapterSpec> {
         self.adapters.iter().find(|a| a.id == id)
     }
@@ -387,16 +415,22 @@ impl Config {
             ));
         }
         let mut codes = HashSet::new();
+        let mut first_code = BTreeMap::new();
         let mut users = BTreeMap::new();
         for a in &self.agencies {
             let i = a.index;
             if let Err(e) = codes::check_party_generic(&a.code) {
                 problems.push(Problem::new(format!("agencies[{i}].code"), e));
             }
-            if !codes.insert(a.code.as_str()) {
+            codes.insert(a.code.as_str());
+            if let Some(prev) = first_code.insert(a.code.as_str(), i) {
+                first_code.insert(a.code.as_str(), prev);
                 problems.push(Problem::new(
                     format!("agencies[{i}].code"),
-                    format!("agency `{}` is listed twice", a.code),
+                    format!(
+                        "agency `{}` is listed twice (first at agencies[{prev}])",
+                        a.code
+                    ),
                 ));
             }
             if let Some(q) = &a.qd20_code {
@@ -423,6 +457,7 @@ impl Config {
         problems.extend(self.code_problems());
         let any_code: HashSet<&str> = self.agencies.iter().flat_map(|a| a.codes()).collect();
         let mut adapter_ids = HashSet::new();
+        let mut first_adapter = BTreeMap::new();
         for a in &self.adapters {
             if !is_name(&a.id) {
                 problems.push(Problem::new(
@@ -430,20 +465,42 @@ impl Config {
                     "must be non-empty and use only letters, digits, '-', '_' and '.'",
                 ));
             }
-            if !adapter_ids.insert(a.id.as_str()) {
+            adapter_ids.insert(a.id.as_str());
+            if let Some(prev) = first_adapter.insert(a.id.as_str(), a.index) {
+                first_adapter.insert(a.id.as_str(), prev);
                 problems.push(Problem::new(
                     format!("{}.id", a.path()),
-                    format!("adapter id `{}` is used twice", a.id),
+                    format!(
+                        "adapter id `{}` is used twice (first at adapters[{prev}])",
+                        a.id
+                    ),
                 ));
             }
         }
-        let mut route_ids = HashSet::new();
+        for a in &self.agencies {
+            if let Some(inbox) = &a.inbox
+                && !adapter_ids.contains(inbox.as_str())
+            {
+                problems.push(Problem::new(
+                    format!("agencies[{}].inbox", a.index),
+                    format!(
+                        "no adapter with id `{inbox}` (known: {})",
+                        list(&adapter_ids)
+                    ),
+                ));
+            }
+        }
+        let mut route_ids = BTreeMap::new();
         for r in &self.routes {
             let p = format!("routes[{}]", r.index);
-            if !route_ids.insert(r.id.as_str()) {
+            if let Some(prev) = route_ids.insert(r.id.as_str(), r.index) {
+                route_ids.insert(r.id.as_str(), prev);
                 problems.push(Problem::new(
                     format!("{p}.id"),
-                    format!("route id `{}` is used twice", r.id),
+                    format!(
+                        "route id `{}` is used twice (first at routes[{prev}])",
+                        r.id
+                    ),
                 ));
             }
             if r.types.is_empty() {
@@ -455,10 +512,14 @@ impl Config {
             if r.deliver.is_empty() {
                 problems.push(Problem::new(
                     format!("{p}.deliver"),
-                    "must name at least one adapter",
+                    "must name at least one adapter (or `@to`)",
                 ));
             }
             for (j, d) in r.deliver.iter().enumerate() {
+                if d == crate::router::TO_RECEIVERS {
+                    problems.extend(self.check_to_receivers(r, j));
+                    continue;
+                }
                 if !adapter_ids.contains(d.as_str()) {
                     problems.push(Problem::new(
                         format!("{p}.deliver[{j}]"),
@@ -515,5 +576,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+#[cfg(test)]
+mod include_tests;
 #[cfg(test)]
 mod tests;

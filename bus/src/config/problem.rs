@@ -13,6 +13,9 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, in words an operator can act on.
     pub message: String,
+    /// The file the key path is in, when it is not the main config file (an `include`d one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
 }
 
 impl Problem {
@@ -20,6 +23,7 @@ impl Problem {
         Self {
             path: path.into(),
             message: message.into(),
+            file: None,
         }
     }
 }
@@ -40,10 +44,11 @@ impl fmt::Display for ConfigErrors {
             self.problems.len()
         )?;
         for p in &self.problems {
+            let file = p.file.as_ref().unwrap_or(&self.file);
             if p.path.is_empty() {
-                writeln!(f, "{}: {}", self.file.display(), p.message)?;
+                writeln!(f, "{}: {}", file.display(), p.message)?;
             } else {
-                writeln!(f, "{}: {}: {}", self.file.display(), p.path, p.message)?;
+                writeln!(f, "{}: {}: {}", file.display(), p.path, p.message)?;
             }
         }
         Ok(())

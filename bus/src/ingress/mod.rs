@@ -13,6 +13,7 @@ use crate::context::Context;
 use crate::error::{ApiError, code};
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
+use crate::router::Decision;
 use crate::state::Claim;
 use crate::wire::AdapterCopy;
 use async_trait::async_trait;
@@ -198,10 +199,7 @@ impl Ingress {
                 }
             }
         }
-        let decision = ctx.router.route(&meta.kind, &meta.from, &meta.to);
-        if decision.targets.is_empty() || !decision.unserved.is_empty() {
-            return Err(no_route(meta, &decision.unserved));
-        }
+        let decision = self.route(meta)?;
         let timeout = ctx.config.bus.publish_timeout.get();
         let exchange = ctx.names.deliver_exchange();
         let publishes = decision.targets.iter().map(|t| {
@@ -256,6 +254,84 @@ impl Ingress {
     }
 }
 
+impl Ingress {
+    /// Where a prepared message goes: every matching route and one target per adapter; `no_route` when none.
+    fn route(&self, meta: &Meta) -> Result<Decision, ApiError> {
+        let decision = self.ctx.router.route(&meta.kind, &meta.from, &meta.to);
+        if !decision.unreachable.is_empty() {
+            let mut e = ApiError::new(
+                code::NO_ROUTE,
+                format!(
+                    "no inbox for {}: a route delivering to each receiver's inbox (`deliver = [\"@to\"]`) \
+                     matched, and these receivers have no `[[agencies]] inbox`",
+                    decision
+                        .unreachable
+                        .iter()
+                        .map(|(route, to)| format!("{to} (route {route})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            for (_, to) in &decision.unreachable {
+                if let Some(i) = meta.to.iter().position(|t| t == to) {
+                    e = e.at(format!("/to/{i}"), format!("{to} has no inbox"));
+                }
+            }
+            return Err(e);
+        }
+        if decision.targets.is_empty() || !decision.unserved.is_empty() {
+            return Err(no_route(meta, &decision.unserved));
+        }
+        Ok(decision)
+    }
+
+    /// Parse, sender, type, schema (the JSON envelope, or the plugin's format for other content).
+    async fn prepare(&self, sub: &Submission) -> Result<Prepared, ApiError> {
+        match sub.content {
+            ContentKind::Json => self.prepare_json(sub),
+            other => match self.formats.iter().find(|f| f.content() == other) {
+                Some(format) => {
+                    let schemas = Schemas {
+                        registry: &self.ctx.registry,
+                        max_body_bytes: self.ctx.config.http.max_body_bytes,
+                    };
+                    format.prepare(sub, &schemas).await
+                }
+                None => Err(ApiError::new(
+                    code::UNSUPPORTED_MEDIA_TYPE,
+                    format!("this bus takes no {} messages", other.mime()),
+                )),
+            },
+        }
+    }
+
+    /// What [`Submit::submit`] would answer, without publishing: the same checks in the same order (body
+    /// size as the HTTP listener bounds it, then parse, sender, type, schema, the plugin's format and its
+    /// checks, route), but no idempotency claim, no broker, no observers, no metrics. Answers the accepted
+    /// routes and the adapters that would each get one copy. For `lienthong test`; a format that keeps
+    /// state (the edXML document flow) reads and writes the state store this ingress was built with, so
+    /// build it on a scratch store (see [`crate::routetest`]).
+    pub async fn dry_run(&self, sub: Submission) -> Result<(Accepted, Vec<String>), ApiError> {
+        let max = self.ctx.config.http.max_body_bytes;
+        if sub.body.len() > max {
+            return Err(ApiError::new(
+                code::PAYLOAD_TOO_LARGE,
+                format!("the body is over http.max_body_bytes ({max} bytes)"),
+            ));
+        }
+        let prepared = self.prepare(&sub).await?;
+        let decision = self.route(&prepared.message.meta)?;
+        let adapters = decision.targets.into_iter().map(|t| t.adapter).collect();
+        Ok((
+            Accepted {
+                id: prepared.message.meta.id,
+                routes: decision.routes,
+            },
+            adapters,
+        ))
+    }
+}
+
 #[async_trait]
 impl Submit for Ingress {
     async fn submit(&self, sub: Submission) -> Result<Accepted, ApiError> {
@@ -264,22 +340,7 @@ impl Submit for Ingress {
             .clone()
             .filter(|t| crate::message::is_traceparent(t))
             .unwrap_or_else(new_traceparent);
-        let prepared = match sub.content {
-            ContentKind::Json => self.prepare_json(&sub),
-            other => match self.formats.iter().find(|f| f.content() == other) {
-                Some(format) => {
-                    let schemas = Schemas {
-                        registry: &self.ctx.registry,
-                        max_body_bytes: self.ctx.config.http.max_body_bytes,
-                    };
-                    format.prepare(&sub, &schemas).await
-                }
-                None => Err(ApiError::new(
-                    code::UNSUPPORTED_MEDIA_TYPE,
-                    format!("this bus takes no {} messages", other.mime()),
-                )),
-            },
-        };
+        let prepared = self.prepare(&sub).await;
         // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
         drop(sub);
         let prepared = match prepared {

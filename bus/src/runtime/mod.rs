@@ -63,7 +63,7 @@ pub async fn start(
     // Checked above already; built here, before anything starts, from the same function.
     let credentials = crate::check::credentials(&config, env).map_err(|problems| ConfigErrors {
         file: config.file.clone(),
-        problems,
+        problems: config.origins.locate(problems),
     })?;
     let config = Arc::new(config);
     let mut sinks = HashMap::new();
@@ -74,7 +74,7 @@ pub async fn start(
             .build(spec, &config, env)
             .map_err(|problems| ConfigErrors {
                 file: config.file.clone(),
-                problems,
+                problems: config.origins.locate(problems),
             })?;
         if let Some(s) = built.sink {
             sinks.insert(spec.id.clone(), s);
@@ -107,7 +107,9 @@ pub async fn start(
         schemas: registry.clone(),
     });
     let ctx = Arc::new(Context {
-        router: Router::new(&config.routes).with_party_codes(&config.agencies),
+        router: Router::new(&config.routes)
+            .with_party_codes(&config.agencies)
+            .with_inboxes(config.inboxes()),
         config: config.clone(),
         names,
         registry,
