@@ -124,6 +124,7 @@ fn findings(
     if let Err(ps) = credentials(config, env) {
         problems.extend(ps);
     }
+    problems.extend(crate::tls::check::problems(config));
     for spec in &config.adapters {
         problems.extend(factory.check(spec, config, env));
     }

@@ -23,4 +23,5 @@ pub mod router;
 pub mod runtime;
 pub mod schema;
 pub mod state;
+pub mod tls;
 pub mod wire;

@@ -11,12 +11,14 @@ mod duration;
 mod listen;
 mod load;
 mod problem;
+mod tls;
 
 pub use duration::HumanDuration;
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
+pub use tls::TlsConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -169,6 +171,16 @@ pub struct AgencyConfig {
     /// The agency's code in the QĐ 20/2020/QĐ-TTg scheme, for adapters whose peer speaks that scheme.
     #[serde(default)]
     pub qd20_code: Option<String>,
+    /// SHA-256 fingerprints (64 hex digits, `:` separators allowed) of client certificates that identify
+    /// this agency on a listener with `[http.tls] client_ca`. A certificate may also identify an agency
+    /// through the plugin (with the provincial domain, a subjectAltName URI `urn:qcvn102:<code>`). Default
+    /// none.
+    #[serde(default)]
+    pub cert_fingerprints: Vec<String>,
+    /// When true, this agency's bearer token is refused (401 `unauthenticated`): its systems must present a
+    /// client certificate that identifies it (needs `[http.tls] client_ca`). Default false.
+    #[serde(default)]
+    pub require_mtls: bool,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -286,6 +298,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// `p` as written in the config: absolute, or relative to the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        resolve(&self.base_dir, p)
+    }
+
     /// Absolute-or-config-relative schemas folder.
     pub fn schemas_dir(&self) -> PathBuf {
         resolve(&self.base_dir, &self.bus.schemas_dir)

@@ -7,6 +7,7 @@
 
 pub mod amqp;
 pub mod http;
+pub mod identity;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::context::Context;
@@ -32,6 +33,8 @@ pub struct Ingress {
     tokens: HashMap<String, String>,
     /// RabbitMQ user → agency code
     amqp_users: HashMap<String, String>,
+    /// Client certificate → agency code.
+    certs: identity::CertIdentities,
 }
 
 impl Ingress {
@@ -44,6 +47,7 @@ impl Ingress {
         plugin: Arc<dyn Plugin>,
         hooks: &crate::plugin::Hooks,
     ) -> Self {
+        let certs = identity::CertIdentities::new(&ctx.config);
         Self {
             ctx,
             plugin,
@@ -51,6 +55,7 @@ impl Ingress {
             observers: hooks.observers.clone(),
             tokens: creds.tokens,
             amqp_users: creds.amqp_users,
+            certs,
         }
     }
 
@@ -61,6 +66,16 @@ impl Ingress {
     /// The agency a bearer token belongs to.
     pub fn agency_for_token(&self, token: &str) -> Option<&str> {
         self.tokens.get(token).map(String::as_str)
+    }
+
+    /// The agency a verified client certificate identifies (401 `unauthenticated` when none).
+    pub fn agency_for_certificate(&self, cert: &crate::tls::CertInfo) -> Result<String, ApiError> {
+        self.certs.agency(self.plugin.as_ref(), cert)
+    }
+
+    /// Whether `agency` must present its client certificate (`require_mtls`: its bearer token is refused).
+    pub fn requires_mtls(&self, agency: &str) -> bool {
+        self.certs.requires_mtls(agency)
     }
 
     /// The agency a RabbitMQ user belongs to.
