@@ -34,6 +34,12 @@ pub fn check(
     }
 }
 
+/// What is not wrong but deserves the operator's eye, each at its key path: certificates expiring within
+/// [`crate::tls::check::EXPIRY_WARNING_DAYS`]. `lienthong check` prints them; they never stop `run`.
+pub fn warnings(config: &Config) -> Vec<Problem> {
+    crate::tls::check::warnings(config, time::OffsetDateTime::now_utc())
+}
+
 /// Checks an already parsed config.
 pub fn check_loaded(
     config: &Config,
