@@ -142,6 +142,30 @@ pub fn read_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
     }
 }
 
+/// Whether the key in `key` belongs to the (first) certificate in `cert`: Err names which file is at fault
+/// (`"cert"` or `"key"`) and why. For client certificates the bus presents (the HTTP adapters' `tls`).
+pub fn key_pair_problem(cert: &Path, key: &Path) -> Result<(), (&'static str, String)> {
+    let certs = read_certs(cert).map_err(|e| ("cert", e))?;
+    let k = read_key(key).map_err(|e| ("key", e))?;
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("cert", e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, k)
+        .map(|_| ())
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => (
+                "key",
+                format!(
+                    "the key in `{}` does not belong to the certificate in `{}`",
+                    key.display(),
+                    cert.display()
+                ),
+            ),
+            e => ("cert", format!("cannot use this certificate and key: {e}")),
+        })
+}
+
 /// The rustls server config of a listener's `[<section>.tls]`, or every problem with it at its key path
 /// (`http.tls.key`). Files are resolved against the config's folder.
 pub fn server_config(
