@@ -35,9 +35,12 @@ pub fn check(
 }
 
 /// What is not wrong but deserves the operator's eye, each at its key path: certificates expiring within
-/// [`crate::tls::check::EXPIRY_WARNING_DAYS`]. `lienthong check` prints them; they never stop `run`.
+/// [`crate::tls::check::EXPIRY_WARNING_DAYS`], no `[[rights]]` at all, routes no right can ever use.
+/// `lienthong check` prints them; they never stop `run`.
 pub fn warnings(config: &Config) -> Vec<Problem> {
-    crate::tls::check::warnings(config, time::OffsetDateTime::now_utc())
+    let mut w = crate::tls::check::warnings(config, time::OffsetDateTime::now_utc());
+    w.extend(crate::rights::warnings(config));
+    w
 }
 
 /// Checks an already parsed config.
@@ -131,6 +134,7 @@ fn findings(
         problems.extend(ps);
     }
     problems.extend(crate::tls::check::problems(config));
+    problems.extend(crate::rights::problems(config));
     for spec in &config.adapters {
         problems.extend(factory.check(spec, config, env));
     }

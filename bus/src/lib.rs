@@ -19,6 +19,7 @@ pub mod listener;
 pub mod malloc;
 pub mod message;
 pub mod plugin;
+pub mod rights;
 pub mod router;
 pub mod runtime;
 pub mod schema;

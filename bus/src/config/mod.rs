@@ -11,6 +11,7 @@ mod duration;
 mod listen;
 mod load;
 mod problem;
+mod rights;
 mod tls;
 
 pub use duration::HumanDuration;
@@ -18,6 +19,7 @@ pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
+pub use rights::{GroupConfig, RightConfig};
 pub use tls::TlsConfig;
 
 use serde::{Deserialize, Serialize};
@@ -291,6 +293,10 @@ pub struct Config {
     pub agencies: Vec<AgencyConfig>,
     pub adapters: Vec<AdapterSpec>,
     pub routes: Vec<RouteConfig>,
+    /// `[[rights]]`: who may send what to whom; none = every agency may send every type.
+    pub rights: Vec<RightConfig>,
+    /// `[[groups]]`: named sets of agencies for `[[rights]]`.
+    pub groups: Vec<GroupConfig>,
     /// Top-level sections the core does not own, as written: a plugin's (it names them in
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.

@@ -1,7 +1,8 @@
 //! Ingress: from "an agency's system sent these bytes" to "every copy is confirmed by the broker".
 //!
 //! All transports (HTTP, AMQP, the file-in and pull sources) come through [`Ingress::submit`], so they share
-//! one order of checks: parse → the caller is the sender → known type/version → schema → idempotency → route
+//! one order of checks: parse → the caller is the sender → known type/version → schema → access rights
+//! (`[[rights]]`, [`crate::rights`]) → idempotency → route
 //! → publish one copy per adapter with confirms → remember the answer. Each failure has its own error code
 //! (see [`crate::error::code`]); nothing is dropped silently.
 
@@ -35,6 +36,8 @@ pub struct Ingress {
     amqp_users: HashMap<String, String>,
     /// Client certificate → agency code.
     certs: identity::CertIdentities,
+    /// `[[rights]]`; None = every agency may send every type.
+    rights: Option<crate::rights::Rights>,
 }
 
 impl Ingress {
@@ -48,6 +51,7 @@ impl Ingress {
         hooks: &crate::plugin::Hooks,
     ) -> Self {
         let certs = identity::CertIdentities::new(&ctx.config);
+        let rights = crate::rights::Rights::new(&ctx.config);
         Self {
             ctx,
             plugin,
@@ -56,6 +60,7 @@ impl Ingress {
             tokens: creds.tokens,
             amqp_users: creds.amqp_users,
             certs,
+            rights,
         }
     }
 
@@ -187,6 +192,13 @@ impl Ingress {
             observed,
         } = p;
         let meta = &message.meta;
+        // Access rights: after the sender is known (prepare checked it), before anything is looked up or routed.
+        if let Some(rights) = &self.rights
+            && let Err(e) = rights.check(meta)
+        {
+            metrics::counter!("lienthong_ingress_refused_total", "code" => e.code).increment(1);
+            return Err(e);
+        }
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
             match ctx.state.ingress_claim(&meta.from, id, &digest).await {
