@@ -248,3 +248,36 @@ fn check_warns_without_rights_and_about_routes_no_right_can_use() {
         "{err}"
     );
 }
+
+/// The same rules on the embedded broker (a second, broker-independent look at the HTTP answers; the test
+/// above is the one against RabbitMQ).
+#[tokio::test]
+async fn http_rights_on_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    std::fs::create_dir(&outbox).unwrap();
+    let rx = Receiver::start().await;
+    let bus = TestBus::start_with("rights-mem", "memory://", &body(&rx, &outbox)).await;
+    let (status, json) = bus
+        .post(
+            "SYT",
+            &envelope(Some(&new_id()), SYT, &[STP], dossier("MEM-OK")),
+        )
+        .await;
+    assert_eq!(status, 202, "{json}");
+    let (status, json) = bus
+        .post(
+            "SYT",
+            &envelope(Some(&new_id()), SYT, &[H40, SYT], dossier("MEM-NO")),
+        )
+        .await;
+    assert_eq!(status, 403, "{json}");
+    assert_eq!(json["error"]["details"][0]["path"], "/to/1", "{json}");
+    assert_eq!(
+        json["error"]["details"][0]["message"],
+        no_right(SYT, SYT),
+        "{json}"
+    );
+    rx.wait_calls(1, Duration::from_secs(20)).await;
+    bus.bus.shutdown().await;
+}
