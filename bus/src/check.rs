@@ -388,7 +388,10 @@ mod tests {
             got[0].starts_with("trackin: unknown key; expected one of: bus, "),
             "{got:?}"
         );
-        assert!(got[0].ends_with("routes, rights, groups, tracking"), "{got:?}");
+        assert!(
+            got[0].ends_with("routes, rights, groups, tracking"),
+            "{got:?}"
+        );
         // Both bad keys of the plugin's section, each at its path: one does not hide the other.
         assert!(
             got[1].starts_with("tracking.due_son: unknown field"),
