@@ -25,6 +25,12 @@
 //! limits come from the adapter's `timeout`; every request says `User-Agent: lienthong/<version>`. A failed
 //! request is described with each of its causes ([`error_chain`]), so "connection refused" or a TLS refusal is
 //! visible, not only "error sending request".
+//!
+//! Each adapter may add `tls = { ca, client_cert, client_key }` ([`ClientTls`]): trust a private CA, present
+//! the province's client certificate.
+
+mod tls;
+pub use tls::ClientTls;
 
 use lienthong_bus::config::Problem;
 use reqwest::header::HeaderMap;
@@ -42,6 +48,8 @@ pub(crate) struct ClientOptions {
     pub connect_timeout: Duration,
     /// Headers sent with every request (static headers, a bearer token).
     pub headers: HeaderMap,
+    /// The adapter's `tls` table, paths already resolved ([`ClientTls::resolved`]).
+    pub tls: Option<ClientTls>,
 }
 
 impl ClientOptions {
@@ -51,13 +59,35 @@ impl ClientOptions {
             timeout,
             connect_timeout: timeout,
             headers: HeaderMap::new(),
+            tls: None,
         }
+    }
+
+    /// With the adapter's `tls` table (resolved against the config file's folder).
+    pub(crate) fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 }
 
 /// A client that follows no redirect, with the adapter's time limits, default headers and our User-Agent.
 pub(crate) fn client(options: ClientOptions) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(tls) = &options.tls {
+        let loaded = tls.load().map_err(|ps| {
+            ps.into_iter()
+                .map(|(key, m)| format!("tls.{key}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        if !loaded.roots.is_empty() {
+            builder = builder.tls_certs_only(loaded.roots);
+        }
+        if let Some(identity) = loaded.identity {
+            builder = builder.identity(identity);
+        }
+    }
+    builder
         .timeout(options.timeout)
         .connect_timeout(options.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -103,6 +133,9 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 pub(crate) mod redirect_trap;
+
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,15 @@ pub fn check(
     }
 }
 
+/// What is not wrong but deserves the operator's eye, each at its key path: certificates expiring within
+/// [`crate::tls::check::EXPIRY_WARNING_DAYS`], no `[[rights]]` at all, routes no right can ever use.
+/// `lienthong check` prints them; they never stop `run`.
+pub fn warnings(config: &Config) -> Vec<Problem> {
+    let mut w = crate::tls::check::warnings(config, time::OffsetDateTime::now_utc());
+    w.extend(crate::rights::warnings(config));
+    w
+}
+
 /// Checks an already parsed config.
 pub fn check_loaded(
     config: &Config,
@@ -125,6 +134,8 @@ fn findings(
     if let Err(ps) = credentials(config, env) {
         problems.extend(ps);
     }
+    problems.extend(crate::tls::check::problems(config));
+    problems.extend(crate::rights::problems(config));
     for spec in &config.adapters {
         problems.extend(factory.check(spec, config, env));
     }
@@ -393,7 +404,10 @@ mod tests {
             got[0].starts_with("trackin: unknown key; expected one of: bus, "),
             "{got:?}"
         );
-        assert!(got[0].ends_with("routes, tracking"), "{got:?}");
+        assert!(
+            got[0].ends_with("routes, rights, groups, tracking"),
+            "{got:?}"
+        );
         // Both bad keys of the plugin's section, each at its path: one does not hide the other.
         assert!(
             got[1].starts_with("tracking.due_son: unknown field"),

@@ -9,7 +9,8 @@
 //! * write an adapter: [`adapter`] (`Sink`, `Source`, `Lookup`, `Submit`), [`message`], [`error`], [`config`]
 //!   (`AdapterSpec`, `Problem`);
 //! * write a domain: [`plugin`], [`state`] (its tables in the same database), [`schema`];
-//! * operate on parked messages without a running bus (the CLI): [`dlq`], [`state`], [`broker`].
+//! * operate on parked messages without a running bus (the CLI): [`dlq`], [`state`], [`broker`];
+//! * serve HTTP with the bus's limits and TLS: [`listener`], [`tls`].
 //!
 //! Everything else is the core's own and not exported. ARCHITECTURE.md at the repository root follows one
 //! message through these modules.
@@ -26,15 +27,17 @@ pub mod envelope;
 pub mod error;
 mod http_api;
 pub mod ingress;
-mod listener;
+pub mod listener;
 pub mod malloc;
 pub mod message;
 pub mod plugin;
+pub mod rights;
 mod router;
 pub mod routetest;
 pub mod runtime;
 pub mod schema;
 pub mod state;
+pub mod tls;
 mod wire;
 
 pub use context::Context;

@@ -11,6 +11,7 @@
 //! * watch accepted messages ([`Observer`], e.g. to track where a case file is);
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
 //!   ([`Hooks::admin`]);
+//! * say which party a verified client certificate belongs to ([`Plugin::party_from_certificate`]);
 //! * own top-level sections of the config file ([`Plugin::sections`], read with [`Config::section`] and
 //!   checked by [`Plugin::check_config`]), and listeners of its own ([`Hooks::listeners`]), e.g. a page meant
 //!   for the public that must not share a port with the admin API.
@@ -57,6 +58,14 @@ pub trait Plugin: Send + Sync {
     /// `check` and by `run` before anything starts, so [`Plugin::start`] may take its sections as valid.
     fn check_config(&self, _config: &Config) -> Vec<Problem> {
         Vec::new()
+    }
+
+    /// The party (agency code) a verified client certificate names in the domain's own vocabulary, if any
+    /// (the provincial domain reads a subjectAltName URI `urn:qcvn102:<code>`). Ingress accepts the answer
+    /// only when it is a configured agency. Certificates listed by fingerprint in `[[agencies]]
+    /// cert_fingerprints` are the core's and need no plugin. Default: names no one.
+    fn party_from_certificate(&self, _cert: &crate::tls::CertInfo) -> Option<String> {
+        None
     }
 
     /// Called once the state store is connected and the schemas are loaded: what the plugin plugs in.

@@ -304,6 +304,8 @@ mod tests {
             qd20_code: Some("G12".into()),
             other_codes: vec!["0100109106".into()],
             inbox: None,
+            cert_fingerprints: Vec::new(),
+            require_mtls: false,
         };
         let r = Router::new(&[
             route("to-g12", &["t"], None, Some(&["000.00.00.G12"]), &["x"]),

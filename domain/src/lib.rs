@@ -5,6 +5,7 @@
 //!
 //! * the province's agencies are named by QCVN 102:2016 agency codes ([`Province::check_party`]); receivers
 //!   and an agency's other codes by any code the national network uses ([`Province::check_receiver`]);
+//! * a client certificate names its agency with a subjectAltName URI `urn:qcvn102:<code>` ([`cert_party`]);
 //! * edXML packages (QCVN 102:2016) are an ingress format, with the document-flow rules: a package's id is
 //!   what it is, a recall only from the issuer, status codes in a legal order ([`edxml_ingress`],
 //!   docs/qcvn102.md);
@@ -37,6 +38,20 @@ use std::sync::Arc;
 /// The province's rules, as one plugin.
 pub struct Province;
 
+/// The URI scheme by which a client certificate's subjectAltName names an agency: `urn:qcvn102:<code>`.
+pub const CERT_URI_PREFIX: &str = "urn:qcvn102:";
+
+/// The agency code a certificate's subjectAltName URIs name, when they name exactly one valid agency code
+/// (two different codes name no one: the bus never guesses).
+pub fn cert_party(uris: &[String]) -> Option<String> {
+    let mut codes = uris
+        .iter()
+        .filter_map(|u| u.strip_prefix(CERT_URI_PREFIX))
+        .filter(|c| qcvn::agency::AgencyCode::parse(c).is_ok());
+    let first = codes.next()?;
+    codes.all(|c| c == first).then(|| first.to_owned())
+}
+
 impl Plugin for Province {
     fn check_party(&self, code: &str) -> Result<(), String> {
         qcvn::agency::AgencyCode::parse(code)
@@ -47,6 +62,10 @@ impl Plugin for Province {
     /// Real traffic addresses `G12`, `H37.02.02` or a company's tax code (docs/qcvn102.md, "Agency codes").
     fn check_receiver(&self, code: &str) -> Result<(), String> {
         qcvn::agency::check_network_code(code).map_err(|e| e.to_string())
+    }
+
+    fn party_from_certificate(&self, cert: &lienthong_bus::tls::CertInfo) -> Option<String> {
+        cert_party(&cert.uris)
     }
 
     fn tables(&self) -> Vec<TableSet> {
@@ -114,5 +133,40 @@ impl Plugin for Province {
             })),
             listeners,
         }
+    }
+}
+
+#[cfg(test)]
+mod cert_tests {
+    use super::cert_party;
+
+    fn uris(u: &[&str]) -> Vec<String> {
+        u.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_certificate_names_one_agency_by_its_urn_or_no_one() {
+        assert_eq!(
+            cert_party(&uris(&["https://x.example", "urn:qcvn102:000.00.12.H40"])),
+            Some("000.00.12.H40".into())
+        );
+        // The same code twice is still one agency; two codes are none (never a guess).
+        assert_eq!(
+            cert_party(&uris(&[
+                "urn:qcvn102:000.00.12.H40",
+                "urn:qcvn102:000.00.12.H40"
+            ])),
+            Some("000.00.12.H40".into())
+        );
+        assert_eq!(
+            cert_party(&uris(&[
+                "urn:qcvn102:000.00.12.H40",
+                "urn:qcvn102:000.00.13.H40"
+            ])),
+            None
+        );
+        assert_eq!(cert_party(&uris(&["urn:qcvn102:not-a-code"])), None);
+        assert_eq!(cert_party(&uris(&["urn:other:000.00.12.H40"])), None);
+        assert_eq!(cert_party(&[]), None);
     }
 }

@@ -15,6 +15,9 @@ pub fn check(config: &Path) -> ExitCode {
                 c.routes.len(),
                 registry.types().join(", ")
             );
+            for w in lienthong_bus::check::warnings(&c) {
+                println!("warning: {}: {}", w.path, w.message);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

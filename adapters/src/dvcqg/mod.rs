@@ -119,6 +119,11 @@ pub struct DvcqgConfig {
     /// Time limit of one HTTP call to the portal, login included. Default `"15s"`.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// `tls = { ca = "…", client_cert = "…", client_key = "…" }`: trust only this CA bundle for the portal's
+    /// certificate, and present this client certificate (PEM files, relative to the config file's folder).
+    /// Default: the public roots, no client certificate.
+    #[serde(default)]
+    pub tls: Option<http_client::ClientTls>,
     /// A cached session is renewed after this long even if the portal never says it expired. Default `"10m"`
     /// (the lifetime OpenCPS assumes).
     #[serde(default = "default_session_max_age")]
@@ -233,7 +238,11 @@ impl AdapterType for DvcqgConfig {
             Ok(_) => return Err(problems),
             Err(more) => return Err(problems.into_iter().chain(more).collect()),
         };
-        let adapter = Dvcqg::new(&self, username, password)
+        let cfg = DvcqgConfig {
+            tls: self.tls.as_ref().map(|t| t.resolved(&cx.spec.base_dir)),
+            ..self
+        };
+        let adapter = Dvcqg::new(&cfg, username, password)
             .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?;
         let adapter = Arc::new(adapter);
         Ok(Built {
@@ -260,6 +269,9 @@ fn check_config(spec: &AdapterSpec, cfg: &DvcqgConfig) -> Vec<Problem> {
     let at = |k: &str| join(&spec.path(), k);
     let mut problems = Vec::new();
     problems.extend(http_client::http_url(at("base_url"), &cfg.base_url).err());
+    if let Some(tls) = &cfg.tls {
+        problems.extend(tls.problems(&spec.base_dir, &at("tls")));
+    }
     for (k, v) in [
         ("auth_path", &cfg.auth_path),
         ("service_path", &cfg.service_path),

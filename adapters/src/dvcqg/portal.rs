@@ -135,7 +135,9 @@ impl fmt::Debug for PortalClient {
 
 impl PortalClient {
     pub fn new(cfg: &DvcqgConfig, username: String, password: String) -> Result<Self, String> {
-        let http = http_client::client(ClientOptions::timeout(cfg.timeout.get()))?;
+        let http = http_client::client(
+            ClientOptions::timeout(cfg.timeout.get()).with_tls(cfg.tls.clone()),
+        )?;
         let base = cfg.base_url.trim_end_matches('/');
         let codes = |l: &[super::CodeValue]| l.iter().map(super::CodeValue::code).collect();
         Ok(Self {

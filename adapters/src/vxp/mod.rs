@@ -82,6 +82,11 @@ pub struct VxpPullConfig {
     /// about documents our agencies sent, which the bus routes back to the sender). Default `["eDoc"]`.
     #[serde(default = "default_service_types")]
     pub service_types: Vec<String>,
+    /// `tls = { ca = "…", client_cert = "…", client_key = "…" }`: trust only this CA bundle for the axis's
+    /// certificate, and present this client certificate (PEM files, relative to the config file's folder).
+    /// Default: the public roots, no client certificate.
+    #[serde(default)]
+    pub tls: Option<http_client::ClientTls>,
 }
 
 fn default_service_types() -> Vec<String> {
@@ -117,7 +122,11 @@ impl AdapterType for VxpPullConfig {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let source = VxpPull::new(&self, secret, cx.config.http.max_body_bytes)
+        let cfg = VxpPullConfig {
+            tls: self.tls.as_ref().map(|t| t.resolved(&cx.spec.base_dir)),
+            ..self
+        };
+        let source = VxpPull::new(&cfg, secret, cx.config.http.max_body_bytes)
             .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?
             .with_qd20_map(
                 // Every other code of an agency (`qd20_code`, `other_codes`) → its code: the axis may name a
@@ -143,6 +152,9 @@ fn check_config(spec: &AdapterSpec, cfg: &VxpPullConfig) -> Vec<Problem> {
     let at = |k: &str| join(&spec.path(), k);
     let mut problems = Vec::new();
     problems.extend(http_client::http_url(at("base_url"), &cfg.base_url).err());
+    if let Some(tls) = &cfg.tls {
+        problems.extend(tls.problems(&spec.base_dir, &at("tls")));
+    }
     if cfg.system_id.trim().is_empty() {
         problems.push(Problem::new(at("system_id"), "must not be empty"));
     }
@@ -211,7 +223,9 @@ impl VxpPull {
     /// Builds from a checked config, the secret key read from `secret_env`, and the largest package the bus
     /// accepts.
     pub fn new(cfg: &VxpPullConfig, secret: String, max_bytes: usize) -> Result<Self, String> {
-        let http = http_client::client(ClientOptions::timeout(cfg.timeout.get()))?;
+        let http = http_client::client(
+            ClientOptions::timeout(cfg.timeout.get()).with_tls(cfg.tls.clone()),
+        )?;
         Ok(Self {
             http,
             base: cfg.base_url.trim_end_matches('/').to_owned(),

@@ -50,6 +50,11 @@ pub struct WebhookConfig {
     /// `url` (redirects are not followed). Absent = no `Authorization` header.
     #[serde(default)]
     pub auth_token_env: Option<String>,
+    /// `tls = { ca = "…", client_cert = "…", client_key = "…" }`: trust only this CA bundle for the receiver's
+    /// certificate, and present this client certificate (PEM files, relative to the config file's folder).
+    /// Default: the public roots, no client certificate.
+    #[serde(default)]
+    pub tls: Option<http_client::ClientTls>,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -80,6 +85,7 @@ impl AdapterType for WebhookConfig {
             timeout: self.timeout.get(),
             connect_timeout: self.timeout.get().min(Duration::from_secs(10)),
             headers,
+            tls: self.tls.as_ref().map(|t| t.resolved(&cx.spec.base_dir)),
         })
         .map_err(|e| vec![Problem::new(cx.spec.path(), e)])?;
         Ok(Built {
@@ -92,6 +98,9 @@ impl AdapterType for WebhookConfig {
 /// Validates the options; the URL and the headers sent with every request, or every problem with its key path.
 fn prepare(cfg: &WebhookConfig, cx: &Context<'_>) -> Result<(Url, HeaderMap), Vec<Problem>> {
     let mut problems = Vec::new();
+    if let Some(tls) = &cfg.tls {
+        problems.extend(tls.problems(&cx.spec.base_dir, &cx.at("tls")));
+    }
     let url = http_client::http_url(cx.at("url"), &cfg.url)
         .map_err(|p| problems.push(p))
         .ok();

@@ -5,7 +5,7 @@
 //! `deny_unknown_fields` one, so the keys are written out in each struct and gathered into
 //! [`ListenerLimits`] for the listener and for `check`.
 
-use super::{HumanDuration, Problem};
+use super::{HumanDuration, Problem, TlsConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -51,6 +51,10 @@ pub struct HttpConfig {
     /// 256 for everything else need more, and warns when even that is not enough. Default 1024.
     #[serde(default = "default_http_max_connections")]
     pub max_connections: usize,
+    /// `[http.tls]`: serve ingress over TLS, optionally asking agencies for client certificates (see
+    /// [`TlsConfig`]). Absent = plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 fn default_http_listen() -> String {
     "127.0.0.1:8080".into()
@@ -83,6 +87,7 @@ impl Default for HttpConfig {
             body_read_timeout: default_body_read_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_http_max_connections(),
+            tls: None,
         }
     }
 }
@@ -111,6 +116,10 @@ pub struct AdminConfig {
     /// so health checks, metrics scrapes and operators still get in while ingress is full. Default 64.
     #[serde(default = "default_admin_max_connections")]
     pub max_connections: usize,
+    /// `[admin.tls]`: serve the admin API over TLS, optionally requiring operators' client certificates
+    /// (see [`TlsConfig`]; with `client_ca`, only certificates of that CA get in). Absent = plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 fn default_admin_listen() -> String {
     "127.0.0.1:9090".into()
@@ -127,6 +136,7 @@ impl Default for AdminConfig {
             body_read_timeout: default_body_read_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_admin_max_connections(),
+            tls: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
 pub const CORE_SECTIONS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes",
+    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
 ];
 
 /// How many keys of one section or element are taken out before giving up on it.
@@ -120,6 +120,14 @@ impl Config {
             .into_iter()
             .map(|(index, r)| super::RouteConfig { index, ..r })
             .collect();
+        let rights = array(&table, "rights", &mut problems, salvage)
+            .into_iter()
+            .map(|(index, r)| super::RightConfig { index, ..r })
+            .collect();
+        let groups = array(&table, "groups", &mut problems, salvage)
+            .into_iter()
+            .map(|(index, g)| super::GroupConfig { index, ..g })
+            .collect();
         let adapters = array(&table, "adapters", &mut problems, |path, v, problems| {
             // Relative paths of an included adapter are relative to its own file.
             let index = path
@@ -146,6 +154,8 @@ impl Config {
             agencies,
             adapters,
             routes,
+            rights,
+            groups,
             sections,
             origins,
         };

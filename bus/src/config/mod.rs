@@ -14,6 +14,8 @@ mod include;
 mod listen;
 mod load;
 mod problem;
+mod rights;
+mod tls;
 
 pub use duration::HumanDuration;
 pub use include::{INCLUDABLE, Origins};
@@ -21,6 +23,8 @@ pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
+pub use rights::{GroupConfig, RightConfig};
+pub use tls::TlsConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -191,6 +195,16 @@ pub struct AgencyConfig {
     /// run time a message for it through such a route is refused with 422 `no_route` naming it.
     #[serde(default)]
     pub inbox: Option<String>,
+    /// SHA-256 fingerprints (64 hex digits, `:` separators allowed) of client certificates that identify
+    /// this agency on a listener with `[http.tls] client_ca`. A certificate may also identify an agency
+    /// through the plugin (with the provincial domain, a subjectAltName URI `urn:qcvn102:<code>`). Default
+    /// none.
+    #[serde(default)]
+    pub cert_fingerprints: Vec<String>,
+    /// When true, this agency's bearer token is refused (401 `unauthenticated`): its systems must present a
+    /// client certificate that identifies it (needs `[http.tls] client_ca`). Default false.
+    #[serde(default)]
+    pub require_mtls: bool,
 }
 
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
@@ -308,6 +322,10 @@ pub struct Config {
     pub agencies: Vec<AgencyConfig>,
     pub adapters: Vec<AdapterSpec>,
     pub routes: Vec<RouteConfig>,
+    /// `[[rights]]`: who may send what to whom; none = every agency may send every type.
+    pub rights: Vec<RightConfig>,
+    /// `[[groups]]`: named sets of agencies for `[[rights]]`.
+    pub groups: Vec<GroupConfig>,
     /// Top-level sections the core does not own, as written: a plugin's (it names them in
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.
@@ -322,6 +340,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// `p` as written in the config: absolute, or relative to the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        resolve(&self.base_dir, p)
+    }
+
     /// Absolute-or-config-relative schemas folder.
     pub fn schemas_dir(&self) -> PathBuf {
         resolve(&self.base_dir, &self.bus.schemas_dir)

@@ -1,6 +1,7 @@
 //! HTTP ingress: `POST /v1/messages`.
 //!
-//! Checks run cheapest-first so hostile input costs little: media type (415), bearer token (401), size (413,
+//! Checks run cheapest-first so hostile input costs little: media type (415), client certificate and/or
+//! bearer token (401, [`caller`]), size (413,
 //! from `Content-Length` before reading, and again while reading), then the ctx ingress pipeline. The
 //! connection itself (head checks, timeouts, the connection cap) is the listener's: [`crate::listener`].
 
@@ -9,6 +10,7 @@ use crate::adapter::{Caller, Submission, Submit};
 use crate::error::{ApiError, code};
 use crate::http_api::{NoBearer, bearer_token, error_response};
 use crate::message::ContentKind;
+use crate::tls::{CertInfo, ClientCert};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -48,24 +50,59 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
     }
 }
 
-fn caller(ingress: &Ingress, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer_token(headers).map_err(|e| {
-        ApiError::new(
-            code::UNAUTHENTICATED,
-            match e {
-                NoBearer::Missing => "missing `Authorization: Bearer <token>`",
-                NoBearer::NotBearer => "Authorization must be `Bearer <token>`",
-            },
-        )
-    })?;
-    ingress
-        .agency_for_token(token)
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::new(code::UNAUTHENTICATED, "unknown bearer token"))
+/// The calling agency, from its verified client certificate, its bearer token, or both (then they must
+/// agree). An agency with `require_mtls` is refused on its token alone. Every refusal is 401.
+fn caller(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+    cert: Option<&CertInfo>,
+) -> Result<String, ApiError> {
+    let unauthenticated = |m: String| ApiError::new(code::UNAUTHENTICATED, m);
+    let by_cert = cert
+        .map(|c| ingress.agency_for_certificate(c))
+        .transpose()?;
+    let by_token = match bearer_token(headers) {
+        Ok(token) => Some(
+            ingress
+                .agency_for_token(token)
+                .ok_or_else(|| unauthenticated("unknown bearer token".into()))?,
+        ),
+        Err(NoBearer::Missing) if by_cert.is_some() => None,
+        Err(e) => {
+            return Err(unauthenticated(
+                match e {
+                    NoBearer::Missing => {
+                        "missing `Authorization: Bearer <token>` (or a client certificate)"
+                    }
+                    NoBearer::NotBearer => "Authorization must be `Bearer <token>`",
+                }
+                .into(),
+            ));
+        }
+    };
+    match (by_cert, by_token) {
+        (Some(a), Some(b)) if a != b => Err(unauthenticated(format!(
+            "the client certificate identifies agency {a} but the bearer token is agency {b}'s"
+        ))),
+        (Some(a), _) => Ok(a),
+        (None, Some(b)) if ingress.requires_mtls(b) => Err(unauthenticated(format!(
+            "agency {b} must present its client certificate (require_mtls); its bearer token alone is refused"
+        ))),
+        (None, Some(b)) => Ok(b.to_owned()),
+        (None, None) => Err(unauthenticated(
+            "missing `Authorization: Bearer <token>` (or a client certificate)".into(),
+        )),
+    }
 }
 
-async fn submit(State(ingress): State<Arc<Ingress>>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&ingress, &headers, body).await {
+async fn submit(
+    State(ingress): State<Arc<Ingress>>,
+    cert: Option<axum::Extension<ClientCert>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let cert = cert.map(|axum::Extension(ClientCert(c))| c);
+    match handle(&ingress, &headers, cert.as_deref(), body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, axum::Json(accepted)).into_response(),
         Err(e) => error_response(&e),
     }
@@ -74,6 +111,7 @@ async fn submit(State(ingress): State<Arc<Ingress>>, headers: HeaderMap, body: B
 async fn handle(
     ingress: &Ingress,
     headers: &HeaderMap,
+    cert: Option<&CertInfo>,
     body: Body,
 ) -> Result<crate::adapter::Accepted, ApiError> {
     let refused = |e: ApiError| {
@@ -83,7 +121,7 @@ async fn handle(
         e
     };
     let content = media_type(headers).map_err(refused)?;
-    let agency = caller(ingress, headers).map_err(refused)?;
+    let agency = caller(ingress, headers, cert).map_err(refused)?;
     let limit = ingress.ctx().config.http.max_body_bytes;
     let too_large = || {
         ApiError::new(

@@ -1,12 +1,14 @@
 //! Ingress: from "an agency's system sent these bytes" to "every copy is confirmed by the broker".
 //!
 //! All transports (HTTP, AMQP, the file-in and pull sources) come through [`Ingress::submit`], so they share
-//! one order of checks: parse → the caller is the sender → known type/version → schema → idempotency → route
+//! one order of checks: parse → the caller is the sender → known type/version → schema → access rights
+//! (`[[rights]]`, [`crate::rights`]) → idempotency → route
 //! → publish one copy per adapter with confirms → remember the answer. Each failure has its own error code
 //! (see [`crate::error::code`]); nothing is dropped silently.
 
 pub mod amqp;
 pub mod http;
+pub mod identity;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::context::Context;
@@ -32,6 +34,10 @@ pub struct Ingress {
     tokens: HashMap<String, String>,
     /// RabbitMQ user → agency code
     amqp_users: HashMap<String, String>,
+    /// Client certificate → agency code.
+    certs: identity::CertIdentities,
+    /// `[[rights]]`; None = every agency may send every type.
+    rights: Option<crate::rights::Rights>,
 }
 
 impl Ingress {
@@ -44,6 +50,8 @@ impl Ingress {
         plugin: Arc<dyn Plugin>,
         hooks: &crate::plugin::Hooks,
     ) -> Self {
+        let certs = identity::CertIdentities::new(&ctx.config);
+        let rights = crate::rights::Rights::new(&ctx.config);
         Self {
             ctx,
             plugin,
@@ -51,6 +59,8 @@ impl Ingress {
             observers: hooks.observers.clone(),
             tokens: creds.tokens,
             amqp_users: creds.amqp_users,
+            certs,
+            rights,
         }
     }
 
@@ -61,6 +71,16 @@ impl Ingress {
     /// The agency a bearer token belongs to.
     pub fn agency_for_token(&self, token: &str) -> Option<&str> {
         self.tokens.get(token).map(String::as_str)
+    }
+
+    /// The agency a verified client certificate identifies (401 `unauthenticated` when none).
+    pub fn agency_for_certificate(&self, cert: &crate::tls::CertInfo) -> Result<String, ApiError> {
+        self.certs.agency(self.plugin.as_ref(), cert)
+    }
+
+    /// Whether `agency` must present its client certificate (`require_mtls`: its bearer token is refused).
+    pub fn requires_mtls(&self, agency: &str) -> bool {
+        self.certs.requires_mtls(agency)
     }
 
     /// The agency a RabbitMQ user belongs to.
@@ -171,6 +191,14 @@ impl Ingress {
             observed,
         } = p;
         let meta = &message.meta;
+        // Access rights: after the sender is known (prepare checked it), before anything is looked up or routed.
+        if let Some(rights) = &self.rights
+            && let Err(e) = rights.check(meta)
+        {
+            metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+                .increment(1);
+            return Err(e);
+        }
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
             match ctx.state.ingress_claim(&meta.from, id, &digest).await {

@@ -37,8 +37,9 @@ enum Ended {
     Refused,
 }
 
-pub struct Guarded {
-    tcp: TcpStream,
+/// `S` is the client's byte stream: the TCP socket, or the TLS session on it.
+pub struct Guarded<S = TcpStream> {
+    tcp: S,
     conn: Arc<Conn>,
     reader: Reader,
     /// Read from the socket and not yet handed on; the first `cleared` bytes may be.
@@ -49,8 +50,8 @@ pub struct Guarded {
     ended: Ended,
 }
 
-impl Guarded {
-    pub fn new(tcp: TcpStream, conn: Arc<Conn>) -> Self {
+impl<S> Guarded<S> {
+    pub fn new(tcp: S, conn: Arc<Conn>) -> Self {
         Self {
             tcp,
             conn,
@@ -124,7 +125,7 @@ impl Guarded {
     }
 }
 
-impl AsyncRead for Guarded {
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -202,7 +203,7 @@ impl AsyncRead for Guarded {
     }
 }
 
-impl AsyncWrite for Guarded {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

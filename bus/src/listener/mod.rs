@@ -12,12 +12,16 @@
 //! [`head::Reader`], which checks every head and follows every body) with a watchdog that acts on
 //! [`conn::Conn`]'s deadlines. Graceful shutdown stops accepting, lets requests in progress finish, and closes
 //! idle connections.
+//!
+//! With `[<section>.tls]` each accepted connection first goes through the TLS handshake ([`tls`]); a verified
+//! client certificate is handed to handlers in every request's extensions as [`crate::tls::ClientCert`].
 
 mod conn;
 pub mod fds;
 mod guard;
 pub mod head;
 mod service;
+mod tls;
 
 use crate::config::ListenerLimits;
 use conn::{Action, Conn};
@@ -71,6 +75,18 @@ pub async fn serve(
     limits: ListenerLimits,
     stop: CancellationToken,
 ) {
+    serve_tls(listener, router, limits, None, stop).await
+}
+
+/// As [`serve`]; with `tls`, every connection is a TLS one (see [`crate::tls::server_config`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ListenerLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: CancellationToken,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let name = limits.section;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
@@ -101,9 +117,10 @@ pub async fn serve(
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                conns.spawn(serve_connection(
+                conns.spawn(accept_connection(
                     tcp,
                     peer,
+                    acceptor.clone(),
                     router.clone(),
                     limits,
                     stop.clone(),
@@ -135,27 +152,60 @@ enum Woke {
     Deadline,
 }
 
-/// One connection: hyper's HTTP/1.1 server over the guarded socket, and the watchdog acting on its deadlines.
-async fn serve_connection(
+/// One accepted connection: the TLS handshake when the listener has one, then [`serve_connection`]. The
+/// handshake and the first request head share the head's deadline, counted from the accept.
+async fn accept_connection(
     tcp: TcpStream,
     peer: std::net::SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
     limits: ListenerLimits,
     stop: CancellationToken,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 ) {
-    let name = limits.section;
-    let gauge = metrics::gauge!("lienthong_http_connections", "listener" => name);
+    let accepted = Instant::now();
+    let gauge = metrics::gauge!("lienthong_http_connections", "listener" => limits.section);
     gauge.increment(1.0);
-    let conn = Arc::new(Conn::new(limits, Instant::now()));
-    let io = hyper_util::rt::TokioIo::new(guard::Guarded::new(tcp, conn.clone()));
+    match acceptor {
+        None => {
+            let service = |conn| service::Service::new(router, conn, peer, None);
+            serve_connection(tcp, service, limits, accepted, stop).await
+        }
+        Some(acceptor) => {
+            let handshake = tokio::select! {
+                h = tls::handshake(&acceptor, tcp, peer, &limits, accepted) => h,
+                _ = stop.cancelled() => None,
+            };
+            if let Some((session, cert)) = handshake {
+                let service = |conn| service::Service::new(router, conn, peer, cert);
+                serve_connection(session, service, limits, accepted, stop).await
+            }
+        }
+    }
+    gauge.decrement(1.0);
+    drop(slot);
+}
+
+/// One connection: hyper's HTTP/1.1 server over the guarded stream, and the watchdog acting on its deadlines.
+async fn serve_connection<S>(
+    stream: S,
+    service: impl FnOnce(Arc<Conn>) -> service::Service,
+    limits: ListenerLimits,
+    accepted: Instant,
+    stop: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let name = limits.section;
+    let conn = Arc::new(Conn::new(limits, accepted));
+    let io = hyper_util::rt::TokioIo::new(guard::Guarded::new(stream, conn.clone()));
     let http = hyper::server::conn::http1::Builder::new()
         // The deadlines are the watchdog's (hyper's own header timer also runs while a kept-alive
         // connection waits, so it cannot tell idle from slow).
         .header_read_timeout(None)
         .max_headers(head::MAX_HEADERS)
         .keep_alive(true)
-        .serve_connection(io, service::Service::new(router, conn.clone(), peer));
+        .serve_connection(io, service(conn.clone()));
     let mut http = pin!(http);
     let mut stopped = pin!(stop.cancelled());
     let mut alarm = pin!(tokio::time::sleep_until(Instant::now()));
@@ -209,5 +259,4 @@ async fn serve_connection(
             }
         }
     }
-    gauge.decrement(1.0);
 }

@@ -1,10 +1,12 @@
 //! The service hyper calls for each request of a connection: answers the reader's stand-in requests with their
 //! refusal, hands every other request to the axum router, gives any bare refusal the JSON error body, and
-//! keeps the connection's count of answers owed (see [`super::conn`]).
+//! keeps the connection's count of answers owed (see [`super::conn`]). A verified client certificate goes into
+//! every request's extensions.
 
 use super::conn::Conn;
 use super::guard::STAND_IN_HEADER;
 use crate::http_api::{error_response, json_refusal};
+use crate::tls::{CertInfo, ClientCert};
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, header};
 use bytes::Bytes;
@@ -24,11 +26,23 @@ pub struct Service {
     conn: Arc<Conn>,
     /// The client's address, given to handlers as `axum::extract::ConnectInfo<SocketAddr>`.
     peer: std::net::SocketAddr,
+    /// The client certificate the TLS handshake verified, given to handlers as [`ClientCert`].
+    cert: Option<Arc<CertInfo>>,
 }
 
 impl Service {
-    pub fn new(router: axum::Router, conn: Arc<Conn>, peer: std::net::SocketAddr) -> Self {
-        Self { router, conn, peer }
+    pub fn new(
+        router: axum::Router,
+        conn: Arc<Conn>,
+        peer: std::net::SocketAddr,
+        cert: Option<Arc<CertInfo>>,
+    ) -> Self {
+        Self {
+            router,
+            conn,
+            peer,
+            cert,
+        }
     }
 }
 
@@ -84,6 +98,9 @@ impl hyper::service::Service<Request<Incoming>> for Service {
     fn call(&self, mut req: Request<Incoming>) -> Answering {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
+        if let Some(cert) = &self.cert {
+            req.extensions_mut().insert(ClientCert(cert.clone()));
+        }
         let owed = Owed::new(self.conn.clone());
         let stand_in = req
             .headers()

@@ -65,6 +65,18 @@ pub async fn start(
         file: config.file.clone(),
         problems: config.origins.locate(problems),
     })?;
+    // Checked above already; the TLS configs of the two listeners, built before anything starts.
+    let tls = |section: &str, t: &Option<crate::config::TlsConfig>| {
+        t.as_ref()
+            .map(|t| crate::tls::server_config(t, section, &config))
+            .transpose()
+            .map_err(|problems| ConfigErrors {
+                file: config.file.clone(),
+                problems,
+            })
+    };
+    let http_tls = tls("http", &config.http.tls)?;
+    let admin_tls = tls("admin", &config.admin.tls)?;
     let config = Arc::new(config);
     let mut sinks = HashMap::new();
     let mut lookups = HashMap::new();
@@ -175,10 +187,11 @@ pub async fn start(
         };
         work.spawn(dlq::record(r, stop_work.clone()));
     }
-    intake.spawn(crate::listener::serve(
+    intake.spawn(crate::listener::serve_tls(
         http,
         crate::ingress::http::router(ingress.clone()),
         config.http.listener_limits(),
+        http_tls,
         stop_intake.clone(),
     ));
     for (tcp, l) in plugin_listeners {
@@ -209,10 +222,11 @@ pub async fn start(
             }
         });
     }
-    work.spawn(crate::listener::serve(
+    work.spawn(crate::listener::serve_tls(
         admin,
         crate::admin::router(ctx.clone(), env, hooks.admin),
         config.admin.listener_limits(),
+        admin_tls,
         stop_work.clone(),
     ));
     {
