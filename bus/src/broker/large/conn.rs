@@ -24,6 +24,9 @@ pub(super) struct Conn {
     pub(super) frame_max: u32,
     /// Reused for every frame read.
     pub(super) read_buf: Vec<u8>,
+    /// `host:port` of the node this connection is to: after the bus moves to another cluster node, idle
+    /// connections to the old one are not reused.
+    pub(super) node: String,
 }
 
 impl Conn {
@@ -77,6 +80,7 @@ impl Conn {
             stream,
             frame_max: FRAME_MAX,
             read_buf: Vec::new(),
+            node: node_of(uri),
         };
         conn.handshake(uri, name, deadline)?;
         Ok(conn)
@@ -226,4 +230,9 @@ pub(super) fn unexpected(wanted: &str, (channel, got): (u16, AMQPClass)) -> Brok
         "protocol",
         format!("expected {wanted}, got {got:?} on channel {channel}"),
     )
+}
+
+/// `host:port` of the node `uri` points at.
+pub(super) fn node_of(uri: &AMQPUri) -> String {
+    format!("{}:{}", uri.authority.host, uri.authority.port)
 }
