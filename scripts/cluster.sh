@@ -5,6 +5,7 @@
 #   bash scripts/cluster.sh up      # start (or finish starting) the three nodes and join them; idempotent
 #   bash scripts/cluster.sh status  # one line per node: running or down, and the cluster's running members
 #   bash scripts/cluster.sh down    # stop the three nodes and delete their data; idempotent
+#   bash scripts/cluster.sh ctl lt2 stop_app   # rabbitmqctl -n lt2@localhost stop_app, with the cluster's cookie
 #
 # Nodes lt1@localhost, lt2@localhost, lt3@localhost; AMQP on 127.0.0.1:5681, 5682, 5683 (guest/guest);
 # Erlang distribution on 25681-25683; no plugins (so no management or Prometheus ports). Each node has its own
@@ -106,10 +107,19 @@ up() {
   for i in 0 1 2; do
     running "${NODES[$i]}" || start_node "$i"
   done
+  # Apps stopped with stop_app are started together: a node waits in start_app for the peer that stopped
+  # last, so one at a time could wait on a node not started yet.
+  local pids=()
   for i in 0 1 2; do
     n=${NODES[$i]}
-    app_running "$n" || ctl "$n" start_app >/dev/null 2>&1 || true
-    await_app "$n"
+    if ! app_running "$n"; then
+      ctl "$n" start_app >/dev/null 2>&1 &
+      pids+=($!)
+    fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  for i in 0 1 2; do
+    await_app "${NODES[$i]}"
   done
   for i in 1 2; do
     n=${NODES[$i]}
@@ -177,8 +187,14 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
+ctl)
+  node=${2:?usage: $0 ctl lt1|lt2|lt3 <rabbitmqctl args>}
+  [[ " ${NODES[*]} " == *" $node "* ]] || { echo "not a node of this cluster: $node" >&2; exit 2; }
+  shift 2
+  ctl "$node" "$@"
+  ;;
 *)
-  echo "usage: $0 up|down|status" >&2
+  echo "usage: $0 up|down|status|ctl NODE ARGS..." >&2
   exit 2
   ;;
 esac
