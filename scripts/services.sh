@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the integration tests need are up: RabbitMQ (127.0.0.1:5672, guest/guest) and
-# PostgreSQL (127.0.0.1:5432, trust auth). Starts them if they are down; installs them if they are missing
-# (Debian packages). Idempotent and quiet when everything is already running.
+# PostgreSQL (127.0.0.1:5432, trust auth), and the local three-node RabbitMQ cluster of the cluster failure
+# tests (scripts/cluster.sh: 127.0.0.1:5681-5683, apart from the default node). Starts them if they are down;
+# installs them if they are missing (Debian packages). Idempotent and quiet when everything is already running.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -62,3 +63,4 @@ ensure_postgres() {
 
 ensure_rabbitmq
 ensure_postgres
+bash "$(dirname "$0")/cluster.sh" up

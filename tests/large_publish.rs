@@ -36,7 +36,7 @@ fn topology(ns: &str) -> Topology {
 
 async fn broker(ns: &str, large_message_bytes: usize) -> Broker {
     let b = Broker::start(
-        AMQP,
+        &[AMQP.to_owned()],
         topology(ns),
         Tuning {
             max_in_flight: 16,

@@ -63,10 +63,7 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
     };
     println!("Liên Thông demo");
     println!("  config   {}", config.file.display());
-    println!(
-        "  broker   {}",
-        lienthong_bus::broker::redact_url(&config.bus.broker_url)
-    );
+    println!("  broker   {}", config.bus.broker_url.redacted());
     println!("  ingress  http://{}/v1/messages", bus.http_addr);
     println!("  admin    http://{}/readyz", bus.admin_addr);
     println!("  samples  {}\n", samples.display());

@@ -204,7 +204,7 @@ async fn act(
         via_admin(&c, &which, &actor).await?
     } else {
         let broker = Broker::start(
-            &c.bus.broker_url,
+            c.bus.broker_url.urls(),
             Topology::default(),
             lienthong_bus::broker::Tuning {
                 max_in_flight: 64,

@@ -219,15 +219,16 @@ impl Consumer {
 }
 
 impl Broker {
-    /// Connects to `url` (`amqp://`, `amqps://` or `memory://`) and keeps `topology` declared, across
-    /// reconnects. Returns at once; use [`Broker::wait_ready`] or [`Broker::is_ready`].
-    pub fn start(url: &str, topology: Topology, tuning: Tuning) -> Broker {
-        if url == "memory://" {
+    /// Connects to the first of `urls` that answers (`amqp://`, `amqps://`; or `memory://` alone) and keeps
+    /// `topology` declared, across reconnects and moves to another node of the cluster. Returns at once; use
+    /// [`Broker::wait_ready`] or [`Broker::is_ready`].
+    pub fn start(urls: &[String], topology: Topology, tuning: Tuning) -> Broker {
+        if urls.len() == 1 && urls[0] == "memory://" {
             let b = memory::MemoryBroker::new();
             b.declare(&topology);
             Broker::Memory(b)
         } else {
-            Broker::Amqp(amqp::AmqpBroker::start(url, topology, tuning))
+            Broker::Amqp(amqp::AmqpBroker::start(urls, topology, tuning))
         }
     }
 

@@ -33,6 +33,9 @@ pub struct QueueDecl {
     pub dead_letter_routing_key: Option<String>,
     /// `x-delivery-limit`: after this many failed deliveries the message is dead-lettered.
     pub delivery_limit: Option<u32>,
+    /// `x-quorum-initial-group-size` (quorum queues only): on how many cluster nodes the queue is replicated
+    /// when created; None leaves it to RabbitMQ (every node). From `[bus] quorum_size`.
+    pub initial_group_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,17 @@ pub struct Topology {
     pub exchanges: Vec<ExchangeDecl>,
     pub queues: Vec<QueueDecl>,
     pub bindings: Vec<BindingDecl>,
+}
+
+impl Topology {
+    /// Sets `x-quorum-initial-group-size` on every quorum queue (`[bus] quorum_size`; None: RabbitMQ's
+    /// default).
+    pub fn with_quorum_size(mut self, size: Option<u32>) -> Self {
+        for q in self.queues.iter_mut().filter(|q| q.quorum) {
+            q.initial_group_size = size;
+        }
+        self
+    }
 }
 
 /// The names of everything under one namespace.
@@ -174,4 +188,26 @@ pub fn build(
         });
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_size_goes_on_every_quorum_queue_only() {
+        let names = Names::new("qs");
+        let tiers = BTreeSet::from([Duration::from_secs(5)]);
+        let t = build(&names, &["a".into()], &tiers, 20);
+        assert!(t.queues.iter().all(|q| q.initial_group_size.is_none()));
+        let mut t = t.with_quorum_size(Some(3));
+        assert!(t.queues.iter().all(|q| q.initial_group_size == Some(3)));
+        t.queues.push(QueueDecl {
+            name: "classic".into(),
+            ..Default::default()
+        });
+        let t = t.with_quorum_size(Some(2));
+        let classic = t.queues.iter().find(|q| q.name == "classic").unwrap();
+        assert_eq!(classic.initial_group_size, None);
+    }
 }

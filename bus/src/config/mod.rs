@@ -7,6 +7,7 @@
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
 //! core never depends on adapters.
 
+mod broker_url;
 pub mod codes;
 mod duration;
 mod inbox;
@@ -17,6 +18,7 @@ mod problem;
 mod rights;
 mod tls;
 
+pub use broker_url::BrokerUrls;
 pub use duration::HumanDuration;
 pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
@@ -39,8 +41,16 @@ pub struct BusConfig {
     /// Default `memory://`. The password part is never logged. The bus opens two connections to it (one
     /// publishes, one consumes) and proposes `frame_max=131072` unless the URL sets `?frame_max=…`;
     /// `?heartbeat=…` and the other lapin URL options are honoured as given.
+    ///
+    /// A list of URLs names the nodes of one RabbitMQ cluster, e.g.
+    /// `["amqp://u:p@rmq1:5672/%2f", "amqp://u:p@rmq2:5672/%2f", "amqp://u:p@rmq3:5672/%2f"]`: the bus
+    /// connects to the first node that answers; when that connection is lost it tries the next node (then the
+    /// others in turn), declares its topology again there, and publishes that were not confirmed yet are sent
+    /// again there within `publish_timeout` (so 202 still means confirmed by the cluster; 503 only when no node
+    /// confirmed in time). Large-message connections go to the node the bus is on. Every URL must be
+    /// `amqp://` or `amqps://` (`memory://` only alone).
     #[serde(default = "default_broker_url")]
-    pub broker_url: String,
+    pub broker_url: BrokerUrls,
     /// Prefix of every exchange and queue the bus declares (`<namespace>.ingress`, `<namespace>.deliver.<adapter>`…).
     /// Default `lienthong`. Two buses with different namespaces can share one vhost.
     #[serde(default = "default_namespace")]
@@ -77,10 +87,17 @@ pub struct BusConfig {
     /// Default `"20s"`.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: HumanDuration,
+    /// `x-quorum-initial-group-size` of every quorum queue the bus declares: on how many cluster nodes each
+    /// queue is replicated when it is first created (e.g. `3` on a three-node cluster; RabbitMQ caps it at the
+    /// cluster's size). Unset (the default) leaves it to RabbitMQ, which replicates to every node of the
+    /// cluster. Only takes effect when a queue is created; changing it later needs
+    /// `rabbitmq-queues grow`/`shrink`. Must be at least 1.
+    #[serde(default)]
+    pub quorum_size: Option<u32>,
 }
 
-fn default_broker_url() -> String {
-    "memory://".into()
+fn default_broker_url() -> BrokerUrls {
+    BrokerUrls::one("memory://")
 }
 fn default_namespace() -> String {
     "lienthong".into()
@@ -119,6 +136,7 @@ impl Default for BusConfig {
             large_message_bytes: default_large_message_bytes(),
             delivery_limit: default_delivery_limit(),
             shutdown_timeout: default_shutdown_timeout(),
+            quorum_size: None,
         }
     }
 }
@@ -410,14 +428,34 @@ impl Config {
                 "must be non-empty and use only letters, digits, '-', '_' and '.'",
             ));
         }
-        if !(self.bus.broker_url.starts_with("amqp://")
-            || self.bus.broker_url.starts_with("amqps://")
-            || self.bus.broker_url == "memory://")
-        {
+        let urls = self.bus.broker_url.urls();
+        if urls.is_empty() {
             problems.push(Problem::new(
                 "bus.broker_url",
-                "must start with amqp:// or amqps://, or be memory:// (embedded, not durable)",
+                "the list is empty: name at least one amqp:// or amqps:// URL",
             ));
+        }
+        for (i, url) in urls.iter().enumerate() {
+            let at = if urls.len() == 1 {
+                "bus.broker_url".to_owned()
+            } else {
+                format!("bus.broker_url[{i}]")
+            };
+            let amqp = url.starts_with("amqp://") || url.starts_with("amqps://");
+            if url == "memory://" && urls.len() > 1 {
+                problems.push(Problem::new(
+                    at,
+                    "memory:// (embedded) cannot be one node of a cluster list",
+                ));
+            } else if !(amqp || url == "memory://") {
+                problems.push(Problem::new(
+                    at,
+                    "must start with amqp:// or amqps://, or be memory:// (embedded, not durable)",
+                ));
+            }
+        }
+        if self.bus.quorum_size == Some(0) {
+            problems.push(Problem::new("bus.quorum_size", "must be at least 1"));
         }
         if self.bus.prefetch == 0 {
             problems.push(Problem::new("bus.prefetch", "must be at least 1"));

@@ -78,7 +78,11 @@ impl DryBus {
         let config = Arc::new(config);
         let names = Names::new(&config.bus.namespace);
         let topo = topology::build(&names, &[], &BTreeSet::new(), config.bus.delivery_limit);
-        let broker = Broker::start("memory://", topo, Tuning::from_config(&config.bus));
+        let broker = Broker::start(
+            &["memory://".to_owned()],
+            topo,
+            Tuning::from_config(&config.bus),
+        );
         let registry = Arc::new(registry);
         let hooks = plugin.start(&PluginContext {
             config: config.clone(),

@@ -107,8 +107,9 @@ pub async fn start(
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
     sink_ids.sort();
     let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
+    let topo = topo.with_quorum_size(config.bus.quorum_size);
     let broker = Broker::start(
-        &config.bus.broker_url,
+        config.bus.broker_url.urls(),
         topo,
         crate::broker::Tuning::from_config(&config.bus),
     );
@@ -253,7 +254,7 @@ pub async fn start(
     tracing::info!(
         http = %http_addr,
         admin = %admin_addr,
-        broker = %crate::broker::redact_url(&config.bus.broker_url),
+        broker = %config.bus.broker_url.redacted(),
         state = ctx.state.backend(),
         "Liên Thông bus started"
     );

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use lapin::options::ConfirmSelectOptions;
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,13 +32,15 @@ pub(super) async fn reap_large(inner: Arc<Inner>) {
 
 pub(super) async fn supervise(inner: Arc<Inner>) {
     let mut backoff = Duration::from_millis(200);
-    let redacted = crate::broker::redact_url(&inner.url);
+    // The node tried first: the first URL at start, the next one after a connection loss.
+    let mut first = 0;
     loop {
         if inner.shutdown.is_cancelled() {
             return;
         }
-        match connect(&inner).await {
+        match connect_any(&inner, first).await {
             Ok((link, mut events)) => {
+                let redacted = crate::broker::redact_url(inner.current_url());
                 backoff = Duration::from_millis(200);
                 *inner.last_error.lock().expect("lock") = None;
                 tracing::info!(broker = %redacted, "Connected to RabbitMQ; topology declared");
@@ -66,9 +68,17 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                 link.close("reconnecting").await;
                 metrics::gauge!("lienthong_broker_connected").set(0.0);
                 tracing::warn!(broker = %redacted, "Lost the RabbitMQ connection; reconnecting");
+                // The next node first: the one just lost is likely the one that is down.
+                first = (inner.current.load(Ordering::Relaxed) + 1) % inner.urls.len().max(1);
             }
             Err(e) => {
-                tracing::warn!(broker = %redacted, error = %e, retry_in = ?backoff, "Cannot connect to RabbitMQ or declare topology");
+                let nodes = inner
+                    .urls
+                    .iter()
+                    .map(|u| crate::broker::redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                tracing::warn!(broker = %nodes, error = %e, retry_in = ?backoff, "Cannot connect to RabbitMQ or declare topology");
                 *inner.last_error.lock().expect("lock") = Some(e);
             }
         }
@@ -97,9 +107,9 @@ pub(super) fn broker_uri(url: &str) -> Result<AMQPUri, String> {
     Ok(uri)
 }
 
-async fn open(inner: &Inner, role: &str) -> Result<Connection, String> {
+async fn open(inner: &Inner, url: &str, role: &str) -> Result<Connection, String> {
     let name = format!("lienthong {} ({role})", inner.topology_name());
-    crate::broker::lapin_runtime::open(broker_uri(&inner.url)?, name).await
+    crate::broker::lapin_runtime::open(broker_uri(url)?, name).await
 }
 
 /// A channel in confirm mode, as every publish needs: opened for each connection and again by `publish` when
@@ -110,9 +120,33 @@ pub(super) async fn publish_channel(conn: &Connection) -> Result<Channel, lapin:
     Ok(ch)
 }
 
-async fn connect(inner: &Inner) -> Result<(Arc<Link>, Events), String> {
-    let conn = open(inner, "publish").await?;
-    let consumers = match open(inner, "consume").await {
+/// The order in which the nodes are tried: `first`, then the ones after it, wrapping around.
+fn node_order(count: usize, first: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |k| (first + k) % count)
+}
+
+/// Connects to the first node (from `first` on) that answers and takes the topology; records it as current.
+async fn connect_any(inner: &Inner, first: usize) -> Result<(Arc<Link>, Events), String> {
+    let mut errors = Vec::new();
+    for i in node_order(inner.urls.len(), first) {
+        match connect(inner, &inner.urls[i]).await {
+            Ok(ok) => {
+                inner.current.store(i, Ordering::Relaxed);
+                return Ok(ok);
+            }
+            Err(e) if inner.urls.len() == 1 => return Err(e),
+            Err(e) => errors.push(format!(
+                "{}: {e}",
+                crate::broker::redact_url(&inner.urls[i])
+            )),
+        }
+    }
+    Err(errors.join("; "))
+}
+
+async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String> {
+    let conn = open(inner, url, "publish").await?;
+    let consumers = match open(inner, url, "consume").await {
         Ok(c) => c,
         Err(e) => {
             let _ = conn.close(200, "second connection failed".into()).await;
@@ -164,5 +198,14 @@ mod tests {
         assert_eq!(uri.query.frame_max, Some(16384));
         assert_eq!(uri.query.heartbeat, Some(5));
         assert!(broker_uri("not a url").is_err());
+    }
+
+    #[test]
+    fn nodes_are_tried_from_the_given_one_wrapping_around() {
+        assert_eq!(node_order(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(node_order(3, 1).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(node_order(3, 2).collect::<Vec<_>>(), [2, 0, 1]);
+        assert_eq!(node_order(1, 0).collect::<Vec<_>>(), [0]);
+        assert_eq!(node_order(0, 0).count(), 0);
     }
 }

@@ -71,6 +71,12 @@ pub(super) async fn declare(conn: &Connection, t: &Topology) -> Result<(), Strin
                 AMQPValue::LongLongInt(limit as i64),
             );
         }
+        if let (true, Some(n)) = (q.quorum, q.initial_group_size) {
+            args.insert(
+                "x-quorum-initial-group-size".into(),
+                AMQPValue::LongLongInt(n as i64),
+            );
+        }
         ch.queue_declare(q.name.as_str().into(), QueueDeclareOptions::durable(), args)
             .await
             .map_err(|err| {

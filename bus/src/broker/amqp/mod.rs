@@ -41,7 +41,11 @@ pub struct AmqpBroker {
 }
 
 struct Inner {
-    url: String,
+    /// The cluster's nodes, in the order given; one for a single broker.
+    urls: Vec<String>,
+    /// Index in `urls` of the node connected to (or last connected to): large-message connections go there,
+    /// and after a loss the supervisor tries the next node first.
+    current: AtomicUsize,
     topology: Topology,
     link: watch::Sender<Option<Arc<Link>>>,
     last_error: Mutex<Option<String>>,
@@ -62,11 +66,12 @@ struct Link {
 }
 
 impl AmqpBroker {
-    /// Starts the connection supervisor; returns immediately.
-    pub fn start(url: &str, topology: Topology, tuning: super::Tuning) -> Self {
+    /// Starts the connection supervisor for the node(s) at `urls`; returns immediately.
+    pub fn start(urls: &[String], topology: Topology, tuning: super::Tuning) -> Self {
         let (link, _) = watch::channel(None);
         let inner = Arc::new(Inner {
-            url: url.to_owned(),
+            urls: urls.to_vec(),
+            current: AtomicUsize::new(0),
             topology,
             link,
             last_error: Mutex::new(None),
@@ -127,6 +132,15 @@ impl AmqpBroker {
 }
 
 impl Inner {
+    /// The URL of the node the bus is connected to (or was last).
+    fn current_url(&self) -> &str {
+        let i = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        self.urls
+            .get(i)
+            .or(self.urls.first())
+            .map_or("", |u| u.as_str())
+    }
+
     /// A label for the connection (shown in the RabbitMQ management UI): the namespace of the topology.
     fn topology_name(&self) -> String {
         self.topology

@@ -86,7 +86,7 @@ impl AmqpBroker {
         properties: BasicProperties,
         deadline: Instant,
     ) -> Result<(), BrokerError> {
-        let uri = broker_uri(&self.inner.url).map_err(BrokerError::Unavailable)?;
+        let uri = broker_uri(self.inner.current_url()).map_err(BrokerError::Unavailable)?;
         metrics::counter!("lienthong_broker_large_publishes_total").increment(1);
         self.inner
             .large

@@ -68,6 +68,7 @@ impl Conn {
             stream,
             frame_max: FRAME_MAX,
             read_buf: Vec::new(),
+            node: node_of(uri),
         };
         conn.handshake(uri, name, deadline)?;
         Ok(conn)
@@ -210,4 +211,9 @@ impl Conn {
         }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// `host:port` of the node `uri` points at.
+pub(super) fn node_of(uri: &AMQPUri) -> String {
+    format!("{}:{}", uri.authority.host, uri.authority.port)
 }

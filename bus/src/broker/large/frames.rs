@@ -31,6 +31,9 @@ pub(super) struct Conn {
     pub(super) frame_max: u32,
     /// Reused for every frame read.
     pub(super) read_buf: Vec<u8>,
+    /// `host:port` of the node this connection is to: after the bus moves to another cluster node, idle
+    /// connections to the old one are not reused.
+    pub(super) node: String,
 }
 
 impl Conn {

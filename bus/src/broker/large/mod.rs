@@ -88,7 +88,7 @@ impl Pool {
         // publish still running keeps counting against [`CONCURRENT`].
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let mut conn = match pool.take() {
+            let mut conn = match pool.take(&conn::node_of(&msg.uri)) {
                 Some(c) => c,
                 None => Conn::open(&msg.uri, &msg.connection_name, deadline)?,
             };
@@ -103,11 +103,12 @@ impl Pool {
         .map_err(|e| BrokerError::Unavailable(format!("large-message publisher stopped: {e}")))?
     }
 
-    /// An idle connection still fit for use; stale or broken ones met on the way are closed.
-    fn take(&self) -> Option<Conn> {
+    /// An idle connection to `node` still fit for use; stale or broken ones met on the way, and ones to
+    /// another node (the bus has moved to another cluster node since), are closed.
+    fn take(&self, node: &str) -> Option<Conn> {
         loop {
             let (mut conn, since) = self.idle.lock().expect("lock").pop()?;
-            if since.elapsed() < IDLE && conn.quiet() {
+            if conn.node == node && since.elapsed() < IDLE && conn.quiet() {
                 return Some(conn);
             }
             conn.close();
