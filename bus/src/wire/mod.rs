@@ -141,7 +141,9 @@ impl AdapterCopy {
                 meta: Meta {
                     id,
                     kind: need(TYPE)?,
-                    version: e.header_int(VERSION).unwrap_or(1).max(1) as u32,
+                    version: e
+                        .header_int(VERSION)
+                        .map_or(1, |v| saturating_u32(v).max(1)),
                     from: need(FROM)?,
                     to: to
                         .split(',')
@@ -156,7 +158,7 @@ impl AdapterCopy {
             },
             route: need(ROUTE)?,
             adapter: opt(ADAPTER).unwrap_or_else(|| routing_key.to_owned()),
-            attempts: e.header_int(ATTEMPTS).unwrap_or(0).max(0) as u32,
+            attempts: e.header_int(ATTEMPTS).map_or(0, saturating_u32),
             first_attempt_at: opt(FIRST_ATTEMPT_AT),
             last_attempt_at: opt(LAST_ATTEMPT_AT),
             last_error: opt(LAST_ERROR),
@@ -167,9 +169,57 @@ impl AdapterCopy {
     }
 }
 
+/// A header integer as a `u32` count: negative is 0, too large is `u32::MAX` (never wrapped: a wrapped attempt
+/// count would start a failing message's retries over, a wrapped version would read as 0).
+fn saturating_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/fuzz_targets/amqp_headers.rs`: `lt-attempts` = 2^61 read back as 0 attempts.
+    #[test]
+    fn out_of_range_counters_saturate_instead_of_wrapping() {
+        let mut e = Copy::new(
+            Message {
+                meta: Meta {
+                    id: "id-1".into(),
+                    kind: "dossier.submitted".into(),
+                    version: 1,
+                    from: "000.00.00.H40".into(),
+                    to: vec!["000.00.12.H40".into()],
+                    correlation_id: None,
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                },
+                content: ContentKind::Json,
+                payload: bytes::Bytes::from_static(b"{}"),
+            },
+            "r",
+            "a",
+            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+        )
+        .to_envelope();
+        let read = |e: &Envelope| {
+            let c = Copy::from_envelope(e, "a").unwrap();
+            (c.message.meta.version, c.attempts)
+        };
+        for (header, want) in [
+            (1i64 << 61, u32::MAX),
+            ((1i64 << 32) + 5, u32::MAX),
+            (i64::MAX, u32::MAX),
+            (7, 7),
+            (-3, 0),
+        ] {
+            e.headers.insert(ATTEMPTS.into(), HeaderValue::Int(header));
+            e.headers.insert(VERSION.into(), HeaderValue::Int(header));
+            assert_eq!(read(&e), (want.max(1), want), "header {header}");
+        }
+        e.headers
+            .insert(VERSION.into(), HeaderValue::Str("4294967296".into()));
+        assert_eq!(read(&e).0, u32::MAX);
+    }
 
     #[test]
     fn copies_round_trip_through_headers() {
