@@ -37,9 +37,10 @@ impl AdapterCopy {
 /// Reads a dead letter of `adapter` into a parking-lot row (state `parked`). Never fails: what cannot be
 /// read is said in `last_error`, so nothing is dropped.
 pub fn parked(env: &Envelope, adapter: &str, now: &str) -> DlqEntry {
-    let reason = env
-        .header_str(REASON)
-        .or_else(|| env.header_str("x-death-last-reason"))
+    // A blank `lt-reason` must not hide RabbitMQ's own `x-death` reason from the operator.
+    let given = |k: &str| env.header_str(k).filter(|r| !r.trim().is_empty());
+    let reason = given(REASON)
+        .or_else(|| given("x-death-last-reason"))
         .unwrap_or("unknown")
         .to_owned();
     let copy = AdapterCopy::from_envelope(env, adapter);
@@ -176,6 +177,19 @@ mod tests {
         assert_eq!(again.message, c.message);
         assert_eq!(again.attempts, 0);
         assert_eq!(again.last_error, None);
+    }
+
+    #[test]
+    fn a_blank_reason_header_does_not_hide_the_real_reason() {
+        let mut env = copy().to_envelope();
+        env.headers
+            .insert(REASON.into(), HeaderValue::Str(" ".into()));
+        assert_eq!(parked(&env, "stp", "now").reason, "unknown");
+        env.headers.insert(
+            "x-death-last-reason".into(),
+            HeaderValue::Str("delivery_limit".into()),
+        );
+        assert_eq!(parked(&env, "stp", "now").reason, "delivery_limit");
     }
 
     #[test]

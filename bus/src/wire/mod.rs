@@ -182,7 +182,7 @@ mod tests {
     /// Found by `fuzz/fuzz_targets/amqp_headers.rs`: `lt-attempts` = 2^61 read back as 0 attempts.
     #[test]
     fn out_of_range_counters_saturate_instead_of_wrapping() {
-        let mut e = Copy::new(
+        let mut e = AdapterCopy::new(
             Message {
                 meta: Meta {
                     id: "id-1".into(),
@@ -202,7 +202,7 @@ mod tests {
         )
         .to_envelope();
         let read = |e: &Envelope| {
-            let c = Copy::from_envelope(e, "a").unwrap();
+            let c = AdapterCopy::from_envelope(e, "a").unwrap();
             (c.message.meta.version, c.attempts)
         };
         for (header, want) in [
