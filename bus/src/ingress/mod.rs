@@ -337,7 +337,7 @@ impl Ingress {
     /// size as the HTTP listener bounds it, then parse, sender, type, schema, the plugin's format and its
     /// checks, route), but no idempotency claim, no broker, no observers, no metrics. Answers the accepted
     /// routes and the adapters that would each get one copy. For `lienthong test`; a format that keeps
-    /// state (the edXML document flow) reads and writes the state store this ingress was built with, so
+    /// state (a document-flow plugin) reads and writes the state store this ingress was built with, so
     /// build it on a scratch store (see [`crate::routetest`]).
     pub async fn dry_run(&self, sub: Submission) -> Result<(Accepted, Vec<String>), ApiError> {
         let max = self.ctx.config.http.max_body_bytes;

@@ -5,7 +5,7 @@
 //! plugin hooks and formats) but on the embedded broker with nothing declared (never published to: only
 //! [`Ingress::dry_run`] is called), and on a scratch SQLite state store in a fresh temporary folder that is
 //! deleted when the [`DryBus`] is dropped. The scratch store is what the plugin's formats read and write
-//! (the edXML document flow): the cases of one run share it in file order, so a test file can accept a
+//! (a document-flow plugin): the cases of one run share it in file order, so a test file can accept a
 //! document and then check which statuses may follow; nothing reaches the config's real `[state]`.
 //! Secrets are not needed: every variable a `*_env` key names reads as set (to a placeholder of its own).
 

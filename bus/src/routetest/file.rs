@@ -38,7 +38,7 @@ struct CaseToml {
     /// An envelope JSON file, relative to the test file.
     #[serde(default)]
     message_file: Option<PathBuf>,
-    /// An edXML package file (`application/xml`), relative to the test file.
+    /// An XML package file (`application/xml`), relative to the test file.
     #[serde(default)]
     edxml_file: Option<PathBuf>,
     expect: ExpectToml,

@@ -19,7 +19,7 @@
 //! message = { type = "dossier.submitted", from = "000.00.00.H40", to = ["000.00.12.H40"], payload = { } }
 //! # or: message_file = "samples/01.json" (an envelope), edxml_file = "samples/05.xml" (a package)
 //! expect = { status = 202, routes = ["dossier-to-stp"], adapters = ["stp-inbox"] }
-//! # or: expect = { status = 422, code = "schema_violation", paths = ["/payload/MaHoSo"] }
+//! # or: expect = { status = 422, code = "schema_violation", paths = ["/payload/Code"] }
 //! ```
 
 pub mod dry;
