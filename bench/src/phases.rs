@@ -135,6 +135,17 @@ fn median(
     (outcome, spread)
 }
 
+/// `n` messages to the default exchange as fast as the confirm window allows.
+fn unthrottled<'a>(ctx: &Ctx<'_>, n: u64) -> amqp::Publish<'a> {
+    amqp::Publish {
+        exchange: "",
+        routing_key: "",
+        count: n,
+        window: ctx.opts.window,
+        rate: None,
+    }
+}
+
 /// Path 1: raw lapin, publisher to consumer through one queue.
 async fn raw_run(
     ctx: &Ctx<'_>,
@@ -144,13 +155,7 @@ async fn raw_run(
     timeout: Duration,
 ) -> Result<Timing, String> {
     let opts = ctx.opts;
-    let p = amqp::Publish {
-        exchange: "",
-        routing_key: "",
-        count: n,
-        window: opts.window,
-        rate: None,
-    };
+    let p = unthrottled(ctx, n);
     amqp::raw(
         &opts.amqp,
         &format!("{}.{label}", ctx.setup.run),
@@ -173,13 +178,7 @@ async fn relay_run(
     timeout: Duration,
 ) -> Result<Timing, String> {
     let opts = ctx.opts;
-    let p = amqp::Publish {
-        exchange: "",
-        routing_key: "",
-        count: n,
-        window: opts.window,
-        rate: None,
-    };
+    let p = unthrottled(ctx, n);
     let (q1, q2) = (
         format!("{}.{label}.in", ctx.setup.run),
         format!("{}.{label}.out", ctx.setup.run),

@@ -42,38 +42,28 @@ pub enum DlqCommand {
         from: Option<String>,
     },
     /// Send parked messages back for delivery (same id, fresh attempt budget).
-    Replay {
-        #[arg(long, short, env = "LIENTHONG_CONFIG")]
-        config: PathBuf,
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        adapter: Option<String>,
-        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
-        #[arg(long)]
-        from: Option<String>,
-        /// Who is doing this, for the audit log (default: $USER).
-        #[arg(long)]
-        actor: Option<String>,
-    },
+    Replay(Action),
     /// Remove parked messages for good (recorded in the audit log).
-    Purge {
-        #[arg(long, short, env = "LIENTHONG_CONFIG")]
-        config: PathBuf,
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        adapter: Option<String>,
-        /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long)]
-        actor: Option<String>,
-    },
+    Purge(Action),
+}
+
+/// Which parked messages a replay or purge acts on, and who does it.
+#[derive(clap::Args)]
+pub struct Action {
+    #[arg(long, short, env = "LIENTHONG_CONFIG")]
+    config: PathBuf,
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    id: Option<String>,
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Only the message(s) of this sender (agency code): ids are chosen by agencies, so two may share one.
+    #[arg(long)]
+    from: Option<String>,
+    /// Who is doing this, for the audit log (default: $USER).
+    #[arg(long)]
+    actor: Option<String>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -160,37 +150,18 @@ async fn run(cmd: DlqCommand) -> Result<ExitCode, ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
-        DlqCommand::Replay {
-            config,
-            id,
-            all: _,
-            adapter,
-            from,
-            actor: who,
-        } => {
-            let which = Select {
-                id: id.as_deref(),
-                adapter: adapter.as_deref(),
-                from: from.as_deref(),
-            };
-            act(&config, which, actor(who), true).await
-        }
-        DlqCommand::Purge {
-            config,
-            id,
-            all: _,
-            adapter,
-            from,
-            actor: who,
-        } => {
-            let which = Select {
-                id: id.as_deref(),
-                adapter: adapter.as_deref(),
-                from: from.as_deref(),
-            };
-            act(&config, which, actor(who), false).await
-        }
+        DlqCommand::Replay(a) => act_on(a, true).await,
+        DlqCommand::Purge(a) => act_on(a, false).await,
     }
+}
+
+async fn act_on(a: Action, replay: bool) -> Result<ExitCode, ExitCode> {
+    let which = Select {
+        id: a.id.as_deref(),
+        adapter: a.adapter.as_deref(),
+        from: a.from.as_deref(),
+    };
+    act(&a.config, which, actor(a.actor), replay).await
 }
 
 async fn act(
