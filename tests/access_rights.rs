@@ -10,7 +10,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::path::Path;
 use std::time::Duration;
@@ -142,14 +142,7 @@ async fn rights_are_enforced_on_http_amqp_and_folders() {
         .expect("a rejected message within 20 s")
         .unwrap()
         .unwrap();
-    let headers = d.properties.headers().clone().unwrap();
-    let Some(AMQPValue::LongString(err)) = headers
-        .inner()
-        .get(&lapin::types::ShortString::from("x-lt-error"))
-    else {
-        panic!("no x-lt-error header: {headers:?}");
-    };
-    let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();
+    let err = rejected_error(&d);
     assert_eq!(err["error"]["code"], "forbidden", "{err}");
     assert_eq!(
         err["error"]["details"][0]["message"],

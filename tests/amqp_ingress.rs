@@ -8,7 +8,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::Duration;
 
@@ -99,14 +99,7 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
             .expect("a rejected message within 20 s")
             .unwrap()
             .unwrap();
-        let headers = d.properties.headers().clone().unwrap();
-        let Some(AMQPValue::LongString(err)) = headers
-            .inner()
-            .get(&lapin::types::ShortString::from("x-lt-error"))
-        else {
-            panic!("no x-lt-error header: {headers:?}");
-        };
-        let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();
+        let err = rejected_error(&d);
         codes.push(err["error"]["code"].as_str().unwrap().to_owned());
         if err["error"]["code"] == "schema_violation" {
             assert_eq!(err["error"]["details"][0]["path"], "/payload/TrangThaiHoSo");

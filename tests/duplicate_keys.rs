@@ -10,7 +10,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::Duration;
 
@@ -121,14 +121,7 @@ async fn amqp_ingress_refuses_a_key_twice_the_same_way() {
         .expect("the refused message in <ns>.rejected within 20 s")
         .unwrap()
         .unwrap();
-    let headers = d.properties.headers().clone().unwrap();
-    let Some(AMQPValue::LongString(err)) = headers
-        .inner()
-        .get(&lapin::types::ShortString::from("x-lt-error"))
-    else {
-        panic!("no x-lt-error header: {headers:?}");
-    };
-    let err: serde_json::Value = serde_json::from_slice(err.as_bytes()).unwrap();
+    let err = rejected_error(&d);
     assert_eq!(err["error"]["code"], "invalid_json", "{err}");
     assert_eq!(
         err["error"]["details"][0]["path"], "/payload/TrangThaiHoSo",

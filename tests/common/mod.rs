@@ -577,3 +577,16 @@ impl TestBus {
         format!("http://{addr}{path}")
     }
 }
+
+/// The error JSON a refused AMQP ingress message carries in `<ns>.rejected` (header `x-lt-error`).
+#[allow(dead_code)] // not every test file reads the rejected queue
+pub fn rejected_error(d: &lapin::message::Delivery) -> serde_json::Value {
+    let headers = d.properties.headers().clone().unwrap_or_default();
+    let Some(lapin::types::AMQPValue::LongString(err)) = headers
+        .inner()
+        .get(&lapin::types::ShortString::from("x-lt-error"))
+    else {
+        panic!("no x-lt-error header: {headers:?}");
+    };
+    serde_json::from_slice(err.as_bytes()).unwrap()
+}
