@@ -327,14 +327,14 @@ async fn every_protocol_refusal_is_the_documented_json_error() {
         (
             "wrong admin method",
             admin,
-            "DELETE /v1/dlq HTTP/1.1\r\nHost: bus\r\n\r\n".to_string(),
+            "DELETE /v1/dlq HTTP/1.1\r\nHost: bus\r\nAuthorization: Bearer tok-ADMIN\r\n\r\n".to_string(),
             405,
             "method_not_allowed",
         ),
         (
             "bad admin query",
             admin,
-            "GET /v1/dlq?adapter=a&adapter=b HTTP/1.1\r\nHost: bus\r\n\r\n".to_string(),
+            "GET /v1/dlq?adapter=a&adapter=b HTTP/1.1\r\nHost: bus\r\nAuthorization: Bearer tok-ADMIN\r\n\r\n".to_string(),
             400,
             "bad_request",
         ),

@@ -131,6 +131,7 @@ fn findings(
             format!("environment variable `{var}` is not set"),
         ));
     }
+    problems.extend(admin_exposure(config));
     if let Err(ps) = credentials(config, env) {
         problems.extend(ps);
     }
@@ -140,6 +141,36 @@ fn findings(
         problems.extend(factory.check(spec, config, env));
     }
     (problems, registry)
+}
+
+/// The admin API shows personal data: on an address other hosts can reach it needs the admin token or
+/// operators' client certificates.
+fn admin_exposure(config: &Config) -> Option<Problem> {
+    let admin = &config.admin;
+    let guarded =
+        admin.token_env.is_some() || admin.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if guarded || is_loopback(&admin.listen) {
+        return None;
+    }
+    Some(Problem::new(
+        "admin.listen",
+        format!(
+            "`{}` is not a loopback address, and the admin API (dossiers, parked payloads, evidence) would be open \
+             to anyone who reaches it: set `admin.token_env` or `[admin.tls] client_ca`, or listen on 127.0.0.1",
+            admin.listen
+        ),
+    ))
+}
+
+/// Whether `listen` (`host:port`) is on a loopback address (`localhost` counts; a name that must be looked
+/// up does not).
+fn is_loopback(listen: &str) -> bool {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    listen
+        .rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// Who presents what: bearer token → agency code, RabbitMQ user → agency code.
@@ -302,6 +333,26 @@ mod tests {
             "B" => Some("secret-b".into()),
             "ADMIN" => Some("secret-b".into()),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn loopback_listen_addresses() {
+        for a in [
+            "127.0.0.1:9090",
+            "[::1]:9090",
+            "localhost:9090",
+            "127.0.0.2:1",
+        ] {
+            assert!(super::is_loopback(a), "{a}");
+        }
+        for a in [
+            "0.0.0.0:9090",
+            "[::]:9090",
+            "10.0.0.1:9090",
+            "admin.example:9090",
+        ] {
+            assert!(!super::is_loopback(a), "{a}");
         }
     }
 

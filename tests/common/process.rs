@@ -1,7 +1,7 @@
 //! Running the real `lienthong` binary as a child process, for crash and signal tests.
 
 use super::*;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// A port that was free a moment ago, and never handed out before in this test process: the OS may give the
 /// same ephemeral port to two parallel tests, and a bus that cannot bind exits while its twin answers `/readyz`.
@@ -30,15 +30,29 @@ pub struct BusProcess {
 impl BusProcess {
     /// Starts `lienthong run --config <file>` and waits until `/readyz` says ready.
     pub async fn spawn(config: &Path, http: u16, admin: u16) -> BusProcess {
-        let log = std::fs::File::create(config.with_extension(format!("{http}.log"))).unwrap();
+        Self::spawn_with(config, http, admin, "warn", &[]).await
+    }
+
+    /// As [`Self::spawn`], logging at `rust_log`, with `env` added to the agencies' tokens; stderr goes to
+    /// [`Self::log_file`], stdout to the same name with `.out`.
+    pub async fn spawn_with(
+        config: &Path,
+        http: u16,
+        admin: u16,
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> BusProcess {
+        let log = std::fs::File::create(Self::log_file(config, http)).unwrap();
+        let out = std::fs::File::create(config.with_extension(format!("{http}.out"))).unwrap();
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .env("H40", "tok-H40")
             .env("STP", "tok-STP")
             .env("SYT", "tok-SYT")
-            .stdout(Stdio::null())
+            .envs(env.iter().copied())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .unwrap();
@@ -68,6 +82,11 @@ impl BusProcess {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1/messages", self.http)
+    }
+
+    /// Where the process started from `config` on ingress port `http` writes its stderr.
+    pub fn log_file(config: &Path, http: u16) -> PathBuf {
+        config.with_extension(format!("{http}.log"))
     }
 
     /// SIGKILL: no chance to clean up.

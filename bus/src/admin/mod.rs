@@ -1,16 +1,20 @@
-//! The operator's HTTP API on `admin.listen`. Read endpoints are open (keep the listener on loopback or an
-//! operator network); endpoints that change things require `Authorization: Bearer <token>` when
-//! `admin.token_env` is set, and record the `X-Actor` header (default `admin-api`) in the audit log.
+//! The operator's HTTP API on `admin.listen`. When `admin.token_env` is set, every endpoint but `/healthz`,
+//! `/readyz` (and `/metrics` with `admin.open_metrics`) requires `Authorization: Bearer <token>` (`guard.rs`),
+//! the plugin's endpoints included; without it the API is open to whoever reaches `listen`, which `check`
+//! allows only on loopback or behind `[admin.tls] client_ca`. Endpoints that change things record the
+//! `X-Actor` header (default `admin-api`) in the audit log.
 //!
 //! | endpoint | file |
 //! |---|---|
 //! | `GET /healthz`, `GET /readyz`, `GET /v1/topology` | `ops.rs` |
 //! | `GET /metrics` | `metrics.rs` |
+//! | the admin token on all the others | `guard.rs` |
 //! | `GET /v1/dlq[?adapter=&from=]`, `GET /v1/dlq/{id}`, `POST /v1/dlq/{id}/replay`, `POST /v1/dlq/replay`, `POST /v1/dlq/{id}/purge`, `POST /v1/dlq/purge`, `GET /v1/audit` | `dlq.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
 mod dlq;
+mod guard;
 mod lookup;
 mod metrics;
 mod ops;
@@ -36,10 +40,17 @@ pub fn router(
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);
-    Router::new()
+    let open_metrics = ctx.config.admin.open_metrics;
+    let state = AdminState {
+        ctx,
+        token: token.clone(),
+    };
+    let metrics_route = Router::new().route("/metrics", get(metrics::metrics));
+    let mut open = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(metrics::metrics))
+        .with_state(state.clone());
+    let mut guarded = Router::new()
         .route("/v1/dlq", get(dlq::dlq_list))
         .route("/v1/dlq/replay", post(dlq::dlq_replay_all))
         .route("/v1/dlq/purge", post(dlq::dlq_purge_all))
@@ -49,6 +60,19 @@ pub fn router(
         .route("/v1/audit", get(dlq::audit))
         .route("/v1/topology", get(ops::topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup::lookup))
-        .with_state(AdminState { ctx, token })
-        .merge(extra.unwrap_or_default())
+        .with_state(state)
+        .merge(extra.unwrap_or_default());
+    if open_metrics {
+        open = open.merge(metrics_route);
+    } else {
+        guarded = guarded.merge(metrics_route);
+    }
+    if let Some(token) = token {
+        // `route_layer`: only matched routes are guarded, so an unknown path is still 404 and a wrong method 405.
+        guarded = guarded.route_layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            guard::require_token,
+        ));
+    }
+    open.merge(guarded)
 }

@@ -99,10 +99,17 @@ pub struct AdminConfig {
     /// Address of `/healthz`, `/readyz`, `/metrics` and `/v1/...` operator endpoints. Default `127.0.0.1:9090`.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Env var holding a bearer token required on the operator endpoints that change things (DLQ replay and
-    /// purge). Unset = those endpoints are open to whoever can reach `listen` (keep it on loopback).
+    /// Env var holding a bearer token (`Authorization: Bearer <token>`) required on every admin endpoint
+    /// except `/healthz` and `/readyz` (and `/metrics` with `open_metrics`): dossier and document views, the
+    /// DLQ and its payloads, the audit and evidence logs, topology, lookups. Unset = the endpoints are open to
+    /// whoever can reach `listen`; `check` then refuses a `listen` that is not a loopback address unless
+    /// `[admin.tls] client_ca` is set.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Serve `/metrics` without the admin token (for a Prometheus scraper that cannot send one). Default
+    /// false: with `token_env` set, `/metrics` needs the token like every other endpoint.
+    #[serde(default)]
+    pub open_metrics: bool,
     /// As `http.header_read_timeout`, for the admin listener. Default `"10s"`.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: HumanDuration,
@@ -132,6 +139,7 @@ impl Default for AdminConfig {
         Self {
             listen: default_admin_listen(),
             token_env: None,
+            open_metrics: false,
             header_read_timeout: default_header_read_timeout(),
             body_read_timeout: default_body_read_timeout(),
             idle_timeout: default_idle_timeout(),
