@@ -60,6 +60,17 @@ enum Command {
         #[command(subcommand)]
         command: cli::dlq::DlqCommand,
     },
+    /// Write a new Ed25519 private key for `[evidence] signing_key` (PEM) and print its public key.
+    Keygen {
+        /// The private key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check the evidence log, export a message's evidence, check an exported bundle offline.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -80,7 +91,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
-    if !quiet_demo && !matches!(cli.command, Command::Check { .. } | Command::Test { .. }) {
+    if !quiet_demo && !matches!(
+        cli.command,
+        Command::Check { .. } | Command::Test { .. } | Command::Keygen { .. } | Command::Audit { .. }
+    ) {
         init_logging(&cli.log_format);
     }
     let rt = match tokio::runtime::Runtime::new() {
@@ -97,6 +111,8 @@ fn main() -> ExitCode {
             Command::Test { config, files } => cli::test::test(&config, &files).await,
             Command::Demo { config, samples } => cli::demo::demo(&config, samples.as_deref()).await,
             Command::Dlq { command } => cli::dlq::dlq(command).await,
+            Command::Keygen { out } => cli::audit::keygen(&out),
+            Command::Audit { command } => cli::audit::audit(command).await,
         }
     })
 }

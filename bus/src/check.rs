@@ -132,6 +132,9 @@ fn findings(
         ));
     }
     problems.extend(admin_exposure(config));
+    if let Err(p) = crate::evidence::setup(config) {
+        problems.push(p);
+    }
     if let Err(ps) = credentials(config, env) {
         problems.extend(ps);
     }

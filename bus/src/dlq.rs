@@ -8,6 +8,7 @@
 use crate::broker::Broker;
 use crate::broker::topology::Names;
 use crate::error::{ApiError, code};
+use crate::evidence::{Event, Kind};
 use crate::state::{DlqEntry, StateStore};
 use crate::wire;
 use std::time::Duration;
@@ -96,6 +97,18 @@ impl Ops<'_> {
         }
     }
 
+    /// Appends an operator action on a parked message to the evidence log.
+    async fn evidence(&self, kind: Kind, e: &DlqEntry, actor: &str) {
+        let event = Event::new(kind, &e.from, &e.id)
+            .with("adapter", e.adapter.clone())
+            .with("actor", actor)
+            .with("reason_was", e.reason.clone());
+        if let Err(err) = self.state.record(event).await {
+            metrics::counter!("lienthong_evidence_failures_total").increment(1);
+            tracing::error!(error = %err, "The evidence record of an operator action could not be written");
+        }
+    }
+
     /// Sends parked messages back to their adapter's work queue with a fresh attempt budget.
     pub async fn replay(&self, which: &Select<'_>, actor: &str) -> Result<Vec<Outcome>, ApiError> {
         let mut out = Vec::new();
@@ -148,6 +161,7 @@ impl Ops<'_> {
                 &format!("reason was {}", e.reason),
             )
             .await;
+        self.evidence(Kind::Replayed, e, actor).await;
         tracing::info!(id = %e.id, adapter = %e.adapter, actor, "Replayed from the dead-letter queue");
         outcome(true, "replayed".into())
     }
@@ -174,6 +188,7 @@ impl Ops<'_> {
                         &format!("reason was {}", e.reason),
                     )
                     .await;
+                self.evidence(Kind::Purged, &e, actor).await;
             }
             out.push(Outcome {
                 id: e.id.clone(),

@@ -25,6 +25,7 @@ mod context;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
+pub mod evidence;
 mod http_api;
 pub mod ingress;
 pub mod listener;

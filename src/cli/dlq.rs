@@ -76,6 +76,12 @@ async fn open(config: &std::path::Path) -> Result<(Config, StateStore), ExitCode
     let state = StateStore::connect(&c.state_url(), &c.bus.namespace)
         .await
         .map_err(|e| fail(format!("state store: {e}")))?;
+    // A replay or purge from here is evidence like one through the admin API.
+    let state = match lienthong_bus::evidence::setup(&c) {
+        Ok(Some(e)) => state.with_evidence(e),
+        Ok(None) => state,
+        Err(p) => return Err(fail(format!("{}: {}", p.path, p.message))),
+    };
     Ok((c, state))
 }
 

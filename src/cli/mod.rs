@@ -1,5 +1,6 @@
 //! Subcommands of the `lienthong` binary, one file each.
 
+pub mod audit;
 pub mod demo;
 pub mod dlq;
 pub mod run;

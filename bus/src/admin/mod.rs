@@ -10,10 +10,12 @@
 //! | `GET /metrics` | `metrics.rs` |
 //! | the admin token on all the others | `guard.rs` |
 //! | `GET /v1/dlq[?adapter=&from=]`, `GET /v1/dlq/{id}`, `POST /v1/dlq/{id}/replay`, `POST /v1/dlq/replay`, `POST /v1/dlq/{id}/purge`, `POST /v1/dlq/purge`, `GET /v1/audit` | `dlq.rs` |
+//! | `GET /v1/evidence/{id}[?from=]` | `evidence.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
 mod dlq;
+mod evidence;
 mod guard;
 mod lookup;
 mod metrics;
@@ -58,6 +60,7 @@ pub fn router(
         .route("/v1/dlq/{id}/replay", post(dlq::dlq_replay))
         .route("/v1/dlq/{id}/purge", post(dlq::dlq_purge))
         .route("/v1/audit", get(dlq::audit))
+        .route("/v1/evidence/{id}", get(evidence::evidence))
         .route("/v1/topology", get(ops::topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup::lookup))
         .with_state(state)

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
 pub const CORE_SECTIONS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
+    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups", "evidence",
 ];
 
 /// How many keys of one section or element are taken out before giving up on it.
@@ -112,6 +112,7 @@ impl Config {
         let http: HttpConfig = section(&table, "http", &mut problems);
         let admin: AdminConfig = section(&table, "admin", &mut problems);
         let state: StateConfig = section(&table, "state", &mut problems);
+        let evidence: Option<super::EvidenceConfig> = section(&table, "evidence", &mut problems);
         let agencies = array(&table, "agencies", &mut problems, salvage)
             .into_iter()
             .map(|(index, a)| super::AgencyConfig { index, ..a })
@@ -156,6 +157,7 @@ impl Config {
             routes,
             rights,
             groups,
+            evidence,
             sections,
             origins,
         };

@@ -10,6 +10,7 @@
 mod broker_url;
 pub mod codes;
 mod duration;
+mod evidence;
 mod inbox;
 mod include;
 mod listen;
@@ -21,6 +22,7 @@ mod tls;
 
 pub use broker_url::BrokerUrls;
 pub use duration::HumanDuration;
+pub use evidence::EvidenceConfig;
 pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
@@ -275,6 +277,8 @@ pub struct Config {
     pub rights: Vec<RightConfig>,
     /// `[[groups]]`: named sets of agencies for `[[rights]]`.
     pub groups: Vec<GroupConfig>,
+    /// `[evidence]`: the signed evidence log; None = none is kept.
+    pub evidence: Option<EvidenceConfig>,
     /// Top-level sections the core does not own, as written: a plugin's (it names them in
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.

@@ -183,6 +183,7 @@ impl Ingress {
         &self,
         p: Prepared,
         traceparent: String,
+        proof: Option<BodyProof>,
     ) -> Result<Accepted, ApiError> {
         let ctx = &self.ctx;
         let Prepared {
@@ -261,14 +262,31 @@ impl Ingress {
             id: meta.id.clone(),
             routes: decision.routes,
         };
-        if let Some(id) = &client_id
-            && let Err(e) = ctx
-                .state
-                .ingress_record(&meta.from, id, &digest, &accepted)
-                .await
-        {
+        // The idempotency record and the evidence record go into the same group commit.
+        let record = async {
+            match &client_id {
+                Some(id) => {
+                    ctx.state
+                        .ingress_record(&meta.from, id, &digest, &accepted)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let evidence = async {
+            match proof {
+                Some(proof) => ctx.state.record(proof.accepted(meta, &accepted)).await,
+                None => Ok(()),
+            }
+        };
+        let (recorded, evidenced) = tokio::join!(record, evidence);
+        if let Err(e) = recorded {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
-            tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
+            tracing::error!(id = %meta.id, error = %e, "Could not record the idempotency key");
+        }
+        if let Err(e) = evidenced {
+            metrics::counter!("lienthong_evidence_failures_total").increment(1);
+            tracing::error!(id = %meta.id, error = %e, "Accepted, but the evidence record could not be written");
         }
         if let Some(observed) = &observed {
             for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
@@ -369,6 +387,7 @@ impl Submit for Ingress {
             .filter(|t| crate::message::is_traceparent(t))
             .unwrap_or_else(new_traceparent);
         let prepared = self.prepare(&sub).await;
+        let proof = BodyProof::of(&self.ctx.state, &sub);
         // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
         drop(sub);
         let prepared = match prepared {
@@ -376,10 +395,75 @@ impl Submit for Ingress {
             Err(e) => {
                 metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
                     .increment(1);
+                if let Some(proof) = &proof {
+                    self.refused(proof.refused(None, &e)).await;
+                }
                 return Err(e);
             }
         };
-        self.publish(prepared, traceparent).await
+        let named = proof
+            .as_ref()
+            .map(|_| (prepared.message.meta.from.clone(), prepared.message.meta.id.clone()));
+        let refusal = proof.clone();
+        let answer = self.publish(prepared, traceparent, proof).await;
+        if let (Err(e), Some(proof)) = (&answer, refusal) {
+            self.refused(proof.refused(named.as_ref(), e)).await;
+        }
+        answer
+    }
+}
+
+impl Ingress {
+    /// Appends a refusal to the evidence log (a failure to is logged; the refusal stands either way).
+    async fn refused(&self, event: crate::evidence::Event) {
+        if let Err(e) = self.ctx.state.record(event).await {
+            metrics::counter!("lienthong_evidence_failures_total").increment(1);
+            tracing::error!(error = %e, "The evidence record of a refusal could not be written");
+        }
+    }
+}
+
+/// What the evidence log keeps of a submission's body: its SHA-256 (of the exact bytes received), the bytes
+/// themselves with `store_payloads`, and who sent it. Only made when `[evidence]` is on.
+#[derive(Clone)]
+pub(crate) struct BodyProof {
+    caller: String,
+    sha256: String,
+    body: Option<Bytes>,
+}
+
+impl BodyProof {
+    fn of(state: &crate::state::StateStore, sub: &Submission) -> Option<Self> {
+        if !state.evidence_on() {
+            return None;
+        }
+        let Caller::Agency(caller) = &sub.caller;
+        Some(Self {
+            caller: caller.clone(),
+            sha256: crate::evidence::sha256_hex(&sub.body),
+            body: state.evidence_keeps_payloads().then(|| sub.body.clone()),
+        })
+    }
+
+    fn accepted(self, meta: &Meta, accepted: &Accepted) -> crate::evidence::Event {
+        let mut event = crate::evidence::Event::new(crate::evidence::Kind::Accepted, &meta.from, &meta.id)
+            .with("body_sha256", self.sha256)
+            .with("type", meta.kind.clone())
+            .with("version", meta.version)
+            .with("to", meta.to.clone())
+            .with("routes", accepted.routes.clone());
+        event.payload = self.body;
+        event
+    }
+
+    /// A refusal of this submission; `named` is (sender, id) once the message was read that far.
+    fn refused(&self, named: Option<&(String, String)>, e: &ApiError) -> crate::evidence::Event {
+        let (sender, id) = named
+            .map(|(s, i)| (s.as_str(), i.as_str()))
+            .unwrap_or((self.caller.as_str(), ""));
+        crate::evidence::Event::new(crate::evidence::Kind::Refused, sender, id)
+            .with("body_sha256", self.sha256.clone())
+            .with("code", e.code.as_str())
     }
 }
 

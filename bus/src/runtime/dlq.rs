@@ -6,6 +6,7 @@
 //! ([`crate::dlq`]).
 
 use crate::broker::Broker;
+use crate::evidence::{Event, Kind};
 use crate::message::now_rfc3339;
 use crate::state::StateStore;
 use crate::wire;
@@ -37,6 +38,12 @@ pub(super) async fn record(r: Recorder, stop: CancellationToken) {
             let entry = wire::dead::parked(&incoming.envelope, &adapter, &now_rfc3339());
             match state.park(&entry).await {
                 Ok(()) => {
+                    let event = Event::new(Kind::DeadLettered, &entry.from, &entry.id)
+                        .with("adapter", adapter.clone())
+                        .with("route", entry.route.clone())
+                        .with("reason", entry.reason.clone())
+                        .with("attempts", entry.attempts);
+                    super::worker::evidence_failed(state.record(event).await);
                     tracing::warn!(id = %entry.id, adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
                     let _ = incoming.acker.ack().await;
                 }

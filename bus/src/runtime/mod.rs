@@ -75,6 +75,10 @@ pub async fn start(
                 problems,
             })
     };
+    let evidence = crate::evidence::setup(&config).map_err(|p| ConfigErrors {
+        file: config.file.clone(),
+        problems: vec![p],
+    })?;
     let http_tls = tls("http", &config.http.tls)?;
     let admin_tls = tls("admin", &config.admin.tls)?;
     let config = Arc::new(config);
@@ -102,6 +106,10 @@ pub async fn start(
     let state = StateStore::connect_with(&state_url, &config.bus.namespace, &plugin.tables())
         .await
         .map_err(|e| StartError::State(e.to_string()))?;
+    let state = match evidence {
+        Some(e) => state.with_evidence(e),
+        None => state,
+    };
     let names = Names::new(&config.bus.namespace);
     let tiers = topology::retry_tiers(&config);
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();

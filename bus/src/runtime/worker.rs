@@ -11,6 +11,7 @@ use crate::adapter::{Delivery, ErrorClass, Sink};
 use crate::broker::Broker;
 use crate::broker::Incoming;
 use crate::broker::topology::Names;
+use crate::evidence::{Event, Kind};
 use crate::context::InFlight as Busy;
 use crate::message::now_rfc3339;
 use crate::router::Router;
@@ -82,6 +83,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Logs and counts an evidence record that could not be written (what it records happened regardless).
+pub(super) fn evidence_failed(r: Result<(), crate::state::StateError>) {
+    if let Err(e) = r {
+        metrics::counter!("lienthong_evidence_failures_total").increment(1);
+        tracing::error!(error = %e, "An evidence record could not be written");
+    }
+}
+
 /// Picks the declared tier for a wanted delay: the smallest tier at least as long, else the longest.
 pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration> {
     tiers
@@ -148,9 +157,20 @@ async fn handle(w: &Worker, incoming: Incoming) {
         .record(started.elapsed().as_secs_f64());
     let err = match result {
         Ok(()) => {
-            if let Err(e) = w.state.mark_delivered(adapter, sender, id).await {
+            // The delivery mark and the evidence record go into the same group commit.
+            let event = Event::new(Kind::Delivered, sender, id)
+                .with("adapter", adapter.clone())
+                .with("route", copy.route.clone())
+                .with("attempt", attempt)
+                .with("receiver_status", "accepted");
+            let (marked, evidenced) = tokio::join!(
+                w.state.mark_delivered(adapter, sender, id),
+                w.state.record(event)
+            );
+            if let Err(e) = marked {
                 tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
             }
+            evidence_failed(evidenced);
             metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
                 .increment(1);
             tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
@@ -198,6 +218,19 @@ async fn handle(w: &Worker, incoming: Incoming) {
         .await
     {
         Ok(()) => {
+            // A dead letter's record is written when it is parked (runtime/dlq.rs), whoever dead-lettered it.
+            if let Some(tier) = retry_in {
+                let mut event = Event::new(Kind::Retried, sender, id)
+                    .with("adapter", adapter.clone())
+                    .with("route", copy.route.clone())
+                    .with("attempt", attempt)
+                    .with("error", err.reason.clone())
+                    .with("retry_in_ms", u64::try_from(tier.as_millis()).unwrap_or(u64::MAX));
+                if let Some(status) = err.status {
+                    event = event.with("receiver_status", status);
+                }
+                evidence_failed(w.state.record(event).await);
+            }
             let _ = incoming.acker.ack().await;
         }
         Err(e) => {

@@ -101,6 +101,13 @@ pub(super) enum Write {
         at: i64,
         reply: Reply<()>,
     },
+    /// An evidence record, appended to the chain in this batch's transaction (state/evidence.rs).
+    Evidence {
+        event: crate::evidence::Event,
+        at: i64,
+        setup: Arc<super::evidence::EvidenceSetup>,
+        reply: Reply<()>,
+    },
 }
 
 /// The two lanes' entrances. Cheap to clone; the lane tasks end when every clone is dropped.
@@ -183,7 +190,7 @@ pub(super) enum Marks {
 
 impl Marks {
     /// The placeholder of parameter `n` (1-based).
-    fn at(self, n: usize) -> String {
+    pub(super) fn at(self, n: usize) -> String {
         match self {
             Marks::Numbered => format!("${n}"),
             Marks::Anonymous => "?".into(),
@@ -192,7 +199,7 @@ impl Marks {
 }
 
 /// `($1, $2, $3), ($4, $5, $6), …` for `rows` rows of `cols` columns.
-fn values(marks: Marks, rows: usize, cols: usize) -> String {
+pub(super) fn values(marks: Marks, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -362,6 +369,9 @@ struct Batch {
     /// Claims: the first digest of a key wins; each asker is answered from the row that stands.
     claims: BTreeMap<(String, String), (String, i64)>,
     delivered: BTreeMap<(String, String, String), i64>,
+    /// Evidence records in the order they came, and the key that signs them.
+    evidence: Vec<(crate::evidence::Event, i64)>,
+    evidence_setup: Option<Arc<super::evidence::EvidenceSetup>>,
 }
 
 async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
@@ -405,6 +415,16 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     reply,
                 } => {
                     batch.delivered.entry((adapter, sender, id)).or_insert(at);
+                    replies.push(reply);
+                }
+                Write::Evidence {
+                    event,
+                    at,
+                    setup,
+                    reply,
+                } => {
+                    batch.evidence.push((event, at));
+                    batch.evidence_setup = Some(setup);
                     replies.push(reply);
                 }
             }
@@ -531,6 +551,12 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
             q = q.bind(ns).bind(adapter).bind(sender).bind(id).bind(*at);
         }
         q.execute(&mut *tx).await?;
+    }
+    // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
+    if let Some(setup) = &b.evidence_setup
+        && !b.evidence.is_empty()
+    {
+        super::evidence::append(&mut tx, marks, ns, &setup.signer, &b.evidence).await?;
     }
     tx.commit().await?;
     Ok(standing)

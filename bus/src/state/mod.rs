@@ -1,5 +1,6 @@
-//! Durable state: ingress idempotency, delivery de-duplication, the dead-letter parking lot and the audit
-//! log of operator actions — one file per table family (`ingress.rs`, `delivered.rs`, `dlq.rs`, `audit.rs`).
+//! Durable state: ingress idempotency, delivery de-duplication, the dead-letter parking lot, the audit
+//! log of operator actions and the evidence log — one file per table family (`ingress.rs`, `delivered.rs`,
+//! `dlq.rs`, `audit.rs`, `evidence.rs`).
 //! A plugin keeps its own tables in the same database ([`TableSet`], [`StateStore::pool`]).
 //!
 //! # Why this exists
@@ -35,11 +36,13 @@ mod audit;
 mod batch;
 mod delivered;
 mod dlq;
+mod evidence;
 mod ingress;
 mod schema;
 mod url;
 
 pub use audit::AuditEntry;
+pub use evidence::{EvidenceRecord, EvidenceSetup};
 pub use dlq::{DLQ_PARKED, DLQ_PURGED, DLQ_REPLAYED, DlqEntry};
 pub use schema::{Backend, Moved, TableSet, rename_copy};
 
@@ -111,6 +114,8 @@ pub struct StateStore {
     ns: std::sync::Arc<str>,
     /// Group commit for the per-message operations (see batch.rs).
     lanes: batch::Lanes,
+    /// `[evidence]`: the key the evidence log is signed with; None = no evidence kept.
+    evidence: Option<std::sync::Arc<EvidenceSetup>>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -198,7 +203,7 @@ impl StateStore {
             .await
             .map_err(|_| connect_error(format!("timed out after {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| connect_error(e.to_string()))?;
-        let mut sets = vec![schema::CORE];
+        let mut sets = vec![schema::CORE, evidence::EVIDENCE];
         sets.extend_from_slice(tables);
         let init = schema::init(&mut conn, backend, namespace, &sets).await;
         let _ = conn.close().await;
@@ -246,6 +251,7 @@ impl StateStore {
             backend,
             ns,
             lanes,
+            evidence: None,
         })
     }
 
