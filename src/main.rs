@@ -91,10 +91,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
-    if !quiet_demo && !matches!(
-        cli.command,
-        Command::Check { .. } | Command::Test { .. } | Command::Keygen { .. } | Command::Audit { .. }
-    ) {
+    if !quiet_demo
+        && !matches!(
+            cli.command,
+            Command::Check { .. }
+                | Command::Test { .. }
+                | Command::Keygen { .. }
+                | Command::Audit { .. }
+        )
+    {
         init_logging(&cli.log_format);
     }
     let rt = match tokio::runtime::Runtime::new() {

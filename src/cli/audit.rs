@@ -69,7 +69,9 @@ pub async fn audit(command: AuditCommand) -> ExitCode {
             from,
             out,
         } => export(&config, &id, from.as_deref(), &out).await,
-        AuditCommand::VerifyBundle { file, public_key } => verify_bundle(&file, public_key.as_deref()),
+        AuditCommand::VerifyBundle { file, public_key } => {
+            verify_bundle(&file, public_key.as_deref())
+        }
     }
 }
 

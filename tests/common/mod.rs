@@ -324,6 +324,11 @@ impl TestBus {
 
     /// Stops the bus and deletes its queues and exchanges from the broker.
     pub async fn stop(self) {
+        self.stop_keeping_files().await;
+    }
+
+    /// As [`TestBus::stop`], handing back the folder of its config and state database for a look after.
+    pub async fn stop_keeping_files(self) -> tempfile::TempDir {
         let shared = self.bus.context.clone();
         self.bus.shutdown().await;
         if shared.config.bus.broker_url.starts_with("amqp") {
@@ -333,6 +338,7 @@ impl TestBus {
             let topo = topology::build(&shared.names, &sinks, &tiers, 1);
             delete_topology(&topo).await;
         }
+        self.dir
     }
 }
 

@@ -29,7 +29,10 @@ pub(super) async fn evidence(
             code::NOT_FOUND,
             format!(
                 "no evidence of message `{id}`{}{}",
-                q.from.as_deref().map(|f| format!(" from {f}")).unwrap_or_default(),
+                q.from
+                    .as_deref()
+                    .map(|f| format!(" from {f}"))
+                    .unwrap_or_default(),
                 if s.ctx.state.evidence_on() {
                     ""
                 } else {

@@ -16,7 +16,8 @@ use std::path::Path;
 
 /// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
 pub const CORE_SECTIONS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups", "evidence",
+    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
+    "evidence",
 ];
 
 /// How many keys of one section or element are taken out before giving up on it.

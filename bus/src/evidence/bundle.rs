@@ -140,6 +140,6 @@ fn check_record(b: &Bundle, r: &Proven, key: &ed25519_dalek::VerifyingKey) -> Re
             r.head.seq
         ));
     }
-    check_head_signature(key, &b.namespace, r.head.seq, &r.head.hash, &r.head.signature)
+    check_head_signature(key, &b.namespace, &r.head)
         .map_err(|()| "bad signature: the signed head does not verify with the public key".into())
 }

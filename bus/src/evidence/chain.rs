@@ -5,8 +5,8 @@
 //! `SHA-256(prev ‖ SHA-256(content))` over the lowercase hex of both, `prev` being the previous record's hash
 //! ([`GENESIS`] for record 1). Hashing the content's digest rather than the content lets a bundle prove one
 //! message's records with only the digests of the records between them and the signed head — never the
-//! other messages' contents. A head signs `lienthong-evidence-head/1`, the namespace, a sequence number and
-//! the hash of that record; one is written per group commit, at its last record.
+//! other messages' contents. A head signs `lienthong-evidence-head/1`, the namespace, a sequence number, the
+//! hash of that record and the head's time; one is written per group commit, at its last record.
 
 use super::sha256_hex;
 use ed25519_dalek::VerifyingKey;
@@ -41,26 +41,23 @@ pub fn content(ns: &str, seq: i64, at: &str, event: &super::Event) -> String {
 }
 
 /// The bytes a head's signature is over.
-pub fn head_message(ns: &str, seq: i64, hash: &str) -> String {
-    format!("lienthong-evidence-head/1\n{ns}\n{seq}\n{hash}")
+pub fn head_message(ns: &str, seq: i64, hash: &str, at: &str) -> String {
+    format!("lienthong-evidence-head/1\n{ns}\n{seq}\n{hash}\n{at}")
 }
 
 /// Checks a head's signature (base64 of 64 bytes) with `key`; strict verification (no malleable signatures).
-pub fn check_head_signature(
-    key: &VerifyingKey,
-    ns: &str,
-    seq: i64,
-    hash: &str,
-    signature: &str,
-) -> Result<(), ()> {
+pub fn check_head_signature(key: &VerifyingKey, ns: &str, head: &Head) -> Result<(), ()> {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(signature)
+        .decode(&head.signature)
         .map_err(|_| ())?;
     let bytes: [u8; 64] = bytes.try_into().map_err(|_| ())?;
     let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-    key.verify_strict(head_message(ns, seq, hash).as_bytes(), &sig)
-        .map_err(|_| ())
+    key.verify_strict(
+        head_message(ns, head.seq, &head.hash, &head.at).as_bytes(),
+        &sig,
+    )
+    .map_err(|_| ())
 }
 
 /// One stored record.
@@ -141,7 +138,11 @@ impl Verifier {
         self.records += 1;
         if r.seq > self.next {
             let what = if r.seq == self.next + 1 {
-                format!("missing record (record {} follows record {})", r.seq, self.next - 1)
+                format!(
+                    "missing record (record {} follows record {})",
+                    r.seq,
+                    self.next - 1
+                )
             } else {
                 format!(
                     "missing record (records {}..{} are gone; record {} follows record {})",
@@ -187,9 +188,7 @@ impl Verifier {
                     "hash mismatch: the signed head at this record names another hash",
                 );
             }
-            if check_head_signature(&self.key, &self.ns, head.seq, &head.hash, &head.signature)
-                .is_ok()
-            {
+            if check_head_signature(&self.key, &self.ns, &head).is_ok() {
                 self.signatures += 1;
             } else {
                 self.problem(
@@ -208,7 +207,9 @@ impl Verifier {
         if let Some((&seq, _)) = self.heads.range(last + 1..).next() {
             self.problem(
                 last + 1,
-                format!("missing record (a signed head names record {seq}, the log ends at {last})"),
+                format!(
+                    "missing record (a signed head names record {seq}, the log ends at {last})"
+                ),
             );
         } else if tip > last {
             self.problem(
@@ -220,7 +221,10 @@ impl Verifier {
         if last > covered {
             self.problem(
                 covered + 1,
-                format!("bad signature: records {}..{last} are not covered by a signed head", covered + 1),
+                format!(
+                    "bad signature: records {}..{last} are not covered by a signed head",
+                    covered + 1
+                ),
             );
         }
         match self.broken.into_iter().min_by_key(|b| b.seq) {
@@ -243,7 +247,12 @@ mod tests {
         let mut out = Vec::new();
         let mut heads = Vec::new();
         for seq in 1..=n {
-            let c = content("ns", seq, "t", &Event::new(Kind::Accepted, "A", &format!("m{seq}")));
+            let c = content(
+                "ns",
+                seq,
+                "t",
+                &Event::new(Kind::Accepted, "A", &format!("m{seq}")),
+            );
             let hash = record_hash(&prev, &c);
             out.push(Stored {
                 seq,
@@ -256,7 +265,7 @@ mod tests {
                     seq,
                     hash: hash.clone(),
                     at: "t".into(),
-                    signature: signer.sign_head("ns", seq, &hash),
+                    signature: signer.sign_head("ns", seq, &hash, "t"),
                 });
             }
             prev = hash;
@@ -292,11 +301,19 @@ mod tests {
         let mut r = records.clone();
         r[2].hash = "f".repeat(64);
         let b = verify(&r, &heads, &s).unwrap_err();
-        assert_eq!((b.seq, b.what.starts_with("hash mismatch")), (3, true), "{b}");
+        assert_eq!(
+            (b.seq, b.what.starts_with("hash mismatch")),
+            (3, true),
+            "{b}"
+        );
         let mut r = records.clone();
         r.remove(2);
         let b = verify(&r, &heads, &s).unwrap_err();
-        assert_eq!((b.seq, b.what.starts_with("missing record")), (3, true), "{b}");
+        assert_eq!(
+            (b.seq, b.what.starts_with("missing record")),
+            (3, true),
+            "{b}"
+        );
         let mut r = records.clone();
         let (a, c) = (r[1].clone(), r[2].clone());
         r[1] = Stored { seq: 2, ..c };
@@ -306,10 +323,18 @@ mod tests {
         let mut h = heads.clone();
         h[1].signature = heads[0].signature.clone();
         let b = verify(&records, &h, &s).unwrap_err();
-        assert_eq!((b.seq, b.what.starts_with("bad signature")), (4, true), "{b}");
+        assert_eq!(
+            (b.seq, b.what.starts_with("bad signature")),
+            (4, true),
+            "{b}"
+        );
         let mut r = records.clone();
         r.pop();
         let b = verify(&r, &heads, &s).unwrap_err();
-        assert_eq!((b.seq, b.what.starts_with("missing record")), (5, true), "{b}");
+        assert_eq!(
+            (b.seq, b.what.starts_with("missing record")),
+            (5, true),
+            "{b}"
+        );
     }
 }

@@ -125,10 +125,12 @@ impl Signer {
     }
 
     /// Signs a chain head (see [`chain::head_message`]); base64 of the 64-byte signature.
-    pub fn sign_head(&self, ns: &str, seq: i64, hash: &str) -> String {
+    pub fn sign_head(&self, ns: &str, seq: i64, hash: &str, at: &str) -> String {
         use base64::Engine;
         use ed25519_dalek::Signer as _;
-        let sig = self.key.sign(chain::head_message(ns, seq, hash).as_bytes());
+        let sig = self
+            .key
+            .sign(chain::head_message(ns, seq, hash, at).as_bytes());
         base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())
     }
 }
@@ -206,13 +208,22 @@ mod tests {
         let file = dir.path().join("k.pem");
         let public = keygen(&file).unwrap();
         assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
-        assert!(keygen(&file).is_err(), "an existing key is never overwritten");
+        assert!(
+            keygen(&file).is_err(),
+            "an existing key is never overwritten"
+        );
         let signer = Signer::load(&file).unwrap();
         assert_eq!(signer.public_pem, public);
-        let sig = signer.sign_head("ns", 3, &"ab".repeat(32));
+        let mut head = chain::Head {
+            seq: 3,
+            hash: "ab".repeat(32),
+            at: "t".into(),
+            signature: signer.sign_head("ns", 3, &"ab".repeat(32), "t"),
+        };
         let key = parse_public_pem(&public).unwrap();
-        assert!(chain::check_head_signature(&key, "ns", 3, &"ab".repeat(32), &sig).is_ok());
-        assert!(chain::check_head_signature(&key, "ns", 4, &"ab".repeat(32), &sig).is_err());
+        assert!(chain::check_head_signature(&key, "ns", &head).is_ok());
+        head.seq = 4;
+        assert!(chain::check_head_signature(&key, "ns", &head).is_err());
         let err = Signer::load(&dir.path().join("missing.pem")).unwrap_err();
         assert!(err.contains("missing.pem"), "{err}");
         std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();

@@ -401,9 +401,12 @@ impl Submit for Ingress {
                 return Err(e);
             }
         };
-        let named = proof
-            .as_ref()
-            .map(|_| (prepared.message.meta.from.clone(), prepared.message.meta.id.clone()));
+        let named = proof.as_ref().map(|_| {
+            (
+                prepared.message.meta.from.clone(),
+                prepared.message.meta.id.clone(),
+            )
+        });
         let refusal = proof.clone();
         let answer = self.publish(prepared, traceparent, proof).await;
         if let (Err(e), Some(proof)) = (&answer, refusal) {
@@ -446,12 +449,13 @@ impl BodyProof {
     }
 
     fn accepted(self, meta: &Meta, accepted: &Accepted) -> crate::evidence::Event {
-        let mut event = crate::evidence::Event::new(crate::evidence::Kind::Accepted, &meta.from, &meta.id)
-            .with("body_sha256", self.sha256)
-            .with("type", meta.kind.clone())
-            .with("version", meta.version)
-            .with("to", meta.to.clone())
-            .with("routes", accepted.routes.clone());
+        let mut event =
+            crate::evidence::Event::new(crate::evidence::Kind::Accepted, &meta.from, &meta.id)
+                .with("body_sha256", self.sha256)
+                .with("type", meta.kind.clone())
+                .with("version", meta.version)
+                .with("to", meta.to.clone())
+                .with("routes", accepted.routes.clone());
         event.payload = self.body;
         event
     }

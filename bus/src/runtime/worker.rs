@@ -11,8 +11,8 @@ use crate::adapter::{Delivery, ErrorClass, Sink};
 use crate::broker::Broker;
 use crate::broker::Incoming;
 use crate::broker::topology::Names;
-use crate::evidence::{Event, Kind};
 use crate::context::InFlight as Busy;
+use crate::evidence::{Event, Kind};
 use crate::message::now_rfc3339;
 use crate::router::Router;
 use crate::state::StateStore;
@@ -225,7 +225,10 @@ async fn handle(w: &Worker, incoming: Incoming) {
                     .with("route", copy.route.clone())
                     .with("attempt", attempt)
                     .with("error", err.reason.clone())
-                    .with("retry_in_ms", u64::try_from(tier.as_millis()).unwrap_or(u64::MAX));
+                    .with(
+                        "retry_in_ms",
+                        u64::try_from(tier.as_millis()).unwrap_or(u64::MAX),
+                    );
                 if let Some(status) = err.status {
                     event = event.with("receiver_status", status);
                 }

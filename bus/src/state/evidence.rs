@@ -161,7 +161,7 @@ pub(super) async fn append(
     .bind(seq)
     .bind(prev.as_str())
     .bind(at)
-    .bind(signer.sign_head(ns, seq, &prev))
+    .bind(signer.sign_head(ns, seq, &prev, &rfc3339_from_millis(at)))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -280,7 +280,8 @@ impl StateStore {
         id: &str,
         from: Option<&str>,
     ) -> Result<Vec<EvidenceRecord>, StateError> {
-        const COLUMNS: &str = "SELECT seq, at_ms, kind, sender, message_id, content, prev, hash FROM lt_evidence";
+        const COLUMNS: &str =
+            "SELECT seq, at_ms, kind, sender, message_id, content, prev, hash FROM lt_evidence";
         let rows = match from {
             Some(from) => {
                 sqlx::query(&format!(
@@ -311,7 +312,8 @@ impl StateStore {
                     kind: r.try_get("kind")?,
                     from: r.try_get("sender")?,
                     id: r.try_get("message_id")?,
-                    content: serde_json::from_str(&content).unwrap_or(serde_json::Value::String(content)),
+                    content: serde_json::from_str(&content)
+                        .unwrap_or(serde_json::Value::String(content)),
                     prev: r.try_get("prev")?,
                     hash: r.try_get("hash")?,
                 })

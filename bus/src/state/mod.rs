@@ -42,8 +42,8 @@ mod schema;
 mod url;
 
 pub use audit::AuditEntry;
-pub use evidence::{EvidenceRecord, EvidenceSetup};
 pub use dlq::{DLQ_PARKED, DLQ_PURGED, DLQ_REPLAYED, DlqEntry};
+pub use evidence::{EvidenceRecord, EvidenceSetup};
 pub use schema::{Backend, Moved, TableSet, rename_copy};
 
 #[cfg(any(test, feature = "test-util"))]
