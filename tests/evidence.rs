@@ -327,3 +327,33 @@ async fn a_kill_9_mid_stream_leaves_a_chain_that_verifies() {
     delete_topology(&ns_topology(&ns)).await;
     pg.drop_now().await;
 }
+
+#[test]
+fn check_names_a_signing_key_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
+    std::fs::write(dir.path().join("not-a-key.pem"), "hello").unwrap();
+    for (key, expected) in [
+        ("missing.pem", "cannot read"),
+        ("not-a-key.pem", "not a PEM (PKCS#8) Ed25519 private key"),
+    ] {
+        let file = dir.path().join("bus.toml");
+        let text = head("check-evidence", "memory://", &state)
+            + &format!("\n[evidence]\nsigning_key = \"{key}\"\n");
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .env("H40", "a")
+            .env("STP", "b")
+            .env("SYT", "c")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("evidence.signing_key") && text.contains(expected),
+            "{text}"
+        );
+    }
+}

@@ -64,6 +64,18 @@ async fn no_configured_secret_appears_in_any_log_or_output() {
          retry = {{ attempts = 2, backoff = [\"200ms\"] }}\n",
         rx.url()
     );
+    let key = dir.path().join("evidence.pem");
+    lienthong_bus::evidence::keygen(&key).unwrap();
+    let key_pem = std::fs::read_to_string(&key).unwrap();
+    let key_body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(key_body.len() > 40, "{key_pem}");
+    let body = format!(
+        "{body}\n[evidence]\nsigning_key = \"{}\"\nstore_payloads = true\n",
+        key.display()
+    );
     let (file, http, admin) = write_config(dir.path(), &ns, &state_url, &body);
     let text = std::fs::read_to_string(&file).unwrap().replacen(
         "[admin]\n",
@@ -149,6 +161,21 @@ async fn no_configured_secret_appears_in_any_log_or_output() {
         &[("LT_ADMIN", ADMIN_SECRET), ("SYT", ADMIN_SECRET)],
     ));
     outputs.push(run_cli(&["dlq", "list"], &file, &env));
+    outputs.push(run_cli(&["audit", "verify"], &file, &env));
+    let bundle = dir.path().join("bundle.json");
+    outputs.push(run_cli(
+        &[
+            "audit",
+            "export",
+            "--id",
+            &id,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        &file,
+        &env,
+    ));
+    outputs.push(std::fs::read_to_string(&bundle).unwrap_or_default());
     // A store that cannot be reached: the error names it without its password.
     let down = dir.path().join("down.toml");
     let down_url = with_password(
@@ -171,7 +198,9 @@ async fn no_configured_secret_appears_in_any_log_or_output() {
         all.contains("unauthenticated") && all.len() > 10_000,
         "the run did not produce what it should have: {all}"
     );
+    assert!(all.contains("chain intact"), "{all}");
     for secret in [
+        key_body.as_str(),
         ADMIN_SECRET,
         WEBHOOK_SECRET,
         DB_PASSWORD,
