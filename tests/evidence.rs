@@ -357,3 +357,41 @@ fn check_names_a_signing_key_it_cannot_use() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgresql_keep_one_chain() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path());
+    let ns = namespace("evtwo");
+    let pg = PgSchema::create("evtwo").await;
+    let body = webhook(&rx.url(), &key);
+    let a = write_config(dir.path(), &ns, &pg.url, &body);
+    let b = write_config(dir.path(), &ns, &pg.url, &body);
+    let mut bus_a = BusProcess::spawn(&a.0, a.1, a.2).await;
+    let mut bus_b = BusProcess::spawn(&b.0, b.1, b.2).await;
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ids: Vec<String> = (0..300).map(|_| new_id()).collect();
+    load(
+        vec![bus_a.url(), bus_b.url()],
+        ids,
+        "EVTWO",
+        accepted.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(accepted.lock().unwrap().len(), 300);
+    rx.wait_calls(300, Duration::from_secs(60)).await;
+    // Every accepted and every delivered record is in the one chain.
+    wait_for("600 records", Duration::from_secs(30), || async {
+        (pg.count("SELECT count(*) FROM lt_evidence").await >= 600).then_some(())
+    })
+    .await;
+    bus_a.terminate(Duration::from_secs(15)).await;
+    bus_b.terminate(Duration::from_secs(15)).await;
+    let (code, out) = verify(&a.0);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("600 records, chain intact"), "{out}");
+    delete_topology(&ns_topology(&ns)).await;
+    pg.drop_now().await;
+}

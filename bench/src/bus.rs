@@ -32,6 +32,8 @@ pub struct Setup {
     pub run: String,
     /// Where buses keep their config and state (None = system temp folder).
     pub state_dir: Option<PathBuf>,
+    /// `[evidence]` on, with a key made for each bus (`--evidence`).
+    pub evidence: bool,
 }
 
 /// A sink that only counts (and, for latency runs, measures): the bus's own cost with nothing behind it.
@@ -173,8 +175,16 @@ impl BusUnderTest {
         let ns = format!("{}-{label}", s.run);
         let state = format!("sqlite://{}/state.db?mode=rwc", dir.path().display());
         let file = dir.path().join("bus.toml");
-        std::fs::write(&file, config_text(s, &ns, &state, adapter))
-            .map_err(|e| format!("writing {}: {e}", file.display()))?;
+        let mut text = config_text(s, &ns, &state, adapter);
+        if s.evidence {
+            let key = dir.path().join("evidence.pem");
+            lienthong_bus::evidence::keygen(&key)?;
+            text.push_str(&format!(
+                "\n[evidence]\nsigning_key = \"{}\"\n",
+                key.display()
+            ));
+        }
+        std::fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
         let config = Config::load(&file).map_err(|e| e.to_string())?;
         let token = s.token.clone();
         let env = move |k: &str| (k == TOKEN_ENV).then(|| token.clone());

@@ -131,6 +131,7 @@ pub async fn run(opts: &Opts) -> Report {
         token: format!("bench-{}", uuid::Uuid::new_v4().simple()),
         run: format!("bench-{run_id}"),
         state_dir: opts.state_dir.clone(),
+        evidence: opts.evidence,
     };
     let settle = if opts.smoke {
         Duration::ZERO

@@ -99,6 +99,10 @@ pub struct Opts {
     /// Pointing it at a tmpfs (e.g. /dev/shm) shows what the state store's fsyncs cost.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Run the in-process buses with `[evidence]` on (a fresh signing key each): every accepted and delivered
+    /// message leaves a signed, hash-chained record (docs/evidence.md). Compare a run with and without it.
+    #[arg(long)]
+    pub evidence: bool,
     /// Run only these phases (comma-separated); default all (soak only with --soak).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Phase>,

@@ -8,7 +8,7 @@
 //! the public key. The file is written in one canonical form and checked to be in it, so any changed byte
 //! fails: either a value changes (and a hash or the signature no longer fits) or the form does.
 
-use super::chain::{Head, check_head_signature, link};
+use super::chain::{Head, head_signature_valid, link};
 use super::{parse_public_pem, sha256_hex};
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +140,8 @@ fn check_record(b: &Bundle, r: &Proven, key: &ed25519_dalek::VerifyingKey) -> Re
             r.head.seq
         ));
     }
-    check_head_signature(key, &b.namespace, &r.head)
-        .map_err(|()| "bad signature: the signed head does not verify with the public key".into())
+    if !head_signature_valid(key, &b.namespace, &r.head) {
+        return Err("bad signature: the signed head does not verify with the public key".into());
+    }
+    Ok(())
 }

@@ -45,19 +45,22 @@ pub fn head_message(ns: &str, seq: i64, hash: &str, at: &str) -> String {
     format!("lienthong-evidence-head/1\n{ns}\n{seq}\n{hash}\n{at}")
 }
 
-/// Checks a head's signature (base64 of 64 bytes) with `key`; strict verification (no malleable signatures).
-pub fn check_head_signature(key: &VerifyingKey, ns: &str, head: &Head) -> Result<(), ()> {
+/// Whether a head's signature (base64 of 64 bytes) verifies with `key`; strict verification (no malleable
+/// signatures).
+pub fn head_signature_valid(key: &VerifyingKey, ns: &str, head: &Head) -> bool {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(&head.signature)
-        .map_err(|_| ())?;
-    let bytes: [u8; 64] = bytes.try_into().map_err(|_| ())?;
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&head.signature) else {
+        return false;
+    };
+    let Ok(bytes) = <[u8; 64]>::try_from(bytes) else {
+        return false;
+    };
     let sig = ed25519_dalek::Signature::from_bytes(&bytes);
     key.verify_strict(
         head_message(ns, head.seq, &head.hash, &head.at).as_bytes(),
         &sig,
     )
-    .map_err(|_| ())
+    .is_ok()
 }
 
 /// One stored record.
@@ -188,7 +191,7 @@ impl Verifier {
                     "hash mismatch: the signed head at this record names another hash",
                 );
             }
-            if check_head_signature(&self.key, &self.ns, &head).is_ok() {
+            if head_signature_valid(&self.key, &self.ns, &head) {
                 self.signatures += 1;
             } else {
                 self.problem(
