@@ -260,14 +260,47 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
 
     sql(
         &db,
-        &["UPDATE lt_evidence_head SET signature = (SELECT signature FROM lt_evidence_head ORDER BY seq LIMIT 1)
-           WHERE seq = (SELECT seq FROM lt_evidence_head ORDER BY seq DESC LIMIT 1)"],
+        &[
+            "CREATE TABLE saved_heads AS SELECT * FROM lt_evidence_head",
+            "UPDATE lt_evidence_head SET signature = (SELECT signature FROM lt_evidence_head ORDER BY seq LIMIT 1)
+             WHERE seq = (SELECT seq FROM lt_evidence_head ORDER BY seq DESC LIMIT 1)",
+        ],
     )
     .await;
     let (code, out) = verify(&config);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("bad signature"), "{out}");
-    sql(&db, &["DROP TABLE saved"]).await;
+    sql(
+        &db,
+        &[
+            "DELETE FROM lt_evidence_head",
+            "INSERT INTO lt_evidence_head SELECT * FROM saved_heads",
+            "DROP TABLE saved_heads",
+        ],
+    )
+    .await;
+    assert_eq!(verify(&config).0, Some(0));
+
+    // The tip removed (or moved back) while signed heads name later records.
+    sql(
+        &db,
+        &[
+            "CREATE TABLE saved_tip AS SELECT * FROM lt_evidence_tip",
+            "DELETE FROM lt_evidence_tip",
+        ],
+    )
+    .await;
+    assert_broken(&config, 1, "missing record");
+    sql(
+        &db,
+        &[
+            "INSERT INTO lt_evidence_tip SELECT * FROM saved_tip",
+            "DROP TABLE saved_tip",
+            "DROP TABLE saved",
+        ],
+    )
+    .await;
+    assert_eq!(verify(&config).0, Some(0));
 }
 
 /// The queues and exchanges of `ns` with the one adapter and its retry tier.

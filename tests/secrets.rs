@@ -1,5 +1,5 @@
-//! Issue 12: secrets (agency and admin tokens, an adapter's token, the database password, the evidence signing
-//! key) never appear in logs, error messages, metrics, the admin API or `check` output. One full run of the
+//! Issue 12: secrets (agency and admin tokens, an adapter's token, the database and broker passwords, the
+//! evidence signing key) never appear in logs, error messages, metrics, the admin API or `check` output. One full run of the
 //! real binary, logging at debug, exercising ingress, the admin API, `check`, the CLI and failures; then every
 //! byte it wrote and every answer it gave is searched for each configured secret value.
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 const ADMIN_SECRET: &str = "adm-5f0c9e2a7b41d3e8-secret";
 const WEBHOOK_SECRET: &str = "hook-8d1e44a09c7b-secret";
 const DB_PASSWORD: &str = "pw-3b9f61c2e7d0-secret";
+const BROKER_PASSWORD: &str = "amqp-7c2d90e1f4-secret";
 
 /// `url` with `password` set on its user.
 fn with_password(url: &str, password: &str) -> String {
@@ -77,11 +78,18 @@ async fn no_configured_secret_appears_in_any_log_or_output() {
         key.display()
     );
     let (file, http, admin) = write_config(dir.path(), &ns, &state_url, &body);
-    let text = std::fs::read_to_string(&file).unwrap().replacen(
-        "[admin]\n",
-        "[admin]\ntoken_env = \"LT_ADMIN\"\n",
-        1,
-    );
+    // A first broker node that is down, with a password of its own: its failure is logged.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replacen("[admin]\n", "[admin]\ntoken_env = \"LT_ADMIN\"\n", 1)
+        .replacen(
+            &format!("broker_url = \"{AMQP}\""),
+            &format!(
+                "broker_url = [\"amqp://guest:{BROKER_PASSWORD}@127.0.0.1:1/%2f\", \"{AMQP}\"]"
+            ),
+            1,
+        );
+    assert!(text.contains(BROKER_PASSWORD));
     std::fs::write(&file, &text).unwrap();
     let env = [("LT_ADMIN", ADMIN_SECRET), ("LT_HOOK", WEBHOOK_SECRET)];
     let mut bus = BusProcess::spawn_with(&file, http, admin, "debug", &env).await;
@@ -204,6 +212,7 @@ async fn no_configured_secret_appears_in_any_log_or_output() {
         ADMIN_SECRET,
         WEBHOOK_SECRET,
         DB_PASSWORD,
+        BROKER_PASSWORD,
         "tok-H40",
         "tok-STP",
         "tok-SYT",

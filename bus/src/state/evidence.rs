@@ -226,29 +226,54 @@ impl StateStore {
             .await
     }
 
-    /// Checks the whole chain of this namespace with `key`: every link, every signed head.
+    /// Checks the whole chain of this namespace with `key`: every link, every signed head. The tip is read
+    /// first and the chain up to it, so a bus appending meanwhile does not make the check see half a batch.
     pub async fn evidence_verify(
         &self,
         key: ed25519_dalek::VerifyingKey,
     ) -> Result<Result<chain::Intact, chain::Broken>, StateError> {
-        let heads = self.evidence_heads(None).await?;
+        // Read before the tip: a head seen here was committed with a tip at least as far, so a head beyond
+        // the tip read next means the tip was moved back (or removed).
+        let highest_head: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM lt_evidence_head WHERE ns = $1")
+                .bind(&*self.ns)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("seq")?;
+        let tip: i64 = sqlx::query("SELECT seq FROM lt_evidence_tip WHERE ns = $1")
+            .bind(&*self.ns)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("seq"))
+            .transpose()?
+            .unwrap_or(0);
+        let heads = self
+            .evidence_heads(None)
+            .await?
+            .into_iter()
+            .filter(|h| h.seq <= tip)
+            .collect();
         let mut v = Verifier::new(&self.ns, key, heads);
         let mut rows = sqlx::query(
-            "SELECT seq, prev, hash, content FROM lt_evidence WHERE ns = $1 ORDER BY seq",
+            "SELECT seq, prev, hash, content FROM lt_evidence WHERE ns = $1 AND seq <= $2 ORDER BY seq",
         )
         .bind(&*self.ns)
+        .bind(tip)
         .fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
             v.feed(&stored(&row)?);
         }
         drop(rows);
-        let tip: Option<i64> = sqlx::query("SELECT seq FROM lt_evidence_tip WHERE ns = $1")
-            .bind(&*self.ns)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| r.try_get("seq"))
-            .transpose()?;
-        Ok(v.finish(tip.unwrap_or(0)))
+        let verdict = v.finish(tip);
+        if verdict.is_ok() && highest_head > tip {
+            return Ok(Err(chain::Broken {
+                seq: tip + 1,
+                what: format!(
+                    "missing record (a signed head names record {highest_head}, the log's tip is record {tip})"
+                ),
+            }));
+        }
+        Ok(verdict)
     }
 
     /// The signed heads, in order; with `from`, only those at or after record `from`.

@@ -1012,8 +1012,9 @@ async fn postgres_search_path_is_honoured() {
     .try_get("n")
     .unwrap();
     assert_eq!(
-        tables, 5,
-        "lt_meta, lt_ingress, lt_delivered, lt_dlq, lt_audit (a plugin adds its own)"
+        tables, 8,
+        "lt_meta, lt_ingress, lt_delivered, lt_dlq, lt_audit, lt_evidence, lt_evidence_head, lt_evidence_tip \
+         (a plugin adds its own)"
     );
 }
 
