@@ -115,14 +115,20 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         s,
         "| settings | confirm window {}; prefetch {} (raw consumer and `bus.prefetch`); {} HTTP clients; \
-         bus state store: SQLite (WAL, synchronous=NORMAL, group commit) in {}; quorum queues everywhere |",
+         bus state store: SQLite (WAL, synchronous=NORMAL, group commit) in {}; quorum queues everywhere; \
+         evidence log {} |",
         o.window,
         o.prefetch,
         o.http_clients,
         o.state_dir
             .as_ref()
             .map(|d| format!("`{}`", d.display()))
-            .unwrap_or_else(|| "the system temp folder".into())
+            .unwrap_or_else(|| "the system temp folder".into()),
+        if o.evidence {
+            "on (`--evidence`)"
+        } else {
+            "off"
+        }
     );
 
     // 1–3
