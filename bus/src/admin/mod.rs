@@ -8,6 +8,7 @@
 //! | `GET /metrics` | `metrics.rs` |
 //! | `GET /v1/dlq[?adapter=&from=]`, `GET /v1/dlq/{id}`, `POST /v1/dlq/{id}/replay`, `POST /v1/dlq/replay`, `POST /v1/dlq/{id}/purge`, `POST /v1/dlq/purge`, `GET /v1/audit` | `dlq.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
+//! | `/ui/…`: the operator console (session login, not the bearer token) | `crate::ui` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
 mod dlq;
@@ -16,6 +17,7 @@ mod metrics;
 mod ops;
 
 pub use metrics::metrics_handle;
+pub(crate) use ops::queue_depths;
 
 use crate::context::Context;
 use axum::Router;
@@ -28,11 +30,13 @@ struct AdminState {
     token: Option<String>,
 }
 
-/// The admin app; `extra` holds a plugin's read endpoints, merged in.
+/// The admin app; `extra` holds a plugin's read endpoints, merged in; `ui` a plugin's console pages (the
+/// console itself, under `/ui/`, is always served: see [`crate::ui`]).
 pub fn router(
     ctx: Arc<Context>,
     env: &dyn Fn(&str) -> Option<String>,
     extra: Option<Router>,
+    ui: Option<crate::ui::UiPages>,
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);
@@ -49,6 +53,10 @@ pub fn router(
         .route("/v1/audit", get(dlq::audit))
         .route("/v1/topology", get(ops::topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup::lookup))
-        .with_state(AdminState { ctx, token })
+        .with_state(AdminState {
+            ctx: ctx.clone(),
+            token,
+        })
         .merge(extra.unwrap_or_default())
+        .merge(crate::ui::router(ctx, ui))
 }

@@ -16,7 +16,16 @@ use std::path::Path;
 
 /// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
 pub const CORE_SECTIONS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
+    "bus",
+    "http",
+    "admin",
+    "state",
+    "agencies",
+    "adapters",
+    "routes",
+    "rights",
+    "groups",
+    "operators",
 ];
 
 /// How many keys of one section or element are taken out before giving up on it.
@@ -128,6 +137,10 @@ impl Config {
             .into_iter()
             .map(|(index, g)| super::GroupConfig { index, ..g })
             .collect();
+        let operators = array(&table, "operators", &mut problems, salvage)
+            .into_iter()
+            .map(|(index, o)| super::OperatorConfig { index, ..o })
+            .collect();
         let adapters = array(&table, "adapters", &mut problems, |path, v, problems| {
             // Relative paths of an included adapter are relative to its own file.
             let index = path
@@ -156,6 +169,7 @@ impl Config {
             routes,
             rights,
             groups,
+            operators,
             sections,
             origins,
         };

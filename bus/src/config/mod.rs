@@ -14,6 +14,7 @@ mod inbox;
 mod include;
 mod listen;
 mod load;
+mod operator;
 mod problem;
 mod rights;
 mod route;
@@ -24,6 +25,7 @@ pub use duration::HumanDuration;
 pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
+pub use operator::OperatorConfig;
 pub(crate) use load::add_unless_explained;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
 pub use rights::{GroupConfig, RightConfig};
@@ -275,6 +277,8 @@ pub struct Config {
     pub rights: Vec<RightConfig>,
     /// `[[groups]]`: named sets of agencies for `[[rights]]`.
     pub groups: Vec<GroupConfig>,
+    /// `[[operators]]`: who may log in to the operator console (`/ui/` on the admin listener).
+    pub operators: Vec<OperatorConfig>,
     /// Top-level sections the core does not own, as written: a plugin's (it names them in
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.
@@ -394,6 +398,7 @@ impl Config {
         if self.bus.max_in_flight == 0 {
             problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
         }
+        problems.extend(operator::problems(&self.operators));
         problems.extend(self.http.listener_limits().problems());
         problems.extend(self.admin.listener_limits().problems());
         if let Some(u) = &self.state.url
