@@ -55,6 +55,13 @@ enum Command {
         #[arg(long)]
         samples: Option<PathBuf>,
     },
+    /// Print the argon2id hash (PHC string) of the password read from standard input, for
+    /// `[[operators]] password_hash`.
+    HashPassword {
+        /// Read the password from standard input (the default; accepted for scripts that say so).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Inspect and act on the dead-letter parking lot.
     Dlq {
         #[command(subcommand)]
@@ -80,6 +87,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
+    if let Command::HashPassword { .. } = cli.command {
+        return cli::hash_password::hash_password();
+    }
     if !quiet_demo && !matches!(cli.command, Command::Check { .. } | Command::Test { .. }) {
         init_logging(&cli.log_format);
     }
@@ -97,6 +107,7 @@ fn main() -> ExitCode {
             Command::Test { config, files } => cli::test::test(&config, &files).await,
             Command::Demo { config, samples } => cli::demo::demo(&config, samples.as_deref()).await,
             Command::Dlq { command } => cli::dlq::dlq(command).await,
+            Command::HashPassword { .. } => cli::hash_password::hash_password(),
         }
     })
 }

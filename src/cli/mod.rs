@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod dlq;
+pub mod hash_password;
 pub mod run;
 pub mod test;
 
