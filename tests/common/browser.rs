@@ -219,9 +219,15 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The whole process group: chromedriver and the browser it started.
-        let pgid = self.driver.id();
-        let _ = Command::new("kill").args(["-KILL", &format!("-{pgid}")]).status();
+        // The whole process group of chromedriver (its own, made at spawn): it and the browser it started.
+        // Only while chromedriver is still this test's running child, so the group id is surely its.
+        if matches!(self.driver.try_wait(), Ok(None)) {
+            let pgid = self.driver.id();
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+        }
+        let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
