@@ -14,7 +14,7 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// The W3C WebDriver element key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4a5f91aa9d28";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
@@ -136,9 +136,23 @@ impl Browser {
         v.get(ELEMENT).and_then(Value::as_str).map(str::to_owned)
     }
 
-    /// Waits for an element matching `css`.
+    /// Waits for an element matching `css`; on timeout, says where the browser is and what it shows.
     pub async fn wait(&self, css: &str) -> String {
-        wait_for(&format!("element `{css}`"), Duration::from_secs(20), || self.find(css)).await
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(e) = self.find(css).await {
+                return e;
+            }
+            if Instant::now() > deadline {
+                let src = self.source().await;
+                panic!(
+                    "no element `{css}` within 20 s at {}; the page:\n{}",
+                    self.url().await,
+                    &src[..src.len().min(3000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn click(&self, css: &str) {
@@ -155,17 +169,14 @@ impl Browser {
         assert!(v.get("error").is_none(), "type into {css}: {v}");
     }
 
-    /// The visible text of the first element matching `css` (empty when there is none).
+    /// The visible text of the first element matching `css`, waiting for it to be there.
     pub async fn text(&self, css: &str) -> String {
-        match self.find(css).await {
-            Some(e) => self
-                .call("GET", &self.s(&format!("/element/{e}/text")), None)
-                .await
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            None => String::new(),
-        }
+        let e = self.wait(css).await;
+        self.call("GET", &self.s(&format!("/element/{e}/text")), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Reloads the page until the text of `css` satisfies `ok` (the console draws on the server; a page

@@ -34,8 +34,18 @@ pub(super) fn refused(lang: Lang, status: StatusCode, why: &str) -> Response {
     .response(status)
 }
 
-fn login_page(ui: &Ui, lang: Lang, status: StatusCode, message: Option<&str>) -> Response {
-    let token = session::random_token();
+fn login_page(
+    ui: &Ui,
+    lang: Lang,
+    status: StatusCode,
+    message: Option<&str>,
+    cookie: Option<String>,
+) -> Response {
+    // The browser's token when it has one (a page loaded twice must not leave its form with a token its
+    // cookie no longer matches), else a new one.
+    let token = cookie
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(session::random_token);
     let mut body = String::new();
     if let Some(m) = message {
         body.push_str(&format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(m)));
@@ -70,7 +80,13 @@ fn login_page(ui: &Ui, lang: Lang, status: StatusCode, message: Option<&str>) ->
 /// `GET /ui/login`.
 pub(super) async fn form(State(ui): State<Ui>, req: Request) -> Response {
     let (lang, remember) = lang_of(req.headers(), req.uri().query());
-    let mut r = login_page(&ui, lang, StatusCode::OK, None);
+    let mut r = login_page(
+        &ui,
+        lang,
+        StatusCode::OK,
+        None,
+        cookie(req.headers(), LOGIN_COOKIE),
+    );
     if remember {
         r.headers_mut().append(
             header::SET_COOKIE,
@@ -122,7 +138,7 @@ pub(super) async fn submit(
             Lang::Vi => format!("Đăng nhập sai quá nhiều lần. Hãy thử lại sau {wait} giây."),
             Lang::En => format!("Too many failed log-ins. Try again in {wait} seconds."),
         };
-        let mut r = login_page(&ui, lang, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+        let mut r = login_page(&ui, lang, StatusCode::TOO_MANY_REQUESTS, Some(&msg), expected);
         if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -151,6 +167,7 @@ pub(super) async fn submit(
                 "Sai tên đăng nhập hoặc mật khẩu.",
                 "Wrong name or password.",
             )),
+            expected,
         );
     }
     ui.limiter.succeeded(&name);
