@@ -116,7 +116,10 @@ async fn log_in_send_messages_and_see_the_overview_counters_move() {
 
     for i in 0..3 {
         let (s, a) = bus
-            .post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier(&format!("ov-{i}"))))
+            .post(
+                "H40",
+                &envelope(Some(&new_id()), H40, &[STP], dossier(&format!("ov-{i}"))),
+            )
             .await;
         assert_eq!(s, 202, "{a}");
     }
@@ -131,7 +134,9 @@ async fn log_in_send_messages_and_see_the_overview_counters_move() {
     let (s, _) = bus.post("H40", &json!({"type": "dossier.submitted"})).await;
     assert_eq!(s, 400);
     browser
-        .reload_until("#refused-invalid_envelope", "the refusal counted", |t| number(t) == 1)
+        .reload_until("#refused-invalid_envelope", "the refusal counted", |t| {
+            number(t) == 1
+        })
         .await;
     browser.screenshot("overview").await;
     // English on request, remembered.
@@ -155,7 +160,10 @@ async fn replay_a_dead_lettered_message_from_the_dlq_page_and_see_it_delivered()
     let admin = bus.admin();
     let id = new_id();
     let (s, a) = bus
-        .post("H40", &envelope(Some(&id), H40, &[STP], dossier("replay-1")))
+        .post(
+            "H40",
+            &envelope(Some(&id), H40, &[STP], dossier("replay-1")),
+        )
         .await;
     assert_eq!(s, 202, "{a}");
     wait_for("the message parked", Duration::from_secs(20), || async {
@@ -170,7 +178,12 @@ async fn replay_a_dead_lettered_message_from_the_dlq_page_and_see_it_delivered()
     browser.click("a.dlq-id").await;
     assert_eq!(browser.text("#dlq-show-id").await, id);
     assert!(browser.text("#dlq-last-error").await.contains("422"));
-    assert!(browser.text("#dlq-payload").await.contains("Đăng ký khai sinh"));
+    assert!(
+        browser
+            .text("#dlq-payload")
+            .await
+            .contains("Đăng ký khai sinh")
+    );
     browser.screenshot("dlq-show").await;
     // Replay asks first; nothing happens until it is confirmed.
     browser.click("#replay-link").await;
@@ -183,13 +196,20 @@ async fn replay_a_dead_lettered_message_from_the_dlq_page_and_see_it_delivered()
     assert!(result.starts_with("1/1"), "{result}");
     // Delivered: the receiver got it again (same id), the parking lot is empty, the overview counts it.
     let calls = rx.wait_calls(2, Duration::from_secs(20)).await;
-    assert_eq!(calls[1].header("idempotency-key").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        calls[1].header("idempotency-key").as_deref(),
+        Some(id.as_str())
+    );
     browser.screenshot("dlq-replayed").await;
     browser.goto(&format!("{admin}/ui/dlq")).await;
     assert_eq!(number(&browser.text("#dlq-count").await), 0);
     browser.goto(&format!("{admin}/ui/overview")).await;
     browser
-        .reload_until("#adapter-stp-delivered", "the replayed message delivered", |t| number(t) == 1)
+        .reload_until(
+            "#adapter-stp-delivered",
+            "the replayed message delivered",
+            |t| number(t) == 1,
+        )
         .await;
     assert_eq!(number(&browser.text("#adapter-stp-dead_lettered").await), 1);
     // The audit log names the operator who replayed it.
@@ -212,7 +232,9 @@ async fn look_up_a_dossier_and_see_its_steps() {
     // (a new appointment date, 10 December, and a step deadline already past), processes again, finishes.
     let d = dossier("ui-dossier-1");
     let code = d["MaHoSo"].as_str().unwrap().to_owned();
-    let (s, a) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], d)).await;
+    let (s, a) = bus
+        .post("H40", &envelope(Some(&new_id()), H40, &[STP], d))
+        .await;
     assert_eq!(s, 202, "{a}");
     for p in [
         json!({"MaHoSo": code, "TrangThai": 4, "ThoiDiemXuLy": "20261127140000", "NoiDungXuLy": "Đang thẩm định"}),
@@ -233,21 +255,36 @@ async fn look_up_a_dossier_and_see_its_steps() {
     browser.type_into("#lookup-code", &code).await;
     browser.click("#lookup-submit").await;
     assert_eq!(browser.text("#dossier-code").await, code);
-    assert_eq!(browser.text("#dossier-state").await, "Đã giải quyết đúng hạn");
+    assert_eq!(
+        browser.text("#dossier-state").await,
+        "Đã giải quyết đúng hạn"
+    );
     // Five steps on the timeline, in order, and the same in the table.
     browser.wait("svg#timeline").await;
     let src = browser.source().await;
     assert_eq!(src.matches("class=\"step\"").count(), 5, "five steps drawn");
     let steps = browser.text("#steps").await;
-    let order: Vec<usize> = ["Đã tiếp nhận", "Đang xử lý", "Yêu cầu bổ sung giấy tờ", "Đã xử lý xong"]
-        .iter()
-        .map(|s| steps.find(s).unwrap_or_else(|| panic!("{s} missing in {steps}")))
-        .collect();
+    let order: Vec<usize> = [
+        "Đã tiếp nhận",
+        "Đang xử lý",
+        "Yêu cầu bổ sung giấy tờ",
+        "Đã xử lý xong",
+    ]
+    .iter()
+    .map(|s| {
+        steps
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing in {steps}"))
+    })
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{steps}");
     assert!(steps.contains("Sở Tư pháp"), "{steps}");
     // The appointment date's history: 30 November, then 10 December.
     let history = browser.text("#due-history").await;
-    assert!(history.contains("30/11/2026 17:00") && history.contains("10/12/2026 17:00"), "{history}");
+    assert!(
+        history.contains("30/11/2026 17:00") && history.contains("10/12/2026 17:00"),
+        "{history}"
+    );
     browser.screenshot("dossier").await;
     browser.close().await;
     bus.stop().await;
@@ -274,27 +311,39 @@ async fn open_the_on_time_chart() {
     for (label, handler, token, status, at) in plan {
         let d = dossier(label);
         let code = d["MaHoSo"].as_str().unwrap().to_owned();
-        let (s, a) = bus.post("H40", &envelope(Some(&new_id()), H40, &[handler], d)).await;
+        let (s, a) = bus
+            .post("H40", &envelope(Some(&new_id()), H40, &[handler], d))
+            .await;
         assert_eq!(s, 202, "{a}");
         let (s, a) = bus
-            .post(token, &progress(handler, json!({"MaHoSo": code, "TrangThai": status, "ThoiDiemXuLy": at})))
+            .post(token, &progress(handler, json!({"MaHoSo": code, "TrangThai": status, "ThoiDiemXuLy": at, "NoiDungXuLy": "Cập nhật"})))
             .await;
         assert_eq!(s, 202, "{a}");
     }
     browser.login(&admin, "an", PASSWORD).await;
     browser.click("header nav a[href='/ui/on-time']").await;
     browser.wait("svg#on-time-chart").await;
-    // The period: November 2026.
-    browser.goto(&format!("{admin}/ui/on-time?from=2026-11-01&to=2026-11-30")).await;
-    let chart = browser.source().await;
-    assert!(chart.contains("75.00% (3/4)"), "Sở Tư pháp's bar");
-    assert!(chart.contains("0.00% (0/1)"), "Sở Y tế's bar");
-    assert!(chart.contains("60.00% (3/5)"), "the province's bar");
-    let table = browser.text("#on-time").await;
-    assert!(table.contains("Sở Tư pháp") && table.contains("75.00%"), "{table}");
+    // The period: November and December 2026 (finished ones count in the period they finished in).
+    browser
+        .goto(&format!("{admin}/ui/on-time?from=2026-11-01&to=2026-12-31"))
+        .await;
     browser.screenshot("on-time").await;
+    let chart = browser.source().await;
+    let table = browser.text("#on-time").await;
+    assert!(chart.contains("75.00% (3/4)"), "Sở Tư pháp's bar: {table}");
+    assert!(chart.contains("0.00% (0/1)"), "Sở Y tế's bar: {table}");
+    assert!(
+        chart.contains("60.00% (3/5)"),
+        "the province's bar: {table}"
+    );
+    assert!(
+        table.contains("Sở Tư pháp") && table.contains("75.00%"),
+        "{table}"
+    );
     // Another period has nothing.
-    browser.goto(&format!("{admin}/ui/on-time?from=2026-10-01&to=2026-10-31")).await;
+    browser
+        .goto(&format!("{admin}/ui/on-time?from=2026-10-01&to=2026-10-31"))
+        .await;
     assert!(!browser.source().await.contains("75.00%"));
     browser.close().await;
     bus.stop().await;

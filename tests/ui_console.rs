@@ -28,7 +28,14 @@ async fn start(test: &str, rx: &Receiver, admin_token: bool) -> TestBus {
         };
         head + &operators(&["an", "binh"])
     };
-    TestBus::start_custom(test, AMQP, &edit, &body(&rx.url()), &lienthong_adapters::Factory).await
+    TestBus::start_custom(
+        test,
+        AMQP,
+        &edit,
+        &body(&rx.url()),
+        &lienthong_adapters::Factory,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -37,12 +44,24 @@ async fn pages_need_a_session_and_the_bearer_token_is_for_the_api_only() {
     let bus = start("ui-session", &rx, true).await;
     let admin = bus.admin("");
     let http = client();
-    for path in ["/ui/overview", "/ui/dlq", "/ui/dossiers", "/ui/on-time", "/ui/document", "/ui/dossier?code=x"] {
+    for path in [
+        "/ui/overview",
+        "/ui/dlq",
+        "/ui/dossiers",
+        "/ui/on-time",
+        "/ui/document",
+        "/ui/dossier?code=x",
+    ] {
         let r = http.get(format!("{admin}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 303, "{path}");
         assert_eq!(r.headers()["location"], "/ui/login", "{path}");
         // The admin token is not a console login.
-        let r = http.get(format!("{admin}{path}")).bearer_auth("tok-ADMIN").send().await.unwrap();
+        let r = http
+            .get(format!("{admin}{path}"))
+            .bearer_auth("tok-ADMIN")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 303, "{path} with the bearer token");
     }
     // A forged or expired session cookie is no session either.
@@ -54,7 +73,12 @@ async fn pages_need_a_session_and_the_bearer_token_is_for_the_api_only() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
     // A POST without a session is refused, and nothing happens.
-    let (s, _) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier("UI-S1"))).await;
+    let (s, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("UI-S1")),
+        )
+        .await;
     assert_eq!(s, 202);
     let parked = bus.first_parked(Duration::from_secs(20)).await;
     let id = parked["id"].as_str().unwrap().to_owned();
@@ -71,7 +95,10 @@ async fn pages_need_a_session_and_the_bearer_token_is_for_the_api_only() {
     let a = try_login(&admin, "an", PASSWORD).await;
     assert_eq!(a.status, 303, "{}", a.body);
     let cookie = a.session_cookie.unwrap();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("Secure"), "{cookie}");
     let console = Console::login(&admin, "an").await;
     let r = console
@@ -82,8 +109,14 @@ async fn pages_need_a_session_and_the_bearer_token_is_for_the_api_only() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && !csp.contains("script-src"), "{csp}");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
     // The session cookie is not an API credential: the API's actions still want the bearer token...
     let r = http
         .post(format!("{admin}/v1/dlq/{id}/replay"))
@@ -115,18 +148,42 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_does_nothing() {
     let rx = Receiver::scripted(&[400], 200).await;
     let bus = start("ui-csrf", &rx, false).await;
     let admin = bus.admin("");
-    let (s, _) = bus.post("H40", &envelope(Some(&new_id()), H40, &[STP], dossier("UI-C1"))).await;
+    let (s, _) = bus
+        .post(
+            "H40",
+            &envelope(Some(&new_id()), H40, &[STP], dossier("UI-C1")),
+        )
+        .await;
     assert_eq!(s, 202);
     let parked = bus.first_parked(Duration::from_secs(20)).await;
-    let (id, from) = (parked["id"].as_str().unwrap(), parked["from"].as_str().unwrap());
+    let (id, from) = (
+        parked["id"].as_str().unwrap(),
+        parked["from"].as_str().unwrap(),
+    );
     let an = Console::login(&admin, "an").await;
     let binh = Console::login(&admin, "binh").await;
     let (_, page) = binh.get("/ui/overview").await;
     let binh_token = csrf_in(&page).unwrap();
-    let fields = |csrf: &'static str| vec![("action", "purge"), ("id", id), ("adapter", "stp"), ("from", from), ("csrf", csrf)];
+    let fields = |csrf: &'static str| {
+        vec![
+            ("action", "purge"),
+            ("id", id),
+            ("adapter", "stp"),
+            ("from", from),
+            ("csrf", csrf),
+        ]
+    };
     // No token, an empty one, a wrong one, another session's.
-    for csrf in [None, Some(String::new()), Some("0".repeat(64)), Some(binh_token.clone())] {
-        let mut f: Vec<(&str, &str)> = fields("").into_iter().filter(|(k, _)| *k != "csrf").collect();
+    for csrf in [
+        None,
+        Some(String::new()),
+        Some("0".repeat(64)),
+        Some(binh_token.clone()),
+    ] {
+        let mut f: Vec<(&str, &str)> = fields("")
+            .into_iter()
+            .filter(|(k, _)| *k != "csrf")
+            .collect();
         if let Some(c) = &csrf {
             f.push(("csrf", c));
         }
@@ -134,12 +191,25 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_does_nothing() {
         assert_eq!(s, 403, "csrf {csrf:?}: {body}");
         assert!(body.contains("id=\"refusal\""), "{body}");
     }
-    assert_eq!(bus.admin_json("/v1/dlq").await.unwrap().as_array().unwrap().len(), 1, "still parked");
+    assert_eq!(
+        bus.admin_json("/v1/dlq")
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "still parked"
+    );
     // The login form wants its own token too (its cookie and its field).
     let r = client()
         .post(format!("{admin}/ui/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("name", "an"), ("password", PASSWORD), ("csrf", "abc")]))
+        .body(form(&[
+            ("name", "an"),
+            ("password", PASSWORD),
+            ("csrf", "abc"),
+        ]))
         .send()
         .await
         .unwrap();
@@ -148,12 +218,18 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_does_nothing() {
     // With the right token the same purge works, and the audit log names the operator.
     let (_, page) = an.get("/ui/dlq").await;
     let token = csrf_in(&page).unwrap();
-    let mut f: Vec<(&str, &str)> = fields("").into_iter().filter(|(k, _)| *k != "csrf").collect();
+    let mut f: Vec<(&str, &str)> = fields("")
+        .into_iter()
+        .filter(|(k, _)| *k != "csrf")
+        .collect();
     f.push(("csrf", &token));
     let (s, body) = an.post("/ui/dlq/act", &f).await;
     assert_eq!(s, 200, "{body}");
     assert!(body.contains("1/1"), "{body}");
-    assert_eq!(bus.admin_json("/v1/dlq").await.unwrap(), serde_json::json!([]));
+    assert_eq!(
+        bus.admin_json("/v1/dlq").await.unwrap(),
+        serde_json::json!([])
+    );
     let audit = bus.admin_json("/v1/audit").await.unwrap();
     assert_eq!(audit[0]["actor"], "an", "{audit}");
     assert_eq!(audit[0]["action"], "purge", "{audit}");
@@ -202,7 +278,11 @@ async fn hostile_payload_text_is_escaped_on_every_page() {
     let pages = [
         "/ui/dlq".to_owned(),
         format!("/ui/dlq/show?id={}&adapter=stp&from={}", q(&id), q(H40)),
-        format!("/ui/dlq/confirm?action=replay&id={}&adapter=stp&from={}", q(&id), q(H40)),
+        format!(
+            "/ui/dlq/confirm?action=replay&id={}&adapter=stp&from={}",
+            q(&id),
+            q(H40)
+        ),
         format!("/ui/dossier?code={}", q(&code)),
         "/ui/dossiers".to_owned(),
         format!("/ui/dlq?from={}", q(XSS)),
@@ -213,12 +293,18 @@ async fn hostile_payload_text_is_escaped_on_every_page() {
         let (s, html) = an.get(p).await;
         assert!(s == 200 || s == 404, "{p}: {s}");
         for raw in ["<script", "<img", "<b>id"] {
-            assert!(!html.contains(raw), "{p} carries `{raw}` unescaped:\n{html}");
+            assert!(
+                !html.contains(raw),
+                "{p} carries `{raw}` unescaped:\n{html}"
+            );
         }
     }
     // It is shown, escaped, where it belongs.
     let (_, html) = an.get(&pages[1]).await;
-    assert!(html.contains("&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;xss&#39;)&lt;/script&gt;"),
+        "{html}"
+    );
     assert!(html.contains("&lt;b&gt;id&lt;/b&gt;"), "{html}");
     let (_, html) = an.get(&pages[3]).await;
     assert!(html.contains("&lt;script&gt;"), "{html}");

@@ -24,9 +24,9 @@ pub mod dossiers;
 pub mod edxml_ingress;
 pub mod public;
 mod tables;
-pub mod ui;
 #[cfg(test)]
 mod tests;
+pub mod ui;
 
 /// The QCVN 102 format crate, as this crate uses it.
 pub(crate) use lienthong_qcvn102 as qcvn;

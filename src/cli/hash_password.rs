@@ -15,7 +15,9 @@ pub fn hash_password() -> ExitCode {
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
-        eprintln!("no password on standard input (e.g. `printf '%s' \"$PW\" | lienthong hash-password`)");
+        eprintln!(
+            "no password on standard input (e.g. `printf '%s' \"$PW\" | lienthong hash-password`)"
+        );
         return ExitCode::from(2);
     }
     match lienthong_bus::ui::password::hash(password) {

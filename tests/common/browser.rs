@@ -47,7 +47,9 @@ impl Browser {
                 missing.join(" and ")
             );
             if required {
-                panic!("{msg}; CI/LT_REQUIRE_BROWSER is set, so the browser tests cannot be skipped");
+                panic!(
+                    "{msg}; CI/LT_REQUIRE_BROWSER is set, so the browser tests cannot be skipped"
+                );
             }
             eprintln!("SKIPPED: {msg}");
             return None;
@@ -87,7 +89,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1366,1000", "--lang=vi", "--no-first-run",
+                         "--window-size=1366,1700", "--lang=vi", "--no-first-run",
                          format!("--user-data-dir={}", b._profile.path().display())]
             }
         }}});
@@ -110,7 +112,10 @@ impl Browser {
                 .header("content-type", "application/json")
                 .body(body.unwrap_or(json!({})).to_string()),
         };
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         v.get("value").cloned().unwrap_or(Value::Null)
     }
@@ -120,18 +125,31 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        let v = self.call("POST", &self.s("/url"), Some(json!({"url": url}))).await;
-        assert!(v.is_null() || v.get("error").is_none(), "navigate to {url}: {v}");
+        let v = self
+            .call("POST", &self.s("/url"), Some(json!({"url": url})))
+            .await;
+        assert!(
+            v.is_null() || v.get("error").is_none(),
+            "navigate to {url}: {v}"
+        );
     }
 
     pub async fn url(&self) -> String {
-        self.call("GET", &self.s("/url"), None).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", &self.s("/url"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The first element matching `css`, if any now.
     pub async fn find(&self, css: &str) -> Option<String> {
         let v = self
-            .call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})))
+            .call(
+                "POST",
+                &self.s("/element"),
+                Some(json!({"using": "css selector", "value": css})),
+            )
             .await;
         v.get(ELEMENT).and_then(Value::as_str).map(str::to_owned)
     }
@@ -157,14 +175,20 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let e = self.wait(css).await;
-        let v = self.call("POST", &self.s(&format!("/element/{e}/click")), None).await;
+        let v = self
+            .call("POST", &self.s(&format!("/element/{e}/click")), None)
+            .await;
         assert!(v.get("error").is_none(), "click {css}: {v}");
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let e = self.wait(css).await;
         let v = self
-            .call("POST", &self.s(&format!("/element/{e}/value")), Some(json!({"text": text})))
+            .call(
+                "POST",
+                &self.s(&format!("/element/{e}/value")),
+                Some(json!({"text": text})),
+            )
             .await;
         assert!(v.get("error").is_none(), "type into {css}: {v}");
     }
@@ -188,7 +212,10 @@ impl Browser {
             if ok(&t) {
                 return t;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: `{css}` shows `{t}`");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: `{css}` shows `{t}`"
+            );
             tokio::time::sleep(Duration::from_millis(300)).await;
             self.call("POST", &self.s("/refresh"), None).await;
         }
@@ -196,7 +223,11 @@ impl Browser {
 
     /// The page's HTML as the browser has it.
     pub async fn source(&self) -> String {
-        self.call("GET", &self.s("/source"), None).await.as_str().unwrap_or_default().to_owned()
+        self.call("GET", &self.s("/source"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Saves a screenshot as `target/ui-screenshots/<name>.png`.

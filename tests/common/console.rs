@@ -17,7 +17,13 @@ pub fn operators(names: &[&str]) -> String {
 pub fn form(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
-        .map(|(k, v)| format!("{}={}", lienthong_bus::ui::url(k), lienthong_bus::ui::url(v)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                lienthong_bus::ui::url(k),
+                lienthong_bus::ui::url(v)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -28,7 +34,10 @@ pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix(&format!("{name}=")).map(|r| r.split(';').next().unwrap_or("").to_owned()))
+        .find_map(|c| {
+            c.strip_prefix(&format!("{name}="))
+                .map(|r| r.split(';').next().unwrap_or("").to_owned())
+        })
 }
 
 /// The whole `Set-Cookie` header of cookie `name`.
@@ -81,13 +90,21 @@ pub async fn try_login(admin: &str, name: &str, password: &str) -> Attempt {
         .post(format!("{admin}/ui/login"))
         .header("cookie", format!("lt_login={cookie}"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("csrf", &token), ("name", name), ("password", password)]))
+        .body(form(&[
+            ("csrf", &token),
+            ("name", name),
+            ("password", password),
+        ]))
         .send()
         .await
         .unwrap();
     Attempt {
         status: resp.status().as_u16(),
-        retry_after: resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        retry_after: resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         session: set_cookie(&resp, "lt_session"),
         session_cookie: set_cookie_header(&resp, "lt_session"),
         body: resp.text().await.unwrap_or_default(),

@@ -52,5 +52,6 @@ pub(super) async fn topology(State(s): State<AdminState>) -> Response {
         .into_iter()
         .map(|(q, depth)| serde_json::json!({"queue": q, "messages": depth}))
         .collect();
-    axum::Json(serde_json::json!({"namespace": s.ctx.names.namespace, "queues": out})).into_response()
+    axum::Json(serde_json::json!({"namespace": s.ctx.names.namespace, "queues": out}))
+        .into_response()
 }

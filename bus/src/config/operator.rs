@@ -32,7 +32,8 @@ pub fn problems(operators: &[OperatorConfig]) -> Vec<Problem> {
     let mut seen = BTreeMap::new();
     for o in operators {
         let at = format!("operators[{}]", o.index);
-        if o.name.is_empty() || o.name.chars().count() > 64 || o.name.chars().any(char::is_control) {
+        if o.name.is_empty() || o.name.chars().count() > 64 || o.name.chars().any(char::is_control)
+        {
             out.push(Problem::new(
                 format!("{at}.name"),
                 "must be 1 to 64 characters without control characters",

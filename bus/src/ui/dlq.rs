@@ -197,7 +197,11 @@ pub(super) async fn show(
     Query(f): Query<Filter>,
 ) -> Response {
     let Some(id) = given(&f.id) else {
-        return error_page(&v, StatusCode::BAD_REQUEST, v.t("Thiếu mã tin.", "No message id given."));
+        return error_page(
+            &v,
+            StatusCode::BAD_REQUEST,
+            v.t("Thiếu mã tin.", "No message id given."),
+        );
     };
     let entries = match ui
         .ctx
@@ -223,23 +227,50 @@ pub(super) async fn show(
     for e in &entries {
         let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or("—"));
         let rows = vec![
-            vec![v.t("Mã tin", "Id").to_owned(), format!("<span id=\"dlq-show-id\">{}</span>", esc(&e.id))],
+            vec![
+                v.t("Mã tin", "Id").to_owned(),
+                format!("<span id=\"dlq-show-id\">{}</span>", esc(&e.id)),
+            ],
             vec![v.t("Cơ quan gửi", "Sender").to_owned(), esc(&e.from)],
             vec![v.t("Loại", "Type").to_owned(), esc(&e.kind)],
             vec![v.t("Tuyến", "Route").to_owned(), esc(&e.route)],
             vec![v.t("Bộ chuyển đổi", "Adapter").to_owned(), esc(&e.adapter)],
             vec![v.t("Lý do", "Reason").to_owned(), esc(&e.reason)],
-            vec![v.t("Số lần thử", "Attempts").to_owned(), e.attempts.to_string()],
-            vec![v.t("Lần thử đầu", "First attempt").to_owned(), opt(&e.first_attempt_at)],
-            vec![v.t("Lần thử cuối", "Last attempt").to_owned(), opt(&e.last_attempt_at)],
-            vec![v.t("Lỗi cuối", "Last error").to_owned(), format!("<span id=\"dlq-last-error\">{}</span>", opt(&e.last_error))],
             vec![
-                v.t("Mã trạng thái bên nhận", "Receiver's status").to_owned(),
-                e.status.map(|s| s.to_string()).unwrap_or_else(|| "—".into()),
+                v.t("Số lần thử", "Attempts").to_owned(),
+                e.attempts.to_string(),
             ],
-            vec![v.t("Trả lời bên nhận", "Receiver's answer").to_owned(), opt(&e.body_excerpt)],
-            vec![v.t("Lúc vào hàng đợi lỗi", "Dead-lettered at").to_owned(), esc(&e.dead_lettered_at)],
-            vec![v.t("Kiểu nội dung", "Content type").to_owned(), esc(&e.content_type)],
+            vec![
+                v.t("Lần thử đầu", "First attempt").to_owned(),
+                opt(&e.first_attempt_at),
+            ],
+            vec![
+                v.t("Lần thử cuối", "Last attempt").to_owned(),
+                opt(&e.last_attempt_at),
+            ],
+            vec![
+                v.t("Lỗi cuối", "Last error").to_owned(),
+                format!("<span id=\"dlq-last-error\">{}</span>", opt(&e.last_error)),
+            ],
+            vec![
+                v.t("Mã trạng thái bên nhận", "Receiver's status")
+                    .to_owned(),
+                e.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "—".into()),
+            ],
+            vec![
+                v.t("Trả lời bên nhận", "Receiver's answer").to_owned(),
+                opt(&e.body_excerpt),
+            ],
+            vec![
+                v.t("Lúc vào hàng đợi lỗi", "Dead-lettered at").to_owned(),
+                esc(&e.dead_lettered_at),
+            ],
+            vec![
+                v.t("Kiểu nội dung", "Content type").to_owned(),
+                esc(&e.content_type),
+            ],
         ];
         let q = Filter::of(e);
         let _ = write!(
@@ -249,7 +280,11 @@ pub(super) async fn show(
              <h2>{}</h2><pre id=\"dlq-payload\">{}</pre>",
             v.t("Bản gửi tới", "Copy for"),
             esc(&e.adapter),
-            table("dlq-entry", &[v.t("Mục", "Field"), v.t("Giá trị", "Value")], &rows),
+            table(
+                "dlq-entry",
+                &[v.t("Mục", "Field"), v.t("Giá trị", "Value")],
+                &rows
+            ),
             v.t("Gửi lại", "Replay"),
             v.t("Xoá", "Purge"),
             v.t("Nội dung", "Payload"),
@@ -258,7 +293,9 @@ pub(super) async fn show(
         );
         let history: Vec<Vec<String>> = audit
             .iter()
-            .filter(|a| a.id == e.id && a.adapter == e.adapter && (a.from.is_empty() || a.from == e.from))
+            .filter(|a| {
+                a.id == e.id && a.adapter == e.adapter && (a.from.is_empty() || a.from == e.from)
+            })
             .map(|a| vec![esc(&a.at), esc(&a.actor), esc(&a.action), esc(&a.detail)])
             .collect();
         if !history.is_empty() {
@@ -268,7 +305,12 @@ pub(super) async fn show(
                 v.t("Lịch sử xử lý", "Operator history"),
                 table(
                     "dlq-history",
-                    &[v.t("Lúc", "At"), v.t("Người làm", "Actor"), v.t("Việc", "Action"), v.t("Chi tiết", "Detail")],
+                    &[
+                        v.t("Lúc", "At"),
+                        v.t("Người làm", "Actor"),
+                        v.t("Việc", "Action"),
+                        v.t("Chi tiết", "Detail")
+                    ],
                     &history
                 )
             );
@@ -280,12 +322,24 @@ pub(super) async fn show(
 fn action_words<'a>(v: &Viewer, action: &str) -> Option<(&'a str, &'a str)> {
     match action {
         "replay" => Some(match v.lang {
-            super::Lang::Vi => ("Gửi lại", "Gửi lại tin sau để chuyển phát (cùng mã tin, số lần thử mới)?"),
-            super::Lang::En => ("Replay", "Send these back for delivery (same id, a fresh attempt budget)?"),
+            super::Lang::Vi => (
+                "Gửi lại",
+                "Gửi lại tin sau để chuyển phát (cùng mã tin, số lần thử mới)?",
+            ),
+            super::Lang::En => (
+                "Replay",
+                "Send these back for delivery (same id, a fresh attempt budget)?",
+            ),
         }),
         "purge" => Some(match v.lang {
-            super::Lang::Vi => ("Xoá", "Xoá hẳn các tin sau khỏi hàng đợi lỗi? Không thể hoàn tác."),
-            super::Lang::En => ("Purge", "Remove these from the parking lot for good? This cannot be undone."),
+            super::Lang::Vi => (
+                "Xoá",
+                "Xoá hẳn các tin sau khỏi hàng đợi lỗi? Không thể hoàn tác.",
+            ),
+            super::Lang::En => (
+                "Purge",
+                "Remove these from the parking lot for good? This cannot be undone.",
+            ),
         }),
         _ => None,
     }
@@ -299,10 +353,19 @@ pub(super) async fn confirm(
 ) -> Response {
     let action = f.action.clone().unwrap_or_default();
     let Some((verb, question)) = action_words(&v, &action) else {
-        return error_page(&v, StatusCode::BAD_REQUEST, "action must be replay or purge");
+        return error_page(
+            &v,
+            StatusCode::BAD_REQUEST,
+            "action must be replay or purge",
+        );
     };
     let entries = match given(&f.id) {
-        Some(id) => ui.ctx.state.dlq_get(id, given(&f.adapter), given(&f.from)).await,
+        Some(id) => {
+            ui.ctx
+                .state
+                .dlq_get(id, given(&f.adapter), given(&f.from))
+                .await
+        }
         None => ui.ctx.state.dlq_list(given(&f.adapter)).await.map(|l| {
             l.into_iter()
                 .filter(|e| given(&f.from).is_none_or(|x| e.from == x))
@@ -331,7 +394,12 @@ pub(super) async fn confirm(
         esc(question),
         table(
             "confirm-list",
-            &[v.t("Mã tin", "Id"), v.t("Cơ quan gửi", "Sender"), v.t("Bộ chuyển đổi", "Adapter"), v.t("Lý do", "Reason")],
+            &[
+                v.t("Mã tin", "Id"),
+                v.t("Cơ quan gửi", "Sender"),
+                v.t("Bộ chuyển đổi", "Adapter"),
+                v.t("Lý do", "Reason")
+            ],
             &rows
         ),
         csrf_field(&v.csrf),
@@ -339,7 +407,11 @@ pub(super) async fn confirm(
         hidden("id", given(&f.id)),
         hidden("adapter", given(&f.adapter)),
         hidden("from", given(&f.from)),
-        if action == "purge" { " class=\"danger\"" } else { "" },
+        if action == "purge" {
+            " class=\"danger\""
+        } else {
+            ""
+        },
         esc(verb),
         entries.len(),
         v.t("Huỷ", "Cancel"),
@@ -368,7 +440,13 @@ pub(super) async fn act(
     let result = match action {
         "replay" => ops.replay(&which, &v.name).await,
         "purge" => ops.purge(&which, &v.name).await,
-        _ => return error_page(&v, StatusCode::BAD_REQUEST, "action must be replay or purge"),
+        _ => {
+            return error_page(
+                &v,
+                StatusCode::BAD_REQUEST,
+                "action must be replay or purge",
+            );
+        }
     };
     let outcomes = match result {
         Ok(o) => o,
@@ -387,7 +465,11 @@ pub(super) async fn act(
                 format!(
                     "<span class=\"{}\">{}</span>",
                     if o.done { "ok" } else { "bad" },
-                    esc(&o.message)
+                    esc(match o.message.as_str() {
+                        "replayed" => v.t("đã gửi lại", "replayed"),
+                        "purged" => v.t("đã xoá", "purged"),
+                        m => m,
+                    })
                 ),
             ]
         })
@@ -399,7 +481,12 @@ pub(super) async fn act(
         v.t("tin đã xử lý", "done"),
         table(
             "act-outcomes",
-            &[v.t("Mã tin", "Id"), v.t("Cơ quan gửi", "Sender"), v.t("Bộ chuyển đổi", "Adapter"), v.t("Kết quả", "Result")],
+            &[
+                v.t("Mã tin", "Id"),
+                v.t("Cơ quan gửi", "Sender"),
+                v.t("Bộ chuyển đổi", "Adapter"),
+                v.t("Kết quả", "Result")
+            ],
             &rows
         ),
         v.t("Về hàng đợi lỗi", "Back to dead letters"),

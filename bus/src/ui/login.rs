@@ -6,8 +6,8 @@
 
 use super::html::{self, Lang, esc};
 use super::{
-    LOGIN_COOKIE, SESSION_COOKIE, Ui, cookie, field, form_fields, lang_of, redirect, same,
-    session, set_cookie,
+    LOGIN_COOKIE, SESSION_COOKIE, Ui, cookie, field, form_fields, lang_of, redirect, same, session,
+    set_cookie,
 };
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -48,7 +48,10 @@ fn login_page(
         .unwrap_or_else(session::random_token);
     let mut body = String::new();
     if let Some(m) = message {
-        body.push_str(&format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(m)));
+        body.push_str(&format!(
+            "<p class=\"error\" id=\"login-error\">{}</p>",
+            esc(m)
+        ));
     }
     body.push_str(&format!(
         "<form method=\"post\" action=\"/ui/login\" class=\"login\" id=\"login\">{}\
@@ -90,7 +93,12 @@ pub(super) async fn form(State(ui): State<Ui>, req: Request) -> Response {
     if remember {
         r.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(super::LANG_COOKIE, lang.code(), ui.secure, Some(365 * 86400)),
+            set_cookie(
+                super::LANG_COOKIE,
+                lang.code(),
+                ui.secure,
+                Some(365 * 86400),
+            ),
         );
     }
     r
@@ -138,7 +146,13 @@ pub(super) async fn submit(
             Lang::Vi => format!("Đăng nhập sai quá nhiều lần. Hãy thử lại sau {wait} giây."),
             Lang::En => format!("Too many failed log-ins. Try again in {wait} seconds."),
         };
-        let mut r = login_page(&ui, lang, StatusCode::TOO_MANY_REQUESTS, Some(&msg), expected);
+        let mut r = login_page(
+            &ui,
+            lang,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&msg),
+            expected,
+        );
         if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
@@ -175,8 +189,14 @@ pub(super) async fn submit(
     tracing::info!(operator = %name, client = %ip, "Operator logged in to the console");
     let mut r = redirect("/ui/overview");
     let h = r.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &id, ui.secure, None));
-    h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", ui.secure, Some(0)));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &id, ui.secure, None),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, "", ui.secure, Some(0)),
+    );
     r
 }
 
@@ -192,4 +212,3 @@ pub(super) async fn logout(State(ui): State<Ui>, req: Request) -> Response {
     );
     r
 }
-

@@ -267,8 +267,8 @@ pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'
 /// Behind the login: a live session, and on a POST its CSRF token in the form; the [`Viewer`] handed on.
 async fn require_session(State(ui): State<Ui>, req: Request, next: Next) -> Response {
     let (lang, remember) = lang_of(req.headers(), req.uri().query());
-    let session = cookie(req.headers(), SESSION_COOKIE)
-        .and_then(|id| ui.sessions.get(&id, Instant::now()));
+    let session =
+        cookie(req.headers(), SESSION_COOKIE).and_then(|id| ui.sessions.get(&id, Instant::now()));
     let Some(session) = session else {
         return if req.method() == Method::GET {
             redirect("/ui/login")

@@ -115,16 +115,24 @@ impl Rates {
     /// Records `now`'s reading; returns the one to take rates against, with its age.
     fn baseline(&self, reading: &Reading, now: Instant) -> Option<(Reading, Duration)> {
         let mut q = self.readings.lock().unwrap_or_else(|p| p.into_inner());
-        while q.front().is_some_and(|(t, _)| now.duration_since(*t) > KEEP) {
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > KEEP)
+        {
             q.pop_front();
         }
         let base = q
             .iter()
             .rev()
             .find(|(t, _)| now.duration_since(*t) >= RATE_WINDOW)
-            .or_else(|| q.front().filter(|(t, _)| now.duration_since(*t) >= MIN_SPAN))
+            .or_else(|| {
+                q.front()
+                    .filter(|(t, _)| now.duration_since(*t) >= MIN_SPAN)
+            })
             .map(|(t, r)| (r.clone(), now.duration_since(*t)));
-        if q.back().is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_secs(2)) {
+        if q.back()
+            .is_none_or(|(t, _)| now.duration_since(*t) >= Duration::from_secs(2))
+        {
             q.push_back((now, reading.clone()));
         }
         if q.len() > 400 {
@@ -353,11 +361,18 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
         "<h2>{}</h2>{}",
         v.t("Lỗi theo mã", "Errors by code"),
         if rows.is_empty() {
-            format!("<p class=\"muted\">{}</p>", v.t("Chưa có lỗi.", "No errors yet."))
+            format!(
+                "<p class=\"muted\">{}</p>",
+                v.t("Chưa có lỗi.", "No errors yet.")
+            )
         } else {
             table(
                 "errors",
-                &[v.t("Nơi", "Where"), v.t("Mã", "Code"), v.t("Số lần", "Count")],
+                &[
+                    v.t("Nơi", "Where"),
+                    v.t("Mã", "Code"),
+                    v.t("Số lần", "Count"),
+                ],
                 &rows,
             )
         }
@@ -369,10 +384,7 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
         .map(|(q, d)| {
             vec![
                 esc(q),
-                format!(
-                    "{}",
-                    d.map(|d| d.to_string()).unwrap_or_else(|| "—".into())
-                ),
+                format!("{}", d.map(|d| d.to_string()).unwrap_or_else(|| "—".into())),
             ]
         })
         .collect();
@@ -386,12 +398,7 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
             &rows
         )
     );
-    v.page_with(
-        StatusCode::OK,
-        v.t("Tổng quan", "Overview"),
-        body,
-        Some(10),
-    )
+    v.page_with(StatusCode::OK, v.t("Tổng quan", "Overview"), body, Some(10))
 }
 
 #[cfg(test)]
@@ -409,7 +416,10 @@ mod tests {
              odd{k=\"x\\\"y\"} 5\n",
         );
         assert_eq!(sum(&r, "lienthong_delivered_total", &[]), 7.0);
-        assert_eq!(sum(&r, "lienthong_delivered_total", &[("adapter", "b")]), 4.0);
+        assert_eq!(
+            sum(&r, "lienthong_delivered_total", &[("adapter", "b")]),
+            4.0
+        );
         assert_eq!(
             sum(
                 &r,

@@ -107,8 +107,10 @@ impl LoginLimiter {
             .iter()
             .filter_map(|k| map.get(k))
             .filter_map(|q| {
-                let recent: Vec<&Instant> =
-                    q.iter().filter(|t| now.duration_since(**t) < WINDOW).collect();
+                let recent: Vec<&Instant> = q
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < WINDOW)
+                    .collect();
                 (recent.len() >= MAX_FAILURES).then(|| {
                     let oldest = recent[recent.len() - MAX_FAILURES];
                     (WINDOW - now.duration_since(*oldest)).as_secs().max(1)

@@ -131,7 +131,10 @@ fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
 }
 
 /// What `GET /v1/documents/{id}` answers (the console draws it too).
-pub(crate) async fn document_value(s: &AdminState, id: &str) -> Result<serde_json::Value, ApiError> {
+pub(crate) async fn document_value(
+    s: &AdminState,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let id = id.to_owned();
     let (rows, events) =
         tokio::try_join!(s.documents.statuses(&id), s.documents.status_events(&id))
@@ -201,7 +204,10 @@ async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Respo
 }
 
 /// What `GET /v1/dossiers/{code}` answers (the console draws it too).
-pub(crate) async fn dossier_value(s: &AdminState, code: &str) -> Result<serde_json::Value, ApiError> {
+pub(crate) async fn dossier_value(
+    s: &AdminState,
+    code: &str,
+) -> Result<serde_json::Value, ApiError> {
     let view = match s.dossiers.get(code).await {
         Ok(Some(v)) => v,
         Ok(None) => {

@@ -67,21 +67,51 @@ pub(super) async fn page(
                 .unwrap_or_default()
         };
         let rows = vec![
-            vec![v.t("Cơ quan gửi", "Sender").to_owned(), esc(s(doc, "sender"))],
-            vec![v.t("Mã tin", "Message id").to_owned(), esc(s(doc, "message_id"))],
-            vec![v.t("Tuyến", "Routes").to_owned(), list("routes", &|r| esc(r.as_str().unwrap_or_default()))],
+            vec![
+                v.t("Cơ quan gửi", "Sender").to_owned(),
+                esc(s(doc, "sender")),
+            ],
+            vec![
+                v.t("Mã tin", "Message id").to_owned(),
+                esc(s(doc, "message_id")),
+            ],
+            vec![
+                v.t("Tuyến", "Routes").to_owned(),
+                list("routes", &|r| esc(r.as_str().unwrap_or_default())),
+            ],
             vec![
                 v.t("Đã chuyển tới", "Delivered to").to_owned(),
-                list("delivered", &|x| format!("{} <span class=\"muted\">{}</span>", esc(s(x, "adapter")), esc(s(x, "at")))),
+                list("delivered", &|x| {
+                    format!(
+                        "{} <span class=\"muted\">{}</span>",
+                        esc(s(x, "adapter")),
+                        esc(s(x, "at"))
+                    )
+                }),
             ],
             vec![
                 v.t("Hàng đợi lỗi", "Dead-lettered").to_owned(),
-                list("dead_lettered", &|x| format!("{} <span class=\"bad\">{}</span> {}", esc(s(x, "adapter")), esc(s(x, "reason")), esc(s(x, "last_error")))),
+                list("dead_lettered", &|x| {
+                    format!(
+                        "{} <span class=\"bad\">{}</span> {}",
+                        esc(s(x, "adapter")),
+                        esc(s(x, "reason")),
+                        esc(s(x, "last_error"))
+                    )
+                }),
             ],
         ];
-        body.push_str(&lienthong_bus::ui::html::table("document", &[v.t("Mục", "Field"), v.t("Giá trị", "Value")], &rows));
+        body.push_str(&lienthong_bus::ui::html::table(
+            "document",
+            &[v.t("Mục", "Field"), v.t("Giá trị", "Value")],
+            &rows,
+        ));
     }
-    let names = |code: &str| st.name(code).map(|n| format!("{} ({})", esc(&n), esc(code))).unwrap_or_else(|| esc(code));
+    let names = |code: &str| {
+        st.name(code)
+            .map(|n| format!("{} ({})", esc(&n), esc(code)))
+            .unwrap_or_else(|| esc(code))
+    };
     let receivers: Vec<Vec<String>> = d["receivers"]
         .as_array()
         .map(Vec::as_slice)
@@ -92,19 +122,36 @@ pub(super) async fn page(
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .map(|x| format!("{} <span class=\"muted\">{} · {}</span>", esc(s(x, "code")), esc(s(x, "judged")), esc(s(x, "at"))))
+                        .map(|x| {
+                            format!(
+                                "{} <span class=\"muted\">{} · {}</span>",
+                                esc(s(x, "code")),
+                                esc(s(x, "judged")),
+                                esc(s(x, "at"))
+                            )
+                        })
                         .collect::<Vec<_>>()
                         .join("<br>")
                 })
                 .unwrap_or_default();
             let next = r["allowed_next"]
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(esc).collect::<Vec<_>>().join(", "))
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(esc)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default();
             vec![
                 names(s(r, "organ")),
                 esc(s(r, "last_status")),
-                esc(if r["error"].is_null() { s(r, "description") } else { s(r, "error") }),
+                esc(if r["error"].is_null() {
+                    s(r, "description")
+                } else {
+                    s(r, "error")
+                }),
                 yes(&v, &r["recall_pending"]),
                 yes(&v, &r["update_pending"]),
                 next,
@@ -118,7 +165,13 @@ pub(super) async fn page(
         "<h2>{}</h2>{}",
         v.t("Tại từng cơ quan nhận", "At each receiving agency"),
         if receivers.is_empty() {
-            format!("<p class=\"muted\">{}</p>", v.t("Chưa có cơ quan nào báo trạng thái.", "No receiver has reported a status yet."))
+            format!(
+                "<p class=\"muted\">{}</p>",
+                v.t(
+                    "Chưa có cơ quan nào báo trạng thái.",
+                    "No receiver has reported a status yet."
+                )
+            )
         } else {
             lienthong_bus::ui::html::table(
                 "receivers",

@@ -22,11 +22,12 @@ fn param<'a>(raw: &'a [(String, String)], k: &str) -> &'a str {
 fn search_form(v: &Viewer, s: &AdminState, raw: &[(String, String)]) -> String {
     let mut h = format!(
         "<form method=\"get\" action=\"/ui/dossier\" class=\"filters\" id=\"lookup\">\
-         <label>{}<input name=\"code\" id=\"lookup-code\" size=\"32\"></label>\
+         <label>{}<input name=\"code\" id=\"lookup-code\" size=\"32\" value=\"{}\"></label>\
          <button type=\"submit\" id=\"lookup-submit\">{}</button></form>\
          <form method=\"get\" action=\"/ui/dossiers\" class=\"filters\" id=\"search\">\
          <label>{}<select name=\"agency\"><option value=\"\">{}</option>",
         v.t("Mã hồ sơ", "Dossier code"),
+        esc(param(raw, "code")),
         v.t("Tra cứu", "Look up"),
         v.t("Cơ quan xử lý", "Handling agency"),
         v.t("(tất cả)", "(all)"),
@@ -161,11 +162,21 @@ pub(super) async fn search(
             let pages = total.div_ceil(per).max(1);
             body.push_str("<div class=\"pager\">");
             if page > 1 {
-                let _ = write!(body, "<a href=\"/ui/dossiers?{}\">« {}</a>", link(page - 1), v.t("Trước", "Previous"));
+                let _ = write!(
+                    body,
+                    "<a href=\"/ui/dossiers?{}\">« {}</a>",
+                    link(page - 1),
+                    v.t("Trước", "Previous")
+                );
             }
             let _ = write!(body, "<span>{} {page}/{pages}</span>", v.t("Trang", "Page"));
             if page < pages {
-                let _ = write!(body, "<a href=\"/ui/dossiers?{}\">{} »</a>", link(page + 1), v.t("Sau", "Next"));
+                let _ = write!(
+                    body,
+                    "<a href=\"/ui/dossiers?{}\">{} »</a>",
+                    link(page + 1),
+                    v.t("Sau", "Next")
+                );
             }
             body.push_str("</div>");
         }
@@ -213,7 +224,7 @@ fn timeline_svg(v: &Viewer, d: &Value) -> String {
                 "{} {} — {}",
                 v.t("Hạn bước:", "Step deadline:"),
                 date(dl),
-                esc(&deadline_state.replace('_', " "))
+                esc(&super::state_name(v.lang, deadline_state))
             ),
         };
         let _ = write!(
@@ -258,7 +269,7 @@ pub(super) async fn one(
 ) -> Response {
     let code = param(&raw, "code").trim().to_owned();
     let title = v.t("Hồ sơ", "Dossier");
-    let mut body = search_form(&v, &s_, &[]);
+    let mut body = search_form(&v, &s_, &[("code".to_owned(), code.clone())]);
     if code.is_empty() {
         return v.page(title, body);
     }
@@ -271,20 +282,54 @@ pub(super) async fn one(
         }
     };
     let facts = vec![
-        vec![v.t("Mã hồ sơ", "Code").to_owned(), format!("<span id=\"dossier-code\">{}</span>", esc(s(&d, "code")))],
-        vec![v.t("Thủ tục", "Procedure").to_owned(), esc(s(&d, "procedure"))],
-        vec![v.t("Tình trạng", "State").to_owned(), format!("<span id=\"dossier-state\">{}</span>", state_badge(v.lang, s(&d, "state")))],
-        vec![v.t("Trạng thái", "Status").to_owned(), esc(&status_label(v.lang, d["status"].as_i64()))],
-        vec![v.t("Ngày hẹn trả", "Appointment date").to_owned(), date(s(&d, "due"))],
-        vec![v.t("Nơi tiếp nhận", "Received by").to_owned(), agency(&d["receiving_agency_name"], s(&d, "receiving_agency"))],
-        vec![v.t("Cơ quan xử lý", "Handled by").to_owned(), agency(&d["agency_name"], s(&d, "agency"))],
-        vec![v.t("Ngày tiếp nhận", "Received").to_owned(), date(s(&d, "received"))],
-        vec![v.t("Ngày xử lý xong", "Finished").to_owned(), date(s(&d, "finished"))],
+        vec![
+            v.t("Mã hồ sơ", "Code").to_owned(),
+            format!("<span id=\"dossier-code\">{}</span>", esc(s(&d, "code"))),
+        ],
+        vec![
+            v.t("Thủ tục", "Procedure").to_owned(),
+            esc(s(&d, "procedure")),
+        ],
+        vec![
+            v.t("Tình trạng", "State").to_owned(),
+            format!(
+                "<span id=\"dossier-state\">{}</span>",
+                state_badge(v.lang, s(&d, "state"))
+            ),
+        ],
+        vec![
+            v.t("Trạng thái", "Status").to_owned(),
+            esc(&status_label(v.lang, d["status"].as_i64())),
+        ],
+        vec![
+            v.t("Ngày hẹn trả", "Appointment date").to_owned(),
+            date(s(&d, "due")),
+        ],
+        vec![
+            v.t("Nơi tiếp nhận", "Received by").to_owned(),
+            agency(&d["receiving_agency_name"], s(&d, "receiving_agency")),
+        ],
+        vec![
+            v.t("Cơ quan xử lý", "Handled by").to_owned(),
+            agency(&d["agency_name"], s(&d, "agency")),
+        ],
+        vec![
+            v.t("Ngày tiếp nhận", "Received").to_owned(),
+            date(s(&d, "received")),
+        ],
+        vec![
+            v.t("Ngày xử lý xong", "Finished").to_owned(),
+            date(s(&d, "finished")),
+        ],
     ];
     let _ = write!(
         body,
         "{}<h2>{}</h2>{}",
-        lienthong_bus::ui::html::table("dossier", &[v.t("Mục", "Field"), v.t("Giá trị", "Value")], &facts),
+        lienthong_bus::ui::html::table(
+            "dossier",
+            &[v.t("Mục", "Field"), v.t("Giá trị", "Value")],
+            &facts
+        ),
         v.t("Các bước xử lý", "Steps"),
         timeline_svg(&v, &d)
     );
@@ -332,7 +377,11 @@ pub(super) async fn one(
                 if e["applied"].as_bool() == Some(true) {
                     v.t("áp dụng", "in force").to_owned()
                 } else {
-                    v.t("không áp dụng (không phải cơ quan xử lý)", "not applied (not the handling agency)").to_owned()
+                    v.t(
+                        "không áp dụng (không phải cơ quan xử lý)",
+                        "not applied (not the handling agency)",
+                    )
+                    .to_owned()
                 },
                 esc(s(e, "from")),
                 esc(s(e, "type")),

@@ -79,19 +79,20 @@ fn date(d: &str) -> String {
     )
 }
 
-/// A dossier state's name in the operator's language, as a coloured badge.
-fn state_badge(lang: Lang, state: &str) -> String {
-    let name = crate::dossiers::rules::State::parse(state)
+/// A dossier state's name in the operator's language.
+fn state_name(lang: Lang, state: &str) -> String {
+    crate::dossiers::rules::State::parse(state)
         .map(|st| match lang {
             Lang::Vi => st.name_vi().to_owned(),
             Lang::En => st.as_str().replace('_', " "),
         })
-        .unwrap_or_else(|| state.to_owned());
-    format!(
-        "<span class=\"state {}\">{}</span>",
-        esc(state),
-        esc(&name)
-    )
+        .unwrap_or_else(|| state.to_owned())
+}
+
+/// A dossier state's name in the operator's language, as a coloured badge.
+fn state_badge(lang: Lang, state: &str) -> String {
+    let name = state_name(lang, state);
+    format!("<span class=\"state {}\">{}</span>", esc(state), esc(&name))
 }
 
 /// A portal status's name in the operator's language.

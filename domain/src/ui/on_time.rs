@@ -70,7 +70,11 @@ fn chart(v: &Viewer, rows: &[&Value]) -> String {
              <rect x=\"{left}\" y=\"{y}\" width=\"{width}\" height=\"{bar}\" fill=\"#eef2f6\"/>",
             left - 10,
             y + 16,
-            if r["agency"].is_null() { " font-weight=\"bold\"" } else { "" },
+            if r["agency"].is_null() {
+                " font-weight=\"bold\""
+            } else {
+                ""
+            },
             esc(&label(r))
         );
         match rate {
@@ -113,7 +117,10 @@ pub(super) async fn page(
     let today = crate::dossiers::rules::now_vn14();
     let month_start = format!("{}-{}-01", &today[0..4], &today[4..6]);
     if raw.is_empty() {
-        raw = vec![("from".into(), month_start.clone()), ("to".into(), day(&today))];
+        raw = vec![
+            ("from".into(), month_start.clone()),
+            ("to".into(), day(&today)),
+        ];
     }
     let get = |k: &str| {
         raw.iter()
@@ -147,7 +154,10 @@ pub(super) async fn page(
         Err(e) => body.push_str(&error_box(&v, &e)),
         Ok(t) => {
             let j = crate::admin::search::on_time_json(&st, &t);
-            let mut rows: Vec<&Value> = j["agencies"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            let mut rows: Vec<&Value> = j["agencies"]
+                .as_array()
+                .map(|a| a.iter().collect())
+                .unwrap_or_default();
             rows.push(&j["total"]);
             body.push_str(&chart(&v, &rows));
             let cells: Vec<Vec<String>> = rows
@@ -162,7 +172,10 @@ pub(super) async fn page(
                         n("finished_on_time"),
                         n("finished_late"),
                         n("open_overdue"),
-                        r["on_time_rate"].as_f64().map(|x| format!("{x:.2}%")).unwrap_or_else(|| "—".into()),
+                        r["on_time_rate"]
+                            .as_f64()
+                            .map(|x| format!("{x:.2}%"))
+                            .unwrap_or_else(|| "—".into()),
                     ]
                 })
                 .collect();
