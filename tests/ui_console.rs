@@ -310,3 +310,46 @@ async fn hostile_payload_text_is_escaped_on_every_page() {
     assert!(html.contains("&lt;script&gt;"), "{html}");
     bus.stop().await;
 }
+
+#[test]
+fn hash_password_prints_an_argon2_hash_of_the_password_on_stdin() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    for args in [
+        &["hash-password"][..],
+        &["hash-password", "--password-stdin"][..],
+    ] {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"mat khau 1\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hash = String::from_utf8(out.stdout).unwrap();
+        let hash = hash.trim();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(lienthong_bus::ui::password::verify("mat khau 1", hash));
+        assert!(!lienthong_bus::ui::password::verify("mat khau 1\n", hash));
+    }
+    // Nothing on stdin: refused, nothing printed.
+    let out = Command::new(bin())
+        .arg("hash-password")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

@@ -54,3 +54,43 @@ pub fn problems(operators: &[OperatorConfig]) -> Vec<Problem> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn problems(text: &str) -> Vec<String> {
+        match Config::parse(Path::new("/tmp/x.toml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn operators_are_checked_at_their_key_paths() {
+        let good = crate::ui::password::hash("pw").unwrap();
+        assert_eq!(
+            problems(&format!(
+                "[[operators]]\nname = \"an\"\npassword_hash = \"{good}\"\n"
+            )),
+            Vec::<String>::new()
+        );
+        let p = problems(&format!(
+            "[[operators]]\nname = \"an\"\npassword_hash = \"hunter2\"\n\
+             [[operators]]\nname = \"an\"\npassword_hash = \"{good}\"\n\
+             [[operators]]\nname = \"\"\npassword_hash = \"{good}\"\n\
+             [[operators]]\nname = \"c\"\npassword_hash = \"{good}\"\npassword = \"x\"\n"
+        ));
+        let at = |path: &str| p.iter().any(|m| m.starts_with(&format!("{path}:")));
+        assert!(at("operators[0].password_hash"), "{p:?}");
+        assert!(at("operators[1].name"), "{p:?}");
+        assert!(at("operators[2].name"), "{p:?}");
+        assert!(at("operators[3].password"), "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
+}

@@ -201,7 +201,7 @@ fn timeline_svg(v: &Viewer, d: &Value) -> String {
     let row = 62;
     let top = 30;
     let n = steps.len() + 1;
-    let height = top + row * n + 10;
+    let height = top + row * (n - 1) + 30;
     let mut h = format!(
         "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"860\" height=\"{height}\" \
          viewBox=\"0 0 860 {height}\" role=\"img\" aria-label=\"{}\">\
