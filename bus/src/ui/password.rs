@@ -60,7 +60,7 @@ mod tests {
     fn other_strings_are_refused_with_a_reason() {
         assert!(parse("hunter2").unwrap_err().contains("PHC"));
         assert!(
-            parse("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA")
+            parse("$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E")
                 .unwrap_err()
                 .contains("not argon2")
         );
