@@ -405,7 +405,7 @@ mod tests {
             "{got:?}"
         );
         assert!(
-            got[0].ends_with("routes, rights, groups, tracking"),
+            got[0].ends_with("routes, rights, groups, operators, tracking"),
             "{got:?}"
         );
         // Both bad keys of the plugin's section, each at its path: one does not hide the other.
