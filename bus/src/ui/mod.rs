@@ -146,7 +146,9 @@ pub fn router(ctx: Arc<Context>, plugin: Option<UiPages>) -> Router {
         .route("/ui/logout", post(login::logout))
         .with_state(ui.clone())
         .merge(plugin.router)
-        .layer(axum::middleware::from_fn_with_state(
+        // Only on these routes: `layer` would also wrap the router's fallback, sending every unknown path
+        // of the admin listener to the log-in page.
+        .route_layer(axum::middleware::from_fn_with_state(
             ui.clone(),
             require_session,
         ));
