@@ -353,3 +353,85 @@ fn hash_password_prints_an_argon2_hash_of_the_password_on_stdin() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn an_edxml_document_is_shown_at_each_receiver() {
+    use lienthong_qcvn102::edxml::{self, DocumentDescription, StatusDescription};
+    let rx = Receiver::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let body = format!(
+        "\n[[adapters]]\nid = \"stp-folder\"\ntype = \"file-out\"\npath = \"{}\"\n\
+         [[adapters]]\nid = \"h40-hook\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+         [[routes]]\nid = \"docs\"\ntypes = [\"document.edxml\"]\nto = [\"{STP}\"]\ndeliver = [\"stp-folder\"]\n\
+         [[routes]]\nid = \"status-back\"\ntypes = [\"document.status\"]\nto = [\"{H40}\"]\ndeliver = [\"h40-hook\"]\n",
+        out.path().join("stp").display(),
+        rx.url()
+    );
+    let edit = |head: String| head + &operators(&["an"]);
+    let bus = TestBus::start_custom(
+        "ui-document",
+        AMQP,
+        &edit,
+        &body,
+        &lienthong_adapters::Factory,
+    )
+    .await;
+    let doc: DocumentDescription = serde_json::from_value(serde_json::json!({
+        "from": {"organ_id": H40, "organ_name": "UBND tỉnh Nam Định"},
+        "to": [{"organ_id": STP}],
+        "code": {"number": "901", "notation": "UBND-VP"},
+        "promulgation": {"place": "Nam Định", "date": "2026-11-27"},
+        "document_type": {"type": 1, "type_detail": 0, "type_name": "Công văn"},
+        "subject": "V/v <b>thử</b> bảng điều khiển",
+        "content": "Nội dung",
+        "signer": {"competence": "TM. UBND", "position": "Chủ tịch", "full_name": "Nguyễn Văn A"},
+        "priority": 0
+    }))
+    .unwrap();
+    let post = |token: &'static str, xml: Vec<u8>| {
+        let url = bus.url("/v1/messages");
+        async move { post_raw(&url, Some(token), "application/xml", xml).await }
+    };
+    let (s, a) = post("H40", edxml::build(&doc, &[]).unwrap()).await;
+    assert_eq!(s, 202, "{a}");
+    let doc_id = format!("{H40},2026/11/27,901/UBND-VP");
+    for (i, code) in ["03", "05"].into_iter().enumerate() {
+        let st: StatusDescription = serde_json::from_value(serde_json::json!({
+            "response_for": {"organ_id": H40, "code": "901/UBND-VP", "promulgation_date": "2026/11/27",
+                             "document_id": doc_id},
+            "from": {"organ_id": STP, "organ_name": "Sở Tư pháp"},
+            "status_code": code,
+            "timestamp": format!("2026-11-27T10:00:{i:02}"),
+            "staff": {"department": "Văn thư", "staff": "Lê Văn C"}
+        }))
+        .unwrap();
+        let (s, a) = post("STP", edxml::build_status(&st).unwrap()).await;
+        assert_eq!(s, 202, "{a}");
+    }
+    let an = Console::login(&bus.admin(""), "an").await;
+    let (s, html) = an
+        .get(&format!(
+            "/ui/document?id={}",
+            lienthong_bus::ui::url(&doc_id)
+        ))
+        .await;
+    assert_eq!(s, 200, "{html}");
+    let receivers = &html[html.find("id=\"receivers\"").expect("the receivers table")..];
+    assert!(
+        receivers.contains("Sở Tư pháp (000.00.12.H40)"),
+        "{receivers}"
+    );
+    assert!(
+        receivers.contains("<td>05</td>"),
+        "last status 05: {receivers}"
+    );
+    assert!(
+        html.contains("docs"),
+        "the route it was accepted on: {html}"
+    );
+    // An unknown document: the page says so, as a page.
+    let (s, html) = an.get("/ui/document?id=nothing").await;
+    assert_eq!(s, 404);
+    assert!(html.contains("id=\"page-error\""), "{html}");
+    bus.stop().await;
+}

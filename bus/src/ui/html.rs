@@ -89,6 +89,8 @@ pub struct Page<'a> {
     pub nav: &'a [NavLink],
     /// The path being shown (its link is marked current; the language switch links back to it).
     pub path: &'a str,
+    /// The query it was asked with, `lang` left out (kept by the language switch); empty when none.
+    pub query: &'a str,
     /// Seconds after which the browser reloads the page (the overview), if any.
     pub refresh: Option<u32>,
     pub body: String,
@@ -142,8 +144,13 @@ impl Page<'_> {
         };
         let _ = write!(
             h,
-            "<a class=\"lang\" href=\"{}?lang={}\">{}</a></header><main><h1>{}</h1>{}</main></body></html>",
+            "<a class=\"lang\" href=\"{}?{}lang={}\">{}</a></header><main><h1>{}</h1>{}</main></body></html>",
             esc(self.path),
+            esc(&if self.query.is_empty() {
+                String::new()
+            } else {
+                format!("{}&", self.query)
+            }),
             other.0,
             other.1,
             esc(self.title),

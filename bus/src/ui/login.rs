@@ -24,6 +24,7 @@ pub(super) fn refused(lang: Lang, status: StatusCode, why: &str) -> Response {
         operator: None,
         nav: &[],
         path: "/ui/login",
+        query: "",
         refresh: None,
         body: format!(
             "<p class=\"error\" id=\"refusal\">{}</p><p><a href=\"/ui/login\">{}</a></p>",
@@ -69,6 +70,7 @@ fn login_page(
         operator: None,
         nav: &[],
         path: "/ui/login",
+        query: "",
         refresh: None,
         body,
     }

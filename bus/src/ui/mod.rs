@@ -79,6 +79,8 @@ pub struct Viewer {
     pub lang: Lang,
     nav: Arc<Vec<NavLink>>,
     path: String,
+    /// The request's query without `lang`.
+    query: String,
 }
 
 impl Viewer {
@@ -106,6 +108,7 @@ impl Viewer {
             operator: Some((&self.name, &self.csrf)),
             nav: &self.nav,
             path: &self.path,
+            query: &self.query,
             refresh,
             body,
         }
@@ -311,12 +314,21 @@ async fn require_session(State(ui): State<Ui>, req: Request, next: Next) -> Resp
     };
     let mut req = req;
     let path = req.uri().path().to_owned();
+    let query = req
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("lang="))
+        .collect::<Vec<_>>()
+        .join("&");
     req.extensions_mut().insert(Viewer {
         name: session.name,
         csrf: session.csrf,
         lang,
         nav: ui.nav.clone(),
         path,
+        query,
     });
     let mut resp = next.run(req).await;
     if remember {
