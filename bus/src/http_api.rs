@@ -78,7 +78,7 @@ const MAX_REFUSAL_TEXT: usize = 1024;
 /// (`Allow` on a 405). The router answers unknown paths (404), wrong methods (405) and unparsable path or
 /// query parameters (400) with an empty or plain-text body; this makes them `{"error": {"code", "message",
 /// "details": []}}` with a message naming the method and path. The console's HTML pages under `/ui/` (a
-/// refused form, a dossier not found) are left as they are: people read them, not scripts.
+/// refused form, a record not found) are left as they are: people read them, not scripts.
 pub async fn json_refusal(resp: Response, method: &Method, path: &str) -> Response {
     let status = resp.status();
     let is_json = resp
