@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the services the integration tests need are up: RabbitMQ (127.0.0.1:5672, guest/guest) and
 # PostgreSQL (127.0.0.1:5432, trust auth), and the local three-node RabbitMQ cluster of the cluster failure
-# tests (scripts/cluster.sh: 127.0.0.1:5681-5683, apart from the default node). Starts them if they are down;
-# installs them if they are missing (Debian packages). Idempotent and quiet when everything is already running.
+# tests (scripts/cluster.sh: 127.0.0.1:5681-5683, apart from the default node), and headless Chromium with
+# chromedriver for the console's browser tests. Starts them if they are down; installs them if they are missing
+# (Debian packages). Idempotent and quiet when everything is already running.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -61,6 +62,17 @@ ensure_postgres() {
   fi
 }
 
+# The console's browser tests (tests/ui_browser.rs) drive Debian's headless Chromium through chromedriver.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    log "Chromium and chromedriver are installed"
+  else
+    log "Chromium or chromedriver is missing; installing chromium and chromium-driver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 ensure_rabbitmq
 ensure_postgres
+ensure_chromium
 bash "$(dirname "$0")/cluster.sh" up

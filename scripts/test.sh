@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
+# The browser tests fail rather than skip when Chromium is missing: services.sh installed it.
+export LT_REQUIRE_BROWSER=1
 cargo test --workspace --all-targets --no-fail-fast -- --test-threads="${LT_TEST_THREADS:-4}"
 cargo run --quiet --bin lienthong -- test --config config/quickstart.toml
 cargo run --quiet --bin lienthong -- test --config config/example.toml

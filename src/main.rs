@@ -55,6 +55,13 @@ enum Command {
         #[arg(long)]
         samples: Option<PathBuf>,
     },
+    /// Print the argon2id hash (PHC string) of the password read from standard input, for
+    /// `[[operators]] password_hash`.
+    HashPassword {
+        /// Read the password from standard input (the default; accepted for scripts that say so).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Inspect and act on the dead-letter parking lot.
     Dlq {
         #[command(subcommand)]
@@ -89,6 +96,9 @@ fn init_logging(format: &str) {
 fn main() -> ExitCode {
     lienthong_bus::malloc::tune();
     let cli = Cli::parse();
+    if let Command::HashPassword { .. } = cli.command {
+        return cli::hash_password::hash_password();
+    }
     let quiet_demo =
         matches!(cli.command, Command::Demo { .. }) && std::env::var_os("RUST_LOG").is_none();
     if !quiet_demo
@@ -118,6 +128,7 @@ fn main() -> ExitCode {
             Command::Dlq { command } => cli::dlq::dlq(command).await,
             Command::Keygen { out } => cli::audit::keygen(&out),
             Command::Audit { command } => cli::audit::audit(command).await,
+            Command::HashPassword { .. } => cli::hash_password::hash_password(),
         }
     })
 }

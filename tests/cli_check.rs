@@ -265,7 +265,7 @@ fn the_domains_sections_are_checked_and_a_section_no_one_owns_is_named() {
         for want in [
             "tracking.due_son: unknown field",
             "public.rate: `thirty` is not a rate",
-            "publc: unknown key; expected one of: bus, http, admin, state, agencies, adapters, routes, rights, groups, evidence, tracking, public",
+            "publc: unknown key; expected one of: bus, http, admin, state, agencies, adapters, routes, rights, groups, evidence, operators, tracking, public",
         ] {
             assert!(err.contains(want), "{cmd}: missing {want:?} in:\n{err}");
         }

@@ -459,7 +459,7 @@ mod tests {
             "{got:?}"
         );
         assert!(
-            got[0].ends_with("routes, rights, groups, evidence, tracking"),
+            got[0].ends_with("routes, rights, groups, evidence, operators, tracking"),
             "{got:?}"
         );
         // Both bad keys of the plugin's section, each at its path: one does not hide the other.

@@ -39,6 +39,7 @@ pub mod runtime;
 pub mod schema;
 pub mod state;
 pub mod tls;
+pub mod ui;
 mod wire;
 
 pub use context::Context;

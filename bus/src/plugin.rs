@@ -10,7 +10,7 @@
 //! * take a non-JSON format at ingress ([`Format`]: parse, check the sender, validate, name the message);
 //! * watch accepted messages ([`Observer`], e.g. to track where a case file is);
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
-//!   ([`Hooks::admin`]);
+//!   ([`Hooks::admin`]) and pages in the operator console ([`Hooks::ui`]);
 //! * say which party a verified client certificate belongs to ([`Plugin::party_from_certificate`]);
 //! * own top-level sections of the config file ([`Plugin::sections`], read with [`Config::section`] and
 //!   checked by [`Plugin::check_config`]), and listeners of its own ([`Hooks::listeners`]), e.g. a page meant
@@ -87,6 +87,9 @@ pub struct Hooks {
     pub observers: Vec<Arc<dyn Observer>>,
     /// Extra read endpoints on the admin listener, merged into its router.
     pub admin: Option<axum::Router>,
+    /// Pages of the plugin's own in the operator console (`/ui/…` on the admin listener), behind the
+    /// console's login and drawn in its layout ([`crate::ui::Viewer::page`]).
+    pub ui: Option<crate::ui::UiPages>,
     /// Listeners of the plugin's own, bound at start beside the bus's (a bind failure stops the start) and
     /// closed with intake at shutdown.
     pub listeners: Vec<PluginListener>,

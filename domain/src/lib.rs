@@ -13,6 +13,7 @@
 //!   docs/dossiers.md);
 //! * both have tables in the state database ([`tables`]) and read endpoints on the admin API ([`admin`]):
 //!   one dossier, search, on-time rates per agency;
+//! * operators see dossiers, on-time rates and documents in the console ([`ui`]);
 //! * citizens look their dossier up on a listener of its own ([`public`]);
 //! * its settings are the config file's `[tracking]` and `[public]` sections ([`config`]).
 
@@ -25,6 +26,7 @@ pub mod public;
 mod tables;
 #[cfg(test)]
 mod tests;
+pub mod ui;
 
 /// The QCVN 102 format crate, as this crate uses it.
 pub(crate) use lienthong_qcvn102 as qcvn;
@@ -114,6 +116,14 @@ impl Plugin for Province {
             })
             .into_iter()
             .collect();
+        let admin_state = admin::AdminState {
+            state: ctx.state.clone(),
+            dossiers: dossiers.clone(),
+            documents: documents.clone(),
+            due_soon,
+            agency_names,
+            config: ctx.config.clone(),
+        };
         Hooks {
             formats: vec![Arc::new(edxml_ingress::EdxmlFormat {
                 state: ctx.state.clone(),
@@ -123,14 +133,8 @@ impl Plugin for Province {
             observers: vec![Arc::new(dossiers::Tracker {
                 store: dossiers.clone(),
             })],
-            admin: Some(admin::router(admin::AdminState {
-                state: ctx.state.clone(),
-                dossiers,
-                documents,
-                due_soon,
-                agency_names,
-                config: ctx.config.clone(),
-            })),
+            admin: Some(admin::router(admin_state.clone())),
+            ui: Some(ui::pages(admin_state)),
             listeners,
         }
     }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod demo;
 pub mod dlq;
+pub mod hash_password;
 pub mod run;
 pub mod test;
 

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod browser;
+pub mod console;
 pub mod pki;
 pub mod process;
 pub mod raw;

@@ -12,6 +12,7 @@
 //! | `GET /v1/dlq[?adapter=&from=]`, `GET /v1/dlq/{id}`, `POST /v1/dlq/{id}/replay`, `POST /v1/dlq/replay`, `POST /v1/dlq/{id}/purge`, `POST /v1/dlq/purge`, `GET /v1/audit` | `dlq.rs` |
 //! | `GET /v1/evidence/{id}[?from=]` | `evidence.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
+//! | `/ui/…`: the operator console (session login, not the bearer token) | `crate::ui` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
 mod dlq;
@@ -22,6 +23,7 @@ mod metrics;
 mod ops;
 
 pub use metrics::metrics_handle;
+pub(crate) use ops::queue_depths;
 
 use crate::context::Context;
 use axum::Router;
@@ -34,15 +36,18 @@ struct AdminState {
     token: Option<String>,
 }
 
-/// The admin app; `extra` holds a plugin's read endpoints, merged in.
+/// The admin app; `extra` holds a plugin's read endpoints, merged in; `ui` a plugin's console pages (the
+/// console itself, under `/ui/`, is always served: see [`crate::ui`]).
 pub fn router(
     ctx: Arc<Context>,
     env: &dyn Fn(&str) -> Option<String>,
     extra: Option<Router>,
+    ui: Option<crate::ui::UiPages>,
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);
     let open_metrics = ctx.config.admin.open_metrics;
+    let ui_ctx = ctx.clone();
     let state = AdminState {
         ctx,
         token: token.clone(),
@@ -77,5 +82,6 @@ pub fn router(
             guard::require_token,
         ));
     }
-    open.merge(guarded)
+    // The console has its own login (a session, not the bearer token).
+    open.merge(guarded).merge(crate::ui::router(ui_ctx, ui))
 }

@@ -23,23 +23,35 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// `GET /v1/topology`: every queue of this namespace and its depth.
-pub(super) async fn topology(State(s): State<AdminState>) -> Response {
-    let n = &s.ctx.names;
+/// Every queue of this namespace and its depth (none when the broker cannot say now): what `/v1/topology`
+/// and the console's overview show.
+pub(crate) async fn queue_depths(ctx: &crate::context::Context) -> Vec<(String, Option<u32>)> {
+    let n = &ctx.names;
     let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
-    let mut ids: Vec<_> = s.ctx.sinks.keys().cloned().collect();
+    let mut ids: Vec<_> = ctx.sinks.keys().cloned().collect();
     ids.sort();
     for a in &ids {
         queues.push(n.deliver_queue(a));
         queues.push(n.dead_queue(a));
     }
-    for t in &s.ctx.retry_tiers {
+    for t in &ctx.retry_tiers {
         queues.push(n.retry_tier(*t));
     }
     let mut out = Vec::new();
     for q in queues {
-        let depth = s.ctx.broker.queue_depth(&q).await;
-        out.push(serde_json::json!({"queue": q, "messages": depth}));
+        let depth = ctx.broker.queue_depth(&q).await;
+        out.push((q, depth));
     }
-    axum::Json(serde_json::json!({"namespace": n.namespace, "queues": out})).into_response()
+    out
+}
+
+/// `GET /v1/topology`: every queue of this namespace and its depth.
+pub(super) async fn topology(State(s): State<AdminState>) -> Response {
+    let out: Vec<_> = queue_depths(&s.ctx)
+        .await
+        .into_iter()
+        .map(|(q, depth)| serde_json::json!({"queue": q, "messages": depth}))
+        .collect();
+    axum::Json(serde_json::json!({"namespace": s.ctx.names.namespace, "queues": out}))
+        .into_response()
 }

@@ -18,6 +18,16 @@ use std::path::Path;
 pub const CORE_SECTIONS: &[&str] = &[
     "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
     "evidence",
+    "bus",
+    "http",
+    "admin",
+    "state",
+    "agencies",
+    "adapters",
+    "routes",
+    "rights",
+    "groups",
+    "operators",
 ];
 
 /// How many keys of one section or element are taken out before giving up on it.
@@ -130,6 +140,10 @@ impl Config {
             .into_iter()
             .map(|(index, g)| super::GroupConfig { index, ..g })
             .collect();
+        let operators = array(&table, "operators", &mut problems, salvage)
+            .into_iter()
+            .map(|(index, o)| super::OperatorConfig { index, ..o })
+            .collect();
         let adapters = array(&table, "adapters", &mut problems, |path, v, problems| {
             // Relative paths of an included adapter are relative to its own file.
             let index = path
@@ -159,6 +173,7 @@ impl Config {
             rights,
             groups,
             evidence,
+            operators,
             sections,
             origins,
         };

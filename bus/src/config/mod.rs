@@ -15,6 +15,7 @@ mod inbox;
 mod include;
 mod listen;
 mod load;
+mod operator;
 mod problem;
 mod rights;
 mod route;
@@ -27,6 +28,7 @@ pub use include::{INCLUDABLE, Origins};
 pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
+pub use operator::OperatorConfig;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
 pub use rights::{GroupConfig, RightConfig};
 pub use route::{RetryPolicy, RouteConfig};
@@ -279,6 +281,8 @@ pub struct Config {
     pub groups: Vec<GroupConfig>,
     /// `[evidence]`: the signed evidence log; None = none is kept.
     pub evidence: Option<EvidenceConfig>,
+    /// `[[operators]]`: who may log in to the operator console (`/ui/` on the admin listener).
+    pub operators: Vec<OperatorConfig>,
     /// Top-level sections the core does not own, as written: a plugin's (it names them in
     /// [`crate::plugin::Plugin::sections`] and reads them with [`Config::section`]). `lienthong check` and
     /// `run` refuse a section no one owns.
@@ -398,6 +402,7 @@ impl Config {
         if self.bus.max_in_flight == 0 {
             problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
         }
+        problems.extend(operator::problems(&self.operators));
         problems.extend(self.http.listener_limits().problems());
         problems.extend(self.admin.listener_limits().problems());
         if let Some(u) = &self.state.url

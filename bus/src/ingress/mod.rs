@@ -295,6 +295,10 @@ impl Ingress {
         }
         metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
             .increment(1);
+        for route in &accepted.routes {
+            metrics::counter!("lienthong_route_messages_total", "route" => route.clone(), "outcome" => "accepted")
+                .increment(1);
+        }
         tracing::info!(id = %meta.id, r#type = %meta.kind, from = %meta.from, routes = ?accepted.routes, "Accepted");
         Ok(accepted)
     }

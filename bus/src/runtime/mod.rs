@@ -233,7 +233,7 @@ pub async fn start(
     }
     work.spawn(crate::listener::serve_tls(
         admin,
-        crate::admin::router(ctx.clone(), env, hooks.admin),
+        crate::admin::router(ctx.clone(), env, hooks.admin, hooks.ui),
         config.admin.listener_limits(),
         admin_tls,
         stop_work.clone(),

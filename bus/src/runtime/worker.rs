@@ -173,6 +173,8 @@ async fn handle(w: &Worker, incoming: Incoming) {
             evidence_failed(evidenced);
             metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
                 .increment(1);
+            metrics::counter!("lienthong_route_messages_total", "route" => copy.route.clone(), "outcome" => "delivered")
+                .increment(1);
             tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
             let _ = incoming.acker.ack().await;
             return;
@@ -200,6 +202,8 @@ async fn handle(w: &Worker, incoming: Incoming) {
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
             metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
                 .increment(1);
+            metrics::counter!("lienthong_route_messages_total", "route" => copy.route.clone(), "outcome" => "retried")
+                .increment(1);
             (w.names.retry_tier(tier), next.to_envelope())
         }
         None => {
@@ -209,6 +213,8 @@ async fn handle(w: &Worker, incoming: Incoming) {
             };
             tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
             metrics::counter!("lienthong_dead_lettered_total", "adapter" => adapter.clone(), "reason" => reason).increment(1);
+            metrics::counter!("lienthong_route_messages_total", "route" => copy.route.clone(), "outcome" => "dead_lettered")
+                .increment(1);
             (w.names.dead_exchange(), next.to_dead_letter(reason, &now))
         }
     };

@@ -8,7 +8,7 @@
 //! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency, each status checked or taken as reported |
 //! | `GET /v1/openapi` | the OpenAPI 3.1 document of the ingress and admin APIs as this build serves them (`docs/openapi.json`, embedded; served here because only the build with the domain serves all of those routes) |
 
-mod search;
+pub(crate) mod search;
 mod views;
 
 use crate::documents::DocumentStore;
@@ -81,10 +81,6 @@ fn error_response(e: &ApiError) -> Response {
     e.clone().into_response()
 }
 
-fn state_error(e: &dyn std::fmt::Display) -> Response {
-    error_response(&ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))
-}
-
 /// Where one message went: `{"message_id", "delivered": [{adapter, at}], "dead_lettered": [{adapter, reason,
 /// last_error}]}` (the dossier and document views both show it).
 async fn whereabouts(s: &AdminState, sender: &str, message_id: &str) -> serde_json::Value {
@@ -124,23 +120,38 @@ async fn document_by_query(
 /// it was checked against what the bus saw or taken as reported (`first_seen_at`: the first status the bus saw
 /// from that agency; `document: null` when the bus never carried the document itself).
 async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Response {
+    match document_value(&s, &id).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(code::STATE_UNAVAILABLE, e.to_string())
+}
+
+/// What `GET /v1/documents/{id}` answers (the console draws it too).
+pub(crate) async fn document_value(
+    s: &AdminState,
+    id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let id = id.to_owned();
     let (rows, events) =
-        match tokio::try_join!(s.documents.statuses(&id), s.documents.status_events(&id)) {
-            Ok(r) => r,
-            Err(e) => return state_error(&e),
-        };
+        tokio::try_join!(s.documents.statuses(&id), s.documents.status_events(&id))
+            .map_err(|e| unavailable(&e))?;
     // The document itself: its id follows from the issuer (the DocumentId's first part, as the bus names that
     // agency) and the DocumentId.
     let issuer = s
         .config
         .canonical_code(id.split(',').next().unwrap_or_default());
     let message_id = crate::edxml_ingress::document_message_id(issuer, &id);
-    let accepted = match s.state.ingress_lookup(issuer, &message_id).await {
-        Ok(a) => a,
-        Err(e) => return state_error(&e),
-    };
+    let accepted = s
+        .state
+        .ingress_lookup(issuer, &message_id)
+        .await
+        .map_err(|e| unavailable(&e))?;
     if rows.is_empty() && accepted.is_none() {
-        return error_response(&ApiError::new(
+        return Err(ApiError::new(
             code::NOT_FOUND,
             format!("no status about document `{id}` has passed through this bus"),
         ));
@@ -176,34 +187,44 @@ async fn document(State(s): State<AdminState>, Path(id): Path<String>) -> Respon
     let document = match accepted {
         None => serde_json::Value::Null,
         Some(a) => {
-            let mut v = whereabouts(&s, issuer, &message_id).await;
+            let mut v = whereabouts(s, issuer, &message_id).await;
             v["sender"] = issuer.into();
             v["routes"] = serde_json::json!(a.routes);
             v
         }
     };
-    axum::Json(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
-        .into_response()
+    Ok(serde_json::json!({"document_id": id, "document": document, "receivers": receivers}))
 }
 
 async fn dossier(State(s): State<AdminState>, Path(code): Path<String>) -> Response {
-    let view = match s.dossiers.get(&code).await {
+    match dossier_value(&s, &code).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// What `GET /v1/dossiers/{code}` answers (the console draws it too).
+pub(crate) async fn dossier_value(
+    s: &AdminState,
+    code: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let view = match s.dossiers.get(code).await {
         Ok(Some(v)) => v,
         Ok(None) => {
-            return error_response(&ApiError::new(
+            return Err(ApiError::new(
                 code::NOT_FOUND,
                 format!("no dossier `{code}` has passed through this bus"),
             ));
         }
-        Err(e) => return state_error(&e),
+        Err(e) => return Err(unavailable(&e)),
     };
     let mut where_ = Vec::new();
     for e in &view.events {
-        let mut v = whereabouts(&s, &e.sender, &e.message_id).await;
+        let mut v = whereabouts(s, &e.sender, &e.message_id).await;
         v["type"] = e.kind.clone().into();
         where_.push(v);
     }
     let mut body = views::dossier_json(&view, &s.clock(), &|c| s.name(c));
     body["messages"] = serde_json::Value::Array(where_);
-    axum::Json(body).into_response()
+    Ok(body)
 }

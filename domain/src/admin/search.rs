@@ -4,7 +4,7 @@
 //! `invalid_query` naming it) because a mistyped filter that is silently ignored gives a wrong count that
 //! looks right. An empty value is an absent one, as an HTML form sends it.
 
-use super::{AdminState, error_response, state_error, status_name};
+use super::{AdminState, error_response, status_name};
 use crate::dossiers::rules::{State as DossierState, is_date14};
 use crate::dossiers::{Search, StatsRow};
 use axum::extract::{Query, State};
@@ -129,6 +129,17 @@ pub(super) async fn search(
     State(s): State<AdminState>,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
+    match search_value(&s, raw).await {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The search's answer as JSON (what `GET /v1/dossiers` answers; the console draws it too).
+pub(crate) async fn search_value(
+    s: &AdminState,
+    raw: Vec<(String, String)>,
+) -> Result<serde_json::Value, ApiError> {
     const ALLOWED: &[&str] = &[
         "agency",
         "status",
@@ -138,15 +149,13 @@ pub(super) async fn search(
         "page",
         "per_page",
     ];
-    let q = match params(raw, ALLOWED).and_then(|p| search_query(&p)) {
-        Ok(q) => q,
-        Err(e) => return error_response(&e),
-    };
+    let q = params(raw, ALLOWED).and_then(|p| search_query(&p))?;
     let clock = s.clock();
-    let page = match s.dossiers.search(&q, &clock).await {
-        Ok(p) => p,
-        Err(e) => return state_error(&e),
-    };
+    let page = s
+        .dossiers
+        .search(&q, &clock)
+        .await
+        .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?;
     let dossiers: Vec<serde_json::Value> = page
         .dossiers
         .iter()
@@ -168,14 +177,13 @@ pub(super) async fn search(
             })
         })
         .collect();
-    axum::Json(serde_json::json!({
+    Ok(serde_json::json!({
         "page": q.page,
         "per_page": q.per_page,
         "total": page.total,
         "now": clock.now,
         "dossiers": dossiers,
     }))
-    .into_response()
 }
 
 /// One row of the on-time table, with its name and rate.
@@ -205,31 +213,77 @@ pub(super) async fn on_time(
     State(s): State<AdminState>,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
-    let parsed = params(raw, &["from", "to", "agency", "format"]).and_then(|p| {
-        let from = date_bound(&p, "from", false)?;
-        let to = date_bound(&p, "to", true)?;
-        let csv = match p.get("format").map(String::as_str) {
-            None | Some("json") => false,
-            Some("csv") => true,
-            Some(other) => return Err(bad("format", format!("`{other}`: expected json or csv"))),
-        };
-        Ok((from, to, p.get("agency").cloned(), csv))
-    });
-    let (from, to, agency, csv) = match parsed {
-        Ok(p) => p,
+    let t = match on_time_table(&s, raw).await {
+        Ok(t) => t,
         Err(e) => return error_response(&e),
     };
+    if t.csv {
+        let mut out = String::from(
+            "\u{feff}agency,name,received,finished,finished_on_time,finished_late,open_overdue,on_time_rate\r\n",
+        );
+        for r in t.rows.values() {
+            csv_row(
+                &mut out,
+                &r.agency,
+                s.name(&r.agency).as_deref().unwrap_or(""),
+                r,
+            );
+        }
+        csv_row(&mut out, "", TOTAL_NAME, &t.total);
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"on-time.csv\"",
+                ),
+            ],
+            out,
+        )
+            .into_response();
+    }
+    axum::Json(on_time_json(&s, &t)).into_response()
+}
+
+/// The province total's name.
+const TOTAL_NAME: &str = "Toàn tỉnh";
+
+/// The on-time table of a period: one row per agency, and the total.
+pub(crate) struct OnTimeTable {
+    from: Option<String>,
+    to: Option<String>,
+    csv: bool,
+    now: String,
+    rows: BTreeMap<String, StatsRow>,
+    total: StatsRow,
+}
+
+/// Counts the on-time table for `?from=&to=&agency=&format=`.
+pub(crate) async fn on_time_table(
+    s: &AdminState,
+    raw: Vec<(String, String)>,
+) -> Result<OnTimeTable, ApiError> {
+    let (from, to, agency, csv) =
+        params(raw, &["from", "to", "agency", "format"]).and_then(|p| {
+            let from = date_bound(&p, "from", false)?;
+            let to = date_bound(&p, "to", true)?;
+            let csv = match p.get("format").map(String::as_str) {
+                None | Some("json") => false,
+                Some("csv") => true,
+                Some(other) => {
+                    return Err(bad("format", format!("`{other}`: expected json or csv")));
+                }
+            };
+            Ok((from, to, p.get("agency").cloned(), csv))
+        })?;
     let clock = s.clock();
     let lo = from.clone().unwrap_or_else(|| "00000000000000".into());
     let hi = to.clone().unwrap_or_else(|| "99999999999999".into());
-    let counted = match s
+    let counted = s
         .dossiers
         .on_time(&lo, &hi, agency.as_deref(), &clock)
         .await
-    {
-        Ok(r) => r,
-        Err(e) => return state_error(&e),
-    };
+        .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?;
     // Every configured agency has a row (zeros included); a filter keeps only its own.
     let mut rows: BTreeMap<String, StatsRow> = BTreeMap::new();
     for code in s.agency_names.keys() {
@@ -254,40 +308,25 @@ pub(super) async fn on_time(
         total.finished_late += r.finished_late;
         total.open_overdue += r.open_overdue;
     }
-    const TOTAL_NAME: &str = "Toàn tỉnh";
-    if csv {
-        let mut out = String::from(
-            "\u{feff}agency,name,received,finished,finished_on_time,finished_late,open_overdue,on_time_rate\r\n",
-        );
-        for r in rows.values() {
-            csv_row(
-                &mut out,
-                &r.agency,
-                s.name(&r.agency).as_deref().unwrap_or(""),
-                r,
-            );
-        }
-        csv_row(&mut out, "", TOTAL_NAME, &total);
-        return (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"on-time.csv\"",
-                ),
-            ],
-            out,
-        )
-            .into_response();
-    }
-    axum::Json(serde_json::json!({
-        "from": from,
-        "to": to,
-        "now": clock.now,
-        "agencies": rows.values().map(|r| stats_json(Some(&r.agency), s.name(&r.agency), r)).collect::<Vec<_>>(),
-        "total": stats_json(None, Some(TOTAL_NAME.into()), &total),
-    }))
-    .into_response()
+    Ok(OnTimeTable {
+        from,
+        to,
+        csv,
+        now: clock.now,
+        rows,
+        total,
+    })
+}
+
+/// The table as `GET /v1/stats/on-time` answers it.
+pub(crate) fn on_time_json(s: &AdminState, t: &OnTimeTable) -> serde_json::Value {
+    serde_json::json!({
+        "from": t.from,
+        "to": t.to,
+        "now": t.now,
+        "agencies": t.rows.values().map(|r| stats_json(Some(&r.agency), s.name(&r.agency), r)).collect::<Vec<_>>(),
+        "total": stats_json(None, Some(TOTAL_NAME.into()), &t.total),
+    })
 }
 
 fn csv_row(out: &mut String, agency: &str, name: &str, r: &StatsRow) {
