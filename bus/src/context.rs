@@ -29,6 +29,8 @@ pub struct Context {
     pub state: StateStore,
     pub sinks: HashMap<String, Arc<dyn Sink>>,
     pub lookups: HashMap<String, Arc<dyn Lookup>>,
+    /// Pull mailboxes, by the agency that reads each.
+    pub mailboxes: Arc<crate::mailbox::Mailboxes>,
     /// Sorted distinct retry delays (one TTL tier each).
     pub retry_tiers: Vec<Duration>,
     pub in_flight: InFlight,

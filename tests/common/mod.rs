@@ -330,7 +330,8 @@ impl TestBus {
             let mut sinks: Vec<String> = shared.sinks.keys().cloned().collect();
             sinks.sort();
             let tiers: BTreeSet<Duration> = shared.retry_tiers.iter().copied().collect();
-            let topo = topology::build(&shared.names, &sinks, &tiers, 1);
+            let topo = topology::build(&shared.names, &sinks, &tiers, 1)
+                .with_mailboxes(&shared.names, &shared.mailboxes.adapter_ids());
             delete_topology(&topo).await;
         }
     }

@@ -97,6 +97,7 @@ impl DryBus {
             broker,
             state,
             sinks: HashMap::new(),
+            mailboxes: Default::default(),
             lookups: HashMap::new(),
             retry_tiers: Vec::new(),
             in_flight: Default::default(),

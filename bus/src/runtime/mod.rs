@@ -81,6 +81,7 @@ pub async fn start(
     let mut sinks = HashMap::new();
     let mut lookups = HashMap::new();
     let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+    let mut mailbox_specs = Vec::new();
     for spec in &config.adapters {
         let built = factory
             .build(spec, &config, env)
@@ -97,6 +98,9 @@ pub async fn start(
         if let Some(s) = built.source {
             sources.push((spec.id.clone(), s));
         }
+        if let Some(m) = built.mailbox {
+            mailbox_specs.push((spec.id.clone(), m));
+        }
     }
     let state_url = config.state_url();
     let state = StateStore::connect_with(&state_url, &config.bus.namespace, &plugin.tables())
@@ -107,7 +111,11 @@ pub async fn start(
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
     sink_ids.sort();
     let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
-    let topo = topo.with_quorum_size(config.bus.quorum_size);
+    let mut mailbox_ids: Vec<String> = mailbox_specs.iter().map(|(id, _)| id.clone()).collect();
+    mailbox_ids.sort();
+    let topo = topo
+        .with_mailboxes(&names, &mailbox_ids)
+        .with_quorum_size(config.bus.quorum_size);
     let broker = Broker::start(
         config.bus.broker_url.urls(),
         topo,
@@ -119,6 +127,18 @@ pub async fn start(
         state: state.clone(),
         schemas: registry.clone(),
     });
+    let mailboxes = Arc::new(crate::mailbox::Mailboxes::new(mailbox_specs.into_iter().map(
+        |(id, spec)| {
+            Arc::new(crate::mailbox::Mailbox::new(
+                &id,
+                spec,
+                broker.clone(),
+                state.clone(),
+                names.clone(),
+                config.bus.publish_timeout.get(),
+            ))
+        },
+    )));
     let ctx = Arc::new(Context {
         router: Router::new(&config.routes)
             .with_party_codes(&config.agencies)
@@ -130,6 +150,7 @@ pub async fn start(
         state,
         sinks,
         lookups,
+        mailboxes,
         retry_tiers: tiers.into_iter().collect(),
         in_flight: Default::default(),
     });
@@ -184,6 +205,17 @@ pub async fn start(
             state: ctx.state.clone(),
             queue: ctx.names.dead_queue(id),
             adapter: id.clone(),
+            grace,
+        };
+        work.spawn(dlq::record(r, stop_work.clone()));
+    }
+    for mailbox in ctx.mailboxes.all() {
+        work.spawn(crate::mailbox::hold::run(mailbox.clone(), stop_work.clone()));
+        let r = dlq::Recorder {
+            broker: ctx.broker.clone(),
+            state: ctx.state.clone(),
+            queue: ctx.names.dead_queue(&mailbox.adapter),
+            adapter: mailbox.adapter.clone(),
             grace,
         };
         work.spawn(dlq::record(r, stop_work.clone()));
