@@ -112,7 +112,9 @@ mod tests {
     fn every_type_is_listed_once_in_order() {
         assert_eq!(
             Factory.types(),
-            ["webhook", "file-out", "file-in", "dvcqg", "vxp-pull", "mailbox"]
+            [
+                "webhook", "file-out", "file-in", "dvcqg", "vxp-pull", "mailbox"
+            ]
         );
     }
 

@@ -167,7 +167,11 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            ["adapters[1].agency", "adapters[1].lease", "adapters[1].window"]
+            [
+                "adapters[1].agency",
+                "adapters[1].lease",
+                "adapters[1].window"
+            ]
         );
         let p = check(&c.adapters[2], &c);
         assert_eq!(p.len(), 1, "{p:?}");

@@ -220,7 +220,9 @@ impl Mailbox {
         let found = {
             let mut inner = self.lock();
             let now = Instant::now();
-            inner.acked.retain(|_, at| now.duration_since(*at) < RECENT_ACKS);
+            inner
+                .acked
+                .retain(|_, at| now.duration_since(*at) < RECENT_ACKS);
             let known = inner
                 .index
                 .keys()
@@ -250,7 +252,11 @@ impl Mailbox {
             }
             (Err(e), _) => return Err(e),
         };
-        if let Err(e) = self.state.mark_delivered(&self.adapter, &key.0, &key.1).await {
+        if let Err(e) = self
+            .state
+            .mark_delivered(&self.adapter, &key.0, &key.1)
+            .await
+        {
             tracing::warn!(id = %key.1, from = %key.0, error = %e, "Could not record a mailbox ack; the message stays");
             if let Some(h) = held {
                 self.lock().insert(key, h);
@@ -268,7 +274,8 @@ impl Mailbox {
             inner.leases.remove(&key);
             inner.acked.insert(key.clone(), Instant::now());
         }
-        metrics::counter!("lienthong_delivered_total", "adapter" => self.adapter.clone()).increment(1);
+        metrics::counter!("lienthong_delivered_total", "adapter" => self.adapter.clone())
+            .increment(1);
         tracing::info!(id = %key.1, from = %key.0, adapter = %self.adapter, "Delivered (acknowledged from the mailbox)");
         Ok(settled(&key))
     }
@@ -329,7 +336,11 @@ impl Mailbox {
             }
         };
         let key = key_of(&copy);
-        match self.state.was_delivered(&self.adapter, &key.0, &key.1).await {
+        match self
+            .state
+            .was_delivered(&self.adapter, &key.0, &key.1)
+            .await
+        {
             Ok(true) => {
                 tracing::info!(id = %key.1, from = %key.0, adapter = %self.adapter, "Already acknowledged; dropping the copy");
                 metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => self.adapter.clone())

@@ -42,8 +42,8 @@ async fn fixture(lease: Duration, recycle: Duration) -> Fixture {
     let db = fresh(Kind::Sqlite).await;
     let state = StateStore::connect(&db.url, "mb").await.unwrap();
     let names = Names::new("mb");
-    let topo = topology::build(&names, &[], &BTreeSet::new(), 5)
-        .with_mailboxes(&names, &[ADAPTER.into()]);
+    let topo =
+        topology::build(&names, &[], &BTreeSet::new(), 5).with_mailboxes(&names, &[ADAPTER.into()]);
     let broker = Broker::start(
         &["memory://".into()],
         topo,
@@ -157,7 +157,13 @@ async fn an_id_two_senders_used_needs_from() {
     assert_eq!(e.details[0].path, "from");
     assert!(e.message.contains("A, B"), "{e}");
     assert_eq!(
-        f.mailbox.fetch("same", Some("B")).unwrap().0.message.meta.from,
+        f.mailbox
+            .fetch("same", Some("B"))
+            .unwrap()
+            .0
+            .message
+            .meta
+            .from,
         "B"
     );
     assert_eq!(
@@ -175,11 +181,18 @@ async fn nack_dead_letters_with_the_reason() {
     let f = fixture(Duration::from_secs(60), RECYCLE_AFTER).await;
     f.put(&copy("bad", "A")).await;
     f.wait_listed(1).await;
-    f.mailbox.nack("bad", None, "MaHoSo unknown here").await.unwrap();
+    f.mailbox
+        .nack("bad", None, "MaHoSo unknown here")
+        .await
+        .unwrap();
     assert_eq!(f.mailbox.held(), 0);
     let dead = f.names.dead_queue(ADAPTER);
     assert_eq!(f.broker.queue_depth(&dead).await, Some(1));
-    let mut c = f.broker.consume(&dead, 1, Duration::from_secs(1)).await.unwrap();
+    let mut c = f
+        .broker
+        .consume(&dead, 1, Duration::from_secs(1))
+        .await
+        .unwrap();
     let d = c.next().await.unwrap().unwrap();
     let row = crate::wire::dead::parked(&d.envelope, ADAPTER, "now");
     assert_eq!(row.reason, "MaHoSo unknown here");

@@ -127,8 +127,8 @@ pub async fn start(
         state: state.clone(),
         schemas: registry.clone(),
     });
-    let mailboxes = Arc::new(crate::mailbox::Mailboxes::new(mailbox_specs.into_iter().map(
-        |(id, spec)| {
+    let mailboxes = Arc::new(crate::mailbox::Mailboxes::new(
+        mailbox_specs.into_iter().map(|(id, spec)| {
             Arc::new(crate::mailbox::Mailbox::new(
                 &id,
                 spec,
@@ -137,8 +137,8 @@ pub async fn start(
                 names.clone(),
                 config.bus.publish_timeout.get(),
             ))
-        },
-    )));
+        }),
+    ));
     let ctx = Arc::new(Context {
         router: Router::new(&config.routes)
             .with_party_codes(&config.agencies)
@@ -210,7 +210,10 @@ pub async fn start(
         work.spawn(dlq::record(r, stop_work.clone()));
     }
     for mailbox in ctx.mailboxes.all() {
-        work.spawn(crate::mailbox::hold::run(mailbox.clone(), stop_work.clone()));
+        work.spawn(crate::mailbox::hold::run(
+            mailbox.clone(),
+            stop_work.clone(),
+        ));
         let r = dlq::Recorder {
             broker: ctx.broker.clone(),
             state: ctx.state.clone(),
