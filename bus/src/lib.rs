@@ -28,6 +28,7 @@ pub mod error;
 mod http_api;
 pub mod ingress;
 pub mod listener;
+pub mod live;
 pub mod mailbox;
 pub mod malloc;
 pub mod message;

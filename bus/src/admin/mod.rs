@@ -8,8 +8,10 @@
 //! | `GET /metrics` | `metrics.rs` |
 //! | `GET /v1/dlq[?adapter=&from=]`, `GET /v1/dlq/{id}`, `POST /v1/dlq/{id}/replay`, `POST /v1/dlq/replay`, `POST /v1/dlq/{id}/purge`, `POST /v1/dlq/purge`, `GET /v1/audit` | `dlq.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
+//! | `GET /v1/config`, `POST /v1/reload` | `config.rs` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
+mod config;
 mod dlq;
 mod lookup;
 mod metrics;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 struct AdminState {
     ctx: Arc<Context>,
     token: Option<String>,
+    reloader: Option<crate::runtime::Reloader>,
 }
 
 /// The admin app; `extra` holds a plugin's read endpoints, merged in.
@@ -33,6 +36,7 @@ pub fn router(
     ctx: Arc<Context>,
     env: &dyn Fn(&str) -> Option<String>,
     extra: Option<Router>,
+    reloader: Option<crate::runtime::Reloader>,
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);
@@ -49,6 +53,12 @@ pub fn router(
         .route("/v1/audit", get(dlq::audit))
         .route("/v1/topology", get(ops::topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup::lookup))
-        .with_state(AdminState { ctx, token })
+        .route("/v1/config", get(config::current))
+        .route("/v1/reload", post(config::reload))
+        .with_state(AdminState {
+            ctx,
+            token,
+            reloader,
+        })
         .merge(extra.unwrap_or_default())
 }

@@ -27,13 +27,19 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
 pub(super) async fn topology(State(s): State<AdminState>) -> Response {
     let n = &s.ctx.names;
     let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
-    let mut ids: Vec<_> = s.ctx.sinks.keys().cloned().collect();
+    let declared = s
+        .ctx
+        .queues
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut ids: Vec<_> = declared.sinks.iter().chain(&declared.mailboxes).collect();
     ids.sort();
-    for a in &ids {
+    for a in ids {
         queues.push(n.deliver_queue(a));
         queues.push(n.dead_queue(a));
     }
-    for t in &s.ctx.retry_tiers {
+    for t in &s.ctx.live.current().retry_tiers {
         queues.push(n.retry_tier(*t));
     }
     let mut out = Vec::new();

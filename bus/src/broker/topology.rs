@@ -53,6 +53,25 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Adds what `more` declares that this does not yet (a reload's new adapters and retry tiers).
+    pub fn merge(&mut self, more: &Topology) {
+        for e in &more.exchanges {
+            if !self.exchanges.contains(e) {
+                self.exchanges.push(e.clone());
+            }
+        }
+        for q in &more.queues {
+            if !self.queues.iter().any(|have| have.name == q.name) {
+                self.queues.push(q.clone());
+            }
+        }
+        for b in &more.bindings {
+            if !self.bindings.contains(b) {
+                self.bindings.push(b.clone());
+            }
+        }
+    }
+
     /// Adds the queues of pull mailboxes (`type = "mailbox"`): like a sink's work queue and dead-letter queue,
     /// but without `x-delivery-limit`, because a mailbox's deliveries go back to the queue each time the bus
     /// holding them restarts, which is no sign of a poisonous message.

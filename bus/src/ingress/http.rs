@@ -90,10 +90,10 @@ pub(crate) fn caller(
             "the client certificate identifies agency {a} but the bearer token is agency {b}'s"
         ))),
         (Some(a), _) => Ok(a),
-        (None, Some(b)) if ingress.requires_mtls(b) => Err(unauthenticated(format!(
+        (None, Some(b)) if ingress.requires_mtls(&b) => Err(unauthenticated(format!(
             "agency {b} must present its client certificate (require_mtls); its bearer token alone is refused"
         ))),
-        (None, Some(b)) => Ok(b.to_owned()),
+        (None, Some(b)) => Ok(b),
         (None, None) => Err(unauthenticated(
             "missing `Authorization: Bearer <token>` (or a client certificate)".into(),
         )),

@@ -73,9 +73,9 @@ fn mailbox(
 ) -> Result<Arc<Mailbox>, ApiError> {
     let cert = cert.map(|axum::Extension(ClientCert(c))| c);
     let caller = crate::ingress::http::caller(ingress, headers, cert.as_deref())?;
-    let config = &ingress.ctx().config;
+    let live = ingress.ctx().live.current();
     if let Some(asked) = &q.agency
-        && !config.is_code_of(&caller, asked)
+        && !live.config.is_code_of(&caller, asked)
     {
         return Err(ApiError::new(
             code::FORBIDDEN,
@@ -83,17 +83,12 @@ fn mailbox(
         )
         .at("agency", "is not a code of the authenticated agency"));
     }
-    ingress
-        .ctx()
-        .mailboxes
-        .of_agency(&caller)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                code::NOT_FOUND,
-                format!("{caller} has no mailbox (an adapter of type `mailbox` for it)"),
-            )
-        })
+    live.mailboxes.of_agency(&caller).cloned().ok_or_else(|| {
+        ApiError::new(
+            code::NOT_FOUND,
+            format!("{caller} has no mailbox (an adapter of type `mailbox` for it)"),
+        )
+    })
 }
 
 /// `GET /v1/inbox[?limit=N]`: held messages not under a lease, oldest first.
