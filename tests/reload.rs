@@ -26,6 +26,9 @@ fn route(id: &str, deliver: &str) -> String {
     )
 }
 
+/// A message id and the routes its 202 named.
+type Answer = (String, Vec<String>);
+
 /// The ids in the envelopes a receiver got, with how many times each.
 fn ids_of(calls: &[Call]) -> HashMap<String, usize> {
     let mut out = HashMap::new();
@@ -68,7 +71,7 @@ async fn a_reload_adding_a_route_and_an_adapter_midstream_loses_duplicates_and_m
 
     // 2,000 messages, 32 at a time; each 202 names the routes it was accepted with.
     const N: usize = 2000;
-    let answers: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
     let stream = {
         let (url, answers) = (bus.url("/v1/messages"), answers.clone());
         tokio::spawn(async move {
