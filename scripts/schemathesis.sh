@@ -86,7 +86,7 @@ run() {
   log "$tag API on 127.0.0.1:$port"
   "$venv/bin/st" run docs/openapi.json --url "http://127.0.0.1:$port" --include-tag "$tag" \
     --header "Authorization: Bearer $token" --checks "$checks" --max-time "$seconds" \
-    --phases examples,coverage,fuzzing --workers 2 || status=1
+    --phases examples,coverage,fuzzing --workers 1 || status=1
 }
 run ingress "$http" "$LT_TOKEN_STP"
 run admin "$admin" "$LT_ADMIN_TOKEN"
