@@ -166,3 +166,28 @@ impl Live {
         std::mem::replace(&mut *slot, Arc::new(next))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_config_files_and_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bus.toml");
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(&file, "[bus]\nschemas_dir = \"schemas\"\n").unwrap();
+        let schema = dir.path().join("schemas/x.v1.schema.json");
+        std::fs::write(&schema, "{}").unwrap();
+        let version = || Version::of(&Config::load(&file).unwrap());
+        let first = version();
+        assert_eq!(first.hash.len(), 64);
+        assert_eq!(first.files, vec![file.display().to_string()]);
+        assert_eq!(version().hash, first.hash, "same files, same hash");
+        std::fs::write(&schema, "{\"type\": \"object\"}").unwrap();
+        let second = version();
+        assert_ne!(second.hash, first.hash, "a schema changed");
+        std::fs::write(&file, "[bus]\nschemas_dir = \"schemas\"\n# note\n").unwrap();
+        assert_ne!(version().hash, second.hash, "the config file changed");
+    }
+}

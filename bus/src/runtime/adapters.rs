@@ -93,6 +93,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Spawns `task` into `tasks` (joined at shutdown), first letting go of tasks that have ended (a reload's
+/// drain watchers), so the set does not grow with every reload.
+fn spawn_on(tasks: &Tasks, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut set = lock(tasks);
+    while set.try_join_next().is_some() {}
+    set.spawn(task);
+}
+
 impl Adapters {
     pub(super) fn new(
         ctx: Arc<Context>,
@@ -156,13 +164,16 @@ impl Adapters {
                 publish_timeout: self.ctx.config.bus.publish_timeout.get(),
                 grace: self.grace,
             };
-            lock(&self.work).spawn(worker::run(w, retire.clone()));
+            spawn_on(&self.work, worker::run(w, retire.clone()));
             self.record_dead_letters(&id);
             self.declared(&id, false);
             Running::Sink { slot, retire }
         } else if let Some(mailbox) = a.mailbox {
             let retire = self.stop_work.child_token();
-            lock(&self.work).spawn(crate::mailbox::hold::run(mailbox.clone(), retire.clone()));
+            spawn_on(
+                &self.work,
+                crate::mailbox::hold::run(mailbox.clone(), retire.clone()),
+            );
             self.record_dead_letters(&id);
             self.declared(&id, true);
             Running::Mailbox { mailbox, retire }
@@ -224,7 +235,7 @@ impl Adapters {
             Running::Passive => return,
         };
         let (ctx, stop, id) = (self.ctx.clone(), self.stop_work.clone(), id.to_owned());
-        lock(&self.work).spawn(async move {
+        spawn_on(&self.work, async move {
             let queue = ctx.names.deliver_queue(&id);
             let mut empty_in_a_row = 0;
             loop {
@@ -235,8 +246,8 @@ impl Adapters {
                 if !*settled.borrow() {
                     continue;
                 }
-                let busy = lock_in_flight(&ctx, &id)
-                    || mailbox.as_ref().is_some_and(|m| m.held() > 0);
+                let busy =
+                    lock_in_flight(&ctx, &id) || mailbox.as_ref().is_some_and(|m| m.held() > 0);
                 let empty = ctx.broker.queue_depth(&queue).await == Some(0) && !busy;
                 empty_in_a_row = if empty { empty_in_a_row + 1 } else { 0 };
                 if empty_in_a_row >= 3 {
@@ -256,7 +267,7 @@ impl Adapters {
     pub(super) fn settled(&self, old: Arc<Snapshot>) -> tokio::sync::watch::Receiver<bool> {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stop = self.stop_work.clone();
-        lock(&self.work).spawn(async move {
+        spawn_on(&self.work, async move {
             while Arc::strong_count(&old) > 1 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -277,7 +288,7 @@ impl Adapters {
         let stop = self.stop_intake.child_token();
         let (done_tx, done) = tokio::sync::watch::channel(false);
         let (submit, token, id) = (self.submit.clone(), stop.clone(), id.to_owned());
-        lock(&self.intake).spawn(async move {
+        spawn_on(&self.intake, async move {
             if let Some(mut previous) = after {
                 // The old source of this id must be gone first: two must never take the same input.
                 let _ = previous.wait_for(|d| *d).await;
@@ -300,7 +311,7 @@ impl Adapters {
             adapter: id.to_owned(),
             grace: self.grace,
         };
-        lock(&self.work).spawn(dlq::record(r, self.stop_work.clone()));
+        spawn_on(&self.work, dlq::record(r, self.stop_work.clone()));
     }
 
     fn declared(&self, id: &str, mailbox: bool) {
