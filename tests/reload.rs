@@ -2,7 +2,8 @@
 //! messages stream in over HTTP loses, duplicates and misroutes none (each is delivered exactly where the
 //! routes its 202 named say); a broken reload changes nothing and says why; an adapter removed with messages
 //! queued delivers every one of them before it stops; and two communes are onboarded by adding two files and
-//! sending SIGHUP to the running binary (one with a webhook, one with a pull mailbox).
+//! sending SIGHUP to the running binary (one with a webhook, one with a pull mailbox); a changed adapter
+//! delivers with its new options.
 
 mod common;
 
@@ -495,4 +496,38 @@ async fn two_communes_are_onboarded_by_adding_two_files_and_sending_sighup() {
     )
     .with_mailboxes(&names, &["nam-van-mailbox".into()]);
     delete_topology(&topo).await;
+}
+
+#[tokio::test]
+async fn a_changed_adapter_delivers_with_its_new_options_from_the_next_message() {
+    let (old, new) = (Receiver::start().await, Receiver::start().await);
+    let bus = TestBus::start(
+        "reload-change",
+        &(webhook("stp-hook", &old.url()) + &route("to-stp", "stp-hook")),
+    )
+    .await;
+    let (s, v) = bus
+        .post(
+            "H40",
+            &envelope(Some("to-old"), H40, &[STP], dossier("to-old")),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    old.wait_calls(1, Duration::from_secs(20)).await;
+    let file = config_file(&bus);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(&old.url(), &new.url())).unwrap();
+    let (status, answer) = reload(&bus).await;
+    assert_eq!(status, 200, "{answer}");
+    let (s, v) = bus
+        .post(
+            "H40",
+            &envelope(Some("to-new"), H40, &[STP], dossier("to-new")),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let calls = new.wait_calls(1, Duration::from_secs(20)).await;
+    assert_eq!(calls[0].json()["id"], "to-new");
+    assert_eq!(old.calls().len(), 1, "the old URL got nothing more");
+    bus.stop().await;
 }
