@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: bring up RabbitMQ and PostgreSQL if needed, then run every test of the
 # workspace (unit tests beside the code, integration tests in tests/ against the real broker), then the
-# benchmark in smoke mode. Then the route tests shipped beside the configs (`lienthong test`, no broker).
+# benchmark in smoke mode. Then the route tests shipped beside the configs (`lienthong test`, no broker), and
+# schemathesis against both HTTP APIs and docs/openapi.json (scripts/schemathesis.sh; installs it from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/services.sh
@@ -10,3 +11,4 @@ export LT_REQUIRE_BROWSER=1
 cargo test --workspace --all-targets --no-fail-fast -- --test-threads="${LT_TEST_THREADS:-4}"
 cargo run --quiet --bin lienthong -- test --config config/quickstart.toml
 cargo run --quiet --bin lienthong -- test --config config/example.toml
+bash scripts/schemathesis.sh

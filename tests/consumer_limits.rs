@@ -68,7 +68,7 @@ async fn a_message_that_crashes_its_consumer_is_parked_after_the_delivery_limit(
         AMQP,
         &|h| h.replace("shutdown_timeout = \"5s\"", "shutdown_timeout = \"5s\"\ndelivery_limit = 3"),
         "[[adapters]]\nid = \"crashy\"\ntype = \"crash\"\n[[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"crashy\"]\n",
-        &WithCrash(attempts.clone()),
+        std::sync::Arc::new(WithCrash(attempts.clone())),
     )
     .await;
     let id = new_id();
@@ -123,7 +123,7 @@ async fn a_slow_receiver_gets_at_most_prefetch_deliveries_at_once() {
         &format!(
             "[[adapters]]\nid = \"slow\"\ntype = \"webhook\"\nurl = \"http://{addr}/in\"\n[[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"slow\"]\n"
         ),
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
     )
     .await;
     for i in 0..40 {

@@ -349,9 +349,9 @@ async fn a_public_listener_that_cannot_bind_stops_the_start_naming_its_key() {
     let config = lienthong_bus::config::Config::load(&file).unwrap();
     let err = match lienthong_bus::runtime::start(
         config,
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
         std::sync::Arc::new(lienthong_domain::Province),
-        &env,
+        std::sync::Arc::new(env),
     )
     .await
     {

@@ -19,7 +19,14 @@ async fn bus_with(test: &str, http: &str, admin: &str, body: &str) -> TestBus {
         head.replacen(h, &format!("{h}{http}\n"), 1)
             .replacen(a, &format!("{a}{admin}\n"), 1)
     };
-    TestBus::start_custom(test, AMQP, &edit, body, &lienthong_adapters::Factory).await
+    TestBus::start_custom(
+        test,
+        AMQP,
+        &edit,
+        body,
+        std::sync::Arc::new(lienthong_adapters::Factory),
+    )
+    .await
 }
 
 fn webhook_route(url: &str) -> String {

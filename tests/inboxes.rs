@@ -54,8 +54,14 @@ async fn at_to_delivers_through_each_receivers_inbox_including_an_included_commu
         + &webhook("stp-in", &stp.url())
         + &webhook("syt-in", &syt.url())
         + "\n[[routes]]\nid = \"to-inboxes\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"@to\"]\n";
-    let bus =
-        TestBus::start_custom("inboxes", AMQP, &edit, &body, &lienthong_adapters::Factory).await;
+    let bus = TestBus::start_custom(
+        "inboxes",
+        AMQP,
+        &edit,
+        &body,
+        std::sync::Arc::new(lienthong_adapters::Factory),
+    )
+    .await;
 
     // A receiver the province does not know: refused, naming it, and no one gets a copy.
     let refused = new_id();

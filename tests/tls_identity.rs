@@ -142,7 +142,7 @@ async fn client_certificates_identify_agencies_and_bad_ones_never_reach_a_handle
         common::AMQP,
         &edit,
         &body,
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
     )
     .await;
     let url = format!("https://127.0.0.1:{}/v1/messages", bus.bus.http_addr.port());
@@ -370,7 +370,7 @@ async fn the_admin_listener_takes_tls_and_requires_its_client_certificates() {
         common::AMQP,
         &edit,
         "",
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
     )
     .await;
     let url = format!("https://127.0.0.1:{}/healthz", bus.bus.admin_addr.port());

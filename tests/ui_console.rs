@@ -33,7 +33,7 @@ async fn start(test: &str, rx: &Receiver, admin_token: bool) -> TestBus {
         AMQP,
         &edit,
         &body(&rx.url()),
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
     )
     .await
 }
@@ -373,7 +373,7 @@ async fn an_edxml_document_is_shown_at_each_receiver() {
         AMQP,
         &edit,
         &body,
-        &lienthong_adapters::Factory,
+        std::sync::Arc::new(lienthong_adapters::Factory),
     )
     .await;
     let doc: DocumentDescription = serde_json::from_value(serde_json::json!({

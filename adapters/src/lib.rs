@@ -12,6 +12,7 @@ pub mod dvcqg;
 pub mod file_in;
 pub mod file_out;
 mod http_client;
+pub mod mailbox;
 mod registry;
 pub mod vxp;
 pub mod webhook;
@@ -28,6 +29,7 @@ static TYPES: &[&dyn Registration] = &[
     &Registered::<file_in::FileInConfig>::TYPE,
     &Registered::<dvcqg::DvcqgConfig>::TYPE,
     &Registered::<vxp::VxpPullConfig>::TYPE,
+    &Registered::<mailbox::MailboxConfig>::TYPE,
 ];
 
 /// The adapter factory the `lienthong` binary uses.
@@ -110,7 +112,9 @@ mod tests {
     fn every_type_is_listed_once_in_order() {
         assert_eq!(
             Factory.types(),
-            ["webhook", "file-out", "file-in", "dvcqg", "vxp-pull"]
+            [
+                "webhook", "file-out", "file-in", "dvcqg", "vxp-pull", "mailbox"
+            ]
         );
     }
 
@@ -123,7 +127,7 @@ mod tests {
         assert_eq!(problems[0].path, "adapters[0].type");
         assert_eq!(
             problems[0].message,
-            "unknown adapter type `ftp-out`; known types: webhook, file-out, file-in, dvcqg, vxp-pull"
+            "unknown adapter type `ftp-out`; known types: webhook, file-out, file-in, dvcqg, vxp-pull, mailbox"
         );
         let Err(problems) = testing::build(&config.adapters[0], &config) else {
             panic!("an unknown type was built")

@@ -50,6 +50,7 @@ impl Sink for NullSink {
 }
 
 /// The production factory plus type `null`.
+#[derive(Clone)]
 pub struct BenchFactory {
     inner: lienthong_adapters::Factory,
     tracker: Arc<Tracker>,
@@ -190,9 +191,9 @@ impl BusUnderTest {
         let env = move |k: &str| (k == TOKEN_ENV).then(|| token.clone());
         let bus = lienthong_bus::runtime::start(
             config.clone(),
-            factory,
+            Arc::new(factory.clone()),
             std::sync::Arc::new(lienthong_domain::Province),
-            &env,
+            Arc::new(env),
         )
         .await
         .map_err(|e| format!("starting the bus: {e}"))?;

@@ -142,12 +142,26 @@ pub trait Lookup: Send + Sync {
     async fn lookup(&self, key: &str) -> Result<serde_json::Value, DeliveryError>;
 }
 
+/// A pull mailbox: the adapter's queue is not consumed by a delivery worker but held by the bus for one agency,
+/// which reads it over the ingress API (`/v1/inbox`, see [`crate::mailbox`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxSpec {
+    /// The agency (its `code`) whose mailbox this is; only it may list, fetch, ack and nack.
+    pub agency: String,
+    /// How long a fetched message stays out of the listing before it is offered again.
+    pub lease: Duration,
+    /// At most this many messages are held (listable) at once; the rest wait in the queue.
+    pub window: u16,
+}
+
 /// What a factory builds from one `[[adapters]]` table.
 #[derive(Default)]
 pub struct Built {
     pub sink: Option<Arc<dyn Sink>>,
     pub source: Option<Box<dyn Source>>,
     pub lookup: Option<Arc<dyn Lookup>>,
+    /// A pull mailbox instead of a sink: its queue is held for [`MailboxSpec::agency`].
+    pub mailbox: Option<MailboxSpec>,
 }
 
 /// Builds adapters from config; implemented by the adapters crate, handed to the core by the binary.

@@ -5,33 +5,43 @@
 //! parts they need: the delivery worker gets a [`crate::runtime`]-built view of its own, DLQ governance gets
 //! [`crate::dlq::Ops`]; ingress and the admin API, which use most of it, hold the whole.
 
-use crate::adapter::{Lookup, Sink};
+use crate::adapter::Lookup;
 use crate::broker::Broker;
 use crate::broker::topology::Names;
 use crate::config::Config;
-use crate::router::Router;
-use crate::schema::SchemaRegistry;
+use crate::live::Live;
 use crate::state::StateStore;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Messages being delivered by this process right now, by (adapter, sender, id), so two copies of one message
 /// (a client's resubmission after a crash) are never delivered concurrently.
 pub type InFlight = Arc<Mutex<HashSet<(String, String, String)>>>;
 
 pub struct Context {
+    /// The config the process started with: what a reload cannot change (`[bus]`, `[http]`, `[admin]`,
+    /// `[state]`, a plugin's sections). Agencies, rights, routes, adapters and schemas in force are in
+    /// [`Context::live`].
     pub config: Arc<Config>,
+    /// The config in force, swapped whole by a reload.
+    pub live: Live,
     pub names: Names,
-    pub registry: Arc<SchemaRegistry>,
-    pub router: Router,
     pub broker: Broker,
     pub state: StateStore,
-    pub sinks: HashMap<String, Arc<dyn Sink>>,
-    pub lookups: HashMap<String, Arc<dyn Lookup>>,
-    /// Sorted distinct retry delays (one TTL tier each).
-    pub retry_tiers: Vec<Duration>,
+    /// Adapters with a queue the bus has declared, in force or draining after a reload removed them: sink
+    /// and mailbox ids (for the admin API's topology and for tearing down a test's namespace).
+    pub queues: Arc<RwLock<AdapterQueues>>,
+    pub lookups: Arc<RwLock<HashMap<String, Arc<dyn Lookup>>>>,
     pub in_flight: InFlight,
+}
+
+/// The adapters whose queues are declared (see [`Context::queues`]).
+#[derive(Debug, Clone, Default)]
+pub struct AdapterQueues {
+    /// Adapters a delivery worker consumes for.
+    pub sinks: Vec<String>,
+    /// Pull mailboxes.
+    pub mailboxes: Vec<String>,
 }
 
 impl Context {

@@ -53,6 +53,8 @@ pub enum Code {
     RateLimited,
     /// The request head is larger than the bus reads (64 KiB, or more than 100 header lines).
     HeadersTooLarge,
+    /// A config reload found problems; the running config stays (`details[].path`: file and key path).
+    InvalidConfig,
     Internal,
     UpstreamError,
     BrokerUnavailable,
@@ -82,6 +84,7 @@ impl Code {
             Code::InvalidTransition => "invalid_transition",
             Code::RateLimited => "rate_limited",
             Code::HeadersTooLarge => "headers_too_large",
+            Code::InvalidConfig => "invalid_config",
             Code::Internal => "internal",
             Code::UpstreamError => "upstream_error",
             Code::BrokerUnavailable => "broker_unavailable",
@@ -105,9 +108,11 @@ impl Code {
             Code::Conflict => 409,
             Code::PayloadTooLarge => 413,
             Code::UnsupportedMediaType => 415,
-            Code::UnknownType | Code::SchemaViolation | Code::NoRoute | Code::InvalidTransition => {
-                422
-            }
+            Code::UnknownType
+            | Code::SchemaViolation
+            | Code::NoRoute
+            | Code::InvalidTransition
+            | Code::InvalidConfig => 422,
             Code::RateLimited => 429,
             Code::HeadersTooLarge => 431,
             Code::Internal => 500,
@@ -151,6 +156,7 @@ pub mod code {
     pub const INVALID_TRANSITION: Code = Code::InvalidTransition;
     pub const RATE_LIMITED: Code = Code::RateLimited;
     pub const HEADERS_TOO_LARGE: Code = Code::HeadersTooLarge;
+    pub const INVALID_CONFIG: Code = Code::InvalidConfig;
     pub const INTERNAL: Code = Code::Internal;
     pub const UPSTREAM_ERROR: Code = Code::UpstreamError;
     pub const BROKER_UNAVAILABLE: Code = Code::BrokerUnavailable;

@@ -29,6 +29,8 @@ pub mod evidence;
 mod http_api;
 pub mod ingress;
 pub mod listener;
+pub mod live;
+pub mod mailbox;
 pub mod malloc;
 pub mod message;
 pub mod plugin;

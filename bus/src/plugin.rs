@@ -143,6 +143,8 @@ pub struct Schemas<'a> {
     pub registry: &'a SchemaRegistry,
     /// Bound on a whole submission (`http.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// The config in force for this message (agencies and their codes as a reload last set them).
+    pub config: &'a crate::config::Config,
 }
 
 impl Schemas<'_> {

@@ -158,6 +158,11 @@ impl Router {
         d
     }
 
+    /// Whether route `id` exists.
+    pub fn has_route(&self, id: &str) -> bool {
+        self.routes.iter().any(|r| r.id == id)
+    }
+
     /// The retry policy of route `id` (default policy if the route no longer exists, e.g. after a config
     /// change while messages were queued).
     pub fn retry_policy(&self, id: &str) -> RetryPolicy {

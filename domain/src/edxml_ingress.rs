@@ -10,20 +10,16 @@ use crate::documents::DocumentStore;
 use crate::qcvn::edxml::{self, PackageKind};
 use async_trait::async_trait;
 use lienthong_bus::adapter::{Caller, Submission};
-use lienthong_bus::config::Config;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::message::{ContentKind, Message, Meta, now_rfc3339};
 use lienthong_bus::plugin::{Format, Prepared, Schemas};
 use lienthong_bus::state::StateStore;
-use std::sync::Arc;
 
 /// The edXML format: what it needs to judge a package.
 pub struct EdxmlFormat {
     /// For "was this status package accepted before?" (ingress idempotency).
     pub state: StateStore,
     pub documents: DocumentStore,
-    /// Which codes are the caller's (`[[agencies]] code`, `qd20_code`, `other_codes`).
-    pub config: Arc<Config>,
 }
 
 #[async_trait]
@@ -54,7 +50,8 @@ async fn prepare(
         }
     })?;
     let Caller::Agency(caller) = &sub.caller;
-    let config = &ingress.config;
+    // Which codes are the caller's (`[[agencies]] code`, `qd20_code`, `other_codes`), by the config in force.
+    let config = schemas.config;
     if !config.is_code_of(caller, &pkg.from) {
         return Err(
             lienthong_bus::ingress::forbidden_sender("From/OrganId", &pkg.from, caller).at(

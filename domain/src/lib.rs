@@ -128,7 +128,6 @@ impl Plugin for Province {
             formats: vec![Arc::new(edxml_ingress::EdxmlFormat {
                 state: ctx.state.clone(),
                 documents: documents.clone(),
-                config: ctx.config.clone(),
             })],
             observers: vec![Arc::new(dossiers::Tracker {
                 store: dossiers.clone(),

@@ -49,9 +49,9 @@ pub async fn demo(config_path: &Path, samples: Option<&Path>) -> ExitCode {
     };
     let bus = match lienthong_bus::runtime::start(
         config.clone(),
-        &Factory,
+        std::sync::Arc::new(Factory),
         std::sync::Arc::new(lienthong_domain::Province),
-        &demo_env,
+        std::sync::Arc::new(demo_env),
     )
     .await
     {

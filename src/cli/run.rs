@@ -44,11 +44,12 @@ pub async fn run(config: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let signals = Signals::listen();
     let bus = match lienthong_bus::runtime::start(
         loaded,
-        &Factory,
+        std::sync::Arc::new(Factory),
         std::sync::Arc::new(lienthong_domain::Province),
-        &super::env,
+        std::sync::Arc::new(super::env),
     )
     .await
     {
@@ -61,30 +62,67 @@ pub async fn run(config: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
+    signals.serve(&bus).await;
     tracing::info!("Shutdown requested; finishing in-flight deliveries");
     bus.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+#[cfg(unix)]
+type Signal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Signal = std::convert::Infallible;
+
+/// SIGTERM and SIGHUP, listened for from before the bus starts: SIGHUP's default action would end the
+/// process, and an operator may send it as soon as the bus answers.
+struct Signals {
+    term: Option<Signal>,
+    hup: Option<Signal>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+        }
+        #[cfg(not(unix))]
+        Signals {
+            term: None,
+            hup: None,
+        }
+    }
+
+    /// Waits for SIGTERM or Ctrl-C; each SIGHUP meanwhile reloads the config (the reloader logs the outcome:
+    /// the hash in force, or every problem while the running config stays).
+    async fn serve(self, bus: &lienthong_bus::RunningBus) {
+        let Signals { mut term, mut hup } = self;
+        loop {
+            tokio::select! {
+                _ = next(&mut term) => return,
+                _ = tokio::signal::ctrl_c() => return,
+                _ = next(&mut hup) => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let _ = bus.reload().await;
+                }
             }
         }
     }
-    #[cfg(not(unix))]
+}
+
+/// The next delivery of `signal`; never, when it could not be listened for.
+async fn next(signal: &mut Option<Signal>) {
+    #[cfg(unix)]
+    if let Some(s) = signal
+        && s.recv().await.is_some()
     {
-        let _ = tokio::signal::ctrl_c().await;
+        return;
     }
+    #[cfg(not(unix))]
+    let _ = signal;
+    std::future::pending::<()>().await
 }

@@ -218,7 +218,14 @@ impl TestBus {
     }
 
     pub async fn start_with(test: &str, broker_url: &str, body: &str) -> TestBus {
-        Self::start_custom(test, broker_url, &|h| h, body, &lienthong_adapters::Factory).await
+        Self::start_custom(
+            test,
+            broker_url,
+            &|h| h,
+            body,
+            Arc::new(lienthong_adapters::Factory),
+        )
+        .await
     }
 
     /// The most general start: `edit_head` may change the `[bus]`/`[http]`/… head, `factory` may add test-only
@@ -228,7 +235,7 @@ impl TestBus {
         broker_url: &str,
         edit_head: &dyn Fn(String) -> String,
         body: &str,
-        factory: &dyn lienthong_bus::adapter::AdapterFactory,
+        factory: Arc<dyn lienthong_bus::adapter::AdapterFactory>,
     ) -> TestBus {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -248,7 +255,7 @@ impl TestBus {
             config,
             factory,
             std::sync::Arc::new(lienthong_domain::Province),
-            &env,
+            Arc::new(env),
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -291,9 +298,9 @@ impl TestBus {
         let config = Config::load(&dir.path().join("bus.toml")).unwrap_or_else(|e| panic!("{e}"));
         let bus = lienthong_bus::runtime::start(
             config,
-            &lienthong_adapters::Factory,
+            Arc::new(lienthong_adapters::Factory),
             std::sync::Arc::new(lienthong_domain::Province),
-            &env,
+            Arc::new(env),
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -334,10 +341,11 @@ impl TestBus {
         let shared = self.bus.context.clone();
         self.bus.shutdown().await;
         if shared.config.bus.broker_url.starts_with("amqp") {
-            let mut sinks: Vec<String> = shared.sinks.keys().cloned().collect();
-            sinks.sort();
-            let tiers: BTreeSet<Duration> = shared.retry_tiers.iter().copied().collect();
-            let topo = topology::build(&shared.names, &sinks, &tiers, 1);
+            let queues = shared.queues.read().unwrap().clone();
+            let tiers: BTreeSet<Duration> =
+                shared.live.current().retry_tiers.iter().copied().collect();
+            let topo = topology::build(&shared.names, &queues.sinks, &tiers, 1)
+                .with_mailboxes(&shared.names, &queues.mailboxes);
             delete_topology(&topo).await;
         }
         self.dir
@@ -434,7 +442,14 @@ impl TestBus {
             assert!(head.contains(listen), "head() changed its [http] table");
             head.replacen(listen, &format!("{listen}{http_extra}\n"), 1)
         };
-        Self::start_custom(test, AMQP, &edit, body, &lienthong_adapters::Factory).await
+        Self::start_custom(
+            test,
+            AMQP,
+            &edit,
+            body,
+            Arc::new(lienthong_adapters::Factory),
+        )
+        .await
     }
 }
 
@@ -572,7 +587,14 @@ impl TestBus {
     pub async fn start_with_public(test: &str, public_extra: &str, body: &str) -> TestBus {
         let edit =
             |head: String| format!("{head}\n[public]\nlisten = \"127.0.0.1:0\"\n{public_extra}\n");
-        Self::start_custom(test, AMQP, &edit, body, &lienthong_adapters::Factory).await
+        Self::start_custom(
+            test,
+            AMQP,
+            &edit,
+            body,
+            Arc::new(lienthong_adapters::Factory),
+        )
+        .await
     }
 
     /// URL on the public lookup listener (`[public] listen`).

@@ -247,8 +247,8 @@ impl AdapterType for DvcqgConfig {
         let adapter = Arc::new(adapter);
         Ok(Built {
             sink: Some(adapter.clone()),
-            source: None,
             lookup: Some(adapter),
+            ..Built::default()
         })
     }
 }

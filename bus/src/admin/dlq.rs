@@ -67,7 +67,7 @@ pub(super) async fn dlq_show(
     }
 }
 
-fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<String, Box<Response>> {
+pub(super) fn authorize(s: &AdminState, headers: &HeaderMap) -> Result<String, Box<Response>> {
     if let Some(token) = &s.token
         && bearer_token(headers).ok() != Some(token.as_str())
     {

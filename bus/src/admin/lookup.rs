@@ -11,7 +11,14 @@ pub(super) async fn lookup(
     State(s): State<AdminState>,
     Path((id, key)): Path<(String, String)>,
 ) -> Response {
-    let Some(l) = s.ctx.lookups.get(&id) else {
+    let found = s
+        .ctx
+        .lookups
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+        .cloned();
+    let Some(l) = found else {
         return error_response(&ApiError::new(
             code::NOT_FOUND,
             format!("adapter `{id}` has no lookup"),

@@ -13,8 +13,10 @@
 //! | `GET /v1/evidence/{id}[?from=]` | `evidence.rs` |
 //! | `GET /v1/adapters/{id}/lookup/{key}` | `lookup.rs` |
 //! | `/ui/…`: the operator console (session login, not the bearer token) | `crate::ui` |
+//! | `GET /v1/config`, `POST /v1/reload` | `config.rs` |
 //! | a plugin's read endpoints (e.g. the province's dossier and document views) | the plugin's crate |
 
+mod config;
 mod dlq;
 mod evidence;
 mod guard;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 struct AdminState {
     ctx: Arc<Context>,
     token: Option<String>,
+    reloader: Option<crate::runtime::Reloader>,
 }
 
 /// The admin app; `extra` holds a plugin's read endpoints, merged in; `ui` a plugin's console pages (the
@@ -43,6 +46,7 @@ pub fn router(
     env: &dyn Fn(&str) -> Option<String>,
     extra: Option<Router>,
     ui: Option<crate::ui::UiPages>,
+    reloader: Option<crate::runtime::Reloader>,
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);
@@ -51,6 +55,7 @@ pub fn router(
     let state = AdminState {
         ctx,
         token: token.clone(),
+        reloader,
     };
     let metrics_route = Router::new().route("/metrics", get(metrics::metrics));
     let mut open = Router::new()
@@ -68,6 +73,8 @@ pub fn router(
         .route("/v1/evidence/{id}", get(evidence::evidence))
         .route("/v1/topology", get(ops::topology))
         .route("/v1/adapters/{id}/lookup/{key}", get(lookup::lookup))
+        .route("/v1/config", get(config::current))
+        .route("/v1/reload", post(config::reload))
         .with_state(state)
         .merge(extra.unwrap_or_default());
     if open_metrics {

@@ -28,13 +28,18 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
 pub(crate) async fn queue_depths(ctx: &crate::context::Context) -> Vec<(String, Option<u32>)> {
     let n = &ctx.names;
     let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
-    let mut ids: Vec<_> = ctx.sinks.keys().cloned().collect();
+    let declared = ctx
+        .queues
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut ids: Vec<_> = declared.sinks.iter().chain(&declared.mailboxes).collect();
     ids.sort();
-    for a in &ids {
+    for a in ids {
         queues.push(n.deliver_queue(a));
         queues.push(n.dead_queue(a));
     }
-    for t in &ctx.retry_tiers {
+    for t in &ctx.live.current().retry_tiers {
         queues.push(n.retry_tier(*t));
     }
     let mut out = Vec::new();

@@ -296,6 +296,17 @@ impl Broker {
         }
     }
 
+    /// Declares `more` now (when connected) and on every reconnect from now on.
+    pub async fn declare_more(&self, more: &Topology) -> Result<(), BrokerError> {
+        match self {
+            Broker::Amqp(b) => b.declare_more(more).await,
+            Broker::Memory(b) => {
+                b.declare(more);
+                Ok(())
+            }
+        }
+    }
+
     /// Closes connections (graceful shutdown).
     pub async fn close(&self) {
         match self {

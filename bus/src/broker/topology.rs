@@ -53,6 +53,55 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Adds what `more` declares that this does not yet (a reload's new adapters and retry tiers).
+    pub fn merge(&mut self, more: &Topology) {
+        for e in &more.exchanges {
+            if !self.exchanges.contains(e) {
+                self.exchanges.push(e.clone());
+            }
+        }
+        for q in &more.queues {
+            if !self.queues.iter().any(|have| have.name == q.name) {
+                self.queues.push(q.clone());
+            }
+        }
+        for b in &more.bindings {
+            if !self.bindings.contains(b) {
+                self.bindings.push(b.clone());
+            }
+        }
+    }
+
+    /// Adds the queues of pull mailboxes (`type = "mailbox"`): like a sink's work queue and dead-letter queue,
+    /// but without `x-delivery-limit`, because a mailbox's deliveries go back to the queue each time the bus
+    /// holding them restarts, which is no sign of a poisonous message.
+    pub fn with_mailboxes(mut self, names: &Names, mailboxes: &[String]) -> Self {
+        for a in mailboxes {
+            self.queues.push(QueueDecl {
+                name: names.deliver_queue(a),
+                quorum: true,
+                dead_letter_exchange: Some(names.dead_exchange()),
+                ..Default::default()
+            });
+            self.bindings.push(BindingDecl {
+                queue: names.deliver_queue(a),
+                exchange: names.deliver_exchange(),
+                routing_key: a.clone(),
+            });
+            self.queues.push(QueueDecl {
+                name: names.dead_queue(a),
+                quorum: true,
+                ..Default::default()
+            });
+            self.bindings.push(BindingDecl {
+                queue: names.dead_queue(a),
+                exchange: names.dead_exchange(),
+                routing_key: a.clone(),
+            });
+        }
+        self
+    }
+
     /// Sets `x-quorum-initial-group-size` on every quorum queue (`[bus] quorum_size`; None: RabbitMQ's
     /// default).
     pub fn with_quorum_size(mut self, size: Option<u32>) -> Self {

@@ -1,4 +1,5 @@
-//! HTTP ingress: `POST /v1/messages`.
+//! HTTP ingress: `POST /v1/messages`, and the pull mailboxes' `/v1/inbox` endpoints (handlers in
+//! [`crate::mailbox::http`], sharing [`caller`]).
 //!
 //! Checks run cheapest-first so hostile input costs little: media type (415), client certificate and/or
 //! bearer token (401, [`caller`]), size (413,
@@ -16,13 +17,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use std::sync::Arc;
 
 /// The ingress HTTP app.
 pub fn router(ingress: Arc<Ingress>) -> Router {
     Router::new()
         .route("/v1/messages", post(submit))
+        .route("/v1/inbox", get(crate::mailbox::http::list))
+        .route("/v1/inbox/{id}", get(crate::mailbox::http::fetch))
+        .route("/v1/inbox/{id}/ack", post(crate::mailbox::http::ack))
+        .route("/v1/inbox/{id}/nack", post(crate::mailbox::http::nack))
         .with_state(ingress)
 }
 
@@ -52,7 +57,7 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
 
 /// The calling agency, from its verified client certificate, its bearer token, or both (then they must
 /// agree). An agency with `require_mtls` is refused on its token alone. Every refusal is 401.
-fn caller(
+pub(crate) fn caller(
     ingress: &Ingress,
     headers: &HeaderMap,
     cert: Option<&CertInfo>,
@@ -85,10 +90,10 @@ fn caller(
             "the client certificate identifies agency {a} but the bearer token is agency {b}'s"
         ))),
         (Some(a), _) => Ok(a),
-        (None, Some(b)) if ingress.requires_mtls(b) => Err(unauthenticated(format!(
+        (None, Some(b)) if ingress.requires_mtls(&b) => Err(unauthenticated(format!(
             "agency {b} must present its client certificate (require_mtls); its bearer token alone is refused"
         ))),
-        (None, Some(b)) => Ok(b.to_owned()),
+        (None, Some(b)) => Ok(b),
         (None, None) => Err(unauthenticated(
             "missing `Authorization: Bearer <token>` (or a client certificate)".into(),
         )),

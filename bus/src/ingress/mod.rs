@@ -13,6 +13,7 @@ pub mod identity;
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::context::Context;
 use crate::error::{ApiError, code};
+use crate::live::Snapshot;
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
 use crate::router::Decision;
@@ -20,7 +21,6 @@ use crate::state::Claim;
 use crate::wire::AdapterCopy;
 use async_trait::async_trait;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub struct Ingress {
@@ -30,37 +30,18 @@ pub struct Ingress {
     /// Formats other than the JSON envelope (by content kind).
     formats: Vec<Arc<dyn Format>>,
     observers: Vec<Arc<dyn Observer>>,
-    /// bearer token → agency code
-    tokens: HashMap<String, String>,
-    /// RabbitMQ user → agency code
-    amqp_users: HashMap<String, String>,
-    /// Client certificate → agency code.
-    certs: identity::CertIdentities,
-    /// `[[rights]]`; None = every agency may send every type.
-    rights: Option<crate::rights::Rights>,
 }
 
 impl Ingress {
-    /// `creds` comes from [`crate::check::credentials`], which refuses two agencies sharing a token or a
-    /// RabbitMQ user (a map would silently keep the later one, and the earlier could be impersonated).
-    /// `plugin` judges party codes; `hooks` are what it plugged in (formats, observers).
-    pub fn new(
-        ctx: Arc<Context>,
-        creds: crate::check::Credentials,
-        plugin: Arc<dyn Plugin>,
-        hooks: &crate::plugin::Hooks,
-    ) -> Self {
-        let certs = identity::CertIdentities::new(&ctx.config);
-        let rights = crate::rights::Rights::new(&ctx.config);
+    /// Credentials, rights, schemas and routes are read from the snapshot in force
+    /// ([`crate::live::Live::current`], taken once per message). `plugin` judges party codes; `hooks` are what
+    /// it plugged in (formats, observers).
+    pub fn new(ctx: Arc<Context>, plugin: Arc<dyn Plugin>, hooks: &crate::plugin::Hooks) -> Self {
         Self {
             ctx,
             plugin,
             formats: hooks.formats.clone(),
             observers: hooks.observers.clone(),
-            tokens: creds.tokens,
-            amqp_users: creds.amqp_users,
-            certs,
-            rights,
         }
     }
 
@@ -68,28 +49,33 @@ impl Ingress {
         &self.ctx
     }
 
-    /// The agency a bearer token belongs to.
-    pub fn agency_for_token(&self, token: &str) -> Option<&str> {
-        self.tokens.get(token).map(String::as_str)
+    /// The agency a bearer token belongs to, by the config in force.
+    pub fn agency_for_token(&self, token: &str) -> Option<String> {
+        self.ctx.live.current().access.tokens.get(token).cloned()
     }
 
     /// The agency a verified client certificate identifies (401 `unauthenticated` when none).
     pub fn agency_for_certificate(&self, cert: &crate::tls::CertInfo) -> Result<String, ApiError> {
-        self.certs.agency(self.plugin.as_ref(), cert)
+        self.ctx
+            .live
+            .current()
+            .access
+            .certs
+            .agency(self.plugin.as_ref(), cert)
     }
 
     /// Whether `agency` must present its client certificate (`require_mtls`: its bearer token is refused).
     pub fn requires_mtls(&self, agency: &str) -> bool {
-        self.certs.requires_mtls(agency)
+        self.ctx.live.current().access.certs.requires_mtls(agency)
     }
 
     /// The agency a RabbitMQ user belongs to.
-    pub fn agency_for_amqp_user(&self, user: &str) -> Option<&str> {
-        self.amqp_users.get(user).map(String::as_str)
+    pub fn agency_for_amqp_user(&self, user: &str) -> Option<String> {
+        self.ctx.live.current().access.amqp_users.get(user).cloned()
     }
 
-    fn prepare_json(&self, sub: &Submission) -> Result<Prepared, ApiError> {
-        let cfg = &self.ctx.config;
+    fn prepare_json(&self, live: &Snapshot, sub: &Submission) -> Result<Prepared, ApiError> {
+        let cfg = &live.config;
         let env =
             crate::envelope::parse(&sub.body, cfg.http.max_json_depth).map_err(|e| match e {
                 crate::envelope::EnvelopeError::InvalidJson(m) => {
@@ -143,7 +129,7 @@ impl Ingress {
                 "must be one of the authenticated agency's codes (`code`, `qd20_code`, `other_codes`)",
             ));
         }
-        let registry = &self.ctx.registry;
+        let registry = &live.registry;
         let version = resolve_version(registry, &env.kind, env.version)?;
         let payload: serde_json::Value = serde_json::from_str(env.payload.get())
             .map_err(|e| ApiError::new(code::INVALID_JSON, format!("payload: {e}")))?;
@@ -181,6 +167,7 @@ impl Ingress {
     /// Routes and publishes one prepared message; answers only after every copy is confirmed.
     pub(crate) async fn publish(
         &self,
+        live: &Snapshot,
         p: Prepared,
         traceparent: String,
         proof: Option<BodyProof>,
@@ -193,7 +180,7 @@ impl Ingress {
         } = p;
         let meta = &message.meta;
         // Access rights: after the sender is known (prepare checked it), before anything is looked up or routed.
-        if let Some(rights) = &self.rights
+        if let Some(rights) = &live.access.rights
             && let Err(e) = rights.check(meta)
         {
             metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
@@ -228,7 +215,7 @@ impl Ingress {
                 }
             }
         }
-        let decision = self.route(meta)?;
+        let decision = route(live, meta)?;
         let timeout = ctx.config.bus.publish_timeout.get();
         let exchange = ctx.names.deliver_exchange();
         let publishes = decision.targets.iter().map(|t| {
@@ -304,46 +291,48 @@ impl Ingress {
     }
 }
 
-impl Ingress {
-    /// Where a prepared message goes: every matching route and one target per adapter; `no_route` when none.
-    fn route(&self, meta: &Meta) -> Result<Decision, ApiError> {
-        let decision = self.ctx.router.route(&meta.kind, &meta.from, &meta.to);
-        if !decision.unreachable.is_empty() {
-            let mut e = ApiError::new(
-                code::NO_ROUTE,
-                format!(
-                    "no inbox for {}: a route delivering to each receiver's inbox (`deliver = [\"@to\"]`) \
+/// Where a prepared message goes by the routes in force: every matching route and one target per adapter;
+/// `no_route` when none.
+fn route(live: &Snapshot, meta: &Meta) -> Result<Decision, ApiError> {
+    let decision = live.router.route(&meta.kind, &meta.from, &meta.to);
+    if !decision.unreachable.is_empty() {
+        let mut e = ApiError::new(
+            code::NO_ROUTE,
+            format!(
+                "no inbox for {}: a route delivering to each receiver's inbox (`deliver = [\"@to\"]`) \
                      matched, and these receivers have no `[[agencies]] inbox`",
-                    decision
-                        .unreachable
-                        .iter()
-                        .map(|(route, to)| format!("{to} (route {route})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            for (_, to) in &decision.unreachable {
-                if let Some(i) = meta.to.iter().position(|t| t == to) {
-                    e = e.at(format!("/to/{i}"), format!("{to} has no inbox"));
-                }
+                decision
+                    .unreachable
+                    .iter()
+                    .map(|(route, to)| format!("{to} (route {route})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        for (_, to) in &decision.unreachable {
+            if let Some(i) = meta.to.iter().position(|t| t == to) {
+                e = e.at(format!("/to/{i}"), format!("{to} has no inbox"));
             }
-            return Err(e);
         }
-        if decision.targets.is_empty() || !decision.unserved.is_empty() {
-            return Err(no_route(meta, &decision.unserved));
-        }
-        Ok(decision)
+        return Err(e);
     }
+    if decision.targets.is_empty() || !decision.unserved.is_empty() {
+        return Err(no_route(meta, &decision.unserved));
+    }
+    Ok(decision)
+}
 
+impl Ingress {
     /// Parse, sender, type, schema (the JSON envelope, or the plugin's format for other content).
-    async fn prepare(&self, sub: &Submission) -> Result<Prepared, ApiError> {
+    async fn prepare(&self, live: &Snapshot, sub: &Submission) -> Result<Prepared, ApiError> {
         match sub.content {
-            ContentKind::Json => self.prepare_json(sub),
+            ContentKind::Json => self.prepare_json(live, sub),
             other => match self.formats.iter().find(|f| f.content() == other) {
                 Some(format) => {
                     let schemas = Schemas {
-                        registry: &self.ctx.registry,
+                        registry: &live.registry,
                         max_body_bytes: self.ctx.config.http.max_body_bytes,
+                        config: &live.config,
                     };
                     format.prepare(sub, &schemas).await
                 }
@@ -369,8 +358,9 @@ impl Ingress {
                 format!("the body is over http.max_body_bytes ({max} bytes)"),
             ));
         }
-        let prepared = self.prepare(&sub).await?;
-        let decision = self.route(&prepared.message.meta)?;
+        let live = self.ctx.live.current();
+        let prepared = self.prepare(&live, &sub).await?;
+        let decision = route(&live, &prepared.message.meta)?;
         let adapters = decision.targets.into_iter().map(|t| t.adapter).collect();
         Ok((
             Accepted {
@@ -390,7 +380,9 @@ impl Submit for Ingress {
             .clone()
             .filter(|t| crate::message::is_traceparent(t))
             .unwrap_or_else(new_traceparent);
-        let prepared = self.prepare(&sub).await;
+        // One config for the whole message, even if a reload lands meanwhile.
+        let live = self.ctx.live.current();
+        let prepared = self.prepare(&live, &sub).await;
         let proof = BodyProof::of(&self.ctx.state, &sub);
         // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
         drop(sub);
@@ -412,7 +404,7 @@ impl Submit for Ingress {
             )
         });
         let refusal = proof.clone();
-        let answer = self.publish(prepared, traceparent, proof).await;
+        let answer = self.publish(&live, prepared, traceparent, proof).await;
         if let (Err(e), Some(proof)) = (&answer, refusal) {
             self.refused(proof.refused(named.as_ref(), e)).await;
         }

@@ -18,9 +18,8 @@ use crate::context::Context;
 use crate::error::ApiError;
 use crate::ingress::Ingress;
 use crate::plugin::{Plugin, PluginContext};
-use crate::router::Router;
 use crate::state::StateStore;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -89,20 +88,25 @@ impl DryBus {
             state: state.clone(),
             schemas: registry.clone(),
         });
-        let ctx = Arc::new(Context {
-            router: Router::new(&config.routes).with_inboxes(config.inboxes()),
-            config,
-            names,
+        let live = crate::live::Live::new(crate::live::Snapshot::new(
+            config.clone(),
             registry,
+            credentials,
+            Default::default(),
+            &BTreeSet::new(),
+        ));
+        let ctx = Arc::new(Context {
+            config,
+            live,
+            names,
             broker,
             state,
-            sinks: HashMap::new(),
-            lookups: HashMap::new(),
-            retry_tiers: Vec::new(),
+            queues: Default::default(),
+            lookups: Default::default(),
             in_flight: Default::default(),
         });
         Ok(DryBus {
-            ingress: Ingress::new(ctx, credentials, plugin, &hooks),
+            ingress: Ingress::new(ctx, plugin, &hooks),
             scratch,
         })
     }

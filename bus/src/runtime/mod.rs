@@ -1,24 +1,28 @@
 //! Assembles and runs the bus: broker, state store, ingress (HTTP, AMQP, sources), one delivery worker and
-//! one dead-letter recorder per sink adapter, the admin API and the plugin's own listeners — and stops them in
-//! order on shutdown.
+//! one dead-letter recorder per sink adapter (a holder per mailbox), the admin API and the plugin's own
+//! listeners — and stops them in order on shutdown. The adapters started are kept in [`adapters`], so that a
+//! reload ([`reload`]) can add, change and retire them.
 
+mod adapters;
 mod dlq;
+mod reload;
 mod worker;
 
-use crate::adapter::{AdapterFactory, Source, Submit};
+pub use reload::{Env, ReloadError, Reloader};
+
+use crate::adapter::{AdapterFactory, Submit};
 use crate::broker::Broker;
 use crate::broker::topology::{self, Names};
 use crate::config::{Config, ConfigErrors};
 use crate::context::Context;
 use crate::ingress::Ingress;
+use crate::live::{Live, Snapshot};
 use crate::plugin::{Plugin, PluginContext};
-use crate::router::Router;
 use crate::state::StateStore;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Why the bus could not start.
@@ -44,27 +48,38 @@ pub struct RunningBus {
     pub listeners: HashMap<&'static str, SocketAddr>,
     pub context: Arc<Context>,
     pub ingress: Arc<Ingress>,
+    /// Reloads the config file (what SIGHUP and `POST /v1/reload` do).
+    pub reloader: Reloader,
     stop_intake: CancellationToken,
     stop_work: CancellationToken,
-    intake: JoinSet<()>,
-    work: JoinSet<()>,
+    intake: adapters::Tasks,
+    work: adapters::Tasks,
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+fn spawn(set: &adapters::Tasks, f: BoxFuture) {
+    set.lock().unwrap_or_else(|p| p.into_inner()).spawn(f);
 }
 
 /// Checks the config completely (see [`crate::check`]), then starts everything with `plugin`'s hooks (the
-/// domain; [`crate::plugin::NoPlugin`] for the bus alone). `env` reads environment variables (tokens); pass
-/// `|k| std::env::var(k).ok()` in production.
+/// domain; [`crate::plugin::NoPlugin`] for the bus alone). `env` reads environment variables (tokens,
+/// adapters' secrets; `Arc::new(|k| std::env::var(k).ok())` in production). `factory` and `env` are kept
+/// for reloads.
 pub async fn start(
     config: Config,
-    factory: &dyn AdapterFactory,
+    factory: Arc<dyn AdapterFactory>,
     plugin: Arc<dyn Plugin>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env,
 ) -> Result<RunningBus, StartError> {
-    let registry = crate::check::check_loaded(&config, factory, plugin.as_ref(), env)?;
+    let env_fn = |k: &str| env(k);
+    let registry = crate::check::check_loaded(&config, factory.as_ref(), plugin.as_ref(), &env_fn)?;
     // Checked above already; built here, before anything starts, from the same function.
-    let credentials = crate::check::credentials(&config, env).map_err(|problems| ConfigErrors {
-        file: config.file.clone(),
-        problems: config.origins.locate(problems),
-    })?;
+    let credentials =
+        crate::check::credentials(&config, &env_fn).map_err(|problems| ConfigErrors {
+            file: config.file.clone(),
+            problems: config.origins.locate(problems),
+        })?;
     // Checked above already; the TLS configs of the two listeners, built before anything starts.
     let tls = |section: &str, t: &Option<crate::config::TlsConfig>| {
         t.as_ref()
@@ -82,25 +97,15 @@ pub async fn start(
     let http_tls = tls("http", &config.http.tls)?;
     let admin_tls = tls("admin", &config.admin.tls)?;
     let config = Arc::new(config);
-    let mut sinks = HashMap::new();
-    let mut lookups = HashMap::new();
-    let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+    let mut built = Vec::new();
     for spec in &config.adapters {
-        let built = factory
-            .build(spec, &config, env)
+        let b = factory
+            .build(spec, &config, &env_fn)
             .map_err(|problems| ConfigErrors {
                 file: config.file.clone(),
                 problems: config.origins.locate(problems),
             })?;
-        if let Some(s) = built.sink {
-            sinks.insert(spec.id.clone(), s);
-        }
-        if let Some(l) = built.lookup {
-            lookups.insert(spec.id.clone(), l);
-        }
-        if let Some(s) = built.source {
-            sources.push((spec.id.clone(), s));
-        }
+        built.push((spec.clone(), b));
     }
     let state_url = config.state_url();
     let state = StateStore::connect_with(&state_url, &config.bus.namespace, &plugin.tables())
@@ -112,10 +117,20 @@ pub async fn start(
     };
     let names = Names::new(&config.bus.namespace);
     let tiers = topology::retry_tiers(&config);
-    let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
-    sink_ids.sort();
-    let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
-    let topo = topo.with_quorum_size(config.bus.quorum_size);
+    let ids = |f: fn(&crate::adapter::Built) -> bool| {
+        let mut v: Vec<String> = built
+            .iter()
+            .filter(|(_, b)| f(b))
+            .map(|(s, _)| s.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let sink_ids = ids(|b| b.sink.is_some());
+    let mailbox_ids = ids(|b| b.mailbox.is_some());
+    let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit)
+        .with_mailboxes(&names, &mailbox_ids)
+        .with_quorum_size(config.bus.quorum_size);
     let broker = Broker::start(
         config.bus.broker_url.urls(),
         topo,
@@ -127,21 +142,44 @@ pub async fn start(
         state: state.clone(),
         schemas: registry.clone(),
     });
+    let mut adapters_built = Vec::new();
+    for (spec, b) in built {
+        let mailbox = b.mailbox.map(|m| {
+            Arc::new(crate::mailbox::Mailbox::new(
+                &spec.id,
+                m,
+                broker.clone(),
+                state.clone(),
+                names.clone(),
+                config.bus.publish_timeout.get(),
+            ))
+        });
+        adapters_built.push(adapters::BuiltAdapter {
+            spec,
+            sink: b.sink,
+            source: b.source,
+            lookup: b.lookup,
+            mailbox,
+        });
+    }
+    let mailboxes = Arc::new(crate::mailbox::Mailboxes::new(
+        adapters_built.iter().filter_map(|a| a.mailbox.clone()),
+    ));
+    let snapshot = Snapshot::new(config.clone(), registry, credentials, mailboxes, &tiers);
+    // The recorder must be in before the first gauge is set.
+    crate::admin::metrics_handle();
+    reload::announce(&snapshot.version, None);
     let ctx = Arc::new(Context {
-        router: Router::new(&config.routes)
-            .with_party_codes(&config.agencies)
-            .with_inboxes(config.inboxes()),
         config: config.clone(),
+        live: Live::new(snapshot),
         names,
-        registry,
         broker,
         state,
-        sinks,
-        lookups,
-        retry_tiers: tiers.into_iter().collect(),
+        queues: Default::default(),
+        lookups: Default::default(),
         in_flight: Default::default(),
     });
-    let ingress = Arc::new(Ingress::new(ctx.clone(), credentials, plugin, &hooks));
+    let ingress = Arc::new(Ingress::new(ctx.clone(), plugin.clone(), &hooks));
 
     let bind = |key: &'static str, addr: &str| {
         let addr = addr.to_owned();
@@ -167,42 +205,38 @@ pub async fn start(
 
     let stop_intake = CancellationToken::new();
     let stop_work = CancellationToken::new();
-    let mut intake = JoinSet::new();
-    let mut work = JoinSet::new();
+    let intake: adapters::Tasks = Default::default();
+    let work: adapters::Tasks = Default::default();
 
-    // Workers first, so queued messages start moving as soon as the broker is up.
-    let grace = config.bus.shutdown_timeout.get();
-    for (id, sink) in &ctx.sinks {
-        let w = worker::Worker {
-            adapter: id.clone(),
-            sink: sink.clone(),
-            broker: ctx.broker.clone(),
-            state: ctx.state.clone(),
-            names: ctx.names.clone(),
-            router: ctx.router.clone(),
-            tiers: ctx.retry_tiers.clone(),
-            in_flight: ctx.in_flight.clone(),
-            prefetch: config.bus.prefetch,
-            publish_timeout: config.bus.publish_timeout.get(),
-            grace,
-        };
-        work.spawn(worker::run(w, stop_work.clone()));
-        let r = dlq::Recorder {
-            broker: ctx.broker.clone(),
-            state: ctx.state.clone(),
-            queue: ctx.names.dead_queue(id),
-            adapter: id.clone(),
-            grace,
-        };
-        work.spawn(dlq::record(r, stop_work.clone()));
-    }
-    intake.spawn(crate::listener::serve_tls(
-        http,
-        crate::ingress::http::router(ingress.clone()),
-        config.http.listener_limits(),
-        http_tls,
-        stop_intake.clone(),
+    // Workers first, so queued messages start moving as soon as the broker is up; sources with them.
+    let submit: Arc<dyn Submit> = ingress.clone();
+    let running = Arc::new(adapters::Adapters::new(
+        ctx.clone(),
+        submit,
+        (intake.clone(), work.clone()),
+        (stop_intake.clone(), stop_work.clone()),
     ));
+    for a in adapters_built {
+        running.start(a);
+    }
+    let reloader = Reloader::new(
+        config.file.clone(),
+        factory,
+        plugin,
+        env.clone(),
+        ctx.clone(),
+        running,
+    );
+    spawn(
+        &intake,
+        Box::pin(crate::listener::serve_tls(
+            http,
+            crate::ingress::http::router(ingress.clone()),
+            config.http.listener_limits(),
+            http_tls,
+            stop_intake.clone(),
+        )),
+    );
     for (tcp, l) in plugin_listeners {
         let limits = crate::config::ListenerLimits {
             section: l.key.split('.').next().unwrap_or(l.key),
@@ -211,53 +245,62 @@ pub async fn start(
             idle_timeout: l.idle_timeout,
             max_connections: l.max_connections.max(1),
         };
-        intake.spawn(crate::listener::serve(
-            tcp,
-            l.app,
-            limits,
+        spawn(
+            &intake,
+            Box::pin(crate::listener::serve(
+                tcp,
+                l.app,
+                limits,
+                stop_intake.clone(),
+            )),
+        );
+    }
+    spawn(
+        &intake,
+        Box::pin(crate::ingress::amqp::run(
+            ingress.clone(),
             stop_intake.clone(),
-        ));
-    }
-    intake.spawn(crate::ingress::amqp::run(
-        ingress.clone(),
-        stop_intake.clone(),
-    ));
-    for (id, source) in sources {
-        let submit: Arc<dyn Submit> = ingress.clone();
-        let stop = stop_intake.clone();
-        intake.spawn(async move {
-            if let Err(e) = source.run(submit, stop).await {
-                tracing::error!(adapter = %id, error = %e, "Source adapter stopped with an error");
-            }
-        });
-    }
-    work.spawn(crate::listener::serve_tls(
-        admin,
-        crate::admin::router(ctx.clone(), env, hooks.admin, hooks.ui),
-        config.admin.listener_limits(),
-        admin_tls,
-        stop_work.clone(),
-    ));
+        )),
+    );
+    spawn(
+        &work,
+        Box::pin(crate::listener::serve_tls(
+            admin,
+            crate::admin::router(
+                ctx.clone(),
+                &env_fn,
+                hooks.admin,
+                hooks.ui,
+                Some(reloader.clone()),
+            ),
+            config.admin.listener_limits(),
+            admin_tls,
+            stop_work.clone(),
+        )),
+    );
     {
         let ctx = ctx.clone();
         let stop = stop_work.clone();
-        work.spawn(async move {
-            let retention = ctx.config.state.retention.get();
-            loop {
-                match ctx.state.prune(retention).await {
-                    Ok(n) if n > 0 => tracing::info!(
-                        removed = n,
-                        "Pruned expired idempotency and delivery records"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "Pruning the state store failed"),
+        spawn(
+            &work,
+            Box::pin(async move {
+                let retention = ctx.config.state.retention.get();
+                loop {
+                    match ctx.state.prune(retention).await {
+                        Ok(n) if n > 0 => tracing::info!(
+                            removed = n,
+                            "Pruned expired idempotency and delivery records"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "Pruning the state store failed"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                        _ = stop.cancelled() => return,
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
+            }),
+        );
     }
     tracing::info!(
         http = %http_addr,
@@ -272,6 +315,7 @@ pub async fn start(
         listeners,
         context: ctx,
         ingress,
+        reloader,
         stop_intake,
         stop_work,
         intake,
@@ -280,22 +324,28 @@ pub async fn start(
 }
 
 impl RunningBus {
+    /// Reads the config file again and puts it in force if it passes every check (see [`Reloader`]).
+    pub async fn reload(&self) -> Result<crate::live::Version, ReloadError> {
+        self.reloader.reload().await
+    }
+
     /// Graceful stop: refuse new input, let in-flight deliveries finish (bounded by `bus.shutdown_timeout`),
     /// hand anything unfinished back to the broker, close connections.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         let grace = self.context.config.bus.shutdown_timeout.get();
+        let take = |set: &adapters::Tasks| {
+            std::mem::take(&mut *set.lock().unwrap_or_else(|p| p.into_inner()))
+        };
         self.stop_intake.cancel();
-        let _ = tokio::time::timeout(grace, async {
-            while self.intake.join_next().await.is_some() {}
-        })
-        .await;
-        self.intake.abort_all();
+        let mut intake = take(&self.intake);
+        let _ = tokio::time::timeout(grace, async { while intake.join_next().await.is_some() {} })
+            .await;
+        intake.abort_all();
         self.stop_work.cancel();
-        let _ = tokio::time::timeout(grace, async {
-            while self.work.join_next().await.is_some() {}
-        })
-        .await;
-        self.work.abort_all();
+        let mut work = take(&self.work);
+        let _ =
+            tokio::time::timeout(grace, async { while work.join_next().await.is_some() {} }).await;
+        work.abort_all();
         self.context.broker.close().await;
         tracing::info!("Liên Thông bus stopped");
     }

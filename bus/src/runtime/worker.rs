@@ -13,26 +13,30 @@ use crate::broker::Incoming;
 use crate::broker::topology::Names;
 use crate::context::InFlight as Busy;
 use crate::evidence::{Event, Kind};
+use crate::live::Live;
 use crate::message::now_rfc3339;
 use crate::router::Router;
 use crate::state::StateStore;
 use crate::wire::AdapterCopy;
 use futures::FutureExt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// The sink a worker delivers with; a reload that changes the adapter's options puts a new one in.
+pub(super) type SinkSlot = Arc<RwLock<Arc<dyn Sink>>>;
 
 /// What one adapter's delivery worker needs.
 pub(super) struct Worker {
     pub adapter: String,
-    pub sink: Arc<dyn Sink>,
+    pub sink: SinkSlot,
     pub broker: Broker,
     pub state: StateStore,
     pub names: Names,
-    /// For the routes' retry policies.
-    pub router: Router,
-    /// The declared retry delays, sorted.
-    pub tiers: Vec<Duration>,
+    /// The routes' retry policies and the declared retry tiers in force.
+    pub live: Live,
+    /// The routes when the worker started: the retry policy of a copy whose route a reload removed since.
+    pub routes_at_start: Router,
     pub in_flight: Busy,
     pub prefetch: u16,
     pub publish_timeout: Duration,
@@ -101,7 +105,7 @@ pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration
 }
 
 async fn handle(w: &Worker, incoming: Incoming) {
-    let sink = w.sink.as_ref();
+    let sink = w.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
     let copy = match AdapterCopy::from_envelope(&incoming.envelope, &incoming.routing_key) {
         Ok(c) => c,
         Err(e) => {
@@ -189,12 +193,19 @@ async fn handle(w: &Worker, incoming: Incoming) {
     next.last_error = Some(err.reason.clone());
     next.last_status = err.status;
     next.body_excerpt = err.body_excerpt.clone();
-    let policy = w.router.retry_policy(&copy.route);
+    // The route the copy was accepted with: as the config in force has it, or as it was when this worker
+    // started if a reload removed it since.
+    let live = w.live.current();
+    let policy = if live.router.has_route(&copy.route) {
+        live.router.retry_policy(&copy.route)
+    } else {
+        w.routes_at_start.retry_policy(&copy.route)
+    };
     let retry_in = match err.class {
         ErrorClass::Transient => policy
             .delay_before_retry(attempt)
             .map(|d| d.max(err.retry_after.unwrap_or_default()))
-            .and_then(|d| pick_tier(&w.tiers, d)),
+            .and_then(|d| pick_tier(&live.retry_tiers, d)),
         ErrorClass::Permanent => None,
     };
     let (exchange, env) = match retry_in {

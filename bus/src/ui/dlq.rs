@@ -67,7 +67,13 @@ pub(super) async fn list(
         Err(e) => return error_page(&v, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let entries: Vec<&DlqEntry> = entries.iter().filter(|e| f.keeps(e)).collect();
-    let mut adapters: Vec<&String> = ui.ctx.sinks.keys().collect();
+    let declared = ui
+        .ctx
+        .queues
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut adapters: Vec<&String> = declared.sinks.iter().chain(&declared.mailboxes).collect();
     adapters.sort();
     let mut body = String::new();
     let _ = write!(

@@ -271,13 +271,20 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
         Some(d) => d.to_string(),
         None => "—".into(),
     };
-    let rows: Vec<Vec<String>> = ctx
+    let declared = ctx
+        .queues
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    // The config in force (a reload may have added or removed adapters since start).
+    let live = ctx.live.current();
+    let rows: Vec<Vec<String>> = live
         .config
         .adapters
         .iter()
         .map(|a| {
             let id = a.id.as_str();
-            let sink = ctx.sinks.contains_key(id);
+            let sink = declared.sinks.iter().any(|s| s == id);
             let cell = |what: &str, metric: &str| {
                 if sink {
                     c.cell(&format!("adapter-{id}-{what}"), metric, &[("adapter", id)])

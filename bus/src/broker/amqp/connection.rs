@@ -158,7 +158,8 @@ async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String
         consumers.events_listener(),
     ));
     let ready = async {
-        declare(&conn, &inner.topology).await?;
+        let topology = inner.topology.lock().expect("lock").clone();
+        declare(&conn, &topology).await?;
         let mut publishers = Vec::with_capacity(PUBLISH_CHANNELS);
         for _ in 0..PUBLISH_CHANNELS {
             publishers.push(Mutex::new(

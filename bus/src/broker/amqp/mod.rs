@@ -46,7 +46,8 @@ struct Inner {
     /// Index in `urls` of the node connected to (or last connected to): large-message connections go there,
     /// and after a loss the supervisor tries the next node first.
     current: AtomicUsize,
-    topology: Topology,
+    /// Declared on every (re)connect; grows when a reload adds adapters or retry tiers.
+    topology: Mutex<Topology>,
     link: watch::Sender<Option<Arc<Link>>>,
     last_error: Mutex<Option<String>>,
     inflight: Arc<Semaphore>,
@@ -72,7 +73,7 @@ impl AmqpBroker {
         let inner = Arc::new(Inner {
             urls: urls.to_vec(),
             current: AtomicUsize::new(0),
-            topology,
+            topology: Mutex::new(topology),
             link,
             last_error: Mutex::new(None),
             inflight: Arc::new(Semaphore::new(tuning.max_in_flight.max(1))),
@@ -121,6 +122,22 @@ impl AmqpBroker {
         }
     }
 
+    /// Adds `more` to the topology: declared now when connected (an error is returned, and `more` is still
+    /// kept for the next connect), and on every reconnect from now on.
+    pub async fn declare_more(&self, more: &Topology) -> Result<(), super::BrokerError> {
+        {
+            let mut t = self.inner.topology.lock().expect("lock");
+            t.merge(more);
+        }
+        let link = self.inner.link.borrow().clone();
+        match link.filter(|l| l.connected()) {
+            Some(l) => declare::declare(&l.conn, more)
+                .await
+                .map_err(super::BrokerError::Topology),
+            None => Ok(()),
+        }
+    }
+
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
         self.inner.large.reap(true).await;
@@ -144,6 +161,8 @@ impl Inner {
     /// A label for the connection (shown in the RabbitMQ management UI): the namespace of the topology.
     fn topology_name(&self) -> String {
         self.topology
+            .lock()
+            .expect("lock")
             .exchanges
             .first()
             .map(|e| e.name.trim_end_matches(".ingress").to_owned())
