@@ -16,8 +16,6 @@ use std::path::Path;
 
 /// The top-level sections the core owns; any other is a plugin's ([`Config::sections`]).
 pub const CORE_SECTIONS: &[&str] = &[
-    "bus", "http", "admin", "state", "agencies", "adapters", "routes", "rights", "groups",
-    "evidence",
     "bus",
     "http",
     "admin",
@@ -27,6 +25,7 @@ pub const CORE_SECTIONS: &[&str] = &[
     "routes",
     "rights",
     "groups",
+    "evidence",
     "operators",
 ];
 
