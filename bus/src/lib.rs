@@ -30,6 +30,7 @@ pub mod ingress;
 pub mod listener;
 pub mod malloc;
 pub mod message;
+pub mod order;
 pub mod plugin;
 pub mod rights;
 mod router;

@@ -133,6 +133,13 @@ pub trait Format: Send + Sync {
     /// then from the caller's `code`; the content valid for its type (through `schemas`); and the message
     /// named (its id and idempotency key).
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
+
+    /// The order key (`[[routes]] order_by`) of an accepted message of this format at `pointer`, a JSON
+    /// pointer below `/payload` (`/DocumentId` for `order_by = "/payload/DocumentId"`): a string, or None
+    /// when the message has nothing there (ingress then refuses it). Default: None.
+    fn order_key(&self, _message: &Message, _pointer: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Schema validation as ingress does it, for formats: the version to use, and every problem located.

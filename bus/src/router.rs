@@ -20,6 +20,8 @@ struct Route {
     to: Option<HashSet<String>>,
     deliver: Vec<String>,
     retry: RetryPolicy,
+    /// `order_by` and the partition count, when the route keeps per-key order.
+    order: Option<(String, u16)>,
 }
 
 /// One copy to publish: for this adapter, owned by this route.
@@ -69,6 +71,7 @@ impl Router {
                     to: set(&r.to),
                     deliver: r.deliver.clone(),
                     retry: r.retry.clone(),
+                    order: r.order_by.clone().map(|p| (p, r.partitions())),
                 })
                 .collect(),
             inboxes: HashMap::new(),
@@ -166,6 +169,15 @@ impl Router {
             .find(|r| r.id == id)
             .map(|r| r.retry.clone())
             .unwrap_or_default()
+    }
+
+    /// The order pointer and partition count of route `id`, when it keeps per-key order (`order_by`).
+    pub fn order_of(&self, id: &str) -> Option<(&str, u16)> {
+        self.routes
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.order.as_ref())
+            .map(|(p, n)| (p.as_str(), *n))
     }
 
     /// Every message type some route carries.

@@ -228,17 +228,20 @@ impl Ingress {
             }
         }
         let decision = self.route(meta)?;
+        let orders = self.order_keys(&message, &decision)?;
         let timeout = ctx.config.bus.publish_timeout.get();
-        let exchange = ctx.names.deliver_exchange();
-        let publishes = decision.targets.iter().map(|t| {
-            let env =
-                AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
-            let exchange = exchange.clone();
-            async move {
-                ctx.broker
-                    .publish(&exchange, &t.adapter, &env, timeout)
-                    .await
-            }
+        let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
+            let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent);
+            // An ordered copy goes to its key's partition queue, an unordered one to the adapter's queue.
+            let (exchange, key, env) = match order {
+                Some((key, p)) => (
+                    ctx.names.order_exchange(),
+                    ctx.names.order_routing_key(&t.adapter, p),
+                    copy.ordered(key, p).to_envelope(),
+                ),
+                None => (ctx.names.deliver_exchange(), t.adapter.clone(), copy.to_envelope()),
+            };
+            async move { ctx.broker.publish(&exchange, &key, &env, timeout).await }
         });
         let confirmed = futures::future::join_all(publishes).await;
         // Every copy is settled by the broker, so the payload (a whole XML document can be 27 MB) is released
@@ -313,6 +316,46 @@ impl Ingress {
         Ok(decision)
     }
 
+    /// For each target, its order key and partition when its route keeps per-key order (`order_by`). A
+    /// message with no key where an ordered route looks is refused (422 `schema_violation` at the pointer):
+    /// sent unordered, it could overtake or be overtaken by the messages its route promises to keep in order.
+    fn order_keys(
+        &self,
+        message: &Message,
+        decision: &Decision,
+    ) -> Result<Vec<Option<(String, u16)>>, ApiError> {
+        let router = &self.ctx.router;
+        let format = self
+            .formats
+            .iter()
+            .find(|f| f.content() == message.content);
+        let payload_key = |m: &Message, below: &str| format.and_then(|f| f.order_key(m, below));
+        decision
+            .targets
+            .iter()
+            .map(|t| {
+                let Some((pointer, partitions)) = router.order_of(&t.route) else {
+                    return Ok(None);
+                };
+                match crate::order::key_of(message, pointer, &payload_key) {
+                    Some(key) => {
+                        let p = crate::order::partition(&key, partitions);
+                        Ok(Some((key, p)))
+                    }
+                    None => Err(ApiError::new(
+                        code::SCHEMA_VIOLATION,
+                        format!(
+                            "route `{}` keeps its messages in order by `{pointer}`, and this message has no \
+                             string or number there",
+                            t.route
+                        ),
+                    )
+                    .at(pointer, "required by the route's order_by: a string or a number")),
+                }
+            })
+            .collect()
+    }
+
     /// Parse, sender, type, schema (the JSON envelope, or the plugin's format for other content).
     async fn prepare(&self, sub: &Submission) -> Result<Prepared, ApiError> {
         match sub.content {
@@ -349,6 +392,7 @@ impl Ingress {
         }
         let prepared = self.prepare(&sub).await?;
         let decision = self.route(&prepared.message.meta)?;
+        self.order_keys(&prepared.message, &decision)?;
         let adapters = decision.targets.into_iter().map(|t| t.adapter).collect();
         Ok((
             Accepted {

@@ -106,8 +106,10 @@ pub async fn start(
     let tiers = topology::retry_tiers(&config);
     let mut sink_ids: Vec<String> = sinks.keys().cloned().collect();
     sink_ids.sort();
-    let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit);
-    let topo = topo.with_quorum_size(config.bus.quorum_size);
+    let (ordered, _) = crate::order::ordered_adapters(&config);
+    let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit)
+        .with_order(&names, &sink_ids, &ordered, config.bus.delivery_limit)
+        .with_quorum_size(config.bus.quorum_size);
     let broker = Broker::start(
         config.bus.broker_url.urls(),
         topo,
