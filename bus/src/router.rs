@@ -209,6 +209,8 @@ mod tests {
             to: to.map(v),
             deliver: v(deliver),
             retry: RetryPolicy::default(),
+            order_by: None,
+            order_partitions: None,
         }
     }
 
@@ -373,6 +375,8 @@ mod tests {
                     to,
                     deliver: deliver.into_iter().map(str::to_owned).collect(),
                     retry: RetryPolicy::default(),
+                    order_by: None,
+                    order_partitions: None,
                 })
         }
 

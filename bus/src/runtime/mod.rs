@@ -3,6 +3,7 @@
 //! order on shutdown.
 
 mod dlq;
+mod ordered;
 mod worker;
 
 use crate::adapter::{AdapterFactory, Source, Submit};
@@ -179,6 +180,7 @@ pub async fn start(
             prefetch: config.bus.prefetch,
             publish_timeout: config.bus.publish_timeout.get(),
             grace,
+            partitions: ordered.get(id).copied().unwrap_or(0),
         };
         work.spawn(worker::run(w, stop_work.clone()));
         let r = dlq::Recorder {
