@@ -330,7 +330,13 @@ impl TestBus {
             let mut sinks: Vec<String> = shared.sinks.keys().cloned().collect();
             sinks.sort();
             let tiers: BTreeSet<Duration> = shared.retry_tiers.iter().copied().collect();
-            let topo = topology::build(&shared.names, &sinks, &tiers, 1);
+            let ordered = lienthong_bus::order::ordered_adapters(&shared.config).0;
+            let topo = topology::build(&shared.names, &sinks, &tiers, 1).with_order(
+                &shared.names,
+                &sinks,
+                &ordered,
+                1,
+            );
             delete_topology(&topo).await;
         }
     }

@@ -30,6 +30,16 @@ pub struct BusProcess {
 impl BusProcess {
     /// Starts `lienthong run --config <file>` and waits until `/readyz` says ready.
     pub async fn spawn(config: &Path, http: u16, admin: u16) -> BusProcess {
+        Self::spawn_with_env(config, http, admin, &[]).await
+    }
+
+    /// [`BusProcess::spawn`] with more environment variables (adapters' secrets).
+    pub async fn spawn_with_env(
+        config: &Path,
+        http: u16,
+        admin: u16,
+        vars: &[(&str, &str)],
+    ) -> BusProcess {
         let log = std::fs::File::create(config.with_extension(format!("{http}.log"))).unwrap();
         let child = Command::new(bin())
             .args(["run", "--config"])
@@ -38,6 +48,7 @@ impl BusProcess {
             .env("H40", "tok-H40")
             .env("STP", "tok-STP")
             .env("SYT", "tok-SYT")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

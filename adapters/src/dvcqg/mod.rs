@@ -71,6 +71,8 @@ mod batch;
 mod portal;
 mod record;
 mod schemas;
+#[cfg(any(test, feature = "test-util"))]
+pub mod standin;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,4 @@
 mod redirects;
-mod standin;
 
 use super::record::{self, Kind, Rules};
 use super::*;
@@ -8,7 +7,7 @@ use bytes::Bytes;
 use lienthong_bus::adapter::ErrorClass;
 use lienthong_bus::message::{Message, Meta};
 use serde_json::{Value, json};
-use standin::{Expiry, Fault, PASSWORD, Portal, USER};
+use super::standin::{Expiry, Fault, PASSWORD, Portal, USER};
 use std::path::Path;
 use std::time::Duration;
 
