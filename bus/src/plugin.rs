@@ -90,6 +90,8 @@ pub struct Hooks {
     /// Listeners of the plugin's own, bound at start beside the bus's (a bind failure stops the start) and
     /// closed with intake at shutdown.
     pub listeners: Vec<PluginListener>,
+    /// What the domain can say about past deliveries, handed to every sink ([`crate::adapter::Sink::attach`]).
+    pub deliveries: Option<Arc<dyn crate::adapter::Deliveries>>,
 }
 
 /// A listener a plugin asks the bus to serve.

@@ -132,6 +132,9 @@ impl Plugin for Province {
                 config: ctx.config.clone(),
             })),
             listeners,
+            deliveries: Some(Arc::new(dossiers::Delivered {
+                state: ctx.state.clone(),
+            })),
         }
     }
 }

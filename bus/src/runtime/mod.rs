@@ -122,6 +122,11 @@ pub async fn start(
         state: state.clone(),
         schemas: registry.clone(),
     });
+    if let Some(d) = &hooks.deliveries {
+        for sink in sinks.values() {
+            sink.attach(d.clone());
+        }
+    }
     let ctx = Arc::new(Context {
         router: Router::new(&config.routes)
             .with_party_codes(&config.agencies)
