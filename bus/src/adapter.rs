@@ -108,7 +108,12 @@ pub trait Sink: Send + Sync {
 pub trait Deliveries: Send + Sync {
     /// Whether a message of type `kind` about `subject` (the domain's case key, e.g. a dossier code) was
     /// delivered to adapter `adapter` by this bus (and its delivery record is still kept, `[state] retention`).
-    async fn delivered_about(&self, adapter: &str, kind: &str, subject: &str) -> Result<bool, String>;
+    async fn delivered_about(
+        &self,
+        adapter: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, String>;
 }
 
 /// Who is submitting, as established by the transport (token, RabbitMQ user, adapter config).

@@ -135,7 +135,12 @@ impl Ops<'_> {
                     .names
                     .order_routing_key(&e.adapter, u16::try_from(p).unwrap_or(u16::MAX));
                 self.broker
-                    .publish(&self.names.order_exchange(), &rk, &env, self.publish_timeout)
+                    .publish(
+                        &self.names.order_exchange(),
+                        &rk,
+                        &env,
+                        self.publish_timeout,
+                    )
                     .await
             }
             _ => Err(crate::broker::BrokerError::Unroutable(String::new())),

@@ -33,7 +33,9 @@ pub fn check_pointer(p: &str) -> Result<(), String> {
     match first.as_str() {
         "id" | "type" | "version" | "from" | "correlation_id" => {
             if rest.contains('/') {
-                return Err(format!("`{p}`: `/{first}` is a single value, nothing is under it"));
+                return Err(format!(
+                    "`{p}`: `/{first}` is a single value, nothing is under it"
+                ));
             }
         }
         "to" => {
@@ -127,10 +129,9 @@ fn adapters_of<'a>(config: &'a Config, r: &'a RouteConfig) -> Vec<&'a str> {
     for d in &r.deliver {
         if d == crate::router::TO_RECEIVERS {
             for a in &config.agencies {
-                let admitted = r
-                    .to
-                    .as_ref()
-                    .is_none_or(|to| a.codes().any(|c| to.iter().any(|t| t == c)));
+                let admitted =
+                    r.to.as_ref()
+                        .is_none_or(|to| a.codes().any(|c| to.iter().any(|t| t == c)));
                 if let (true, Some(inbox)) = (admitted, &a.inbox) {
                     out.push(inbox.as_str());
                 }
@@ -165,7 +166,10 @@ pub fn ordered_adapters(config: &Config) -> (BTreeMap<String, u16>, Vec<Problem>
             }
         }
     }
-    (out.into_iter().map(|(a, (n, _))| (a, n)).collect(), problems)
+    (
+        out.into_iter().map(|(a, (n, _))| (a, n)).collect(),
+        problems,
+    )
 }
 
 /// RabbitMQ closes a consumer whose delivery stays unacknowledged longer than its `consumer_timeout`

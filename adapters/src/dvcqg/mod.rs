@@ -485,9 +485,14 @@ impl Dvcqg {
 /// Whether a portal error says the dossier does not exist ("không tồn tại", unaccented, or English).
 fn says_missing(reason: &str) -> bool {
     let r = reason.to_lowercase();
-    ["không tồn tại", "khong ton tai", "does not exist", "not exist"]
-        .iter()
-        .any(|w| r.contains(w))
+    [
+        "không tồn tại",
+        "khong ton tai",
+        "does not exist",
+        "not exist",
+    ]
+    .iter()
+    .any(|w| r.contains(w))
 }
 
 #[async_trait]

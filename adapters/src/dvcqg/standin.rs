@@ -262,7 +262,10 @@ async fn service(State(st): State<Arc<Mutex<PortalState>>>, body: String) -> Res
                     && *left > 0
                 {
                     *left -= 1;
-                    return (StatusCode::from_u16(*status).unwrap(), "<html>upstream error</html>")
+                    return (
+                        StatusCode::from_u16(*status).unwrap(),
+                        "<html>upstream error</html>",
+                    )
                         .into_response();
                 }
                 let exists = s.dossiers.contains_key(&code);

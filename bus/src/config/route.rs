@@ -117,9 +117,10 @@ impl RouteConfig {
                 format!("{at}.order_partitions"),
                 "only means something with `order_by`",
             )),
-            (Some(n), Some(_)) if !(1..=1024).contains(&n) => problems.push(
-                super::Problem::new(format!("{at}.order_partitions"), "must be 1 to 1024"),
-            ),
+            (Some(n), Some(_)) if !(1..=1024).contains(&n) => problems.push(super::Problem::new(
+                format!("{at}.order_partitions"),
+                "must be 1 to 1024",
+            )),
             _ => {}
         }
         problems

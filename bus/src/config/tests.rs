@@ -294,11 +294,9 @@ fn order_keys_are_checked_at_their_key_paths() {
         "deliver = [\"stp-inbox\"]",
         "deliver = [\"stp-inbox\"]\norder_partitions = 4",
     );
-    assert!(
-        problems(&bad)
-            .iter()
-            .any(|p| p.starts_with("routes[0].order_partitions: only means something with `order_by`"))
-    );
+    assert!(problems(&bad).iter().any(|p| {
+        p.starts_with("routes[0].order_partitions: only means something with `order_by`")
+    }));
     let bad = ordered.clone() + "order_partitions = 0\n";
     assert!(
         problems(&bad)
@@ -310,8 +308,9 @@ fn order_keys_are_checked_at_their_key_paths() {
         + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\"]\norder_by = \"/correlation_id\"\norder_partitions = 4\n";
     let p = problems(&bad);
     assert!(
-        p.iter().any(|p| p.starts_with("routes[1].order_partitions:")
-            && p.contains("already has 16 order partitions from routes[0]")),
+        p.iter()
+            .any(|p| p.starts_with("routes[1].order_partitions:")
+                && p.contains("already has 16 order partitions from routes[0]")),
         "{p:?}"
     );
 }

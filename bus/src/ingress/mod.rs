@@ -199,6 +199,18 @@ impl Ingress {
                 .increment(1);
             return Err(e);
         }
+        // Order keys before the idempotency claim: a message refused for lacking its key must not hold its
+        // id, so the corrected message can be sent under it. (The router is fixed, so routing again below
+        // gives the same targets in the same order.)
+        let early = ctx.router.route(&meta.kind, &meta.from, &meta.to);
+        let orders = match self.order_keys(&message, &early) {
+            Ok(o) => o,
+            Err(e) => {
+                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+                    .increment(1);
+                return Err(e);
+            }
+        };
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
             match ctx.state.ingress_claim(&meta.from, id, &digest).await {
@@ -228,7 +240,7 @@ impl Ingress {
             }
         }
         let decision = self.route(meta)?;
-        let orders = self.order_keys(&message, &decision)?;
+        debug_assert_eq!(decision.targets, early.targets);
         let timeout = ctx.config.bus.publish_timeout.get();
         let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
             let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent);
@@ -239,7 +251,11 @@ impl Ingress {
                     ctx.names.order_routing_key(&t.adapter, p),
                     copy.ordered(key, p).to_envelope(),
                 ),
-                None => (ctx.names.deliver_exchange(), t.adapter.clone(), copy.to_envelope()),
+                None => (
+                    ctx.names.deliver_exchange(),
+                    t.adapter.clone(),
+                    copy.to_envelope(),
+                ),
             };
             async move { ctx.broker.publish(&exchange, &key, &env, timeout).await }
         });
@@ -325,10 +341,7 @@ impl Ingress {
         decision: &Decision,
     ) -> Result<Vec<Option<(String, u16)>>, ApiError> {
         let router = &self.ctx.router;
-        let format = self
-            .formats
-            .iter()
-            .find(|f| f.content() == message.content);
+        let format = self.formats.iter().find(|f| f.content() == message.content);
         let payload_key = |m: &Message, below: &str| format.and_then(|f| f.order_key(m, below));
         decision
             .targets

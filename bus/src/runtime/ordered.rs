@@ -94,9 +94,11 @@ pub(super) async fn run(
             while tasks.try_join_next().is_some() {}
         }
         epoch.cancel();
-        if tokio::time::timeout(w.grace, async { while tasks.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(w.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
         {
             tracing::warn!(
                 queue,

@@ -78,7 +78,12 @@ pub(super) struct InFlight<'a> {
 }
 
 impl<'a> InFlight<'a> {
-    pub(super) async fn claim(busy: &'a Busy, adapter: &str, sender: &str, id: &str) -> InFlight<'a> {
+    pub(super) async fn claim(
+        busy: &'a Busy,
+        adapter: &str,
+        sender: &str,
+        id: &str,
+    ) -> InFlight<'a> {
         let key = (adapter.to_owned(), sender.to_owned(), id.to_owned());
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
@@ -204,7 +209,11 @@ pub(super) enum Tried {
 /// One delivery attempt of `copy` (attempt number `copy.attempts + 1`): the sink's call, timed; a success is
 /// recorded in the state store before the caller acks.
 pub(super) async fn try_once(w: &Worker, sink: &dyn Sink, copy: &AdapterCopy) -> Tried {
-    let (id, sender, adapter) = (&copy.message.meta.id, &copy.message.meta.from, &copy.adapter);
+    let (id, sender, adapter) = (
+        &copy.message.meta.id,
+        &copy.message.meta.from,
+        &copy.adapter,
+    );
     let attempt = copy.attempts + 1;
     let delivery = Delivery {
         message: copy.message.clone(),

@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(env.header_str(ORDER_NOTE), None);
         let again = AdapterCopy::from_envelope(&env, "stp").unwrap();
         assert_eq!(again.order, Some(("HS-1".into(), 3)));
-        assert_eq!(copy().to_dead_letter("x", "now").header_str(ORDER_NOTE), None);
+        assert_eq!(
+            copy().to_dead_letter("x", "now").header_str(ORDER_NOTE),
+            None
+        );
     }
 
     #[test]

@@ -114,7 +114,10 @@ impl AdapterCopy {
         }
         if let Some((key, partition)) = &self.order {
             h.insert(ORDER_KEY.into(), HeaderValue::Str(key.clone()));
-            h.insert(ORDER_PARTITION.into(), HeaderValue::Int(i64::from(*partition)));
+            h.insert(
+                ORDER_PARTITION.into(),
+                HeaderValue::Int(i64::from(*partition)),
+            );
         }
         h.insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION));
         h.insert(VERSION.into(), HeaderValue::Int(m.version as i64));

@@ -15,7 +15,12 @@ pub struct Delivered {
 
 #[async_trait]
 impl Deliveries for Delivered {
-    async fn delivered_about(&self, adapter: &str, kind: &str, subject: &str) -> Result<bool, String> {
+    async fn delivered_about(
+        &self,
+        adapter: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, String> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM lt_dossier_event e JOIN lt_delivered d
                ON d.ns = e.ns AND d.sender = e.sender AND d.message_id = e.message_id

@@ -16,9 +16,9 @@ pub mod rules;
 pub mod store;
 
 use async_trait::async_trait;
+pub use delivered::Delivered;
 use lienthong_bus::message::Meta;
 use lienthong_bus::plugin::Observer;
-pub use delivered::Delivered;
 pub use query::{Page, Search, StatsRow};
 pub use read::{DossierEvent, DossierView};
 pub use store::{DossierFacts, DossierStore};

@@ -1,13 +1,13 @@
 mod redirects;
 
 use super::record::{self, Kind, Rules};
+use super::standin::{Expiry, Fault, PASSWORD, Portal, USER};
 use super::*;
 use crate::testing::{build, check};
 use bytes::Bytes;
 use lienthong_bus::adapter::ErrorClass;
 use lienthong_bus::message::{Message, Meta};
 use serde_json::{Value, json};
-use super::standin::{Expiry, Fault, PASSWORD, Portal, USER};
 use std::path::Path;
 use std::time::Duration;
 
@@ -974,7 +974,12 @@ struct Inserted(std::collections::HashSet<String>);
 
 #[async_trait::async_trait]
 impl lienthong_bus::adapter::Deliveries for Inserted {
-    async fn delivered_about(&self, adapter: &str, kind: &str, subject: &str) -> Result<bool, String> {
+    async fn delivered_about(
+        &self,
+        adapter: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, String> {
         assert_eq!((adapter, kind), ("dvcqg", "dossier.submitted"));
         Ok(self.0.contains(subject))
     }
@@ -987,19 +992,29 @@ async fn does_not_exist_on_progress_waits_for_an_insert_not_yet_delivered() {
     let row = progress("H40-260105-00001", "dang-xu-ly", 1);
     // Without the bus's records the portal's answer stands: permanent.
     let a = adapter(&portal, "");
-    let e = deliver(&a, "dossier.status-changed", &row).await.unwrap_err();
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
     assert!(e.reason.contains("không tồn tại"), "{}", e.reason);
     // The insert was not delivered by this bus yet: the row waits for it (transient).
     let a = adapter(&portal, "");
     a.attach(Arc::new(Inserted(Default::default())));
-    let e = deliver(&a, "dossier.status-changed", &row).await.unwrap_err();
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
     assert_eq!(e.class, ErrorClass::Transient, "{e:?}");
-    assert!(e.reason.contains("insert has not been delivered"), "{}", e.reason);
+    assert!(
+        e.reason.contains("insert has not been delivered"),
+        "{}",
+        e.reason
+    );
     // The insert was delivered, and the portal still says it does not exist: permanent.
     let a = adapter(&portal, "");
     a.attach(Arc::new(Inserted(["H40-260105-00001".to_string()].into())));
-    let e = deliver(&a, "dossier.status-changed", &row).await.unwrap_err();
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
     // Other refusals are untouched.
     portal.with(|s| {
@@ -1007,8 +1022,12 @@ async fn does_not_exist_on_progress_waits_for_an_insert_not_yet_delivered() {
     });
     let a = adapter(&portal, "");
     a.attach(Arc::new(Inserted(Default::default())));
-    let e = deliver(&a, "dossier.status-changed", &progress("H40-260105-00002", "dang-xu-ly", 2))
-        .await
-        .unwrap_err();
+    let e = deliver(
+        &a,
+        "dossier.status-changed",
+        &progress("H40-260105-00002", "dang-xu-ly", 2),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
 }
