@@ -12,6 +12,8 @@
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
 //!   ([`Hooks::admin`]);
 //! * say which party a verified client certificate belongs to ([`Plugin::party_from_certificate`]);
+//! * tell sinks what was delivered before ([`Hooks::deliveries`], e.g. whether a case file's first message
+//!   reached an adapter), and find a route's order key inside a non-JSON message ([`Format::order_key`]);
 //! * own top-level sections of the config file ([`Plugin::sections`], read with [`Config::section`] and
 //!   checked by [`Plugin::check_config`]), and listeners of its own ([`Hooks::listeners`]), e.g. a page meant
 //!   for the public that must not share a port with the admin API.

@@ -29,8 +29,12 @@ pub(super) async fn topology(State(s): State<AdminState>) -> Response {
     let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
     let mut ids: Vec<_> = s.ctx.sinks.keys().cloned().collect();
     ids.sort();
+    let (ordered, _) = crate::order::ordered_adapters(&s.ctx.config);
     for a in &ids {
         queues.push(n.deliver_queue(a));
+        for p in 0..ordered.get(a).copied().unwrap_or(0) {
+            queues.push(n.order_queue(a, p));
+        }
         queues.push(n.dead_queue(a));
     }
     for t in &s.ctx.retry_tiers {
