@@ -301,6 +301,35 @@ mod tests {
     }
 
     #[test]
+    fn check_warns_when_an_ordered_route_can_hold_a_message_past_the_consumer_timeout() {
+        let config = |retry: &str| {
+            Config::parse(
+                std::path::Path::new("/etc/lt/bus.toml"),
+                &format!(
+                    "[[adapters]]\nid = \"a\"\ntype = \"webhook\"\n[[routes]]\nid = \"r\"\ntypes = [\"t\"]\n\
+                     deliver = [\"a\"]\norder_by = \"/payload/k\"\n{retry}"
+                ),
+            )
+            .unwrap()
+        };
+        // The default backoff (1s, 10s, 1m, 10m, 1h) holds a failing message for over an hour.
+        let w = warnings(&config(""));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].path, "routes[0].retry");
+        assert!(
+            w[0].message.contains("consumer_timeout"),
+            "{}",
+            w[0].message
+        );
+        assert!(
+            warnings(&config(
+                "retry = { attempts = 8, backoff = [\"5s\", \"1m\"] }\n"
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn partitions_are_stable_and_spread() {
         // Fixed values: every process and every build must agree.
         assert_eq!(partition("", 16), (0xcbf2_9ce4_8422_2325u64 % 16) as u16);
