@@ -383,3 +383,58 @@ async fn a_message_without_its_order_key_is_refused_naming_the_pointer() {
     assert_eq!(calls.len(), 1);
     bus.stop().await;
 }
+
+/// A dead-lettered message releases its key: the next one of the key is delivered, the parked entry says
+/// so, and a replay puts it back into its partition (delivered after what came meanwhile).
+#[tokio::test]
+async fn a_dead_letter_releases_its_key_says_so_and_replays_into_its_partition() {
+    let rx = Receiver::scripted(&[400], 200).await;
+    let body = format!(
+        "\n[[adapters]]\nid = \"stp\"\ntype = \"webhook\"\nurl = \"{}\"\n\
+         [[routes]]\nid = \"by-dossier\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"stp\"]\n\
+         order_by = \"/payload/MaHoSo\"\norder_partitions = 4\nretry = {{ attempts = 2, backoff = [\"1s\"] }}\n",
+        rx.url()
+    );
+    let bus = TestBus::start("order-dlq", &body).await;
+    let (first, second) = (insert(&code(7)), insert(&code(7)));
+    let (s, a) = bus.post("H40", &first).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = bus.post("H40", &second).await;
+    assert_eq!(s, 202, "{a}");
+    let ids = |calls: &[Call]| -> Vec<String> {
+        calls
+            .iter()
+            .map(|c| c.header("idempotency-key").unwrap_or_default())
+            .collect()
+    };
+    let calls = rx.wait_calls(2, Duration::from_secs(15)).await;
+    let (id1, id2) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+    assert_eq!(
+        ids(&calls),
+        [id1, id2],
+        "the 400 first, then the next of its key"
+    );
+    let parked = bus.first_parked(Duration::from_secs(10)).await;
+    assert_eq!(parked["id"], id1);
+    assert_eq!(parked["reason"], "permanent_error");
+    let entry = bus
+        .admin_json(&format!("/v1/dlq/{id1}"))
+        .await
+        .unwrap_or_default();
+    let note = entry[0]["headers"]["lt-order-note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(note.contains(&format!("`{}` released", code(7))), "{entry}");
+    let r = reqwest::Client::new()
+        .post(bus.admin(&format!("/v1/dlq/{id1}/replay")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let calls = rx.wait_calls(3, Duration::from_secs(15)).await;
+    assert_eq!(ids(&calls), [id1, id2, id1]);
+    bus.stop().await;
+}
