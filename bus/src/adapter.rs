@@ -102,11 +102,11 @@ pub trait Sink: Send + Sync {
 }
 
 /// What this bus delivered, as the domain can tell it: lets a sink judge an answer by what came before
-/// (the national portal's "does not exist" for a progress row is only final once the record's insert was
-/// delivered to it).
+/// (a receiver's "does not exist" for an update is only final once the record's creation was delivered to
+/// it).
 #[async_trait]
 pub trait Deliveries: Send + Sync {
-    /// Whether a message of type `kind` about `subject` (the domain's case key, e.g. a dossier code) was
+    /// Whether a message of type `kind` about `subject` (the domain's case key, e.g. a case number) was
     /// delivered to adapter `adapter` by this bus (and its delivery record is still kept, `[state] retention`).
     async fn delivered_about(
         &self,

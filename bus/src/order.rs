@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 pub fn check_pointer(p: &str) -> Result<(), String> {
     let Some(rest) = p.strip_prefix('/') else {
         return Err(format!(
-            "`{p}` is not a JSON pointer into the envelope: it must start with `/` (e.g. \"/payload/MaHoSo\")"
+            "`{p}` is not a JSON pointer into the envelope: it must start with `/` (e.g. \"/payload/case_id\")"
         ));
     };
     let bytes = p.as_bytes();
@@ -49,7 +49,7 @@ pub fn check_pointer(p: &str) -> Result<(), String> {
         "payload" => {
             if rest == "payload" {
                 return Err(format!(
-                    "`{p}`: order by a field of the payload (`/payload/MaHoSo`), not the whole payload"
+                    "`{p}`: order by a field of the payload (`/payload/case_id`), not the whole payload"
                 ));
             }
         }
@@ -212,10 +212,10 @@ mod tests {
         Message {
             meta: Meta {
                 id: "id-1".into(),
-                kind: "dossier.status-changed".into(),
+                kind: "case.updated".into(),
                 version: 2,
-                from: "000.00.00.H40".into(),
-                to: vec!["000.00.12.H40".into(), "G12".into()],
+                from: "A".into(),
+                to: vec!["B".into(), "C".into()],
                 correlation_id: Some("doc-7".into()),
                 created_at: "2026-01-01T00:00:00Z".into(),
             },
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn pointers_must_name_a_field_of_the_envelope() {
         for ok in [
-            "/payload/MaHoSo",
+            "/payload/case_id",
             "/payload/a~1b/0",
             "/payload/x~0y",
             "/correlation_id",
@@ -242,12 +242,12 @@ mod tests {
             assert_eq!(check_pointer(ok), Ok(()), "{ok}");
         }
         for (bad, says) in [
-            ("payload/MaHoSo", "must start with `/`"),
+            ("payload/case_id", "must start with `/`"),
             ("", "must start with `/`"),
             ("/payload/a~2", "`~` at byte 10"),
             ("/payload/a~", "`~` at byte 10"),
             ("/payload", "not the whole payload"),
-            ("/MaHoSo", "no field `MaHoSo`"),
+            ("/case_id", "no field `case_id`"),
             ("/to", "`/to/0`"),
             ("/to/x", "`/to/0`"),
             ("/from/0", "single value"),
@@ -261,18 +261,15 @@ mod tests {
     fn keys_come_from_the_envelope_and_the_payload() {
         let m = msg(
             ContentKind::Json,
-            br#"{"MaHoSo":"000.00.12.H40-260101-0001","n":42,"o":{"a/b":"x"},"nul":null,"arr":[1]}"#,
+            br#"{"case_id":"C-0001","n":42,"o":{"a/b":"x"},"nul":null,"arr":[1]}"#,
         );
         let k = |p: &str| key_of(&m, p, &none);
-        assert_eq!(
-            k("/payload/MaHoSo").as_deref(),
-            Some("000.00.12.H40-260101-0001")
-        );
+        assert_eq!(k("/payload/case_id").as_deref(), Some("C-0001"));
         assert_eq!(k("/payload/n").as_deref(), Some("42"));
         assert_eq!(k("/payload/o/a~1b").as_deref(), Some("x"));
         assert_eq!(k("/correlation_id").as_deref(), Some("doc-7"));
-        assert_eq!(k("/to/1").as_deref(), Some("G12"));
-        assert_eq!(k("/from").as_deref(), Some("000.00.00.H40"));
+        assert_eq!(k("/to/1").as_deref(), Some("C"));
+        assert_eq!(k("/from").as_deref(), Some("A"));
         // Missing, null, object, array: no key (ingress refuses the message).
         for p in [
             "/payload/Missing",
@@ -290,10 +287,10 @@ mod tests {
         let m = msg(ContentKind::Xml, b"<x/>");
         let hook = |_: &Message, below: &str| Some(format!("asked {below}"));
         assert_eq!(
-            key_of(&m, "/payload/DocumentId", &hook).as_deref(),
-            Some("asked /DocumentId")
+            key_of(&m, "/payload/Subject", &hook).as_deref(),
+            Some("asked /Subject")
         );
-        assert_eq!(key_of(&m, "/payload/DocumentId", &none), None);
+        assert_eq!(key_of(&m, "/payload/Subject", &none), None);
         assert_eq!(
             key_of(&m, "/correlation_id", &none).as_deref(),
             Some("doc-7")
@@ -336,7 +333,7 @@ mod tests {
         assert_eq!(partition("a", 1), 0);
         let mut seen = [0u32; 16];
         for i in 0..1600 {
-            seen[partition(&format!("000.00.12.H40-260101-{i:04}"), 16) as usize] += 1;
+            seen[partition(&format!("C-{i:04}"), 16) as usize] += 1;
         }
         assert!(seen.iter().all(|n| *n > 50), "{seen:?}");
     }

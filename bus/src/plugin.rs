@@ -139,7 +139,7 @@ pub trait Format: Send + Sync {
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
 
     /// The order key (`[[routes]] order_by`) of an accepted message of this format at `pointer`, a JSON
-    /// pointer below `/payload` (`/DocumentId` for `order_by = "/payload/DocumentId"`): a string, or None
+    /// pointer below `/payload` (`/Subject` for `order_by = "/payload/Subject"`): a string, or None
     /// when the message has nothing there (ingress then refuses it). Default: None.
     fn order_key(&self, _message: &Message, _pointer: &str) -> Option<String> {
         None

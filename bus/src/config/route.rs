@@ -76,8 +76,8 @@ pub struct RouteConfig {
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Per-key order: a JSON pointer (RFC 6901) into the message's envelope naming its order key, e.g.
-    /// `"/payload/MaHoSo"`; also `/id`, `/type`, `/from`, `/to/0`, `/correlation_id` (for an edXML package:
-    /// its DocumentId; `/payload/…` of a non-JSON message is answered by the domain's format). For each
+    /// `"/payload/case_id"`; also `/id`, `/type`, `/from`, `/to/0`, `/correlation_id` (`/payload/…` of a
+    /// non-JSON message is answered by the domain's format). For each
     /// adapter of this route, messages with the same key are delivered in the order they were accepted,
     /// across retries, reconnects and bus processes: a later message waits while an earlier one of its key is
     /// being retried, and a dead-lettered one releases its key (its DLQ entry says so in header

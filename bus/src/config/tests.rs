@@ -260,10 +260,10 @@ fn what_follows_from_a_default_put_in_place_of_a_bad_key_is_not_reported() {
 fn order_keys_are_checked_at_their_key_paths() {
     let ordered = GOOD.replace(
         "deliver = [\"stp-inbox\"]",
-        "deliver = [\"stp-inbox\"]\norder_by = \"/payload/MaHoSo\"",
+        "deliver = [\"stp-inbox\"]\norder_by = \"/payload/case_id\"",
     );
     let c = parse(&ordered).unwrap();
-    assert_eq!(c.routes[0].order_by.as_deref(), Some("/payload/MaHoSo"));
+    assert_eq!(c.routes[0].order_by.as_deref(), Some("/payload/case_id"));
     assert_eq!(c.routes[0].partitions(), route::DEFAULT_ORDER_PARTITIONS);
     assert_eq!(
         crate::order::ordered_adapters(&c).0,
@@ -277,14 +277,14 @@ fn order_keys_are_checked_at_their_key_paths() {
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect::<Vec<_>>()
     };
-    let bad = ordered.replace("\"/payload/MaHoSo\"", "\"payload/MaHoSo\"");
+    let bad = ordered.replace("\"/payload/case_id\"", "\"payload/case_id\"");
     let p = problems(&bad);
     assert!(
         p.iter()
-            .any(|p| p.starts_with("routes[0].order_by: `payload/MaHoSo` is not a JSON pointer")),
+            .any(|p| p.starts_with("routes[0].order_by: `payload/case_id` is not a JSON pointer")),
         "{p:?}"
     );
-    let bad = ordered.replace("\"/payload/MaHoSo\"", "\"/payload/Ma~HoSo\"");
+    let bad = ordered.replace("\"/payload/case_id\"", "\"/payload/case~id\"");
     assert!(
         problems(&bad)
             .iter()

@@ -272,7 +272,7 @@ mod tests {
         c.last_error = Some("HTTP 503".into());
         let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
-        let c = c.ordered("000.00.12.H40-260101-0001".into(), 11);
+        let c = c.ordered("C-0001".into(), 11);
         let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
     }
