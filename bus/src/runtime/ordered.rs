@@ -10,9 +10,10 @@
 //! releases its key. Deliveries of other keys run meanwhile (bounded by `bus.prefetch` sink calls per
 //! adapter). Whatever is unacknowledged when the consumer is lost (connection, shutdown, kill -9) is
 //! redelivered by RabbitMQ in queue order to the next consumer — this process after a reconnect, or
-//! another one — so order holds across processes; only an in-place retry count is forgotten then (the
-//! copy's `lt-attempts` is what was published; the queue's delivery limit still ends a message that keeps
-//! coming back).
+//! another one — so order holds across processes. A held message's retry history (attempts made, when the
+//! next is due) is remembered by this process across its re-subscriptions (a reconnect, RabbitMQ's
+//! consumer timeout), so its budget is not started over; another process starts it over from the copy's
+//! `lt-attempts` as published (the queue's delivery limit still ends a message that keeps coming back).
 
 use super::worker::{InFlight, Tried, Worker, after_failure, try_once};
 use crate::adapter::ErrorClass;
@@ -29,6 +30,10 @@ use tokio_util::sync::CancellationToken;
 /// Messages waiting behind the one being delivered, per key; a key is present while its chain runs.
 type Chains = Arc<Mutex<HashMap<String, VecDeque<Incoming>>>>;
 
+/// Held messages' retry history by (sender, id): the copy after its last failure and when the next attempt
+/// is due. Outlives a subscription, so a redelivered held message goes on with its budget and its backoff.
+type Held = Arc<Mutex<HashMap<(String, String), (AdapterCopy, tokio::time::Instant)>>>;
+
 /// Consumes partition `partition` of `w.adapter` until `stop`, re-subscribing after a connection loss.
 pub(super) async fn run(
     w: Arc<Worker>,
@@ -37,6 +42,7 @@ pub(super) async fn run(
     stop: CancellationToken,
 ) {
     let queue = w.names.order_queue(&w.adapter, partition);
+    let held: Held = Default::default();
     while !stop.is_cancelled() {
         let consumer = tokio::select! {
             c = w.broker.consume(&queue, w.prefetch, Duration::from_secs(5)) => c,
@@ -83,6 +89,7 @@ pub(super) async fn run(
                     tasks.spawn(chain(
                         w.clone(),
                         chains.clone(),
+                        held.clone(),
                         key,
                         incoming,
                         epoch.clone(),
@@ -114,6 +121,7 @@ pub(super) async fn run(
 async fn chain(
     w: Arc<Worker>,
     chains: Chains,
+    held: Held,
     key: String,
     first: Incoming,
     epoch: CancellationToken,
@@ -121,7 +129,7 @@ async fn chain(
 ) {
     let mut next = Some(first);
     while let Some(incoming) = next {
-        settle(&w, incoming, &key, &epoch, &sink_calls).await;
+        settle(&w, incoming, &key, &held, &epoch, &sink_calls).await;
         if epoch.is_cancelled() {
             return;
         }
@@ -147,6 +155,7 @@ async fn settle(
     w: &Worker,
     incoming: Incoming,
     key: &str,
+    held: &Held,
     epoch: &CancellationToken,
     sink_calls: &Semaphore,
 ) {
@@ -166,6 +175,9 @@ async fn settle(
             Ok(true) => {
                 tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
                 metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => adapter.clone()).increment(1);
+                held.lock()
+                    .expect("lock")
+                    .remove(&(sender.clone(), id.clone()));
                 let _ = incoming.acker.ack().await;
                 return;
             }
@@ -180,6 +192,29 @@ async fn settle(
         }
     }
     let policy = w.router.retry_policy(&copy.route);
+    let remembered = held
+        .lock()
+        .expect("lock")
+        .get(&(sender.clone(), id.clone()))
+        .cloned();
+    if let Some((before, due)) = remembered
+        && before.attempts > copy.attempts
+    {
+        copy = before;
+        if !pause(
+            due.saturating_duration_since(tokio::time::Instant::now()),
+            epoch,
+        )
+        .await
+        {
+            return;
+        }
+    }
+    let forget = || {
+        held.lock()
+            .expect("lock")
+            .remove(&(sender.clone(), id.clone()));
+    };
     loop {
         if epoch.is_cancelled() {
             return;
@@ -190,6 +225,7 @@ async fn settle(
         };
         let err = match tried {
             Tried::Delivered => {
+                forget();
                 let _ = incoming.acker.ack().await;
                 return;
             }
@@ -213,6 +249,10 @@ async fn settle(
             metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
                 .increment(1);
             copy = next;
+            held.lock().expect("lock").insert(
+                (sender.clone(), id.clone()),
+                (copy.clone(), tokio::time::Instant::now() + wait),
+            );
             if !pause(wait, epoch).await {
                 return;
             }
@@ -232,6 +272,7 @@ async fn settle(
                 .await
             {
                 Ok(()) => {
+                    forget();
                     let _ = incoming.acker.ack().await;
                     return;
                 }
