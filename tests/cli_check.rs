@@ -283,3 +283,54 @@ fn the_domains_sections_are_checked_and_a_section_no_one_owns_is_named() {
     let (code, err) = exits(&["check", "--config"], &good, &[]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// `order_by` must be a JSON pointer into the envelope; `check` names the route's key and what is wrong, and
+/// warns (exit 0) when an ordered route's retries can outlast RabbitMQ's consumer timeout.
+#[test]
+fn check_names_a_bad_order_by_and_warns_about_long_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bus.toml");
+    let config = |order: &str| {
+        format!(
+            "[bus]\nschemas_dir = \"{}\"\n[[agencies]]\ncode = \"000.00.00.H40\"\ntoken_env = \"LT_CHECK_TOKEN\"\n\
+             [[adapters]]\nid = \"stp-inbox\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9101/inbox\"\n\
+             [[routes]]\nid = \"ok\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"stp-inbox\"]\n{order}\n",
+            repo().join("schemas").display()
+        )
+    };
+    let check = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .env("LT_CHECK_TOKEN", "x")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
+        )
+    };
+    let (code, out) = check(config(
+        "order_by = \"payload/MaHoSo\"\norder_partitions = 2000",
+    ));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("routes[0].order_by: `payload/MaHoSo` is not a JSON pointer"),
+        "{out}"
+    );
+    assert!(
+        out.contains("routes[0].order_partitions: must be 1 to 1024"),
+        "{out}"
+    );
+    let (code, out) = check(config("order_by = \"/payload/MaHoSo\""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("routes[0].retry"), "{out}");
+    assert!(out.contains("consumer_timeout"), "{out}");
+    let (code, out) = check(config(
+        "order_by = \"/payload/MaHoSo\"\nretry = { attempts = 5, backoff = [\"5s\"] }",
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("consumer_timeout"), "{out}");
+}

@@ -95,6 +95,25 @@ pub trait Sink: Send + Sync {
     /// Deliver one message. Must be safe to call again with the same message id (receivers get
     /// `Idempotency-Key`), because a crash between success and ack redelivers.
     async fn deliver(&self, delivery: &Delivery) -> Result<(), DeliveryError>;
+
+    /// Called once at start, after the state store and the domain are up, with what the domain can say
+    /// about past deliveries (when it says anything: [`crate::plugin::Hooks::deliveries`]). Default: unused.
+    fn attach(&self, _deliveries: Arc<dyn Deliveries>) {}
+}
+
+/// What this bus delivered, as the domain can tell it: lets a sink judge an answer by what came before
+/// (a receiver's "does not exist" for an update is only final once the record's creation was delivered to
+/// it).
+#[async_trait]
+pub trait Deliveries: Send + Sync {
+    /// Whether a message of type `kind` about `subject` (the domain's case key, e.g. a case number) was
+    /// delivered to adapter `adapter` by this bus (and its delivery record is still kept, `[state] retention`).
+    async fn delivered_about(
+        &self,
+        adapter: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, String>;
 }
 
 /// Who is submitting, as established by the transport (token, RabbitMQ user, adapter config).

@@ -41,6 +41,7 @@ pub fn check(
 pub fn warnings(config: &Config) -> Vec<Problem> {
     let mut w = crate::tls::check::warnings(config, time::OffsetDateTime::now_utc());
     w.extend(crate::rights::warnings(config));
+    w.extend(crate::order::warnings(config));
     w
 }
 

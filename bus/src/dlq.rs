@@ -139,11 +139,34 @@ impl Ops<'_> {
         }
         let env = wire::dead::replay(e);
         let exchange = self.names.deliver_exchange();
-        if let Err(err) = self
-            .broker
-            .publish(&exchange, &e.adapter, &env, self.publish_timeout)
-            .await
-        {
+        // An ordered message goes back into its partition, behind what its key holds now; if that partition
+        // no longer exists (order_partitions changed, or the route is no longer ordered), to the adapter's
+        // unordered queue.
+        let ordered = match env.header_int(wire::ORDER_PARTITION) {
+            Some(p) if env.header_str(wire::ORDER_KEY).is_some() => {
+                let rk = self
+                    .names
+                    .order_routing_key(&e.adapter, u16::try_from(p).unwrap_or(u16::MAX));
+                self.broker
+                    .publish(
+                        &self.names.order_exchange(),
+                        &rk,
+                        &env,
+                        self.publish_timeout,
+                    )
+                    .await
+            }
+            _ => Err(crate::broker::BrokerError::Unroutable(String::new())),
+        };
+        let published = match ordered {
+            Err(crate::broker::BrokerError::Unroutable(_)) => {
+                self.broker
+                    .publish(&exchange, &e.adapter, &env, self.publish_timeout)
+                    .await
+            }
+            other => other,
+        };
+        if let Err(err) = published {
             let _ = self
                 .state
                 .dlq_set_state(&e.adapter, &e.from, &e.id, "replayed", "parked")

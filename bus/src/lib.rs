@@ -33,6 +33,7 @@ pub mod live;
 pub mod mailbox;
 pub mod malloc;
 pub mod message;
+pub mod order;
 pub mod plugin;
 pub mod rights;
 mod router;

@@ -12,6 +12,8 @@
 //! * own tables in the state database ([`Plugin::tables`]) and serve read endpoints on the admin API
 //!   ([`Hooks::admin`]) and pages in the operator console ([`Hooks::ui`]);
 //! * say which party a verified client certificate belongs to ([`Plugin::party_from_certificate`]);
+//! * tell sinks what was delivered before ([`Hooks::deliveries`], e.g. whether a case file's first message
+//!   reached an adapter), and find a route's order key inside a non-JSON message ([`Format::order_key`]);
 //! * own top-level sections of the config file ([`Plugin::sections`], read with [`Config::section`] and
 //!   checked by [`Plugin::check_config`]), and listeners of its own ([`Hooks::listeners`]), e.g. a page meant
 //!   for the public that must not share a port with the admin API.
@@ -93,6 +95,8 @@ pub struct Hooks {
     /// Listeners of the plugin's own, bound at start beside the bus's (a bind failure stops the start) and
     /// closed with intake at shutdown.
     pub listeners: Vec<PluginListener>,
+    /// What the domain can say about past deliveries, handed to every sink ([`crate::adapter::Sink::attach`]).
+    pub deliveries: Option<Arc<dyn crate::adapter::Deliveries>>,
 }
 
 /// A listener a plugin asks the bus to serve.
@@ -136,6 +140,13 @@ pub trait Format: Send + Sync {
     /// then from the caller's `code`; the content valid for its type (through `schemas`); and the message
     /// named (its id and idempotency key).
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError>;
+
+    /// The order key (`[[routes]] order_by`) of an accepted message of this format at `pointer`, a JSON
+    /// pointer below `/payload` (`/Subject` for `order_by = "/payload/Subject"`): a string, or None
+    /// when the message has nothing there (ingress then refuses it). Default: None.
+    fn order_key(&self, _message: &Message, _pointer: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Schema validation as ingress does it, for formats: the version to use, and every problem located.

@@ -20,6 +20,8 @@ struct Route {
     to: Option<HashSet<String>>,
     deliver: Vec<String>,
     retry: RetryPolicy,
+    /// `order_by` and the partition count, when the route keeps per-key order.
+    order: Option<(String, u16)>,
 }
 
 /// One copy to publish: for this adapter, owned by this route.
@@ -69,6 +71,7 @@ impl Router {
                     to: set(&r.to),
                     deliver: r.deliver.clone(),
                     retry: r.retry.clone(),
+                    order: r.order_by.clone().map(|p| (p, r.partitions())),
                 })
                 .collect(),
             inboxes: HashMap::new(),
@@ -173,6 +176,15 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// The order pointer and partition count of route `id`, when it keeps per-key order (`order_by`).
+    pub fn order_of(&self, id: &str) -> Option<(&str, u16)> {
+        self.routes
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.order.as_ref())
+            .map(|(p, n)| (p.as_str(), *n))
+    }
+
     /// Every message type some route carries.
     pub fn types(&self) -> HashSet<&str> {
         self.routes
@@ -202,6 +214,8 @@ mod tests {
             to: to.map(v),
             deliver: v(deliver),
             retry: RetryPolicy::default(),
+            order_by: None,
+            order_partitions: None,
         }
     }
 
@@ -366,6 +380,8 @@ mod tests {
                     to,
                     deliver: deliver.into_iter().map(str::to_owned).collect(),
                     retry: RetryPolicy::default(),
+                    order_by: None,
+                    order_partitions: None,
                 })
         }
 

@@ -31,6 +31,30 @@ impl Format for EdxmlFormat {
     async fn prepare(&self, sub: &Submission, schemas: &Schemas<'_>) -> Result<Prepared, ApiError> {
         prepare(self, sub, schemas).await
     }
+
+    /// `order_by = "/payload/…"` on an edXML route: the pointer into the package's header as JSON (element
+    /// local names as keys, as the `document.*` schemas see it, e.g. `/payload/Subject`), with
+    /// `/payload/DocumentId` the document the package is about (a status's ResponseFor document too). The
+    /// package is parsed again, once per ordered copy; `/correlation_id` names the same DocumentId without that.
+    fn order_key(&self, message: &Message, pointer: &str) -> Option<String> {
+        order_key(&message.payload, pointer)
+    }
+}
+
+fn order_key(package: &[u8], pointer: &str) -> Option<String> {
+    let limits = edxml::Limits {
+        max_bytes: package.len(),
+        ..Default::default()
+    };
+    let pkg = edxml::parse(package, &limits).ok()?;
+    if pointer == "/DocumentId" {
+        return pkg.document_id.filter(|d| !d.is_empty());
+    }
+    match pkg.header.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 async fn prepare(
@@ -303,4 +327,29 @@ async fn check_transition(
         .await
         .map_err(state_unavailable)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod order_tests {
+    #[test]
+    fn an_edxml_package_is_ordered_by_its_header() {
+        let sample = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../config/samples/05-document-edxml.xml"),
+        )
+        .unwrap();
+        let pkg = super::edxml::parse(&sample, &Default::default()).unwrap();
+        let id = pkg.document_id.clone().unwrap();
+        assert_eq!(
+            super::order_key(&sample, "/DocumentId").as_deref(),
+            Some(id.as_str())
+        );
+        let subject = pkg.header["Subject"].as_str().unwrap().to_owned();
+        assert_eq!(
+            super::order_key(&sample, "/Subject").as_deref(),
+            Some(subject.as_str())
+        );
+        assert_eq!(super::order_key(&sample, "/NoSuchElement"), None);
+        assert_eq!(super::order_key(b"<not-edxml/>", "/DocumentId"), None);
+    }
 }

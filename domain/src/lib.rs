@@ -135,6 +135,9 @@ impl Plugin for Province {
             admin: Some(admin::router(admin_state.clone())),
             ui: Some(ui::pages(admin_state)),
             listeners,
+            deliveries: Some(Arc::new(dossiers::Delivered {
+                state: ctx.state.clone(),
+            })),
         }
     }
 }

@@ -33,6 +33,16 @@ impl BusProcess {
         Self::spawn_with(config, http, admin, "warn", &[]).await
     }
 
+    /// [`BusProcess::spawn`] with more environment variables (adapters' secrets).
+    pub async fn spawn_with_env(
+        config: &Path,
+        http: u16,
+        admin: u16,
+        vars: &[(&str, &str)],
+    ) -> BusProcess {
+        Self::spawn_with(config, http, admin, "warn", vars).await
+    }
+
     /// As [`Self::spawn`], logging at `rust_log`, with `env` added to the agencies' tokens; stderr goes to
     /// [`Self::log_file`], stdout to the same name with `.out`.
     pub async fn spawn_with(

@@ -53,6 +53,12 @@
 //! - Transient (retried per the route's policy): timeouts, connection errors, HTTP 408/429/5xx (with
 //!   `Retry-After`), a login the portal refused or redirected (the message is not at fault), an answer that is
 //!   not JSON, `error_code` listed in `transient_error_codes`.
+//! - Transient too: a progress row the portal refuses because the dossier "does not exist" ("không tồn tại")
+//!   while this bus has not delivered that dossier's `dossier.submitted` to this adapter (its delivery records
+//!   joined with the dossier's messages, as the province's domain keeps them): the insert is still on its way
+//!   (being retried, on another route or process), so the row waits for it. Once the insert was delivered,
+//!   the same answer is permanent. With `order_by = "/payload/MaHoSo"` on the route the row never overtakes
+//!   its insert in the first place (README, "Per-key order").
 //! - Permanent (dead-lettered at once): any other non-zero `error_code` (reason carries the portal's message,
 //!   `status` the code when numeric, `body_excerpt` the answer), other HTTP 4xx and 3xx, and payload problems
 //!   found before calling the portal (unknown local status, bad date, refused overflow, missing `MaHoSo`, unknown
@@ -71,13 +77,17 @@ mod batch;
 mod portal;
 mod record;
 mod schemas;
+#[cfg(any(test, feature = "test-util"))]
+pub mod standin;
 #[cfg(test)]
 mod tests;
 
 use crate::http_client;
 use crate::registry::{AdapterType, Context};
 use async_trait::async_trait;
-use lienthong_bus::adapter::{Built, Delivery, DeliveryError, Lookup, Sink};
+use lienthong_bus::adapter::{
+    Built, Deliveries, Delivery, DeliveryError, ErrorClass, Lookup, Sink,
+};
 use lienthong_bus::config::{AdapterSpec, Config, HumanDuration, Problem, join};
 use lienthong_bus::message::ContentKind;
 use serde::Deserialize;
@@ -411,6 +421,8 @@ pub struct Dvcqg {
     portal: Arc<PortalClient>,
     rules: Rules,
     batcher: Batcher,
+    /// What the bus delivered (the domain's answer), to judge "does not exist" on a progress row.
+    deliveries: std::sync::OnceLock<Arc<dyn Deliveries>>,
 }
 
 impl Dvcqg {
@@ -429,8 +441,58 @@ impl Dvcqg {
                 on_overflow: cfg.on_overflow,
             },
             batcher,
+            deliveries: std::sync::OnceLock::new(),
         })
     }
+
+    /// A permanent "does not exist" for a progress row is transient while the dossier's insert has not been
+    /// delivered to the portal by this bus: it is on its way (a retry, another route, another process) and the
+    /// row must wait for it, not be dead-lettered. Without the bus's delivery records, it stays permanent.
+    async fn judge_missing_dossier(
+        &self,
+        adapter: &str,
+        ma_ho_so: &str,
+        mut err: DeliveryError,
+    ) -> DeliveryError {
+        if err.class != ErrorClass::Permanent || !says_missing(&err.reason) {
+            return err;
+        }
+        let Some(d) = self.deliveries.get() else {
+            return err;
+        };
+        match d
+            .delivered_about(adapter, "dossier.submitted", ma_ho_so)
+            .await
+        {
+            Ok(true) => err,
+            Ok(false) => {
+                err.class = ErrorClass::Transient;
+                err.reason = format!(
+                    "{} (dossier {ma_ho_so}'s insert has not been delivered to the portal yet; retrying)",
+                    err.reason
+                );
+                err
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot tell whether the dossier's insert was delivered; retrying the row");
+                err.class = ErrorClass::Transient;
+                err
+            }
+        }
+    }
+}
+
+/// Whether a portal error says the dossier does not exist ("không tồn tại", unaccented, or English).
+fn says_missing(reason: &str) -> bool {
+    let r = reason.to_lowercase();
+    [
+        "không tồn tại",
+        "khong ton tai",
+        "does not exist",
+        "not exist",
+    ]
+    .iter()
+    .any(|w| r.contains(w))
 }
 
 #[async_trait]
@@ -453,8 +515,20 @@ impl Sink for Dvcqg {
         let rec = record::prepare(kind, &msg.payload, &self.rules)?;
         match kind {
             Kind::Dossier => self.portal.sync_dossier(&rec).await,
-            Kind::Progress => self.batcher.send(rec).await,
+            Kind::Progress => {
+                let code = rec.ma_ho_so.clone();
+                match self.batcher.send(rec).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(self
+                        .judge_missing_dossier(&delivery.adapter, &code, e)
+                        .await),
+                }
+            }
         }
+    }
+
+    fn attach(&self, deliveries: Arc<dyn Deliveries>) {
+        let _ = self.deliveries.set(deliveries);
     }
 }
 

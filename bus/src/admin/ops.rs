@@ -35,8 +35,12 @@ pub(crate) async fn queue_depths(ctx: &crate::context::Context) -> Vec<(String, 
         .clone();
     let mut ids: Vec<_> = declared.sinks.iter().chain(&declared.mailboxes).collect();
     ids.sort();
+    let (ordered, _) = crate::order::ordered_adapters(&ctx.live.current().config);
     for a in ids {
         queues.push(n.deliver_queue(a));
+        for p in 0..ordered.get(a).copied().unwrap_or(0) {
+            queues.push(n.order_queue(a, p));
+        }
         queues.push(n.dead_queue(a));
     }
     for t in &ctx.live.current().retry_tiers {

@@ -36,6 +36,9 @@ pub struct QueueDecl {
     /// `x-quorum-initial-group-size` (quorum queues only): on how many cluster nodes the queue is replicated
     /// when created; None leaves it to RabbitMQ (every node). From `[bus] quorum_size`.
     pub initial_group_size: Option<u32>,
+    /// `x-single-active-consumer`: one consumer at a time receives, across every connection (the ordered
+    /// partition queues).
+    pub single_active_consumer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,50 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// Adds the order exchange and the partition queues of each ordered adapter (adapter id → partition
+    /// count, [`crate::order::ordered_adapters`]) that has a sink (`sink_adapters`).
+    pub fn with_order(
+        mut self,
+        names: &Names,
+        sink_adapters: &[String],
+        ordered: &std::collections::BTreeMap<String, u16>,
+        delivery_limit: u32,
+    ) -> Self {
+        let ordered: Vec<(&String, &u16)> = ordered
+            .iter()
+            .filter(|(a, _)| sink_adapters.contains(a))
+            .collect();
+        if ordered.is_empty() {
+            return self;
+        }
+        self.exchanges.push(ExchangeDecl {
+            name: names.order_exchange(),
+            kind: ExchangeKind::Direct,
+        });
+        for (a, n) in ordered {
+            for p in 0..*n {
+                self.queues.push(QueueDecl {
+                    name: names.order_queue(a, p),
+                    quorum: true,
+                    single_active_consumer: true,
+                    dead_letter_exchange: Some(names.dead_exchange()),
+                    // The dead-letter exchange is bound by adapter id, not by partition.
+                    dead_letter_routing_key: Some(a.clone()),
+                    delivery_limit: Some(delivery_limit),
+                    ..Default::default()
+                });
+                self.bindings.push(BindingDecl {
+                    queue: names.order_queue(a, p),
+                    exchange: names.order_exchange(),
+                    routing_key: names.order_routing_key(a, p),
+                });
+            }
+        }
+        self
+    }
+}
+
 /// The names of everything under one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -151,6 +198,19 @@ impl Names {
     /// Dead-letter queue of one adapter (drained into the parking lot by the bus).
     pub fn dead_queue(&self, adapter: &str) -> String {
         format!("{}.dlq.{adapter}", self.namespace)
+    }
+    /// Direct exchange of ordered copies; routing key = [`Names::order_routing_key`].
+    pub fn order_exchange(&self) -> String {
+        format!("{}.order", self.namespace)
+    }
+    /// Partition queue `partition` of an ordered adapter (single active consumer).
+    pub fn order_queue(&self, adapter: &str, partition: u16) -> String {
+        format!("{}.order.{adapter}.{partition}", self.namespace)
+    }
+    /// Routing key of partition `partition` of `adapter` on the order exchange. The partition is the last
+    /// dot-separated part and a number, so two adapters' keys never meet even when ids contain dots.
+    pub fn order_routing_key(&self, adapter: &str, partition: u16) -> String {
+        format!("{adapter}.{partition}")
     }
     /// Fanout exchange and TTL queue of one retry delay tier.
     pub fn retry_tier(&self, delay: Duration) -> String {

@@ -540,6 +540,7 @@ impl Config {
                     }
                 }
             }
+            problems.extend(r.order_problems(&p));
             if r.retry.backoff.is_empty() && r.retry.attempts > 0 {
                 problems.push(Problem::new(
                     format!("{p}.retry.backoff"),
@@ -547,6 +548,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(crate::order::ordered_adapters(self).1);
         problems
     }
 }

@@ -71,6 +71,58 @@ pub struct RouteConfig {
     /// can be reached).
     pub deliver: Vec<String>,
     /// Retry policy for deliveries made by this route. Default `{ attempts = 5, backoff = ["1s","10s","1m","10m","1h"] }`.
+    /// On an ordered route (`order_by`) the waits happen in the bus, the failing message held unacknowledged
+    /// while later messages of its key wait behind it (see `order_by`).
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Per-key order: a JSON pointer (RFC 6901) into the message's envelope naming its order key, e.g.
+    /// `"/payload/case_id"`; also `/id`, `/type`, `/from`, `/to/0`, `/correlation_id` (`/payload/…` of a
+    /// non-JSON message is answered by the domain's format). For each
+    /// adapter of this route, messages with the same key are delivered in the order they were accepted,
+    /// across retries, reconnects and bus processes: a later message waits while an earlier one of its key is
+    /// being retried, and a dead-lettered one releases its key (its DLQ entry says so in header
+    /// `lt-order-note`). Different keys flow in parallel. A message without a value there (or with an
+    /// object, array or null there) is refused at ingress: 422 `schema_violation` naming the pointer. A key is
+    /// a string or a number (its JSON text). Absent (the default): no order is kept.
+    #[serde(default)]
+    pub order_by: Option<String>,
+    /// With `order_by`: how many partition queues (`<namespace>.order.<adapter>.<n>`, single active consumer
+    /// each) an adapter's ordered messages are spread over by a hash of their key; keys of one partition
+    /// share its prefetch window (`bus.prefetch`). Every ordered route reaching one adapter must give the
+    /// same number. 1–1024; default 16. Changing it re-partitions keys: change it while the adapter's
+    /// ordered queues are empty.
+    #[serde(default)]
+    pub order_partitions: Option<u16>,
+}
+
+/// Partition queues per ordered adapter when a route does not say.
+pub const DEFAULT_ORDER_PARTITIONS: u16 = 16;
+
+impl RouteConfig {
+    /// The route's partition count when it is ordered.
+    pub fn partitions(&self) -> u16 {
+        self.order_partitions.unwrap_or(DEFAULT_ORDER_PARTITIONS)
+    }
+
+    /// Problems of `order_by` / `order_partitions`, at their key paths under `at` (`routes[2]`).
+    pub fn order_problems(&self, at: &str) -> Vec<super::Problem> {
+        let mut problems = Vec::new();
+        if let Some(p) = &self.order_by
+            && let Err(e) = crate::order::check_pointer(p)
+        {
+            problems.push(super::Problem::new(format!("{at}.order_by"), e));
+        }
+        match (self.order_partitions, &self.order_by) {
+            (Some(_), None) => problems.push(super::Problem::new(
+                format!("{at}.order_partitions"),
+                "only means something with `order_by`",
+            )),
+            (Some(n), Some(_)) if !(1..=1024).contains(&n) => problems.push(super::Problem::new(
+                format!("{at}.order_partitions"),
+                "must be 1 to 1024",
+            )),
+            _ => {}
+        }
+        problems
+    }
 }

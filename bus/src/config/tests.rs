@@ -255,3 +255,62 @@ fn what_follows_from_a_default_put_in_place_of_a_bad_key_is_not_reported() {
     );
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
+
+#[test]
+fn order_keys_are_checked_at_their_key_paths() {
+    let ordered = GOOD.replace(
+        "deliver = [\"stp-inbox\"]",
+        "deliver = [\"stp-inbox\"]\norder_by = \"/payload/case_id\"",
+    );
+    let c = parse(&ordered).unwrap();
+    assert_eq!(c.routes[0].order_by.as_deref(), Some("/payload/case_id"));
+    assert_eq!(c.routes[0].partitions(), route::DEFAULT_ORDER_PARTITIONS);
+    assert_eq!(
+        crate::order::ordered_adapters(&c).0,
+        BTreeMap::from([("stp-inbox".to_string(), 16)])
+    );
+    let problems = |text: &str| {
+        parse(text)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect::<Vec<_>>()
+    };
+    let bad = ordered.replace("\"/payload/case_id\"", "\"payload/case_id\"");
+    let p = problems(&bad);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("routes[0].order_by: `payload/case_id` is not a JSON pointer")),
+        "{p:?}"
+    );
+    let bad = ordered.replace("\"/payload/case_id\"", "\"/payload/case~id\"");
+    assert!(
+        problems(&bad)
+            .iter()
+            .any(|p| p.starts_with("routes[0].order_by:") && p.contains("~0")),
+    );
+    let bad = GOOD.replace(
+        "deliver = [\"stp-inbox\"]",
+        "deliver = [\"stp-inbox\"]\norder_partitions = 4",
+    );
+    assert!(problems(&bad).iter().any(|p| {
+        p.starts_with("routes[0].order_partitions: only means something with `order_by`")
+    }));
+    let bad = ordered.clone() + "order_partitions = 0\n";
+    assert!(
+        problems(&bad)
+            .iter()
+            .any(|p| p == "routes[0].order_partitions: must be 1 to 1024")
+    );
+    // Two ordered routes sharing an adapter must agree on its partitions.
+    let bad = ordered.clone()
+        + "\n[[routes]]\nid = \"r2\"\ntypes = [\"x\"]\ndeliver = [\"stp-inbox\"]\norder_by = \"/correlation_id\"\norder_partitions = 4\n";
+    let p = problems(&bad);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("routes[1].order_partitions:")
+                && p.contains("already has 16 order partitions from routes[0]")),
+        "{p:?}"
+    );
+}

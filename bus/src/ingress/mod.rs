@@ -187,6 +187,18 @@ impl Ingress {
                 .increment(1);
             return Err(e);
         }
+        // Order keys before the idempotency claim: a message refused for lacking its key must not hold its
+        // id, so the corrected message can be sent under it. (The router is fixed, so routing again below
+        // gives the same targets in the same order.)
+        let early = live.router.route(&meta.kind, &meta.from, &meta.to);
+        let orders = match self.order_keys(live, &message, &early) {
+            Ok(o) => o,
+            Err(e) => {
+                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+                    .increment(1);
+                return Err(e);
+            }
+        };
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
             match ctx.state.ingress_claim(&meta.from, id, &digest).await {
@@ -216,17 +228,24 @@ impl Ingress {
             }
         }
         let decision = route(live, meta)?;
+        debug_assert_eq!(decision.targets, early.targets);
         let timeout = ctx.config.bus.publish_timeout.get();
-        let exchange = ctx.names.deliver_exchange();
-        let publishes = decision.targets.iter().map(|t| {
-            let env =
-                AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent).to_envelope();
-            let exchange = exchange.clone();
-            async move {
-                ctx.broker
-                    .publish(&exchange, &t.adapter, &env, timeout)
-                    .await
-            }
+        let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
+            let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent);
+            // An ordered copy goes to its key's partition queue, an unordered one to the adapter's queue.
+            let (exchange, key, env) = match order {
+                Some((key, p)) => (
+                    ctx.names.order_exchange(),
+                    ctx.names.order_routing_key(&t.adapter, p),
+                    copy.ordered(key, p).to_envelope(),
+                ),
+                None => (
+                    ctx.names.deliver_exchange(),
+                    t.adapter.clone(),
+                    copy.to_envelope(),
+                ),
+            };
+            async move { ctx.broker.publish(&exchange, &key, &env, timeout).await }
         });
         let confirmed = futures::future::join_all(publishes).await;
         // Every copy is settled by the broker, so the payload (a whole XML document can be 27 MB) is released
@@ -323,6 +342,44 @@ fn route(live: &Snapshot, meta: &Meta) -> Result<Decision, ApiError> {
 }
 
 impl Ingress {
+    /// For each target, its order key and partition when its route keeps per-key order (`order_by`). A
+    /// message with no key where an ordered route looks is refused (422 `schema_violation` at the pointer):
+    /// sent unordered, it could overtake or be overtaken by the messages its route promises to keep in order.
+    fn order_keys(
+        &self,
+        live: &Snapshot,
+        message: &Message,
+        decision: &Decision,
+    ) -> Result<Vec<Option<(String, u16)>>, ApiError> {
+        let router = &live.router;
+        let format = self.formats.iter().find(|f| f.content() == message.content);
+        let payload_key = |m: &Message, below: &str| format.and_then(|f| f.order_key(m, below));
+        decision
+            .targets
+            .iter()
+            .map(|t| {
+                let Some((pointer, partitions)) = router.order_of(&t.route) else {
+                    return Ok(None);
+                };
+                match crate::order::key_of(message, pointer, &payload_key) {
+                    Some(key) => {
+                        let p = crate::order::partition(&key, partitions);
+                        Ok(Some((key, p)))
+                    }
+                    None => Err(ApiError::new(
+                        code::SCHEMA_VIOLATION,
+                        format!(
+                            "route `{}` keeps its messages in order by `{pointer}`, and this message has no \
+                             string or number there",
+                            t.route
+                        ),
+                    )
+                    .at(pointer, "required by the route's order_by: a string or a number")),
+                }
+            })
+            .collect()
+    }
+
     /// Parse, sender, type, schema (the JSON envelope, or the plugin's format for other content).
     async fn prepare(&self, live: &Snapshot, sub: &Submission) -> Result<Prepared, ApiError> {
         match sub.content {
@@ -361,6 +418,7 @@ impl Ingress {
         let live = self.ctx.live.current();
         let prepared = self.prepare(&live, &sub).await?;
         let decision = route(&live, &prepared.message.meta)?;
+        self.order_keys(&live, &prepared.message, &decision)?;
         let adapters = decision.targets.into_iter().map(|t| t.adapter).collect();
         Ok((
             Accepted {

@@ -163,6 +163,11 @@ impl Adapters {
                 prefetch: self.ctx.config.bus.prefetch,
                 publish_timeout: self.ctx.config.bus.publish_timeout.get(),
                 grace: self.grace,
+                partitions: crate::order::ordered_adapters(&self.ctx.live.current().config)
+                    .0
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(0),
             };
             spawn_on(&self.work, worker::run(w, retire.clone()));
             self.record_dead_letters(&id);

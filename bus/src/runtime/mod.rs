@@ -5,6 +5,7 @@
 
 mod adapters;
 mod dlq;
+mod ordered;
 mod reload;
 mod worker;
 
@@ -127,9 +128,11 @@ pub async fn start(
         v
     };
     let sink_ids = ids(|b| b.sink.is_some());
+    let (ordered, _) = crate::order::ordered_adapters(&config);
     let mailbox_ids = ids(|b| b.mailbox.is_some());
     let topo = topology::build(&names, &sink_ids, &tiers, config.bus.delivery_limit)
         .with_mailboxes(&names, &mailbox_ids)
+        .with_order(&names, &sink_ids, &ordered, config.bus.delivery_limit)
         .with_quorum_size(config.bus.quorum_size);
     let broker = Broker::start(
         config.bus.broker_url.urls(),
@@ -144,6 +147,11 @@ pub async fn start(
     });
     let mut adapters_built = Vec::new();
     for (spec, b) in built {
+        // What a sink may ask about earlier deliveries (the plugin's answer; e.g. the portal adapter's
+        // "has this dossier's insert been delivered?").
+        if let (Some(d), Some(sink)) = (&hooks.deliveries, &b.sink) {
+            sink.attach(d.clone());
+        }
         let mailbox = b.mailbox.map(|m| {
             Arc::new(crate::mailbox::Mailbox::new(
                 &spec.id,

@@ -125,6 +125,14 @@ fn fixed_changes(running: &Config, new: &Config) -> Vec<Problem> {
             ));
         }
     }
+    // Ordered routes have partition queues of their own, declared and consumed from the start.
+    if crate::order::ordered_adapters(running).0 != crate::order::ordered_adapters(new).0 {
+        out.push(Problem::new(
+            "routes",
+            "which adapters keep per-key order (`order_by`, `order_partitions`) changed; a reload cannot \
+             change that: restart the bus",
+        ));
+    }
     let names: BTreeSet<&String> = running.sections.keys().chain(new.sections.keys()).collect();
     for name in names {
         if running.sections.get(name) != new.sections.get(name) {

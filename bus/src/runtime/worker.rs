@@ -42,10 +42,23 @@ pub(super) struct Worker {
     pub publish_timeout: Duration,
     /// How long a shutdown waits for deliveries in progress.
     pub grace: Duration,
+    /// Ordered partition queues of this adapter (`[[routes]] order_by`); 0 when no ordered route reaches it.
+    pub partitions: u16,
 }
 
 pub(super) async fn run(w: Worker, stop: CancellationToken) {
     let w = Arc::new(w);
+    // The ordered partitions' deliveries in progress share one bound, as the unordered queue's do.
+    let sink_calls = Arc::new(tokio::sync::Semaphore::new(usize::from(w.prefetch.max(1))));
+    let mut partitions = tokio::task::JoinSet::new();
+    for p in 0..w.partitions {
+        partitions.spawn(super::ordered::run(
+            w.clone(),
+            p,
+            sink_calls.clone(),
+            stop.clone(),
+        ));
+    }
     let queue = w.names.deliver_queue(&w.adapter);
     crate::broker::supervise::consume_until(
         &w.broker,
@@ -59,17 +72,23 @@ pub(super) async fn run(w: Worker, stop: CancellationToken) {
         },
     )
     .await;
+    while partitions.join_next().await.is_some() {}
 }
 
 /// Marks (adapter, sender, id) as being delivered by this process; a second copy waits for the first to finish, so
 /// its `was_delivered` check sees the first one's outcome.
-struct InFlight<'a> {
+pub(super) struct InFlight<'a> {
     busy: &'a Busy,
     key: (String, String, String),
 }
 
 impl<'a> InFlight<'a> {
-    async fn claim(busy: &'a Busy, adapter: &str, sender: &str, id: &str) -> InFlight<'a> {
+    pub(super) async fn claim(
+        busy: &'a Busy,
+        adapter: &str,
+        sender: &str,
+        id: &str,
+    ) -> InFlight<'a> {
         let key = (adapter.to_owned(), sender.to_owned(), id.to_owned());
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
@@ -134,73 +153,24 @@ async fn handle(w: &Worker, incoming: Incoming) {
         }
     }
     let attempt = copy.attempts + 1;
-    let delivery = Delivery {
-        message: copy.message.clone(),
-        route: copy.route.clone(),
-        adapter: adapter.clone(),
-        attempt,
-        traceparent: copy.traceparent.clone(),
-    };
-    let started = Instant::now();
-    // A sink that panics must not take the message with it: the delivery goes back to its queue, and the
-    // quorum queue's delivery limit dead-letters it if it keeps crashing (reason `delivery_limit`).
-    let result = match std::panic::AssertUnwindSafe(sink.deliver(&delivery))
-        .catch_unwind()
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::error!(id = %id, adapter = %adapter, "The adapter crashed delivering this message; returning it to its queue");
-            metrics::counter!("lienthong_adapter_panics_total", "adapter" => adapter.clone())
-                .increment(1);
-            let _ = incoming.acker.reject(true).await;
-            return;
-        }
-    };
-    metrics::histogram!("lienthong_delivery_seconds", "adapter" => adapter.clone())
-        .record(started.elapsed().as_secs_f64());
-    let err = match result {
-        Ok(()) => {
-            // The delivery mark and the evidence record go into the same group commit.
-            let event = Event::new(Kind::Delivered, sender, id)
-                .with("adapter", adapter.clone())
-                .with("route", copy.route.clone())
-                .with("attempt", attempt)
-                .with("receiver_status", "accepted");
-            let (marked, evidenced) = tokio::join!(
-                w.state.mark_delivered(adapter, sender, id),
-                w.state.record(event)
-            );
-            if let Err(e) = marked {
-                tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
-            }
-            evidence_failed(evidenced);
-            metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
-                .increment(1);
-            metrics::counter!("lienthong_route_messages_total", "route" => copy.route.clone(), "outcome" => "delivered")
-                .increment(1);
-            tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
+    let err = match try_once(w, sink.as_ref(), &copy).await {
+        Tried::Delivered => {
             let _ = incoming.acker.ack().await;
             return;
         }
-        Err(e) => e,
+        // A sink that panics must not take the message with it: the delivery goes back to its queue, and the
+        // quorum queue's delivery limit dead-letters it if it keeps crashing (reason `delivery_limit`).
+        Tried::Crashed => {
+            tracing::error!(id = %id, adapter = %adapter, "The adapter crashed delivering this message; returning it to its queue");
+            let _ = incoming.acker.reject(true).await;
+            return;
+        }
+        Tried::Failed(e) => e,
     };
     let now = now_rfc3339();
-    let mut next = copy.clone();
-    next.attempts = attempt;
-    next.first_attempt_at.get_or_insert_with(|| now.clone());
-    next.last_attempt_at = Some(now.clone());
-    next.last_error = Some(err.reason.clone());
-    next.last_status = err.status;
-    next.body_excerpt = err.body_excerpt.clone();
-    // The route the copy was accepted with: as the config in force has it, or as it was when this worker
-    // started if a reload removed it since.
+    let next = after_failure(&copy, &err, &now);
     let live = w.live.current();
-    let policy = if live.router.has_route(&copy.route) {
-        live.router.retry_policy(&copy.route)
-    } else {
-        w.routes_at_start.retry_policy(&copy.route)
-    };
+    let policy = policy_of(w, &copy.route);
     let retry_in = match err.class {
         ErrorClass::Transient => policy
             .delay_before_retry(attempt)
@@ -258,6 +228,100 @@ async fn handle(w: &Worker, incoming: Incoming) {
             let _ = incoming.acker.reject(true).await;
         }
     }
+}
+
+/// The retry policy of the route a copy was accepted with: as the config in force has it, or as it was when
+/// this worker started if a reload removed it since.
+pub(super) fn policy_of(w: &Worker, route: &str) -> crate::config::RetryPolicy {
+    let live = w.live.current();
+    if live.router.has_route(route) {
+        live.router.retry_policy(route)
+    } else {
+        w.routes_at_start.retry_policy(route)
+    }
+}
+
+/// What one attempt came to.
+pub(super) enum Tried {
+    /// Delivered and recorded (`mark_delivered`); ack it.
+    Delivered,
+    /// The sink refused or failed it.
+    Failed(crate::adapter::DeliveryError),
+    /// The sink panicked (counted in `lienthong_adapter_panics_total`).
+    Crashed,
+}
+
+/// One delivery attempt of `copy` (attempt number `copy.attempts + 1`): the sink's call, timed; a success is
+/// recorded in the state store before the caller acks.
+pub(super) async fn try_once(w: &Worker, sink: &dyn Sink, copy: &AdapterCopy) -> Tried {
+    let (id, sender, adapter) = (
+        &copy.message.meta.id,
+        &copy.message.meta.from,
+        &copy.adapter,
+    );
+    let attempt = copy.attempts + 1;
+    let delivery = Delivery {
+        message: copy.message.clone(),
+        route: copy.route.clone(),
+        adapter: adapter.clone(),
+        attempt,
+        traceparent: copy.traceparent.clone(),
+    };
+    let started = Instant::now();
+    let result = match std::panic::AssertUnwindSafe(sink.deliver(&delivery))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            metrics::counter!("lienthong_adapter_panics_total", "adapter" => adapter.clone())
+                .increment(1);
+            return Tried::Crashed;
+        }
+    };
+    metrics::histogram!("lienthong_delivery_seconds", "adapter" => adapter.clone())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            // The delivery mark and the evidence record go into the same group commit.
+            let event = Event::new(Kind::Delivered, sender, id)
+                .with("adapter", adapter.clone())
+                .with("route", copy.route.clone())
+                .with("attempt", attempt)
+                .with("receiver_status", "accepted");
+            let (marked, evidenced) = tokio::join!(
+                w.state.mark_delivered(adapter, sender, id),
+                w.state.record(event)
+            );
+            if let Err(e) = marked {
+                tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
+            }
+            evidence_failed(evidenced);
+            metrics::counter!("lienthong_delivered_total", "adapter" => adapter.clone())
+                .increment(1);
+            metrics::counter!("lienthong_route_messages_total", "route" => copy.route.clone(), "outcome" => "delivered")
+                .increment(1);
+            tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
+            Tried::Delivered
+        }
+        Err(e) => Tried::Failed(e),
+    }
+}
+
+/// The copy after a failed attempt: one more attempt counted, and what went wrong.
+pub(super) fn after_failure(
+    copy: &AdapterCopy,
+    err: &crate::adapter::DeliveryError,
+    now: &str,
+) -> AdapterCopy {
+    let mut next = copy.clone();
+    next.attempts = copy.attempts + 1;
+    next.first_attempt_at.get_or_insert_with(|| now.to_owned());
+    next.last_attempt_at = Some(now.to_owned());
+    next.last_error = Some(err.reason.clone());
+    next.last_status = err.status;
+    next.body_excerpt = err.body_excerpt.clone();
+    next
 }
 
 #[cfg(test)]

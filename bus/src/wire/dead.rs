@@ -9,7 +9,7 @@ use super::*;
 use crate::state::{DLQ_PARKED, DlqEntry};
 
 /// Headers kept with a parked message to republish it: the message's own, not its delivery history.
-const KEPT: [&str; 10] = [
+const KEPT: [&str; 13] = [
     LAYOUT,
     TYPE,
     VERSION,
@@ -20,6 +20,9 @@ const KEPT: [&str; 10] = [
     ROUTE,
     ADAPTER,
     TRACEPARENT,
+    ORDER_KEY,
+    ORDER_PARTITION,
+    ORDER_NOTE,
 ];
 
 impl AdapterCopy {
@@ -30,6 +33,15 @@ impl AdapterCopy {
             .insert(REASON.into(), HeaderValue::Str(reason.into()));
         env.headers
             .insert(DEAD_LETTERED_AT.into(), HeaderValue::Str(at.into()));
+        if let Some((key, _)) = &self.order {
+            env.headers.insert(
+                ORDER_NOTE.into(),
+                HeaderValue::Str(format!(
+                    "order key `{key}` released: later messages with this key were delivered without \
+                     waiting for this one; a replay delivers it after them"
+                )),
+            );
+        }
         env
     }
 }
@@ -120,6 +132,8 @@ pub fn replay(e: &DlqEntry) -> Envelope {
         }
     }
     headers.insert(ATTEMPTS.into(), HeaderValue::Int(0));
+    // The note is about the parked copy; the replayed one holds its key again.
+    headers.remove(ORDER_NOTE);
     Envelope {
         message_id: Some(e.id.clone()),
         content_type: Some(e.content_type.clone()),
@@ -177,6 +191,22 @@ mod tests {
         assert_eq!(again.message, c.message);
         assert_eq!(again.attempts, 0);
         assert_eq!(again.last_error, None);
+    }
+
+    #[test]
+    fn an_ordered_dead_letter_says_it_released_its_key_and_replays_into_its_partition() {
+        let c = copy().ordered("HS-1".into(), 3);
+        let entry = parked(&c.to_dead_letter("retries_exhausted", "now"), "stp", "now");
+        let note = entry.headers[ORDER_NOTE].as_str().unwrap();
+        assert!(note.contains("`HS-1` released"), "{note}");
+        let env = replay(&entry);
+        assert_eq!(env.header_str(ORDER_NOTE), None);
+        let again = AdapterCopy::from_envelope(&env, "stp").unwrap();
+        assert_eq!(again.order, Some(("HS-1".into(), 3)));
+        assert_eq!(
+            copy().to_dead_letter("x", "now").header_str(ORDER_NOTE),
+            None
+        );
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub const BODY_EXCERPT: &str = "lt-body-excerpt";
 pub const REASON: &str = "lt-reason";
 pub const DEAD_LETTERED_AT: &str = "lt-dead-lettered-at";
 pub const TRACEPARENT: &str = "traceparent";
+/// On an ordered copy (`[[routes]] order_by`): its order key, and the partition queue it was published to.
+pub const ORDER_KEY: &str = "lt-order-key";
+pub const ORDER_PARTITION: &str = "lt-order-partition";
+/// On an ordered dead letter: that its key was released (later messages of the key went on without it).
+pub const ORDER_NOTE: &str = "lt-order-note";
 /// The layout version of a copy (absent = 1).
 pub const LAYOUT: &str = "lt-layout";
 /// The layout this build writes and reads.
@@ -53,6 +58,9 @@ pub struct AdapterCopy {
     pub last_status: Option<i64>,
     pub body_excerpt: Option<String>,
     pub traceparent: String,
+    /// Its order key and partition when its route keeps per-key order (`lt-order-key`,
+    /// `lt-order-partition`); None for unordered copies.
+    pub order: Option<(String, u16)>,
 }
 
 impl AdapterCopy {
@@ -68,7 +76,14 @@ impl AdapterCopy {
             last_status: None,
             body_excerpt: None,
             traceparent: traceparent.into(),
+            order: None,
         }
+    }
+
+    /// The same copy, ordered by `key` in partition `partition`.
+    pub fn ordered(mut self, key: String, partition: u16) -> Self {
+        self.order = Some((key, partition));
+        self
     }
 
     pub fn to_envelope(&self) -> Envelope {
@@ -96,6 +111,13 @@ impl AdapterCopy {
             if let Some(v) = v {
                 s(k, v);
             }
+        }
+        if let Some((key, partition)) = &self.order {
+            h.insert(ORDER_KEY.into(), HeaderValue::Str(key.clone()));
+            h.insert(
+                ORDER_PARTITION.into(),
+                HeaderValue::Int(i64::from(*partition)),
+            );
         }
         h.insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION));
         h.insert(VERSION.into(), HeaderValue::Int(m.version as i64));
@@ -165,6 +187,10 @@ impl AdapterCopy {
             last_status: e.header_int(LAST_STATUS),
             body_excerpt: opt(BODY_EXCERPT),
             traceparent: opt(TRACEPARENT).unwrap_or_else(crate::message::new_traceparent),
+            order: opt(ORDER_KEY).map(|k| {
+                let p = e.header_int(ORDER_PARTITION).unwrap_or(0);
+                (k, u16::try_from(p.max(0)).unwrap_or(u16::MAX))
+            }),
         })
     }
 }
@@ -244,6 +270,9 @@ mod tests {
         c.attempts = 3;
         c.last_status = Some(503);
         c.last_error = Some("HTTP 503".into());
+        let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
+        assert_eq!(back, c);
+        let c = c.ordered("C-0001".into(), 11);
         let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
     }

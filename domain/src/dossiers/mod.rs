@@ -8,6 +8,7 @@
 //! as a step of its timeline. The admin API shows one dossier, searches them and counts on-time rates; the
 //! public lookup shows a citizen the little they may see.
 
+mod delivered;
 mod query;
 mod read;
 mod row;
@@ -15,6 +16,7 @@ pub mod rules;
 pub mod store;
 
 use async_trait::async_trait;
+pub use delivered::Delivered;
 use lienthong_bus::message::Meta;
 use lienthong_bus::plugin::Observer;
 pub use query::{Page, Search, StatsRow};

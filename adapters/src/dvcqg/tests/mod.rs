@@ -1,14 +1,13 @@
 mod redirects;
-mod standin;
 
 use super::record::{self, Kind, Rules};
+use super::standin::{Expiry, Fault, PASSWORD, Portal, USER};
 use super::*;
 use crate::testing::{build, check};
 use bytes::Bytes;
 use lienthong_bus::adapter::ErrorClass;
 use lienthong_bus::message::{Message, Meta};
 use serde_json::{Value, json};
-use standin::{Expiry, Fault, PASSWORD, Portal, USER};
 use std::path::Path;
 use std::time::Duration;
 
@@ -968,4 +967,67 @@ fn unknown_keys_and_bad_values_are_named() {
     ] {
         assert!(paths.iter().any(|p| p == want), "{want} in {paths:?}");
     }
+}
+
+/// The bus's delivery records as a set of dossier codes whose insert was delivered.
+struct Inserted(std::collections::HashSet<String>);
+
+#[async_trait::async_trait]
+impl lienthong_bus::adapter::Deliveries for Inserted {
+    async fn delivered_about(
+        &self,
+        adapter: &str,
+        kind: &str,
+        subject: &str,
+    ) -> Result<bool, String> {
+        assert_eq!((adapter, kind), ("dvcqg", "dossier.submitted"));
+        Ok(self.0.contains(subject))
+    }
+}
+
+#[tokio::test]
+async fn does_not_exist_on_progress_waits_for_an_insert_not_yet_delivered() {
+    let portal = Portal::start().await;
+    portal.with(|s| s.progress_needs_dossier = true);
+    let row = progress("H40-260105-00001", "dang-xu-ly", 1);
+    // Without the bus's records the portal's answer stands: permanent.
+    let a = adapter(&portal, "");
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
+    assert!(e.reason.contains("không tồn tại"), "{}", e.reason);
+    // The insert was not delivered by this bus yet: the row waits for it (transient).
+    let a = adapter(&portal, "");
+    a.attach(Arc::new(Inserted(Default::default())));
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient, "{e:?}");
+    assert!(
+        e.reason.contains("insert has not been delivered"),
+        "{}",
+        e.reason
+    );
+    // The insert was delivered, and the portal still says it does not exist: permanent.
+    let a = adapter(&portal, "");
+    a.attach(Arc::new(Inserted(["H40-260105-00001".to_string()].into())));
+    let e = deliver(&a, "dossier.status-changed", &row)
+        .await
+        .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
+    // Other refusals are untouched.
+    portal.with(|s| {
+        s.reject_progress_of.insert("H40-260105-00002".into());
+    });
+    let a = adapter(&portal, "");
+    a.attach(Arc::new(Inserted(Default::default())));
+    let e = deliver(
+        &a,
+        "dossier.status-changed",
+        &progress("H40-260105-00002", "dang-xu-ly", 2),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.class, ErrorClass::Permanent, "{e:?}");
 }

@@ -1,8 +1,8 @@
 //! A portal address that redirects to another origin (another port here) never receives the account's user
 //! name, password or session there: redirects are not followed (see `crate::http_client`).
 
-use super::standin::{PASSWORD, USER};
 use super::*;
+use crate::dvcqg::standin::{PASSWORD, USER};
 use crate::http_client::redirect_trap::{Trap, redirect, redirector, serve};
 use axum::http::Uri;
 use axum::routing::post;

@@ -71,6 +71,9 @@ pub(super) async fn declare(conn: &Connection, t: &Topology) -> Result<(), Strin
                 AMQPValue::LongLongInt(limit as i64),
             );
         }
+        if q.single_active_consumer {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        }
         if let (true, Some(n)) = (q.quorum, q.initial_group_size) {
             args.insert(
                 "x-quorum-initial-group-size".into(),

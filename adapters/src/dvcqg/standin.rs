@@ -1,6 +1,7 @@
 //! A stand-in for the portal's integration adapter, behaving as the portal's integration guide describes: sessions from
 //! `/auth`, `DongBoHoSoMC` insert/update with "already exists", `CapNhatTienDoHoSoMC` rows, `TraCuuHoSo`.
-//! It records every call and can expire sessions (after N calls or on demand) and inject faults.
+//! It records every call and can expire sessions (after N calls or on demand) and inject faults. Also used by
+//! the workspace's integration tests (feature `test-util`).
 
 use axum::Router;
 use axum::extract::State;
@@ -62,6 +63,16 @@ pub struct PortalState {
     faults: Vec<(String, u32, Fault)>,
     /// Progress batches containing a row for one of these dossiers are refused with error_code 7.
     pub reject_progress_of: HashSet<String>,
+    /// The account `/auth` accepts (default [`USER`], [`PASSWORD`]).
+    pub user: String,
+    pub password: String,
+    /// As the real portal: a progress row for a dossier it does not hold is refused with error_code 4
+    /// "không tồn tại" (does not exist). Off by default.
+    pub progress_needs_dossier: bool,
+    /// Inserts (`DongBoHoSoMC`) of these dossiers are answered with this HTTP status this many more times.
+    pub fail_inserts_of: HashMap<String, (u32, u16)>,
+    /// What the portal took, in the order it took it: (`MaHoSo`, `"insert"`/`"update"`/`"progress"`, row).
+    pub taken: Vec<(String, &'static str, Value)>,
 }
 
 #[derive(Clone)]
@@ -86,6 +97,11 @@ impl Portal {
             progress: Vec::new(),
             faults: Vec::new(),
             reject_progress_of: HashSet::new(),
+            user: USER.into(),
+            password: PASSWORD.into(),
+            progress_needs_dossier: false,
+            fail_inserts_of: HashMap::new(),
+            taken: Vec::new(),
         }));
         let app = Router::new()
             .route("/auth", post(auth))
@@ -152,7 +168,11 @@ async fn auth(
         tokio::time::sleep(delay).await;
     }
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    if v["username"] != USER || v["password"] != PASSWORD {
+    let (user, password) = {
+        let s = st.lock().unwrap();
+        (s.user.clone(), s.password.clone())
+    };
+    if v["username"] != user || v["password"] != password {
         return axum::Json(json!({"error_code": 1, "message": "Sai tên đăng nhập hoặc mật khẩu"}))
             .into_response();
     }
@@ -238,6 +258,16 @@ async fn service(State(st): State<Arc<Mutex<PortalState>>>, body: String) -> Res
                     return answer("2", &format!("Dữ liệu không hợp lệ: {e}"));
                 }
                 let code = row["MaHoSo"].as_str().unwrap_or_default().to_owned();
+                if let Some((left, status)) = s.fail_inserts_of.get_mut(&code)
+                    && *left > 0
+                {
+                    *left -= 1;
+                    return (
+                        StatusCode::from_u16(*status).unwrap(),
+                        "<html>upstream error</html>",
+                    )
+                        .into_response();
+                }
                 let exists = s.dossiers.contains_key(&code);
                 match (body["isUpdating"].as_str(), exists) {
                     (Some("False"), true) => {
@@ -246,7 +276,9 @@ async fn service(State(st): State<Arc<Mutex<PortalState>>>, body: String) -> Res
                     (Some("True"), false) => {
                         return answer("4", &format!("Hồ sơ {code} không tồn tại"));
                     }
-                    (Some("False" | "True"), _) => {
+                    (Some(flag @ ("False" | "True")), _) => {
+                        let what = if flag == "False" { "insert" } else { "update" };
+                        s.taken.push((code.clone(), what, row.clone()));
                         s.dossiers.insert(code, row.clone());
                     }
                     _ => return answer("2", "isUpdating phải là True hoặc False"),
@@ -266,6 +298,13 @@ async fn service(State(st): State<Arc<Mutex<PortalState>>>, body: String) -> Res
                 if s.reject_progress_of.contains(code) {
                     return answer("7", &format!("Mã hồ sơ {code} không hợp lệ"));
                 }
+                if s.progress_needs_dossier && !s.dossiers.contains_key(code) {
+                    return answer("4", &format!("Hồ sơ {code} không tồn tại"));
+                }
+            }
+            for row in rows {
+                let code = row["MaHoSo"].as_str().unwrap_or_default().to_owned();
+                s.taken.push((code, "progress", row.clone()));
             }
             s.progress.extend(rows.iter().cloned());
             answer("0", "Cập nhật tiến độ thành công")
