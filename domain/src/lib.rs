@@ -21,6 +21,7 @@ pub mod config;
 pub mod documents;
 pub mod dossiers;
 pub mod edxml_ingress;
+pub mod feedback;
 pub mod public;
 mod tables;
 #[cfg(test)]
@@ -120,9 +121,12 @@ impl Plugin for Province {
                 documents: documents.clone(),
                 config: ctx.config.clone(),
             })],
-            observers: vec![Arc::new(dossiers::Tracker {
-                store: dossiers.clone(),
-            })],
+            observers: vec![
+                Arc::new(dossiers::Tracker {
+                    store: dossiers.clone(),
+                }),
+                Arc::new(feedback::FeedbackTracker::new(ctx.state.clone())),
+            ],
             admin: Some(admin::router(admin::AdminState {
                 state: ctx.state.clone(),
                 dossiers,

@@ -261,20 +261,27 @@ impl Ingress {
             id: meta.id.clone(),
             routes: decision.routes,
         };
-        if let Some(id) = &client_id
-            && let Err(e) = ctx
-                .state
-                .ingress_record(&meta.from, id, &digest, &accepted)
-                .await
-        {
-            // The message is safely queued; a resubmission would be de-duplicated at delivery.
-            tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
-        }
-        if let Some(observed) = &observed {
-            for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
-                o.accepted(meta, observed).await;
+        // The idempotency record and the observers' writes (a plugin's tracking rows) go to the state store's
+        // write lane side by side, so they usually share one group commit.
+        let record = async {
+            if let Some(id) = &client_id
+                && let Err(e) = ctx
+                    .state
+                    .ingress_record(&meta.from, id, &digest, &accepted)
+                    .await
+            {
+                // The message is safely queued; a resubmission would be de-duplicated at delivery.
+                tracing::error!(id = %id, error = %e, "Could not record the idempotency key");
             }
-        }
+        };
+        let observe = async {
+            if let Some(observed) = &observed {
+                for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
+                    o.accepted(meta, observed).await;
+                }
+            }
+        };
+        futures::join!(record, observe);
         metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
             .increment(1);
         tracing::info!(id = %meta.id, r#type = %meta.kind, from = %meta.from, routes = ?accepted.routes, "Accepted");

@@ -22,6 +22,7 @@
 //! Rows of one batch are sorted by key before writing, so two bus processes sharing PostgreSQL take row
 //! locks in the same order and do not deadlock each other.
 
+use super::group::{GroupItem, GroupWriter};
 use super::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -101,6 +102,12 @@ pub(super) enum Write {
         at: i64,
         reply: Reply<()>,
     },
+    /// A plugin's item for its [`GroupWriter`] (see group.rs).
+    Plugin {
+        writer: Arc<dyn GroupWriter>,
+        item: GroupItem,
+        reply: Reply<()>,
+    },
 }
 
 /// The two lanes' entrances. Cheap to clone; the lane tasks end when every clone is dropped.
@@ -132,6 +139,19 @@ impl Lanes {
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn plugin(
+        &self,
+        writer: Arc<dyn GroupWriter>,
+        item: GroupItem,
+    ) -> Result<(), StateError> {
+        self.write(|reply| Write::Plugin {
+            writer,
+            item,
+            reply,
+        })
+        .await
     }
 
     pub(super) async fn read<T>(
@@ -373,6 +393,7 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
         let mut replies = Vec::with_capacity(ops.len());
         let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
         let mut batch = Batch::default();
+        let mut plugins: Vec<PluginGroup> = Vec::new();
         for op in ops.drain(..) {
             match op {
                 Write::Ingress {
@@ -407,9 +428,24 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     batch.delivered.entry((adapter, sender, id)).or_insert(at);
                     replies.push(reply);
                 }
+                Write::Plugin {
+                    writer,
+                    item,
+                    reply,
+                } => match plugins.iter_mut().find(|g| Arc::ptr_eq(&g.writer, &writer)) {
+                    Some(g) => {
+                        g.items.push(item);
+                        g.replies.push(reply);
+                    }
+                    None => plugins.push(PluginGroup {
+                        writer,
+                        items: vec![item],
+                        replies: vec![reply],
+                    }),
+                },
             }
         }
-        let result = write_batch(&db, &batch).await;
+        let (result, plugin_results) = write_batch(&db, &batch, &mut plugins).await;
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
             .record(started.elapsed().as_secs_f64());
         match result {
@@ -431,7 +467,24 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 fail_all(claim_replies.into_iter().map(|(_, _, r)| r), &e);
             }
         }
+        for (group, result) in plugins.into_iter().zip(plugin_results) {
+            match result {
+                Ok(()) => {
+                    for r in group.replies {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Err(e) => fail_all(group.replies.into_iter(), &e),
+            }
+        }
     }
+}
+
+/// One plugin writer's items of a batch, and who waits for them.
+struct PluginGroup {
+    writer: Arc<dyn GroupWriter>,
+    items: Vec<GroupItem>,
+    replies: Vec<Reply<()>>,
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -439,9 +492,69 @@ type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 /// What stands for each claimed key after the batch: (digest, accepted answer).
 type Standing = HashMap<(String, String), (Option<String>, Option<Accepted>)>;
 
-async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
+/// Writes the core's rows, then each plugin group in its own savepoint, and commits. Answers the core's result
+/// and one result per plugin group (a group whose savepoint was rolled back failed alone; when the core's
+/// rows or the commit fail, everything failed).
+async fn write_batch(
+    db: &Db,
+    b: &Batch,
+    plugins: &mut [PluginGroup],
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let mut tx = match db.pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(e.into(), plugins.len()),
+    };
+    let standing = match write_core(db, b, &mut tx).await {
+        Ok(s) => s,
+        Err(e) => return all_failed(e, plugins.len()),
+    };
+    let mut results = Vec::with_capacity(plugins.len());
+    for group in plugins.iter_mut() {
+        let items = std::mem::take(&mut group.items);
+        results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
+    }
+    match tx.commit().await {
+        Ok(()) => (Ok(standing), results),
+        Err(e) => all_failed(e.into(), plugins.len()),
+    }
+}
+
+fn all_failed(
+    e: StateError,
+    groups: usize,
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let shown = e.to_string();
+    let plugin = (0..groups)
+        .map(|_| Err(StateError::Batch(shown.clone())))
+        .collect();
+    (Err(e), plugin)
+}
+
+/// One plugin group inside a savepoint of the batch's transaction.
+async fn write_plugin(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    writer: &dyn GroupWriter,
+    items: Vec<GroupItem>,
+) -> Result<(), StateError> {
+    use sqlx::Connection;
+    let mut savepoint = (**tx).begin().await?;
+    match writer.write(&mut savepoint, &db.ns, items).await {
+        Ok(()) => Ok(savepoint.commit().await?),
+        Err(e) => {
+            savepoint.rollback().await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// The core's rows of one batch, in the batch's transaction.
+async fn write_core(
+    db: &Db,
+    b: &Batch,
+    tx: &mut sqlx::Transaction<'static, Any>,
+) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
-    let mut tx = db.pool.begin().await?;
     // Claims first: a claim and the record of the same key in one batch must see the claim's row.
     let rows: Vec<_> = b.claims.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -461,7 +574,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
                 .bind(None::<String>)
                 .bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
     let rows: Vec<_> = b.ingress.iter().collect();
@@ -482,7 +595,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
                 .bind(accepted)
                 .bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     let mut standing = Standing::new();
     let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -503,7 +616,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
             for id in &chunk {
                 q = q.bind(*id);
             }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in q.fetch_all(&mut **tx).await? {
                 let id: String = row.try_get("client_id")?;
                 let digest: Option<String> = row.try_get("digest")?;
                 let accepted: Option<String> = row.try_get("accepted")?;
@@ -530,9 +643,8 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
         for ((adapter, sender, id), at) in &chunk {
             q = q.bind(ns).bind(adapter).bind(sender).bind(id).bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
-    tx.commit().await?;
     Ok(standing)
 }
 

@@ -7,6 +7,7 @@
 use super::{AdminState, error_response, state_error, status_name};
 use crate::dossiers::rules::{State as DossierState, is_date14};
 use crate::dossiers::{Search, StatsRow};
+use crate::feedback::FeedbackRow;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -179,7 +180,12 @@ pub(super) async fn search(
 }
 
 /// One row of the on-time table, with its name and rate.
-fn stats_json(agency: Option<&str>, name: Option<String>, r: &StatsRow) -> serde_json::Value {
+fn stats_json(
+    agency: Option<&str>,
+    name: Option<String>,
+    r: &StatsRow,
+    fb: &FeedbackRow,
+) -> serde_json::Value {
     serde_json::json!({
         "agency": agency,
         "name": name,
@@ -189,6 +195,11 @@ fn stats_json(agency: Option<&str>, name: Option<String>, r: &StatsRow) -> serde
         "finished_late": r.finished_late,
         "open_overdue": r.open_overdue,
         "on_time_rate": rate(r),
+        "feedback_received": fb.feedback_received,
+        "feedback_answered": fb.feedback_answered,
+        "answer_hours_avg": fb.answer_hours_avg(),
+        "ratings": fb.ratings,
+        "rating_avg": fb.rating_avg(),
     })
 }
 
@@ -246,6 +257,23 @@ pub(super) async fn on_time(
     for r in counted {
         rows.insert(r.agency.clone(), r);
     }
+    // Feedback answer times and ratings beside the on-time counts (feedback.rs says what each counts).
+    let feedback = match crate::feedback::stats(&s.state, &lo, &hi, agency.as_deref()).await {
+        Ok(f) => f,
+        Err(e) => return state_error(&e),
+    };
+    for code in feedback.keys() {
+        rows.entry(code.clone()).or_insert_with(|| StatsRow {
+            agency: code.clone(),
+            ..Default::default()
+        });
+    }
+    let none = FeedbackRow::default();
+    let fb = |code: &str| feedback.get(code).unwrap_or(&none);
+    let mut fb_total = FeedbackRow::default();
+    for f in feedback.values() {
+        fb_total.add(f);
+    }
     let mut total = StatsRow::default();
     for r in rows.values() {
         total.received += r.received;
@@ -284,8 +312,11 @@ pub(super) async fn on_time(
         "from": from,
         "to": to,
         "now": clock.now,
-        "agencies": rows.values().map(|r| stats_json(Some(&r.agency), s.name(&r.agency), r)).collect::<Vec<_>>(),
-        "total": stats_json(None, Some(TOTAL_NAME.into()), &total),
+        "agencies": rows
+            .values()
+            .map(|r| stats_json(Some(&r.agency), s.name(&r.agency), r, fb(&r.agency)))
+            .collect::<Vec<_>>(),
+        "total": stats_json(None, Some(TOTAL_NAME.into()), &total, &fb_total),
     }))
     .into_response()
 }
