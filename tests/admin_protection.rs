@@ -14,7 +14,14 @@ async fn bus_with_admin(test: &str, admin: &str) -> TestBus {
         assert!(head.contains(a), "head() changed");
         head.replacen(a, &format!("{a}{admin}\n"), 1)
     };
-    TestBus::start_custom(test, "memory://", &edit, "", std::sync::Arc::new(lienthong_adapters::Factory)).await
+    TestBus::start_custom(
+        test,
+        "memory://",
+        &edit,
+        "",
+        std::sync::Arc::new(lienthong_adapters::Factory),
+    )
+    .await
 }
 
 /// (METHOD, concrete path) of every admin operation in docs/openapi.json, path parameters filled in.

@@ -238,6 +238,29 @@ async fn feedback_goes_to_the_department_and_the_answer_comes_back() {
     assert_eq!(payload_of(&at_stp, "rating.submitted"), rating());
     assert_eq!(payload_of(&at_portal, "feedback.answered"), answered());
 
+    // The department's answer time and rating, beside its on-time rate. Counted when accepted (the 202 comes
+    // after the rows are committed).
+    let stats = bus
+        .admin_json(&format!("/v1/stats/on-time?agency={STP}"))
+        .await
+        .expect("stats");
+    let row = &stats["agencies"][0];
+    assert_eq!(row["agency"], STP, "{stats}");
+    assert_eq!(row["feedback_received"], 1, "{stats}");
+    assert_eq!(row["feedback_answered"], 1, "{stats}");
+    // Received 27 Nov 08:30, answered 2 Dec 15:00: 5 days 6½ hours.
+    assert_eq!(row["answer_hours_avg"], json!(126.5), "{stats}");
+    assert_eq!(row["ratings"], 1, "{stats}");
+    assert_eq!(row["rating_avg"], json!(2.0), "{stats}");
+    assert_eq!(stats["total"]["rating_avg"], json!(2.0), "{stats}");
+    // Outside the period: nothing.
+    let before = bus
+        .admin_json(&format!("/v1/stats/on-time?agency={STP}&to=20261101000000"))
+        .await
+        .expect("stats");
+    assert_eq!(before["agencies"][0]["feedback_received"], 0, "{before}");
+    assert_eq!(before["agencies"][0]["rating_avg"], Value::Null, "{before}");
+
     // A feedback for a department no route serves is refused, naming it.
     let mut env = envelope(None, H40, &[SYT], submitted());
     env["type"] = json!("feedback.submitted");

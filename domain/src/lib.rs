@@ -22,6 +22,7 @@ pub mod config;
 pub mod documents;
 pub mod dossiers;
 pub mod edxml_ingress;
+pub mod feedback;
 pub mod public;
 mod tables;
 #[cfg(test)]
@@ -129,9 +130,12 @@ impl Plugin for Province {
                 state: ctx.state.clone(),
                 documents: documents.clone(),
             })],
-            observers: vec![Arc::new(dossiers::Tracker {
-                store: dossiers.clone(),
-            })],
+            observers: vec![
+                Arc::new(dossiers::Tracker {
+                    store: dossiers.clone(),
+                }),
+                Arc::new(feedback::FeedbackTracker::new(ctx.state.clone())),
+            ],
             admin: Some(admin::router(admin_state.clone())),
             ui: Some(ui::pages(admin_state)),
             listeners,

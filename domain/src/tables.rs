@@ -11,12 +11,13 @@
 //!   appointment date it carried (in force or not) and its step's deadline and date. Version 2 rows are
 //!   completed in place ([`V2_TO_V3`]); their appointment date stays what it was, even where an older build
 //!   took a step's deadline for it.
+//! * 4 — feedback and ratings per department ([`FEEDBACK`]; see `feedback.rs`): new tables only.
 
 use lienthong_bus::state::{Backend, Moved, TableSet, rename_copy};
 
 pub(crate) const TABLES: TableSet = TableSet {
     name: "domain_schema_version",
-    version: 3,
+    version: 4,
     create,
     upgrade,
 };
@@ -43,6 +44,32 @@ const DOCUMENT_EVENT: &str = "CREATE TABLE IF NOT EXISTS lt_document_event (
     at_ms BIGINT NOT NULL,
     PRIMARY KEY (ns, document_id, organ, message_id)
 )";
+
+/// Feedback (by the system that took it in and its `MaPhanAnh`) with the department it was sent to and the
+/// answer, and one rating per (sender, dossier). Dates `yyyyMMddHHmmss`, Vietnam time.
+const FEEDBACK: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS lt_feedback (
+        ns TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        code TEXT NOT NULL,
+        department TEXT NOT NULL,
+        received TEXT NOT NULL,
+        answered TEXT,
+        answer_seconds BIGINT,
+        PRIMARY KEY (ns, sender, code)
+    )",
+    "CREATE INDEX IF NOT EXISTS lt_feedback_received ON lt_feedback (ns, received)",
+    "CREATE TABLE IF NOT EXISTS lt_rating (
+        ns TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        dossier TEXT NOT NULL,
+        department TEXT NOT NULL,
+        score BIGINT NOT NULL,
+        rated TEXT NOT NULL,
+        PRIMARY KEY (ns, sender, dossier)
+    )",
+    "CREATE INDEX IF NOT EXISTS lt_rating_rated ON lt_rating (ns, rated)",
+];
 
 const DOSSIER_INDEXES: [&str; 3] = [
     "CREATE INDEX IF NOT EXISTS lt_dossier_received ON lt_dossier (ns, received_key)",
@@ -101,6 +128,7 @@ fn create(_: Backend) -> Vec<String> {
         .into(),
     ];
     out.extend(DOSSIER_INDEXES.map(String::from));
+    out.extend(FEEDBACK.map(String::from));
     out
 }
 
@@ -227,8 +255,11 @@ fn upgrade(backend: Backend, from: i64, namespace: &str) -> Vec<String> {
     if from < 2 {
         out.extend(rename_copy(&V1, create_v2(), namespace));
     }
-    out.extend(v2_to_v3(backend));
-    out.push(DOCUMENT_EVENT.into());
+    if from < 3 {
+        out.extend(v2_to_v3(backend));
+        out.push(DOCUMENT_EVENT.into());
+    }
+    out.extend(FEEDBACK.map(String::from));
     out
 }
 

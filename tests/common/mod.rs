@@ -344,8 +344,7 @@ impl TestBus {
             let queues = shared.queues.read().unwrap().clone();
             let tiers: BTreeSet<Duration> =
                 shared.live.current().retry_tiers.iter().copied().collect();
-            let ordered =
-                lienthong_bus::order::ordered_adapters(&shared.live.current().config).0;
+            let ordered = lienthong_bus::order::ordered_adapters(&shared.live.current().config).0;
             let topo = topology::build(&shared.names, &queues.sinks, &tiers, 1)
                 .with_mailboxes(&shared.names, &queues.mailboxes)
                 .with_order(&shared.names, &queues.sinks, &ordered, 1);

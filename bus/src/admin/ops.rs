@@ -28,11 +28,7 @@ pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
 pub(crate) async fn queue_depths(ctx: &crate::context::Context) -> Vec<(String, Option<u32>)> {
     let n = &ctx.names;
     let mut queues = vec![n.ingress_queue(), n.rejected_queue()];
-    let declared = ctx
-        .queues
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let declared = ctx.queues.read().unwrap_or_else(|p| p.into_inner()).clone();
     let mut ids: Vec<_> = declared.sinks.iter().chain(&declared.mailboxes).collect();
     ids.sort();
     let (ordered, _) = crate::order::ordered_adapters(&ctx.live.current().config);

@@ -268,7 +268,8 @@ impl Ingress {
             id: meta.id.clone(),
             routes: decision.routes,
         };
-        // The idempotency record and the evidence record go into the same group commit.
+        // The idempotency record, the evidence record and the observers' writes (a plugin's tracking rows) go
+        // to the state store's write lane side by side, so they usually share one group commit.
         let record = async {
             match &client_id {
                 Some(id) => {
@@ -285,7 +286,14 @@ impl Ingress {
                 None => Ok(()),
             }
         };
-        let (recorded, evidenced) = tokio::join!(record, evidence);
+        let observe = async {
+            if let Some(observed) = &observed {
+                for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
+                    o.accepted(meta, observed).await;
+                }
+            }
+        };
+        let (recorded, evidenced, ()) = tokio::join!(record, evidence, observe);
         if let Err(e) = recorded {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
             tracing::error!(id = %meta.id, error = %e, "Could not record the idempotency key");
@@ -293,11 +301,6 @@ impl Ingress {
         if let Err(e) = evidenced {
             metrics::counter!("lienthong_evidence_failures_total").increment(1);
             tracing::error!(id = %meta.id, error = %e, "Accepted, but the evidence record could not be written");
-        }
-        if let Some(observed) = &observed {
-            for o in self.observers.iter().filter(|o| o.wants(&meta.kind)) {
-                o.accepted(meta, observed).await;
-            }
         }
         metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
             .increment(1);

@@ -54,6 +54,19 @@ impl SchemaRegistry {
             }
         }
 
+        // Two files answering to one URI: both named, neither loaded.
+        let clashes = super::ids::collisions(
+            &docs
+                .iter()
+                .map(|(f, doc)| (f.rel.as_str(), doc))
+                .collect::<Vec<_>>(),
+        );
+        if !clashes.is_empty() {
+            let bad: HashSet<String> = clashes.iter().map(|p| p.path.clone()).collect();
+            docs.retain(|(f, _)| !bad.contains(&f.rel));
+            problems.extend(clashes);
+        }
+
         // Dangling `$ref`s, attributed to the file that holds them.
         docs.retain(|(file, doc)| match check_refs(&file.rel, doc, &present) {
             Ok(()) => true,

@@ -23,6 +23,7 @@
 //! a client can act on without echoing their data back. This file holds the registry a running bus queries.
 
 mod format;
+mod ids;
 mod load;
 mod refs;
 mod violation;

@@ -561,3 +561,85 @@ fn long_and_composite_values_are_not_echoed() {
         "{details:#?}"
     );
 }
+
+#[test]
+fn two_files_claiming_one_id_are_both_named() {
+    // The README's "copy v1 to make v2" done without changing the `$id`.
+    let schema = r#"{"$id": "https://example.invalid/dossier.json", "type": "object"}"#;
+    let dir = folder(&[
+        ("dossier.v1.schema.json", schema),
+        ("dossier.v2.schema.json", schema),
+        ("fine.v1.schema.json", OBJECT),
+    ]);
+    let p = SchemaRegistry::load(dir.path()).err().unwrap();
+    assert_eq!(
+        paths_of(&p),
+        ["dossier.v1.schema.json", "dossier.v2.schema.json"],
+        "{p:#?}"
+    );
+    assert!(
+        p[0].message.contains("dossier.v2.schema.json")
+            && p[1].message.contains("dossier.v1.schema.json"),
+        "each names the other: {p:#?}"
+    );
+}
+
+#[test]
+fn an_id_equal_to_another_files_location_is_refused() {
+    let dir = folder(&[
+        (
+            "common/defs.json",
+            r#"{"$defs": {"n": {"type": "integer"}}}"#,
+        ),
+        (
+            "evil.v1.schema.json",
+            r#"{"$id": "common/defs.json", "$defs": {"n": {"type": "string"}}}"#,
+        ),
+    ]);
+    let p = SchemaRegistry::load(dir.path()).err().unwrap();
+    assert_eq!(
+        paths_of(&p),
+        ["common/defs.json", "evil.v1.schema.json"],
+        "{p:#?}"
+    );
+    assert!(p[1].message.contains("common/defs.json"), "{p:#?}");
+    // Distinct ids, and an `$id` equal to the file's own location, are fine.
+    let dir = folder(&[
+        (
+            "a.v1.schema.json",
+            r#"{"$id": "a.v1.schema.json", "type": "object"}"#,
+        ),
+        (
+            "b.v1.schema.json",
+            r#"{"$id": "urn:lt:b", "type": "object"}"#,
+        ),
+    ]);
+    assert!(SchemaRegistry::load(dir.path()).is_ok());
+}
+
+#[test]
+fn idn_formats_are_checked() {
+    let dir = folder(&[(
+        "contact.v1.schema.json",
+        r#"{"type": "object", "properties": {
+             "email": {"type": "string", "format": "idn-email"},
+             "host": {"type": "string", "format": "idn-hostname"}}}"#,
+    )]);
+    let reg = SchemaRegistry::load(dir.path()).unwrap();
+    assert_eq!(
+        reg.validate(
+            "contact",
+            1,
+            &json!({"email": "nguyễn@bưuđiện.vn", "host": "bưuđiện.vn"})
+        ),
+        Ok(())
+    );
+    assert!(
+        reg.validate("contact", 1, &json!({"email": "không có a còng"}))
+            .is_err()
+    );
+    assert!(
+        reg.validate("contact", 1, &json!({"host": "-bad-.vn"}))
+            .is_err()
+    );
+}

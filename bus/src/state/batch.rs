@@ -22,6 +22,7 @@
 //! Rows of one batch are sorted by key before writing, so two bus processes sharing PostgreSQL take row
 //! locks in the same order and do not deadlock each other.
 
+use super::group::{GroupItem, GroupWriter};
 use super::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -108,6 +109,12 @@ pub(super) enum Write {
         setup: Arc<super::evidence::EvidenceSetup>,
         reply: Reply<()>,
     },
+    /// A plugin's item for its [`GroupWriter`] (see group.rs).
+    Plugin {
+        writer: Arc<dyn GroupWriter>,
+        item: GroupItem,
+        reply: Reply<()>,
+    },
 }
 
 /// The two lanes' entrances. Cheap to clone; the lane tasks end when every clone is dropped.
@@ -139,6 +146,19 @@ impl Lanes {
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    pub(super) async fn plugin(
+        &self,
+        writer: Arc<dyn GroupWriter>,
+        item: GroupItem,
+    ) -> Result<(), StateError> {
+        self.write(|reply| Write::Plugin {
+            writer,
+            item,
+            reply,
+        })
+        .await
     }
 
     pub(super) async fn read<T>(
@@ -383,6 +403,7 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
         let mut replies = Vec::with_capacity(ops.len());
         let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
         let mut batch = Batch::default();
+        let mut plugins: Vec<PluginGroup> = Vec::new();
         for op in ops.drain(..) {
             match op {
                 Write::Ingress {
@@ -427,9 +448,24 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     batch.evidence_setup = Some(setup);
                     replies.push(reply);
                 }
+                Write::Plugin {
+                    writer,
+                    item,
+                    reply,
+                } => match plugins.iter_mut().find(|g| Arc::ptr_eq(&g.writer, &writer)) {
+                    Some(g) => {
+                        g.items.push(item);
+                        g.replies.push(reply);
+                    }
+                    None => plugins.push(PluginGroup {
+                        writer,
+                        items: vec![item],
+                        replies: vec![reply],
+                    }),
+                },
             }
         }
-        let result = write_batch(&db, &batch).await;
+        let (result, plugin_results) = write_batch(&db, &batch, &mut plugins).await;
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
             .record(started.elapsed().as_secs_f64());
         match result {
@@ -451,7 +487,24 @@ async fn write_lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 fail_all(claim_replies.into_iter().map(|(_, _, r)| r), &e);
             }
         }
+        for (group, result) in plugins.into_iter().zip(plugin_results) {
+            match result {
+                Ok(()) => {
+                    for r in group.replies {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Err(e) => fail_all(group.replies.into_iter(), &e),
+            }
+        }
     }
+}
+
+/// One plugin writer's items of a batch, and who waits for them.
+struct PluginGroup {
+    writer: Arc<dyn GroupWriter>,
+    items: Vec<GroupItem>,
+    replies: Vec<Reply<()>>,
 }
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -459,9 +512,77 @@ type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 /// What stands for each claimed key after the batch: (digest, accepted answer).
 type Standing = HashMap<(String, String), (Option<String>, Option<Accepted>)>;
 
-async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
+/// Writes the core's rows, then each plugin group in its own savepoint, and commits. Answers the core's result
+/// and one result per plugin group (a group whose savepoint was rolled back failed alone; when the core's
+/// rows or the commit fail, everything failed).
+async fn write_batch(
+    db: &Db,
+    b: &Batch,
+    plugins: &mut [PluginGroup],
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let mut tx = match db.pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(e.into(), plugins.len()),
+    };
+    let standing = match write_core(db, b, &mut tx).await {
+        Ok(s) => s,
+        Err(e) => return all_failed(e, plugins.len()),
+    };
+    let mut results = Vec::with_capacity(plugins.len());
+    for group in plugins.iter_mut() {
+        let items = std::mem::take(&mut group.items);
+        results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
+    }
+    // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
+    if let Some(setup) = &b.evidence_setup
+        && !b.evidence.is_empty()
+        && let Err(e) =
+            super::evidence::append(&mut tx, db.marks, &db.ns, &setup.signer, &b.evidence).await
+    {
+        return all_failed(e, plugins.len());
+    }
+    match tx.commit().await {
+        Ok(()) => (Ok(standing), results),
+        Err(e) => all_failed(e.into(), plugins.len()),
+    }
+}
+
+fn all_failed(
+    e: StateError,
+    groups: usize,
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let shown = e.to_string();
+    let plugin = (0..groups)
+        .map(|_| Err(StateError::Batch(shown.clone())))
+        .collect();
+    (Err(e), plugin)
+}
+
+/// One plugin group inside a savepoint of the batch's transaction.
+async fn write_plugin(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    writer: &dyn GroupWriter,
+    items: Vec<GroupItem>,
+) -> Result<(), StateError> {
+    use sqlx::Connection;
+    let mut savepoint = (**tx).begin().await?;
+    match writer.write(&mut savepoint, &db.ns, items).await {
+        Ok(()) => Ok(savepoint.commit().await?),
+        Err(e) => {
+            savepoint.rollback().await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// The core's rows of one batch, in the batch's transaction.
+async fn write_core(
+    db: &Db,
+    b: &Batch,
+    tx: &mut sqlx::Transaction<'static, Any>,
+) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
-    let mut tx = db.pool.begin().await?;
     // Claims first: a claim and the record of the same key in one batch must see the claim's row.
     let rows: Vec<_> = b.claims.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -481,7 +602,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
                 .bind(None::<String>)
                 .bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
     let rows: Vec<_> = b.ingress.iter().collect();
@@ -502,7 +623,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
                 .bind(accepted)
                 .bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     let mut standing = Standing::new();
     let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -523,7 +644,7 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
             for id in &chunk {
                 q = q.bind(*id);
             }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in q.fetch_all(&mut **tx).await? {
                 let id: String = row.try_get("client_id")?;
                 let digest: Option<String> = row.try_get("digest")?;
                 let accepted: Option<String> = row.try_get("accepted")?;
@@ -550,15 +671,8 @@ async fn write_batch(db: &Db, b: &Batch) -> Result<Standing, StateError> {
         for ((adapter, sender, id), at) in &chunk {
             q = q.bind(ns).bind(adapter).bind(sender).bind(id).bind(*at);
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
-    // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
-    if let Some(setup) = &b.evidence_setup
-        && !b.evidence.is_empty()
-    {
-        super::evidence::append(&mut tx, marks, ns, &setup.signer, &b.evidence).await?;
-    }
-    tx.commit().await?;
     Ok(standing)
 }
 

@@ -37,6 +37,7 @@ mod batch;
 mod delivered;
 mod dlq;
 mod evidence;
+mod group;
 mod ingress;
 mod schema;
 mod url;
@@ -44,6 +45,7 @@ mod url;
 pub use audit::AuditEntry;
 pub use dlq::{DLQ_PARKED, DLQ_PURGED, DLQ_REPLAYED, DlqEntry};
 pub use evidence::{EvidenceRecord, EvidenceSetup};
+pub use group::{GroupItem, GroupWriter};
 pub use schema::{Backend, Moved, TableSet, rename_copy};
 
 #[cfg(any(test, feature = "test-util"))]
@@ -268,6 +270,17 @@ impl StateStore {
     /// The connection pool, for a plugin's own tables (every row it writes must carry [`Self::namespace`]).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Writes `item` with `writer` in the next group commit of the write lane (see group.rs); answers once it
+    /// is committed. For a plugin's per-message rows: they share the core's commit instead of contending
+    /// with it for the database.
+    pub async fn group_write(
+        &self,
+        writer: std::sync::Arc<dyn GroupWriter>,
+        item: GroupItem,
+    ) -> Result<(), StateError> {
+        self.lanes.plugin(writer, item).await
     }
 
     /// The namespace (`bus.namespace`) every row of this store belongs to.

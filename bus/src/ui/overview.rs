@@ -271,11 +271,7 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
         Some(d) => d.to_string(),
         None => "—".into(),
     };
-    let declared = ctx
-        .queues
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let declared = ctx.queues.read().unwrap_or_else(|p| p.into_inner()).clone();
     // The config in force (a reload may have added or removed adapters since start).
     let live = ctx.live.current();
     let rows: Vec<Vec<String>> = live

@@ -7,6 +7,7 @@
 use super::{AdminState, error_response, status_name};
 use crate::dossiers::rules::{State as DossierState, is_date14};
 use crate::dossiers::{Search, StatsRow};
+use crate::feedback::FeedbackRow;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -187,7 +188,12 @@ pub(crate) async fn search_value(
 }
 
 /// One row of the on-time table, with its name and rate.
-fn stats_json(agency: Option<&str>, name: Option<String>, r: &StatsRow) -> serde_json::Value {
+fn stats_json(
+    agency: Option<&str>,
+    name: Option<String>,
+    r: &StatsRow,
+    fb: &FeedbackRow,
+) -> serde_json::Value {
     serde_json::json!({
         "agency": agency,
         "name": name,
@@ -197,6 +203,11 @@ fn stats_json(agency: Option<&str>, name: Option<String>, r: &StatsRow) -> serde
         "finished_late": r.finished_late,
         "open_overdue": r.open_overdue,
         "on_time_rate": rate(r),
+        "feedback_received": fb.feedback_received,
+        "feedback_answered": fb.feedback_answered,
+        "answer_hours_avg": fb.answer_hours_avg(),
+        "ratings": fb.ratings,
+        "rating_avg": fb.rating_avg(),
     })
 }
 
@@ -256,6 +267,9 @@ pub(crate) struct OnTimeTable {
     now: String,
     rows: BTreeMap<String, StatsRow>,
     total: StatsRow,
+    /// Feedback and ratings per department (absent: none), and for the province.
+    feedback: BTreeMap<String, FeedbackRow>,
+    feedback_total: FeedbackRow,
 }
 
 /// Counts the on-time table for `?from=&to=&agency=&format=`.
@@ -300,6 +314,20 @@ pub(crate) async fn on_time_table(
     for r in counted {
         rows.insert(r.agency.clone(), r);
     }
+    // Feedback answer times and ratings beside the on-time counts (feedback.rs says what each counts).
+    let feedback = crate::feedback::stats(&s.state, &lo, &hi, agency.as_deref())
+        .await
+        .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?;
+    for code in feedback.keys() {
+        rows.entry(code.clone()).or_insert_with(|| StatsRow {
+            agency: code.clone(),
+            ..Default::default()
+        });
+    }
+    let mut fb_total = FeedbackRow::default();
+    for f in feedback.values() {
+        fb_total.add(f);
+    }
     let mut total = StatsRow::default();
     for r in rows.values() {
         total.received += r.received;
@@ -315,6 +343,8 @@ pub(crate) async fn on_time_table(
         now: clock.now,
         rows,
         total,
+        feedback,
+        feedback_total: fb_total,
     })
 }
 
@@ -324,8 +354,15 @@ pub(crate) fn on_time_json(s: &AdminState, t: &OnTimeTable) -> serde_json::Value
         "from": t.from,
         "to": t.to,
         "now": t.now,
-        "agencies": t.rows.values().map(|r| stats_json(Some(&r.agency), s.name(&r.agency), r)).collect::<Vec<_>>(),
-        "total": stats_json(None, Some(TOTAL_NAME.into()), &t.total),
+        "agencies": t
+            .rows
+            .values()
+            .map(|r| {
+                let fb = t.feedback.get(&r.agency).cloned().unwrap_or_default();
+                stats_json(Some(&r.agency), s.name(&r.agency), r, &fb)
+            })
+            .collect::<Vec<_>>(),
+        "total": stats_json(None, Some(TOTAL_NAME.into()), &t.total, &t.feedback_total),
     })
 }
 

@@ -103,6 +103,12 @@ fn parse14(s: &str) -> Option<time::PrimitiveDateTime> {
     Some(time::PrimitiveDateTime::new(date, t))
 }
 
+/// Seconds from the date `from` to the date `to` (negative when `to` is earlier); `None` when either is not a
+/// date.
+pub fn seconds_between(from: &str, to: &str) -> Option<i64> {
+    Some((parse14(to)? - parse14(from)?).whole_seconds())
+}
+
 fn format14(t: time::PrimitiveDateTime) -> String {
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",

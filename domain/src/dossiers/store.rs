@@ -1,22 +1,26 @@
 //! Dossier tracking in the state database: one row per dossier with its facts folded by [`super::rules`], and
 //! one event per message about it (each counted once, however often it is resubmitted).
 //!
-//! Writes go through one task that takes everything waiting and writes it in one transaction (a lone message
-//! is a batch of one), so tracking adds one commit per batch rather than per message; each caller is answered
-//! after its rows are committed, so a dossier is visible as soon as its message is accepted. The fold needs
-//! the dossier as it stands, so each dossier row is read under a lock (PostgreSQL `FOR UPDATE`; SQLite holds
-//! its one write lock from the first statement), rows in code order so two bus processes never deadlock.
+//! Writes ride in the state store's group commit (the core's write lane takes everything waiting and writes
+//! it in one transaction, a lone message being a batch of one), so tracking adds no commit of its own; each
+//! caller is answered after its rows are committed, so a dossier is visible as soon as its message is
+//! accepted. The fold needs the dossier as it stands, so dossier rows are read under a lock (PostgreSQL
+//! `FOR UPDATE`; SQLite holds its one write lock from the first statement), in code order so two bus
+//! processes never deadlock.
+//!
+//! A batch costs a handful of statements per 20 dossiers, not four per message: on path 2 of the bench (1 KB,
+//! every message about one dossier) that took the bus from 3,200–3,400 to 4,300–4,400 messages/s (with no
+//! tracking at all: 4,800–5,600, same run).
 
 use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Dossier, DueChange};
+use async_trait::async_trait;
 use lienthong_bus::message::now_millis;
-use lienthong_bus::state::{Backend, StateStore, text};
+use lienthong_bus::state::{Backend, GroupItem, GroupWriter, StateStore, text};
 use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
-use tokio::sync::{mpsc, oneshot};
-
-/// Most facts written in one transaction.
-const MAX_BATCH: usize = 256;
+use std::sync::Arc;
 
 /// What one message says about a dossier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,32 +51,28 @@ pub struct DossierFacts {
     pub note: Option<String>,
 }
 
-type Reply = oneshot::Sender<Result<(), String>>;
-
-/// The tracking tables of one namespace, and the task that writes them.
+/// The tracking tables of one namespace. Rows are written in the state store's group commit (one commit with
+/// the core's rows of the same batch; see `lienthong_bus::state::GroupWriter`).
 #[derive(Clone)]
 pub struct DossierStore {
     state: StateStore,
-    writes: mpsc::Sender<(DossierFacts, i64, Reply)>,
+    writer: Arc<dyn GroupWriter>,
 }
 
 impl DossierStore {
-    /// Starts the writer task on the current runtime.
     pub fn start(state: StateStore) -> Self {
-        let (writes, rx) = mpsc::channel(4096);
-        tokio::spawn(write_lane(state.clone(), rx));
-        Self { state, writes }
+        let writer = Arc::new(Writer {
+            backend: state.dialect(),
+        });
+        Self { state, writer }
     }
 
     /// Records what an accepted message says about a dossier; answers once it is committed.
     pub async fn record(&self, facts: DossierFacts) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        let stopped = || "the dossier tracking writer has stopped".to_owned();
-        self.writes
-            .send((facts, now_millis(), tx))
+        self.state
+            .group_write(self.writer.clone(), Box::new((facts, now_millis())))
             .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+            .map_err(|e| e.to_string())
     }
 
     pub(super) fn state(&self) -> &StateStore {
@@ -80,124 +80,80 @@ impl DossierStore {
     }
 }
 
-async fn write_lane(state: StateStore, mut rx: mpsc::Receiver<(DossierFacts, i64, Reply)>) {
-    let mut ops = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
-        let mut replies = Vec::with_capacity(ops.len());
+/// Folds a batch's facts into the tracking tables.
+struct Writer {
+    backend: Backend,
+}
+
+#[async_trait]
+impl GroupWriter for Writer {
+    async fn write(
+        &self,
+        conn: &mut AnyConnection,
+        ns: &str,
+        items: Vec<GroupItem>,
+    ) -> Result<(), sqlx::Error> {
         // Per dossier, in arrival order; dossiers in code order.
         let mut dossiers: BTreeMap<String, Vec<(DossierFacts, i64)>> = BTreeMap::new();
-        for (facts, at, reply) in ops.drain(..) {
-            dossiers
-                .entry(facts.code.clone())
-                .or_default()
-                .push((facts, at));
-            replies.push(reply);
+        for item in items {
+            if let Ok(fact) = item.downcast::<(DossierFacts, i64)>() {
+                let (facts, at) = *fact;
+                dossiers
+                    .entry(facts.code.clone())
+                    .or_default()
+                    .push((facts, at));
+            }
         }
-        let result = write(&state, &dossiers).await.map_err(|e| e.to_string());
-        for r in replies {
-            let _ = r.send(result.clone());
-        }
+        write(conn, self.backend, ns, &dossiers).await
     }
 }
 
-/// One transaction: each dossier read under its lock, each new message folded in and kept as an event, the
-/// dossier written back.
-async fn write(
-    state: &StateStore,
-    dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
-) -> Result<(), sqlx::Error> {
-    let ns = state.namespace();
-    let lock = match state.dialect() {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    let mut tx = state.pool().begin().await?;
-    for (code, facts) in dossiers {
-        let Some((first, first_at)) = facts.first() else {
-            continue;
-        };
-        let code = text(code);
-        // A new dossier starts as the first message found it; an existing one is left as it is.
-        let new = Dossier::new(first, *first_at);
-        sqlx::query(
-            "INSERT INTO lt_dossier (ns, code, receiving_agency, agency, received_key, events, first_seen_ms,
-                                     sender, last_type, last_message_id, updated_ms)
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10) ON CONFLICT (ns, code) DO NOTHING",
-        )
-        .bind(ns)
-        .bind(&code)
-        .bind(text(&new.receiving_agency))
-        .bind(text(&new.agency))
-        .bind(&new.received_key)
-        .bind(new.first_seen_ms)
-        .bind(text(&new.sender))
-        .bind(text(&new.last_type))
-        .bind(text(&new.last_message_id))
-        .bind(new.updated_ms)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM lt_dossier WHERE ns = $1 AND code = $2{lock}"
-        ))
-        .bind(ns)
-        .bind(&code)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut d = dossier_from_row(&row)?;
-        for (f, at) in facts {
-            let (sender, id) = (text(&f.sender), text(&f.message_id));
-            let known = sqlx::query(
-                "SELECT 1 AS one FROM lt_dossier_event WHERE ns = $1 AND code = $2 AND sender = $3
-                 AND message_id = $4",
-            )
-            .bind(ns)
-            .bind(&code)
-            .bind(&sender)
-            .bind(&id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if known.is_some() {
-                continue; // a resubmission: counted once, its facts already applied
-            }
-            let due = rules::apply(&mut d, f, *at);
-            sqlx::query(
-                "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
-                                               due_applied, step_deadline, step_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(ns)
-            .bind(&code)
-            .bind(&sender)
-            .bind(&id)
-            .bind(text(&f.kind))
-            .bind(f.status)
-            .bind(f.note.as_deref().map(text))
-            .bind(*at)
-            .bind(d.events)
-            .bind(f.due.as_deref())
-            .bind(match due {
-                DueChange::None => None,
-                DueChange::Applied => Some(1i64),
-                DueChange::Ignored => Some(0i64),
-            })
-            .bind(f.step_deadline.as_deref())
-            .bind(
-                f.step_at
-                    .clone()
-                    .unwrap_or_else(|| rules::vn14_from_millis(*at)),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE lt_dossier SET receiving_agency = $3, handler = $4, agency = $5, status = $6,
-                local_status = $7, procedure_code = $8, procedure_name = $9, received = $10, received_key = $11,
-                due = $12, finished = $13, finished_status = $14, finished_due = $15, events = $16,
-                sender = $17, last_type = $18, last_message_id = $19, updated_ms = $20
-             WHERE ns = $1 AND code = $2",
-        )
-        .bind(ns)
-        .bind(&code)
+/// Dossiers per statement of a batch (every statement's bind count stays far below each backend's limit).
+const CHUNK: usize = 20;
+
+/// `($k+1, …, $k+cols), (…)` for `rows` rows.
+fn values(first: usize, rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..cols)
+                .map(|c| format!("${}", first + r * cols + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `lt_dossier` columns written back, in [`bind_dossier`]'s order.
+const WRITTEN: [&str; 21] = [
+    "ns",
+    "code",
+    "receiving_agency",
+    "handler",
+    "agency",
+    "status",
+    "local_status",
+    "procedure_code",
+    "procedure_name",
+    "received",
+    "received_key",
+    "due",
+    "finished",
+    "finished_status",
+    "finished_due",
+    "events",
+    "first_seen_ms",
+    "sender",
+    "last_type",
+    "last_message_id",
+    "updated_ms",
+];
+
+type Q<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_dossier<'q>(q: Q<'q>, ns: &'q str, d: &Dossier) -> Q<'q> {
+    q.bind(ns)
+        .bind(text(&d.code))
         .bind(text(&d.receiving_agency))
         .bind(d.handler.as_deref().map(text))
         .bind(text(&d.agency))
@@ -205,19 +161,183 @@ async fn write(
         .bind(d.local_status.as_deref().map(text))
         .bind(d.procedure_code.as_deref().map(text))
         .bind(d.procedure.as_deref().map(text))
-        .bind(d.received.as_deref())
-        .bind(&d.received_key)
-        .bind(d.due.as_deref())
-        .bind(d.finished.as_deref())
+        .bind(d.received.clone())
+        .bind(d.received_key.clone())
+        .bind(d.due.clone())
+        .bind(d.finished.clone())
         .bind(d.finished_status)
-        .bind(d.finished_due.as_deref())
+        .bind(d.finished_due.clone())
         .bind(d.events)
+        .bind(d.first_seen_ms)
         .bind(text(&d.sender))
         .bind(text(&d.last_type))
         .bind(text(&d.last_message_id))
         .bind(d.updated_ms)
-        .execute(&mut *tx)
-        .await?;
+}
+
+/// One batch, [`CHUNK`] dossiers per statement, a handful of statements per chunk whatever its size: the new
+/// dossiers inserted, every dossier read under its lock, the messages already counted looked up, each new
+/// message folded in and kept as an event, the dossiers written back.
+async fn write(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    ns: &str,
+    dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
+) -> Result<(), sqlx::Error> {
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let all: Vec<(&String, &Vec<(DossierFacts, i64)>)> = dossiers.iter().collect();
+    for chunk in all.chunks(CHUNK) {
+        // A new dossier starts as its first message found it; an existing one is left as it is.
+        let fresh: Vec<Dossier> = chunk
+            .iter()
+            .filter_map(|(_, facts)| facts.first().map(|(f, at)| Dossier::new(f, *at)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO NOTHING",
+            WRITTEN.join(", "),
+            values(1, fresh.len(), WRITTEN.len())
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for d in &fresh {
+            q = bind_dossier(q, ns, d);
+        }
+        q.execute(&mut *tx).await?;
+
+        let codes: Vec<String> = chunk.iter().map(|(code, _)| text(code)).collect();
+        let list = (2..2 + codes.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql =
+            format!("SELECT {COLUMNS} FROM lt_dossier WHERE ns = $1 AND code IN ({list}){lock}");
+        let mut q: Q = sqlx::query(&sql).bind(ns);
+        for c in &codes {
+            q = q.bind(c.as_str());
+        }
+        let mut rows: BTreeMap<String, Dossier> = BTreeMap::new();
+        for row in q.fetch_all(&mut *tx).await? {
+            let d = dossier_from_row(&row)?;
+            rows.insert(d.code.clone(), d);
+        }
+
+        // Messages already counted (a resubmission counts once, its facts already applied): looked up by the
+        // event's key (code, sender, message id), so a dossier with thousands of events costs a few index probes.
+        let wanted: std::collections::HashSet<(String, String, String)> = chunk
+            .iter()
+            .flat_map(|(code, facts)| facts.iter().map(move |(f, _)| (code, f)))
+            .map(|(code, f)| (text(code), text(&f.sender), text(&f.message_id)))
+            .collect();
+        let senders: std::collections::BTreeSet<&str> =
+            wanted.iter().map(|(_, s, _)| s.as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            wanted.iter().map(|(_, _, i)| i.as_str()).collect();
+        let in_list = |first: usize, n: usize| {
+            (first..first + n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sql = format!(
+            "SELECT code, sender, message_id FROM lt_dossier_event
+             WHERE ns = $1 AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
+            in_list(2 + codes.len(), senders.len()),
+            in_list(2 + codes.len() + senders.len(), ids.len()),
+        );
+        let mut q: Q = sqlx::query(&sql).bind(ns);
+        for c in &codes {
+            q = q.bind(c.as_str());
+        }
+        for s in &senders {
+            q = q.bind(*s);
+        }
+        for i in &ids {
+            q = q.bind(*i);
+        }
+        let mut counted: std::collections::HashSet<(String, String, String)> =
+            std::collections::HashSet::new();
+        for row in q.fetch_all(&mut *tx).await? {
+            let key: (String, String, String) = (
+                row.try_get("code")?,
+                row.try_get("sender")?,
+                row.try_get("message_id")?,
+            );
+            if wanted.contains(&key) {
+                counted.insert(key);
+            }
+        }
+
+        let mut events = Vec::new();
+        let mut changed = Vec::new();
+        for (code, facts) in chunk {
+            let code = text(code);
+            let Some(mut d) = rows.remove(&code) else {
+                continue;
+            };
+            for (f, at) in facts.iter() {
+                let (sender, id) = (text(&f.sender), text(&f.message_id));
+                if !counted.insert((code.clone(), sender.clone(), id.clone())) {
+                    continue;
+                }
+                let due = rules::apply(&mut d, f, *at);
+                events.push((code.clone(), sender, id, f, *at, d.events, due));
+            }
+            changed.push(d);
+        }
+        for part in events.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
+                                               due_applied, step_deadline, step_at)
+                 VALUES {}",
+                values(1, part.len(), 13)
+            );
+            let mut q: Q = sqlx::query(&sql);
+            for (code, sender, id, f, at, seq, due) in part {
+                q = q
+                    .bind(ns)
+                    .bind(code.as_str())
+                    .bind(sender.as_str())
+                    .bind(id.as_str())
+                    .bind(text(&f.kind))
+                    .bind(f.status)
+                    .bind(f.note.as_deref().map(text))
+                    .bind(*at)
+                    .bind(*seq)
+                    .bind(f.due.clone())
+                    .bind(match due {
+                        DueChange::None => None,
+                        DueChange::Applied => Some(1i64),
+                        DueChange::Ignored => Some(0i64),
+                    })
+                    .bind(f.step_deadline.clone())
+                    .bind(
+                        f.step_at
+                            .clone()
+                            .unwrap_or_else(|| rules::vn14_from_millis(*at)),
+                    );
+            }
+            q.execute(&mut *tx).await?;
+        }
+        if changed.is_empty() {
+            continue;
+        }
+        let set: Vec<String> = WRITTEN[2..]
+            .iter()
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect();
+        let sql = format!(
+            "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO UPDATE SET {}",
+            WRITTEN.join(", "),
+            values(1, changed.len(), WRITTEN.len()),
+            set.join(", ")
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for d in &changed {
+            q = bind_dossier(q, ns, d);
+        }
+        q.execute(&mut *tx).await?;
     }
-    tx.commit().await
+    Ok(())
 }
