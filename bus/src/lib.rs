@@ -25,6 +25,8 @@ mod context;
 pub mod dlq;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_api;
 pub mod ingress;
 pub mod listener;

@@ -68,7 +68,7 @@
 //! error.
 
 mod batch;
-mod portal;
+pub(crate) mod portal;
 mod record;
 mod schemas;
 #[cfg(test)]

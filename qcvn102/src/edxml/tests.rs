@@ -535,6 +535,19 @@ fn refuses_deep_nesting() {
     parse(&fixture("realistic.edxml"), &limits).unwrap();
 }
 
+/// Found by `fuzz/fuzz_targets/edxml.rs`: an element named with `~` (which quick-xml reads as a name) made an
+/// error path that is not a JSON pointer, and ingress answers with that path as one. `~` is written `~0`.
+#[test]
+fn error_paths_are_json_pointers_whatever_the_element_names() {
+    let err = parse(b"<edXML><a~b><c></a~b></edXML>", &Limits::default()).unwrap_err();
+    assert_eq!(err.path(), Some("/edXML/a~0b/c"), "{err}");
+    let mut xml = String::from("<edXML><edXMLEnvelope><edXMLHeader><MessageHeader>");
+    xml.push_str(&"<x~1>".repeat(40));
+    let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+    let path = err.path().unwrap();
+    assert!(path.ends_with("/x~01/x~01"), "{path}");
+}
+
 #[test]
 fn refuses_headers_with_too_many_elements() {
     // 4 bytes of XML per element, but each would become a JSON value: bounded separately.
@@ -800,6 +813,36 @@ fn status(code: StatusCode, description: Option<&str>) -> StatusDescription {
         "staff": {"department": "Văn thư", "staff": "Lê Văn Cường"}
     }))
     .unwrap()
+}
+
+/// Found by `fuzz/fuzz_targets/file_in_description.rs`: an empty `signer` or `staff` (`{}`) was written as an
+/// empty `<SignerInfo>`/`<StaffInfo>` element, which the parser reads as an empty string and the schemas refuse
+/// (they are objects): a description the builder accepted built a package ingress refused. Left out instead.
+#[test]
+fn empty_signer_and_staff_are_left_out() {
+    let mut doc = commune_json();
+    doc["signer"] = json!({});
+    doc["business"]["staff"] = json!({});
+    let doc: DocumentDescription = serde_json::from_value(doc).unwrap();
+    let p = parse(&build(&doc, &[]).unwrap(), &Limits::default()).unwrap();
+    assert_eq!(p.header.get("SignerInfo"), None, "{}", p.header);
+    assert_eq!(
+        p.header["TraceHeaderList"]["Bussiness"].get("StaffInfo"),
+        None
+    );
+    assert_eq!(
+        schema_errors(&document_schema(), &p.header),
+        Vec::<String>::new()
+    );
+
+    let mut s = status(StatusCode::Accepted03, None);
+    s.staff = Some(StaffInfo::default());
+    let p = parse(&build_status(&s).unwrap(), &Limits::default()).unwrap();
+    assert_eq!(p.header.get("StaffInfo"), None, "{}", p.header);
+    assert_eq!(
+        schema_errors(&status_schema(), &p.header),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
