@@ -53,7 +53,12 @@ fuzz_target!(|data: &[u8]| {
     assert!(!entry.id.is_empty());
     assert_eq!(entry.payload, env.body.as_ref());
     if copy.is_err() {
-        assert!(entry.last_error.as_deref().is_some_and(|e| e.starts_with("malformed message")));
+        assert!(
+            entry
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("malformed message"))
+        );
     }
     let again = fuzzing::replay(&entry);
     assert_eq!(fuzzing::amqp_round_trip(&again.headers), again.headers);

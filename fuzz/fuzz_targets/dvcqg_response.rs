@@ -10,8 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lienthong_bus::adapter::ErrorClass;
 use lienthong_adapters::fuzzing;
+use lienthong_bus::adapter::ErrorClass;
 
 mod common;
 use common::assert_bounded;
@@ -33,7 +33,10 @@ fuzz_target!(|data: &[u8]| {
             assert_bounded(&e.reason, MAX_REASON);
             assert!(e.body_excerpt.as_ref().is_some_and(|b| b.len() <= 1024 + 3));
             assert_eq!(e.class == ErrorClass::Transient, a.code == "-1", "{a:?}");
-            assert_eq!(e.status.map(|s| s.to_string()), a.code.parse::<i64>().ok().map(|n| n.to_string()));
+            assert_eq!(
+                e.status.map(|s| s.to_string()),
+                a.code.parse::<i64>().ok().map(|n| n.to_string())
+            );
         }
     }
     let status = u16::from_be_bytes([*hi, *lo]) % 1000;

@@ -21,7 +21,10 @@ fn check(data: &[u8], limits: &Limits) -> Option<Package> {
             match &p.kind {
                 PackageKind::Document => assert!(p.header.get("StatusCode").is_none()),
                 PackageKind::Status { code, response_for } => {
-                    assert_eq!(p.header["StatusCode"].as_str().map(str::trim), Some(code.as_str()));
+                    assert_eq!(
+                        p.header["StatusCode"].as_str().map(str::trim),
+                        Some(code.as_str())
+                    );
                     assert_eq!(p.to[0], response_for.organ_id);
                 }
             }

@@ -19,11 +19,17 @@ fuzz_target!(|data: &[u8]| {
         Ok(p) => {
             if let PackageKind::Status { code, response_for } = &p.kind {
                 assert_eq!(p.message_type(), edxml::STATUS_MESSAGE_TYPE);
-                assert_eq!(StatusCode::parse(p.header["StatusCode"].as_str().unwrap()), Some(*code));
+                assert_eq!(
+                    StatusCode::parse(p.header["StatusCode"].as_str().unwrap()),
+                    Some(*code)
+                );
                 assert_eq!(p.to.first(), Some(&response_for.organ_id));
                 assert_eq!(
                     p.document_id.as_deref(),
-                    response_for.document_id.as_deref().filter(|d| !d.is_empty())
+                    response_for
+                        .document_id
+                        .as_deref()
+                        .filter(|d| !d.is_empty())
                 );
                 transitions(data, *code);
             } else {
@@ -41,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(last)
         && let Ok(state) = DocState::from_storage(s)
     {
-        assert_eq!(DocState::from_storage(&state.to_storage()).as_ref(), Ok(&state));
+        assert_eq!(
+            DocState::from_storage(&state.to_storage()).as_ref(),
+            Ok(&state)
+        );
         for code in StatusCode::ALL {
             let _ = state.accept(code);
         }
@@ -62,7 +71,10 @@ fn transitions(data: &[u8], code: StatusCode) {
     let state = &states[pick];
     match state.accept(code) {
         Ok((next, _)) => {
-            assert_eq!(DocState::from_storage(&next.to_storage()).as_ref(), Ok(&next));
+            assert_eq!(
+                DocState::from_storage(&next.to_storage()).as_ref(),
+                Ok(&next)
+            );
             // The same status again is idempotent, or refused with a reason; never a panic.
             let _ = next.apply(code);
         }

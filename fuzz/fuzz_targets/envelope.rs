@@ -33,7 +33,11 @@ fn reserialise(e: &Envelope<'_>) -> String {
     }
     // `payload` last, spliced in as sent.
     let head = serde_json::Value::Object(obj).to_string();
-    format!("{},\"payload\":{}}}", &head[..head.len() - 1], e.payload.get())
+    format!(
+        "{},\"payload\":{}}}",
+        &head[..head.len() - 1],
+        e.payload.get()
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -45,7 +49,10 @@ fuzz_target!(|data: &[u8]| {
     let pre = envelope::check_structure(body, depth);
     match envelope::parse(body, depth) {
         Ok(e) => {
-            assert!(pre.is_ok(), "pre-check refused what parse accepted: {pre:?}");
+            assert!(
+                pre.is_ok(),
+                "pre-check refused what parse accepted: {pre:?}"
+            );
             if let Some(id) = &e.id {
                 assert!(!id.is_empty() && id.len() <= MAX_ID_LEN);
                 assert!(!id.chars().any(char::is_control));
@@ -61,8 +68,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = serde_json::from_str::<serde_json::Value>(e.payload.get());
             // Round trip: the same envelope again (the re-serialised body is no deeper than the original).
             let again_text = reserialise(&e);
-            let again = envelope::parse(again_text.as_bytes(), depth)
-                .unwrap_or_else(|err| panic!("re-serialised envelope refused: {err:?}\n{again_text}"));
+            let again = envelope::parse(again_text.as_bytes(), depth).unwrap_or_else(|err| {
+                panic!("re-serialised envelope refused: {err:?}\n{again_text}")
+            });
             assert_eq!(again.id, e.id);
             assert_eq!(again.kind, e.kind);
             assert_eq!(again.version, e.version);

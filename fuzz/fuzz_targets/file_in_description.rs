@@ -33,7 +33,9 @@ fn attachments() -> &'static PathBuf {
         std::fs::write(dir.join("cv-125.pdf"), b"%PDF-1.4 tiny").unwrap();
         std::fs::write(dir.join("empty.txt"), b"").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", dir.join("link.pdf")).unwrap();
-        let fifo = std::process::Command::new("mkfifo").arg(dir.join("pipe.pdf")).status();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(dir.join("pipe.pdf"))
+            .status();
         assert!(fifo.is_ok_and(|s| s.success()));
         dir
     })
@@ -71,7 +73,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(stored.len() + ".error.json".len() <= 255, "{stored}");
     }
     let _ = fuzzing::file_in_attachment_names(name, description);
-    let Some(built) = fuzzing::file_in_description(name, description, attachments(), MAX_BYTES) else {
+    let Some(built) = fuzzing::file_in_description(name, description, attachments(), MAX_BYTES)
+    else {
         return;
     };
     let built = built.unwrap_or_else(|e| panic!("an I/O error on a description: {e}"));
@@ -84,11 +87,17 @@ fuzz_target!(|data: &[u8]| {
                 .unwrap_or_else(|e| panic!("a built package does not parse: {e}"));
             assert_eq!(matches!(p.kind, PackageKind::Status { .. }), status);
             if !status {
-                let described = doc.get("attachments").and_then(Value::as_array).map_or(0, Vec::len);
+                let described = doc
+                    .get("attachments")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 assert_eq!(p.attachments.len(), described);
             }
             if let Err(details) = schemas().validate(p.message_type(), 1, &p.header) {
-                panic!("a built package fails its schema: {details:?}\n{}", String::from_utf8_lossy(&package));
+                panic!(
+                    "a built package fails its schema: {details:?}\n{}",
+                    String::from_utf8_lossy(&package)
+                );
             }
         }
         Err(refusal) => {
@@ -99,7 +108,11 @@ fuzz_target!(|data: &[u8]| {
             for d in &refusal.details {
                 assert_pointer(&d.path, &refusal);
                 if let Some(doc) = &doc {
-                    assert!(points_into(doc, &d.path), "{:?} is not in the description: {refusal:?}", d.path);
+                    assert!(
+                        points_into(doc, &d.path),
+                        "{:?} is not in the description: {refusal:?}",
+                        d.path
+                    );
                 }
             }
         }

@@ -89,7 +89,10 @@ fuzz_target!(|data: &[u8]| {
                     // A string the schema itself holds may be named by it (an enum's options).
                     let head: String = s.chars().take(64).collect();
                     if !schema_text.contains(head.as_str()) {
-                        assert!(!d.message.contains(*s), "a long instance string echoed: {d:?}");
+                        assert!(
+                            !d.message.contains(*s),
+                            "a long instance string echoed: {d:?}"
+                        );
                     }
                 }
             }

@@ -43,7 +43,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(p) = edxml::parse(body, &Limits::default())
             && p.header.get("StatusCode").is_none()
         {
-            assert_eq!(sender, p.from, "the axis and the parser disagree on the sender");
+            assert_eq!(
+                sender, p.from,
+                "the axis and the parser disagree on the sender"
+            );
         }
     }
 });

@@ -20,5 +20,9 @@ pub fn assert_pointer(p: &str, what: &dyn std::fmt::Debug) {
 /// Asserts `text` has at most `max` characters.
 pub fn assert_bounded(text: &str, max: usize) {
     let n = text.chars().count();
-    assert!(n <= max, "{n} characters, over {max}: {:?}…", text.chars().take(200).collect::<String>());
+    assert!(
+        n <= max,
+        "{n} characters, over {max}: {:?}…",
+        text.chars().take(200).collect::<String>()
+    );
 }

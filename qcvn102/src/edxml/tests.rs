@@ -548,6 +548,31 @@ fn error_paths_are_json_pointers_whatever_the_element_names() {
     assert!(path.ends_with("/x~01/x~01"), "{path}");
 }
 
+/// Found by `fuzz/fuzz_targets/edxml.rs`: error messages quoted the input (an end tag's name, up to the next
+/// `>`) whole, and ingress answers with the message twice: a package could have megabytes echoed back. Quoted
+/// parts are cut to 200 characters and a path too long to repeat back is left out.
+#[test]
+fn errors_do_not_echo_the_input_at_length() {
+    let long = "x".repeat(100_000);
+    for xml in [
+        format!("<edXML><a></{long}></edXML>"),
+        format!("<{long}/>"),
+        format!("<edXML><a>&{long};</a></edXML>"),
+    ] {
+        let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.chars().count() <= 1000, "{} characters: {:.200}", text.chars().count(), text);
+    }
+    let mut xml = String::from("<edXML>");
+    for _ in 0..40 {
+        xml.push_str(&format!("<{}>", "y".repeat(5_000)));
+    }
+    let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+    assert!(matches!(err, EdxmlError::TooDeep { .. }), "{err:.200}");
+    assert_eq!(err.path(), None, "a path that long is not repeated back");
+    assert!(err.to_string().chars().count() <= 1000);
+}
+
 #[test]
 fn refuses_headers_with_too_many_elements() {
     // 4 bytes of XML per element, but each would become a JSON value: bounded separately.
