@@ -181,7 +181,7 @@ pub trait AdapterFactory: Send + Sync {
 mod excerpt_tests {
     use super::excerpt;
 
-    /// Found by `fuzz/fuzz_targets/dvcqg_response.rs`: each byte that is not UTF-8 became a 3-byte replacement
+    /// An oracle of `fuzz/fuzz_targets/dvcqg_response.rs`; before this fix each byte that is not UTF-8 became a 3-byte replacement
     /// character, so a "1 KiB" body excerpt of a binary answer was up to 3 KiB.
     #[test]
     fn an_excerpt_is_at_most_max_bytes_whatever_the_body() {
@@ -189,7 +189,8 @@ mod excerpt_tests {
         let e = excerpt(&binary, 1024);
         assert!(e.len() <= 1024, "{} bytes", e.len());
         assert!(e.starts_with("a\u{FFFD}a"));
-        assert_eq!(excerpt("Hồ sơ đã tồn tại".as_bytes(), 5), "Hồ s");
+        assert_eq!(excerpt("Hồ sơ đã tồn tại".as_bytes(), 6), "Hồ s");
+        assert_eq!(excerpt("Hồ sơ".as_bytes(), 3), "H");
         assert_eq!(excerpt(b"short", 1024), "short");
     }
 }

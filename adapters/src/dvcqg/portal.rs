@@ -488,7 +488,7 @@ mod tests {
         Answer::from_body(bytes::Bytes::from(serde_json::to_vec(&body).unwrap())).unwrap()
     }
 
-    /// Found by `fuzz/fuzz_targets/dvcqg_response.rs`: the portal's message and a text `error_code` were quoted
+    /// An oracle of `fuzz/fuzz_targets/dvcqg_response.rs`; before this fix the portal's message and a text `error_code` were quoted
     /// whole into the reason, which becomes the message's `lt-last-error` header (an AMQP header must fit in one
     /// frame) and the parking lot's `last_error`.
     #[test]

@@ -382,7 +382,7 @@ mod tests {
             .unwrap_or_default()
     }
 
-    /// Found by `fuzz/fuzz_targets/file_in_description.rs`: anything after the description's JSON was ignored.
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix anything after the description's JSON was ignored.
     #[test]
     fn trailing_junk_after_the_description_is_invalid_json() {
         let good = serde_json::to_vec(&status_description()).unwrap();
@@ -398,7 +398,7 @@ mod tests {
         assert!(built(Described::Status, &ok).is_ok());
     }
 
-    /// Found by `fuzz/fuzz_targets/file_in_description.rs`: an attachment name longer than a file name can be was
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix an attachment name longer than a file name can be was
     /// an I/O error (`File name too long`), so the description stayed in the folder and was retried forever.
     #[test]
     fn an_attachment_name_over_255_bytes_is_refused_at_its_pointer() {
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(e.details[0].path, "/attachments/1/file");
     }
 
-    /// Found by `fuzz/fuzz_targets/file_in_description.rs`: refusal pointers were made by splitting serde's path
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix refusal pointers were made by splitting serde's path
     /// on `.` and `[`, so a key with `/`, `~` or `.` pointed elsewhere; a status description's builder refusals
     /// pointed under `/document`, which it does not have.
     #[test]

@@ -203,7 +203,7 @@ fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
-    /// Found by `fuzz/fuzz_targets/vxp_response.rs`: the axis's `ErrorDesc`, `ErrorCode` and a non-list `data`
+    /// An oracle of `fuzz/fuzz_targets/vxp_response.rs`; before this fix the axis's `ErrorDesc`, `ErrorCode` and a non-list `data`
     /// were quoted whole into messages that are logged and sent back with `fail`.
     #[test]
     fn messages_quoting_the_axis_are_bounded() {

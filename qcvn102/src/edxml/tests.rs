@@ -535,7 +535,7 @@ fn refuses_deep_nesting() {
     parse(&fixture("realistic.edxml"), &limits).unwrap();
 }
 
-/// Found by `fuzz/fuzz_targets/edxml.rs`: an element named with `~` (which quick-xml reads as a name) made an
+/// An oracle of `fuzz/fuzz_targets/edxml.rs` (error paths are JSON pointers); before this fix an element named with `~` (which quick-xml reads as a name) made an
 /// error path that is not a JSON pointer, and ingress answers with that path as one. `~` is written `~0`.
 #[test]
 fn error_paths_are_json_pointers_whatever_the_element_names() {
@@ -561,7 +561,12 @@ fn errors_do_not_echo_the_input_at_length() {
     ] {
         let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
         let text = err.to_string();
-        assert!(text.chars().count() <= 1000, "{} characters: {:.200}", text.chars().count(), text);
+        assert!(
+            text.chars().count() <= 1000,
+            "{} characters: {:.200}",
+            text.chars().count(),
+            text
+        );
     }
     let mut xml = String::from("<edXML>");
     for _ in 0..40 {
@@ -840,7 +845,7 @@ fn status(code: StatusCode, description: Option<&str>) -> StatusDescription {
     .unwrap()
 }
 
-/// Found by `fuzz/fuzz_targets/file_in_description.rs`: an empty `signer` or `staff` (`{}`) was written as an
+/// An oracle of `fuzz/fuzz_targets/file_in_description.rs` (a built package passes its schema); before this fix an empty `signer` or `staff` (`{}`) was written as an
 /// empty `<SignerInfo>`/`<StaffInfo>` element, which the parser reads as an empty string and the schemas refuse
 /// (they are objects): a description the builder accepted built a package ingress refused. Left out instead.
 #[test]
