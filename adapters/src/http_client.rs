@@ -139,6 +139,25 @@ pub(crate) mod redirect_trap;
 #[cfg(test)]
 mod tls_tests;
 
+/// Most characters of a peer's own words quoted in a reason.
+pub(crate) const MAX_QUOTED: usize = 300;
+
+/// Most characters of a peer's error code quoted in a reason (real codes are a few characters).
+pub(crate) const MAX_QUOTED_CODE: usize = 40;
+
+/// `text` as quoted in a reason: at most [`MAX_QUOTED`] characters, a longer one cut and ended with `…`.
+pub(crate) fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    cut(text, MAX_QUOTED)
+}
+
+/// `text` cut to `max` characters, ended with `…` when cut.
+pub(crate) fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redirect_trap::{Trap, redirector};
@@ -184,24 +203,5 @@ mod tests {
         }
         let e = Outer(std::io::Error::other("connection reset"));
         assert_eq!(error_chain(&e), "request failed: connection reset");
-    }
-}
-
-/// Most characters of a peer's own words quoted in a reason.
-pub(crate) const MAX_QUOTED: usize = 300;
-
-/// Most characters of a peer's error code quoted in a reason (real codes are a few characters).
-pub(crate) const MAX_QUOTED_CODE: usize = 40;
-
-/// `text` as quoted in a reason: at most [`MAX_QUOTED`] characters, a longer one cut and ended with `…`.
-pub(crate) fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
-    cut(text, MAX_QUOTED)
-}
-
-/// `text` cut to `max` characters, ended with `…` when cut.
-pub(crate) fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]).into(),
-        None => text.into(),
     }
 }
