@@ -24,7 +24,9 @@
 //! One client per adapter, so its keep-alive pool is shared by all its calls; the overall and connect time
 //! limits come from the adapter's `timeout`; every request says `User-Agent: lienthong/<version>`. A failed
 //! request is described with each of its causes ([`error_chain`]), so "connection refused" or a TLS refusal is
-//! visible, not only "error sending request".
+//! visible, not only "error sending request". A peer's own words (an error description, a message) are quoted
+//! in a reason only up to [`MAX_QUOTED`] characters ([`quoted`]): reasons are logged, stored with a parked
+//! message, travel in AMQP headers (which must fit in one frame) and are sent back to the axis.
 //!
 //! Each adapter may add `tls = { ca, client_cert, client_key }` ([`ClientTls`]): trust a private CA, present
 //! the province's client certificate.
@@ -136,6 +138,25 @@ pub(crate) mod redirect_trap;
 
 #[cfg(test)]
 mod tls_tests;
+
+/// Most characters of a peer's own words quoted in a reason.
+pub(crate) const MAX_QUOTED: usize = 300;
+
+/// Most characters of a peer's error code quoted in a reason (real codes are a few characters).
+pub(crate) const MAX_QUOTED_CODE: usize = 40;
+
+/// `text` as quoted in a reason: at most [`MAX_QUOTED`] characters, a longer one cut and ended with `…`.
+pub(crate) fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    cut(text, MAX_QUOTED)
+}
+
+/// `text` cut to `max` characters, ended with `…` when cut.
+pub(crate) fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

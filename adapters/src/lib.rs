@@ -11,6 +11,8 @@
 pub mod dvcqg;
 pub mod file_in;
 pub mod file_out;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_client;
 pub mod mailbox;
 mod registry;

@@ -83,10 +83,16 @@ impl DeliveryError {
     }
 }
 
-/// The first `max` bytes of `body` as text (lossy, cut on a char boundary).
+/// The first `max` bytes of `body` as text (lossy, cut on a char boundary), at most `max` bytes long.
 pub fn excerpt(body: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(max)]);
-    s.trim_end_matches('\u{FFFD}').to_owned()
+    let s = s.trim_end_matches('\u{FFFD}');
+    // Each byte that is not UTF-8 became a 3-byte replacement character: cut again to stay within `max`.
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].to_owned()
 }
 
 /// Something that takes delivered messages (a webhook, a folder, the national portal).
@@ -202,4 +208,22 @@ pub trait AdapterFactory: Send + Sync {
         config: &Config,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Built, Vec<Problem>>;
+}
+
+#[cfg(test)]
+mod excerpt_tests {
+    use super::excerpt;
+
+    /// An oracle of `fuzz/fuzz_targets/dvcqg_response.rs`; before this fix each byte that is not UTF-8 became a 3-byte replacement
+    /// character, so a "1 KiB" body excerpt of a binary answer was up to 3 KiB.
+    #[test]
+    fn an_excerpt_is_at_most_max_bytes_whatever_the_body() {
+        let binary = b"a\xff".repeat(1000);
+        let e = excerpt(&binary, 1024);
+        assert!(e.len() <= 1024, "{} bytes", e.len());
+        assert!(e.starts_with("a\u{FFFD}a"));
+        assert_eq!(excerpt("Hồ sơ đã tồn tại".as_bytes(), 6), "Hồ s");
+        assert_eq!(excerpt("Hồ sơ".as_bytes(), 3), "H");
+        assert_eq!(excerpt(b"short", 1024), "short");
+    }
 }

@@ -114,8 +114,9 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
 /// Longest part of a serde message kept: serde quotes the offending value or key, which can be megabytes.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-/// serde_json's message, its quoted input cut to [`MAX_MESSAGE_CHARS`], with the position kept.
-fn bounded_message(e: &serde_json::Error) -> String {
+/// serde_json's message, its quoted input cut to [`MAX_MESSAGE_CHARS`], with the position kept. Public so that
+/// other JSON a client writes (file-in's descriptions) is answered the same way.
+pub fn bounded_message(e: &serde_json::Error) -> String {
     let full = e.to_string();
     let at = format!(" at line {} column {}", e.line(), e.column());
     let text = full.strip_suffix(&at).unwrap_or(&full);
@@ -125,8 +126,9 @@ fn bounded_message(e: &serde_json::Error) -> String {
     }
 }
 
-/// The JSON pointer of a serde path (`""` at the root, or when a key is too long to repeat back).
-fn pointer(path: &serde_path_to_error::Path) -> String {
+/// The RFC 6901 JSON pointer of a serde path (`""` at the root, or when a key is too long to repeat back). Public
+/// so that other JSON a client writes (file-in's descriptions) is pointed into the same way.
+pub fn pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
     let mut out = String::new();
     for segment in path.iter() {

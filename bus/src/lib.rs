@@ -26,6 +26,8 @@ pub mod dlq;
 pub mod envelope;
 pub mod error;
 pub mod evidence;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_api;
 pub mod ingress;
 pub mod listener;

@@ -74,7 +74,7 @@
 //! error.
 
 mod batch;
-mod portal;
+pub(crate) mod portal;
 mod record;
 mod schemas;
 #[cfg(any(test, feature = "test-util"))]

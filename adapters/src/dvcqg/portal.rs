@@ -48,7 +48,10 @@ impl fmt::Display for PortalCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PortalCode::Num(n) => write!(f, "{n}"),
-            PortalCode::Text(s) => write!(f, "{s:?}"),
+            // Quoted, and cut like the portal's other words: a code is short, a hostile one need not be.
+            PortalCode::Text(s) => {
+                write!(f, "{:?}", http_client::cut(s, http_client::MAX_QUOTED_CODE))
+            }
         }
     }
 }
@@ -63,7 +66,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn from_body(raw: bytes::Bytes) -> Option<Self> {
+    pub(crate) fn from_body(raw: bytes::Bytes) -> Option<Self> {
         let json: Value = serde_json::from_slice(&raw).ok()?;
         let obj = json.as_object()?;
         let code = PortalCode::from_json(obj.get("error_code"))?;
@@ -82,7 +85,7 @@ impl Answer {
 
     /// The answer to an insert saying the dossier is already there (the portal's integration guide).
     /// Code 3/-3 and a message that says so (or none): a 3/-3 about something else is not taken for it.
-    fn says_already_exists(&self) -> bool {
+    pub(crate) fn says_already_exists(&self) -> bool {
         let m = self.message.to_lowercase();
         let worded =
             m.contains("đã tồn tại") || m.contains("da ton tai") || m.contains("already exist");
@@ -104,10 +107,55 @@ struct SessionState {
 }
 
 /// Error-code lists from config.
-struct Codes {
+pub(crate) struct Codes {
     transient: Vec<PortalCode>,
     permanent: Vec<PortalCode>,
     session: Vec<PortalCode>,
+}
+
+impl Codes {
+    /// The lists a config without `*_error_codes` keys has.
+    pub(crate) fn defaults() -> Self {
+        let codes = |l: Vec<super::CodeValue>| l.iter().map(super::CodeValue::code).collect();
+        Self {
+            transient: codes(super::default_transient_codes()),
+            permanent: codes(super::default_permanent_codes()),
+            session: Vec::new(),
+        }
+    }
+
+    /// Applies the error-code rules to an answer.
+    pub(crate) fn judge(&self, what: &str, a: &Answer) -> Result<(), DeliveryError> {
+        if a.code.is_success() {
+            return Ok(());
+        }
+        let reason = if a.message.is_empty() {
+            format!("portal error_code {} on {what}", a.code)
+        } else {
+            format!(
+                "portal error_code {} on {what}: {}",
+                a.code,
+                http_client::quoted(&a.message)
+            )
+        };
+        let err = if self.transient.contains(&a.code) {
+            DeliveryError::transient(reason)
+        } else {
+            if !self.permanent.contains(&a.code) {
+                tracing::warn!(
+                    code = %a.code, service = what,
+                    "portal error code is in neither transient_error_codes nor permanent_error_codes; \
+                     treated as permanent"
+                );
+            }
+            DeliveryError::permanent(reason)
+        };
+        let err = err.with_body(&a.raw);
+        Err(match a.code.as_status() {
+            Some(s) => err.with_status(s),
+            None => err,
+        })
+    }
 }
 
 pub struct PortalClient {
@@ -202,31 +250,7 @@ impl PortalClient {
 
     /// Applies the error-code rules to an answer.
     fn judge(&self, what: &str, a: &Answer) -> Result<(), DeliveryError> {
-        if a.code.is_success() {
-            return Ok(());
-        }
-        let reason = if a.message.is_empty() {
-            format!("portal error_code {} on {what}", a.code)
-        } else {
-            format!("portal error_code {} on {what}: {}", a.code, a.message)
-        };
-        let err = if self.codes.transient.contains(&a.code) {
-            DeliveryError::transient(reason)
-        } else {
-            if !self.codes.permanent.contains(&a.code) {
-                tracing::warn!(
-                    code = %a.code, service = what,
-                    "portal error code is in neither transient_error_codes nor permanent_error_codes; \
-                     treated as permanent"
-                );
-            }
-            DeliveryError::permanent(reason)
-        };
-        let err = err.with_body(&a.raw);
-        Err(match a.code.as_status() {
-            Some(s) => err.with_status(s),
-            None => err,
-        })
+        self.codes.judge(what, a)
     }
 
     fn is_session_signal(&self, a: &Answer) -> bool {
@@ -261,7 +285,8 @@ impl PortalClient {
             Reply::Answer(a) if !self.is_session_signal(&a) => Ok(a),
             Reply::Answer(a) => Err(DeliveryError::transient(format!(
                 "portal refused a freshly issued session on {service}: error_code {}: {}",
-                a.code, a.message
+                a.code,
+                http_client::quoted(&a.message)
             ))
             .with_body(&a.raw)),
             Reply::Unauthorized(status, body) => Err(DeliveryError::transient(format!(
@@ -336,7 +361,8 @@ impl PortalClient {
         if !answer.code.is_success() || token.is_empty() {
             let mut err = DeliveryError::transient(format!(
                 "portal refused the login: error_code {}: {}",
-                answer.code, answer.message
+                answer.code,
+                http_client::quoted(&answer.message)
             ))
             .with_body(&raw);
             if let Some(s) = answer.code.as_status() {
@@ -419,7 +445,7 @@ impl PortalClient {
 
 /// True when a portal message talks about the login session ("session", "phiên làm việc", "phiên đăng nhập";
 /// not a bare "phiên", which also starts "phiên bản", version).
-fn mentions_session(message: &str) -> bool {
+pub(crate) fn mentions_session(message: &str) -> bool {
     let m = message.to_lowercase();
     [
         "session",
@@ -433,7 +459,7 @@ fn mentions_session(message: &str) -> bool {
 }
 
 /// A non-2xx answer (other than 401/403 on a service call).
-fn http_error(
+pub(crate) fn http_error(
     what: &str,
     status: u16,
     headers: &reqwest::header::HeaderMap,
@@ -452,4 +478,50 @@ fn http_error(
         DeliveryError::permanent(reason)
     };
     err.with_status(status.into()).with_body(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(body: Value) -> Answer {
+        Answer::from_body(bytes::Bytes::from(serde_json::to_vec(&body).unwrap())).unwrap()
+    }
+
+    /// An oracle of `fuzz/fuzz_targets/dvcqg_response.rs`; before this fix the portal's message and a text `error_code` were quoted
+    /// whole into the reason, which becomes the message's `lt-last-error` header (an AMQP header must fit in one
+    /// frame) and the parking lot's `last_error`.
+    #[test]
+    fn reasons_quoting_the_portal_are_bounded() {
+        let long = "lỗi ".repeat(50_000);
+        for body in [
+            json!({"error_code": -1, "message": long}),
+            json!({"error_code": long, "message": "m"}),
+        ] {
+            let e = Codes::defaults()
+                .judge("DongBoHoSoMC", &answer(body))
+                .unwrap_err();
+            assert!(
+                e.reason.chars().count() <= 420,
+                "{} characters",
+                e.reason.chars().count()
+            );
+            assert!(
+                e.reason.starts_with("portal error_code "),
+                "{:.80}",
+                e.reason
+            );
+        }
+        let e = Codes::defaults()
+            .judge(
+                "DongBoHoSoMC",
+                &answer(json!({"error_code": "-1", "message": "Hệ thống bận"})),
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "portal error_code -1 on DongBoHoSoMC: Hệ thống bận"
+        );
+        assert_eq!(e.class, lienthong_bus::adapter::ErrorClass::Transient);
+    }
 }

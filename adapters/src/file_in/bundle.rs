@@ -24,6 +24,7 @@
 //! writing system and a link or a pipe in its place would hand over a file from elsewhere or block the poll.
 
 use super::folder::{Content, Folder};
+use lienthong_bus::envelope;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
 use serde::Deserialize;
@@ -140,7 +141,7 @@ fn build_inner(
     let bytes = match kind {
         Described::Status => {
             let status: StatusDescription = parse(description)?;
-            edxml::build_status(&status).map_err(refusal)?
+            edxml::build_status(&status).map_err(|e| refusal(e, field_pointer))?
         }
         Described::Document => {
             let doc: DocumentFile = parse(description)?;
@@ -148,6 +149,18 @@ fn build_inner(
             let mut total: u64 = 0;
             for (i, a) in doc.attachments.iter().enumerate() {
                 let at = format!("/attachments/{i}/file");
+                if a.file.len() > MAX_NAME {
+                    // Not quoted: it can be as long as the description.
+                    return Err(ApiError::new(
+                        code::INVALID_JSON,
+                        format!(
+                            "attachment {i}'s file name is {} bytes; a file name has at most {MAX_NAME}",
+                            a.file.len()
+                        ),
+                    )
+                    .at(at, format!("at most {MAX_NAME} bytes"))
+                    .into());
+                }
                 if !plain_name(&a.file) {
                     return Err(ApiError::new(
                         code::INVALID_JSON,
@@ -203,7 +216,8 @@ fn build_inner(
                     bytes,
                 ));
             }
-            edxml::build(&doc.document, &files).map_err(refusal)?
+            edxml::build(&doc.document, &files)
+                .map_err(|e| refusal(e, |f| document_field(&doc, f)))?
         }
     };
     if bytes.len() as u64 > max_bytes {
@@ -215,23 +229,25 @@ fn build_inner(
     })
 }
 
+/// The description as `T`: one JSON value and nothing after it, refused at the RFC 6901 pointer of the field at
+/// fault (the envelope's pointer, so keys with `/`, `~` or `.` are escaped as everywhere else), with serde's
+/// message cut as the envelope cuts it (it quotes the offending key or value, which can be megabytes).
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let pointer = pointer(&e.path().to_string());
-        let inner = e.into_inner();
-        ApiError::new(code::INVALID_JSON, format!("description: {inner}"))
-            .at(pointer, inner.to_string())
+    let mut track = serde_path_to_error::Track::new();
+    let value = T::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .and_then(|v| de.end().map(|()| v));
+    value.map_err(|e| {
+        let message = envelope::bounded_message(&e);
+        ApiError::new(code::INVALID_JSON, format!("description: {message}"))
+            .at(envelope::pointer(&track.path()), message)
     })
 }
 
-/// `document.to[0].organ_id` → `/document/to/0/organ_id`.
-fn pointer(path: &str) -> String {
-    if path == "." || path.is_empty() {
-        return String::new();
-    }
+/// A builder field (`to[0].organ_id`, the builder's own names) as a JSON pointer.
+fn field_pointer(field: &str) -> String {
     let mut out = String::new();
-    for part in path.split(['.', '[']) {
+    for part in field.split(['.', '[']) {
         let part = part.trim_end_matches(']');
         if !part.is_empty() {
             out.push('/');
@@ -241,15 +257,39 @@ fn pointer(path: &str) -> String {
     out
 }
 
-/// A builder refusal, at the description field it names.
-fn refusal(e: edxml::EdxmlError) -> ApiError {
+/// A builder refusal, at the description field it names: `at` turns the builder's field into the pointer of
+/// that field in the description.
+fn refusal(e: edxml::EdxmlError, at: impl Fn(&str) -> String) -> ApiError {
     match &e {
         edxml::EdxmlError::InvalidDescription { field, message } => {
             ApiError::new(code::INVALID_JSON, format!("description: {e}"))
-                .at(format!("/document{}", pointer(field)), message.clone())
+                .at(at(field), message.clone())
         }
         _ => ApiError::new(code::INVALID_JSON, format!("description: {e}")),
     }
+}
+
+/// Where a document builder field is in a `*.document.json`: the builder's `files[i]` are the description's
+/// `attachments[i]` (their `name` and `content_type` when given, else the `file` they default to); everything
+/// else is under `document`.
+fn document_field(doc: &DocumentFile, field: &str) -> String {
+    let Some(rest) = field.strip_prefix("files[") else {
+        return format!("/document{}", field_pointer(field));
+    };
+    let (index, key) = rest.split_once(']').unwrap_or((rest, ""));
+    let Some(a) = index
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| doc.attachments.get(i))
+    else {
+        return "/attachments".into();
+    };
+    let given = match key.trim_start_matches('.') {
+        "name" => a.name.is_some().then_some("name"),
+        "content_type" => a.content_type.is_some().then_some("content_type"),
+        _ => None,
+    };
+    format!("/attachments/{index}/{}", given.unwrap_or("file"))
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -260,6 +300,9 @@ fn too_large(max: u64) -> ApiError {
         ),
     )
 }
+
+/// Longest file name (in bytes) the usual file systems allow: a longer attachment name can never be opened.
+const MAX_NAME: usize = 255;
 
 fn plain_name(name: &str) -> bool {
     !name.is_empty()
@@ -303,16 +346,116 @@ mod tests {
         );
         assert_eq!(Described::of("X.STATUS.JSON"), Some(Described::Status));
         assert_eq!(Described::of("envelope.json"), None);
-        assert_eq!(
-            pointer("document.to[0].organ_id"),
-            "/document/to/0/organ_id"
-        );
-        assert_eq!(pointer("."), "");
+        assert_eq!(field_pointer("to[0].organ_id"), "/to/0/organ_id");
         assert!(plain_name("cv-125.pdf"));
         for bad in ["", ".hidden", "../x.pdf", "a/b.pdf", "a\\b.pdf", ".."] {
             assert!(!plain_name(bad), "{bad}");
         }
         assert_eq!(guess_type("A.PDF"), "application/pdf");
         assert_eq!(guess_type("noext"), "application/octet-stream");
+    }
+
+    fn status_description() -> serde_json::Value {
+        serde_json::json!({
+            "response_for": {"organ_id": "000.00.01.H41", "code": "125/UBND-VP",
+                "promulgation_date": "2025-03-14", "document_id": "000.00.01.H41,2025/03/14,125/UBND-VP"},
+            "from": {"organ_id": "000.00.00.H41"},
+            "status_code": "03",
+            "timestamp": "2025/03/15 08:00:00"
+        })
+    }
+
+    fn built(kind: Described, description: &[u8]) -> Result<Package, ApiError> {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = super::super::folder::Opener::default()
+            .open(dir.path())
+            .unwrap();
+        build(kind, description, &folder, 1 << 20).expect("no I/O error")
+    }
+
+    fn refused_at(kind: Described, description: &[u8]) -> String {
+        let e = built(kind, description).expect_err("refused");
+        assert_eq!(e.code, code::INVALID_JSON, "{e:?}");
+        e.details
+            .first()
+            .map(|d| d.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix anything after the description's JSON was ignored.
+    #[test]
+    fn trailing_junk_after_the_description_is_invalid_json() {
+        let good = serde_json::to_vec(&status_description()).unwrap();
+        assert!(built(Described::Status, &good).is_ok());
+        for junk in [&b" {}"[..], b"x", b"\n]"] {
+            let mut bad = good.clone();
+            bad.extend_from_slice(junk);
+            refused_at(Described::Status, &bad);
+        }
+        // Whitespace after it is fine.
+        let mut ok = good;
+        ok.extend_from_slice(b" \n");
+        assert!(built(Described::Status, &ok).is_ok());
+    }
+
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix an attachment name longer than a file name can be was
+    /// an I/O error (`File name too long`), so the description stayed in the folder and was retried forever.
+    #[test]
+    fn an_attachment_name_over_255_bytes_is_refused_at_its_pointer() {
+        let doc = serde_json::json!({
+            "document": {
+                "from": {"organ_id": "000.00.00.H40"},
+                "to": [{"organ_id": "000.00.12.H40"}],
+                "code": {"number": "125", "notation": "UBND-VP"},
+                "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
+                "document_type": {"type": 1, "type_name": "Công văn"},
+                "subject": "s"
+            },
+            "attachments": [{"file": "ok.pdf"}, {"file": format!("{}.pdf", "a".repeat(252))}]
+        });
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok.pdf"), b"%PDF").unwrap();
+        let folder = super::super::folder::Opener::default()
+            .open(dir.path())
+            .unwrap();
+        let mut fits = doc.clone();
+        fits["attachments"].as_array_mut().unwrap().pop();
+        let fits = serde_json::to_vec(&fits).unwrap();
+        assert!(
+            build(Described::Document, &fits, &folder, 1 << 20)
+                .unwrap()
+                .is_ok()
+        );
+        let e = build(Described::Document, &bytes, &folder, 1 << 20)
+            .expect("no I/O error")
+            .expect_err("refused");
+        assert_eq!(e.code, code::INVALID_JSON);
+        assert_eq!(e.details[0].path, "/attachments/1/file");
+    }
+
+    /// An oracle of `fuzz/fuzz_targets/file_in_description.rs`; before this fix refusal pointers were made by splitting serde's path
+    /// on `.` and `[`, so a key with `/`, `~` or `.` pointed elsewhere; a status description's builder refusals
+    /// pointed under `/document`, which it does not have.
+    #[test]
+    fn refusal_pointers_are_json_pointers_into_the_description() {
+        let mut d = status_description();
+        d["a/b~c"] = 1.into();
+        assert_eq!(
+            refused_at(Described::Status, &serde_json::to_vec(&d).unwrap()),
+            "/a~1b~0c"
+        );
+        let mut d = status_description();
+        d["from"]["x.y"] = 1.into();
+        assert_eq!(
+            refused_at(Described::Status, &serde_json::to_vec(&d).unwrap()),
+            "/from/x.y"
+        );
+        let mut d = status_description();
+        d["from"]["organ_id"] = "not a code".into();
+        assert_eq!(
+            refused_at(Described::Status, &serde_json::to_vec(&d).unwrap()),
+            "/from/organ_id"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub(super) type Hook = std::sync::Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// Opens the watched folder (in tests, with a [`Hook`] that every folder reached from it inherits).
 #[derive(Clone, Default)]
-pub(super) struct Opener {
+pub(crate) struct Opener {
     #[cfg(test)]
     pub(super) hook: Option<Hook>,
 }
@@ -60,7 +60,7 @@ impl Opener {
 }
 
 /// An opened folder: its entries are reached relative to this handle only.
-pub(super) struct Folder {
+pub(crate) struct Folder {
     fd: OwnedFd,
     path: PathBuf,
     opener: Opener,
@@ -68,7 +68,7 @@ pub(super) struct Folder {
 
 /// What a listed entry is, as the folder says (a link is a link, not what it points to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     File,
     Folder,
     /// Anything else, and what it is, for the report.
@@ -76,7 +76,7 @@ pub(super) enum Kind {
 }
 
 /// One entry of a folder.
-pub(super) struct Entry {
+pub(crate) struct Entry {
     pub name: OsString,
     pub kind: Kind,
     /// Modification time: seconds and nanoseconds.
@@ -84,7 +84,7 @@ pub(super) struct Entry {
 }
 
 /// What an entry holds, once opened.
-pub(super) enum Content {
+pub(crate) enum Content {
     /// A regular file's bytes (within the bound), and which file it was.
     Bytes(Vec<u8>, Identity),
     /// A regular file larger than the bound.
@@ -95,7 +95,7 @@ pub(super) enum Content {
 
 /// Which file was read, as its handle says: a name can be given to another file between two polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Identity {
+pub(crate) struct Identity {
     device: u64,
     inode: u64,
     size: u64,
@@ -331,7 +331,7 @@ const MAX_STORED: usize = 255 - ".error.json".len();
 /// The name the `n`th copy of `name` is stored under (`n` = 0: `name`; then `<stem>.<n><.ext>`), within
 /// [`MAX_STORED`] bytes: a longer one keeps its beginning, cut on a character, then `~` and 16 hex digits of
 /// the whole name's SHA-256, then the number and the extension.
-pub(super) fn stored_name(name: &str, n: u32) -> String {
+pub(crate) fn stored_name(name: &str, n: u32) -> String {
     let (stem, ext) = match name.rfind('.') {
         Some(i) if i > 0 && name.len() - i <= 16 => name.split_at(i),
         _ => (name, ""),

@@ -32,9 +32,9 @@
 //! good but that could not be moved (a full disk, a blocked `rejected_dir`) is not submitted again: the same
 //! file (same inode, size and time) gets the same answer and only its move is tried again, logged once.
 
-mod bundle;
+pub(crate) mod bundle;
 mod config;
-mod folder;
+pub(crate) mod folder;
 
 pub use config::FileInConfig;
 

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 /// One pending document as listed by the axis.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Listed {
-    pub(super) doc_id: String,
-    pub(super) from: Option<String>,
+pub(crate) struct Listed {
+    pub(crate) doc_id: String,
+    pub(crate) from: Option<String>,
     /// The `servicetype` it was listed under; fetch and mark carry the same.
-    pub(super) service: String,
+    pub(crate) service: String,
 }
 
 /// Why a package could not be fetched.
@@ -49,33 +49,7 @@ impl VxpPull {
             .map_err(|e| describe(&e))?;
         let status = resp.status();
         let raw = resp.bytes().await.map_err(|e| describe(&e))?;
-        let v = axis_json(status, &raw)?;
-        let data = match v.get("data") {
-            Some(Value::Array(items)) => items,
-            Some(Value::Null) | None => return Ok(Vec::new()),
-            Some(other) => return Err(format!("`data` is not a list: {other}")),
-        };
-        let mut out = Vec::with_capacity(data.len());
-        for item in data {
-            let doc_id = match item.get("docId") {
-                Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => {
-                    tracing::warn!(item = %item, "listed item without a docId; skipped");
-                    continue;
-                }
-            };
-            let from = item
-                .get("from")
-                .and_then(Value::as_str)
-                .map(|s| s.trim().to_owned());
-            out.push(Listed {
-                doc_id,
-                from,
-                service: service.to_owned(),
-            });
-        }
-        Ok(out)
+        listed(&axis_json(status, &raw)?, service)
     }
 
     pub(super) async fn fetch(&self, doc: &str, service: &str) -> Result<Bytes, FetchError> {
@@ -95,11 +69,7 @@ impl VxpPull {
             .is_some_and(|ct| ct.contains("json"));
         if !status.is_success() || is_json {
             let raw = resp.bytes().await.unwrap_or_default();
-            let why = match axis_json(status, &raw) {
-                Err(e) => e,
-                Ok(_) => format!("HTTP {status} with a JSON answer instead of a package"),
-            };
-            return Err(FetchError::Retry(why));
+            return Err(FetchError::Retry(not_a_package(status, &raw)));
         }
         if let Some(len) = resp.content_length()
             && len as usize > self.max_bytes
@@ -146,8 +116,51 @@ impl VxpPull {
     }
 }
 
+/// The documents an axis list answer names, under `service`; an item without a `docId` is skipped (logged).
+pub(crate) fn listed(v: &Value, service: &str) -> Result<Vec<Listed>, String> {
+    let data = match v.get("data") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => return Ok(Vec::new()),
+        Some(other) => {
+            return Err(format!(
+                "`data` is not a list: {}",
+                http_client::quoted(&other.to_string())
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(data.len());
+    for item in data {
+        let doc_id = match item.get("docId") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                tracing::warn!(item = %item, "listed item without a docId; skipped");
+                continue;
+            }
+        };
+        let from = item
+            .get("from")
+            .and_then(Value::as_str)
+            .map(|s| s.trim().to_owned());
+        out.push(Listed {
+            doc_id,
+            from,
+            service: service.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// Why a fetch answer (an error status, or JSON) is not a package.
+pub(crate) fn not_a_package(status: reqwest::StatusCode, raw: &[u8]) -> String {
+    match axis_json(status, raw) {
+        Err(e) => e,
+        Ok(_) => format!("HTTP {status} with a JSON answer instead of a package"),
+    }
+}
+
 /// An axis JSON answer with `status: OK`, or why not.
-fn axis_json(status: reqwest::StatusCode, raw: &[u8]) -> Result<Value, String> {
+pub(crate) fn axis_json(status: reqwest::StatusCode, raw: &[u8]) -> Result<Value, String> {
     if status.is_redirection() {
         return Err(format!(
             "HTTP {status}{}",
@@ -172,7 +185,11 @@ fn axis_json(status: reqwest::StatusCode, raw: &[u8]) -> Result<Value, String> {
         .get("ErrorDesc")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Err(format!("HTTP {status}, axis error {code}: {desc}"))
+    Err(format!(
+        "HTTP {status}, axis error {}: {}",
+        http_client::cut(&code, http_client::MAX_QUOTED_CODE),
+        http_client::quoted(desc)
+    ))
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -180,4 +197,42 @@ fn describe(e: &reqwest::Error) -> String {
         return "timed out".into();
     }
     http_client::error_chain(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An oracle of `fuzz/fuzz_targets/vxp_response.rs`; before this fix the axis's `ErrorDesc`, `ErrorCode` and a non-list `data`
+    /// were quoted whole into messages that are logged and sent back with `fail`.
+    #[test]
+    fn messages_quoting_the_axis_are_bounded() {
+        let long = "x".repeat(100_000);
+        let status = reqwest::StatusCode::INTERNAL_SERVER_ERROR;
+        for body in [
+            json!({"status": "FAIL", "ErrorCode": "E1", "ErrorDesc": long}),
+            json!({"status": "FAIL", "ErrorCode": [long], "ErrorDesc": "d"}),
+        ] {
+            let raw = serde_json::to_vec(&body).unwrap();
+            let e = axis_json(status, &raw).unwrap_err();
+            assert!(e.chars().count() <= 400, "{} characters", e.chars().count());
+            assert!(
+                e.starts_with("HTTP 500 Internal Server Error, axis error "),
+                "{e:.80}"
+            );
+            let e = not_a_package(status, &raw);
+            assert!(e.chars().count() <= 400, "{} characters", e.chars().count());
+        }
+        let raw = serde_json::to_vec(&json!({"status": "OK", "data": {"docId": long}})).unwrap();
+        let v = axis_json(reqwest::StatusCode::OK, &raw).unwrap();
+        let e = listed(&v, "eDoc").unwrap_err();
+        assert!(e.chars().count() <= 400, "{} characters", e.chars().count());
+        assert!(e.starts_with("`data` is not a list: "), "{e:.80}");
+        // Short ones are quoted whole.
+        let raw = br#"{"status":"FAIL","ErrorCode":"E42","ErrorDesc":"Sai systemId"}"#;
+        assert_eq!(
+            axis_json(reqwest::StatusCode::OK, raw).unwrap_err(),
+            "HTTP 200 OK, axis error \"E42\": Sai systemId"
+        );
+    }
 }

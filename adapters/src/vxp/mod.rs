@@ -41,8 +41,8 @@
 //! checks that the caller is a known agency and matches the package's `From`, and refuses it (4xx, so the
 //! document is marked `fail`) if not.
 
-mod axis;
-mod pull;
+pub(crate) mod axis;
+pub(crate) mod pull;
 #[cfg(test)]
 mod tests;
 

@@ -147,7 +147,7 @@ fn refusal(e: &ApiError) -> String {
 }
 
 /// `MessageHeader/From/OrganId` of an edXML package (any namespace prefix), reading only the header.
-pub(super) fn package_sender(body: &[u8]) -> Option<String> {
+pub(crate) fn package_sender(body: &[u8]) -> Option<String> {
     use quick_xml::events::Event;
     let text = std::str::from_utf8(body).ok()?;
     let mut reader = quick_xml::Reader::from_str(text);

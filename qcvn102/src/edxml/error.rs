@@ -139,6 +139,13 @@ pub enum EdxmlError {
     Io(#[from] std::io::Error),
 }
 
+/// A path too long to repeat back becomes empty (no path), as the envelope does with its pointers.
+fn bound_path(path: &mut String) {
+    if path.chars().count() > MAX_PATH_CHARS {
+        path.clear();
+    }
+}
+
 fn in_path(path: &str) -> String {
     if path.is_empty() {
         String::new()
@@ -155,7 +162,69 @@ fn parenthesized(detail: &str) -> String {
     }
 }
 
+/// Longest quoted part of the input (a name, a value, quick-xml's message) kept in an error.
+const MAX_QUOTED_CHARS: usize = 200;
+
+/// Longest element path kept in an error; a longer one (names are as long as a producer makes them) is left out.
+const MAX_PATH_CHARS: usize = 1000;
+
+/// `text` cut to [`MAX_QUOTED_CHARS`] characters, ended with `…` when cut.
+fn cut(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(MAX_QUOTED_CHARS) {
+        text.truncate(at);
+        text.push('…');
+    }
+}
+
 impl EdxmlError {
+    /// The error with what it quotes from the input bounded: names, values and quick-xml's message (which
+    /// quotes the input up to the next `>`) cut to 200 characters, a path over 1000 characters left out. The
+    /// parser's errors go back to whoever sent the package, and the package can be megabytes.
+    pub(crate) fn bounded(mut self) -> Self {
+        match &mut self {
+            Self::UnknownEntity { name, path, .. } => {
+                cut(name);
+                bound_path(path);
+            }
+            Self::TooDeep { path, .. } | Self::HeaderTooLarge { path, .. } => bound_path(path),
+            Self::Malformed { message, path, .. } | Self::InvalidValue { path, message } => {
+                cut(message);
+                bound_path(path);
+            }
+            Self::MissingElement { path, detail } => {
+                cut(detail);
+                bound_path(path);
+            }
+            Self::UnsupportedEncoding { encoding, .. } => cut(encoding),
+            Self::UnexpectedRoot { found, .. } => cut(found),
+            Self::InvalidBase64 {
+                attachment,
+                reason,
+                path,
+                ..
+            } => {
+                cut(attachment);
+                cut(reason);
+                bound_path(path);
+            }
+            Self::TooManyAttachments { path, .. } => bound_path(path),
+            Self::MissingAttachment { content_id, path }
+            | Self::UnreferencedAttachment { content_id, path }
+            | Self::DuplicateContentId {
+                content_id, path, ..
+            } => {
+                cut(content_id);
+                bound_path(path);
+            }
+            Self::UnknownAttachment { content_id } => cut(content_id),
+            Self::TooLarge { .. }
+            | Self::ForbiddenDtd { .. }
+            | Self::InvalidDescription { .. }
+            | Self::Io(_) => {}
+        }
+        self
+    }
+
     /// The element path the problem is at, e.g. `/edXML/edXMLEnvelope/edXMLHeader/MessageHeader/From/OrganId`.
     pub fn path(&self) -> Option<&str> {
         match self {

@@ -535,6 +535,49 @@ fn refuses_deep_nesting() {
     parse(&fixture("realistic.edxml"), &limits).unwrap();
 }
 
+/// An oracle of `fuzz/fuzz_targets/edxml.rs` (error paths are JSON pointers); before this fix an element named with `~` (which quick-xml reads as a name) made an
+/// error path that is not a JSON pointer, and ingress answers with that path as one. `~` is written `~0`.
+#[test]
+fn error_paths_are_json_pointers_whatever_the_element_names() {
+    let err = parse(b"<edXML><a~b><c></a~b></edXML>", &Limits::default()).unwrap_err();
+    assert_eq!(err.path(), Some("/edXML/a~0b/c"), "{err}");
+    let mut xml = String::from("<edXML><edXMLEnvelope><edXMLHeader><MessageHeader>");
+    xml.push_str(&"<x~1>".repeat(40));
+    let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+    let path = err.path().unwrap();
+    assert!(path.ends_with("/x~01/x~01"), "{path}");
+}
+
+/// Found by `fuzz/fuzz_targets/edxml.rs`: error messages quoted the input (an end tag's name, up to the next
+/// `>`) whole, and ingress answers with the message twice: a package could have megabytes echoed back. Quoted
+/// parts are cut to 200 characters and a path too long to repeat back is left out.
+#[test]
+fn errors_do_not_echo_the_input_at_length() {
+    let long = "x".repeat(100_000);
+    for xml in [
+        format!("<edXML><a></{long}></edXML>"),
+        format!("<{long}/>"),
+        format!("<edXML><a>&{long};</a></edXML>"),
+    ] {
+        let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.chars().count() <= 1000,
+            "{} characters: {:.200}",
+            text.chars().count(),
+            text
+        );
+    }
+    let mut xml = String::from("<edXML>");
+    for _ in 0..40 {
+        xml.push_str(&format!("<{}>", "y".repeat(5_000)));
+    }
+    let err = parse(xml.as_bytes(), &Limits::default()).unwrap_err();
+    assert!(matches!(err, EdxmlError::TooDeep { .. }), "{err:.200}");
+    assert_eq!(err.path(), None, "a path that long is not repeated back");
+    assert!(err.to_string().chars().count() <= 1000);
+}
+
 #[test]
 fn refuses_headers_with_too_many_elements() {
     // 4 bytes of XML per element, but each would become a JSON value: bounded separately.
@@ -800,6 +843,36 @@ fn status(code: StatusCode, description: Option<&str>) -> StatusDescription {
         "staff": {"department": "Văn thư", "staff": "Lê Văn Cường"}
     }))
     .unwrap()
+}
+
+/// An oracle of `fuzz/fuzz_targets/file_in_description.rs` (a built package passes its schema); before this fix an empty `signer` or `staff` (`{}`) was written as an
+/// empty `<SignerInfo>`/`<StaffInfo>` element, which the parser reads as an empty string and the schemas refuse
+/// (they are objects): a description the builder accepted built a package ingress refused. Left out instead.
+#[test]
+fn empty_signer_and_staff_are_left_out() {
+    let mut doc = commune_json();
+    doc["signer"] = json!({});
+    doc["business"]["staff"] = json!({});
+    let doc: DocumentDescription = serde_json::from_value(doc).unwrap();
+    let p = parse(&build(&doc, &[]).unwrap(), &Limits::default()).unwrap();
+    assert_eq!(p.header.get("SignerInfo"), None, "{}", p.header);
+    assert_eq!(
+        p.header["TraceHeaderList"]["Bussiness"].get("StaffInfo"),
+        None
+    );
+    assert_eq!(
+        schema_errors(&document_schema(), &p.header),
+        Vec::<String>::new()
+    );
+
+    let mut s = status(StatusCode::Accepted03, None);
+    s.staff = Some(StaffInfo::default());
+    let p = parse(&build_status(&s).unwrap(), &Limits::default()).unwrap();
+    assert_eq!(p.header.get("StaffInfo"), None, "{}", p.header);
+    assert_eq!(
+        schema_errors(&status_schema(), &p.header),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

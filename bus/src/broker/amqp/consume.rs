@@ -89,7 +89,9 @@ fn int(v: &AMQPValue) -> Option<i64> {
     })
 }
 
-fn headers_from(table: Option<&FieldTable>) -> Headers {
+/// A delivery's AMQP headers as the bus's: strings and integers kept, `x-death` reduced to its latest reason
+/// and queue, anything else dropped.
+pub(crate) fn headers_from(table: Option<&FieldTable>) -> Headers {
     let mut h = Headers::new();
     let Some(table) = table else { return h };
     for (k, v) in table.inner() {

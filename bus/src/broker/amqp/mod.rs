@@ -17,9 +17,9 @@
 //! headers of what they receive.
 
 mod connection;
-mod consume;
+pub(crate) mod consume;
 mod declare;
-mod publish;
+pub(crate) mod publish;
 
 pub use consume::AmqpConsumer;
 

@@ -7,7 +7,7 @@
 
 use super::connection::{broker_uri, publish_channel};
 use super::{AmqpBroker, Link};
-use crate::broker::{BrokerError, Envelope, HeaderValue};
+use crate::broker::{BrokerError, Envelope, HeaderValue, Headers};
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
@@ -172,13 +172,18 @@ fn properties(e: &Envelope) -> BasicProperties {
     if let Some(ct) = &e.content_type {
         p = p.with_content_type(ct.as_str().into());
     }
+    p.with_headers(table_of(&e.headers))
+}
+
+/// The bus's headers as an AMQP field table: strings as long strings, integers as 64-bit.
+pub(crate) fn table_of(headers: &Headers) -> FieldTable {
     let mut table = FieldTable::default();
-    for (k, v) in &e.headers {
+    for (k, v) in headers {
         let v = match v {
             HeaderValue::Str(s) => AMQPValue::LongString(s.as_str().into()),
             HeaderValue::Int(i) => AMQPValue::LongLongInt(*i),
         };
         table.insert(k.as_str().into(), v);
     }
-    p.with_headers(table)
+    table
 }

@@ -3,7 +3,7 @@
 
 use super::attachments::manifest_body;
 use super::dates::norm_date;
-use super::description::{Business, DocumentDescription, FileAttachment};
+use super::description::{Business, DocumentDescription, FileAttachment, Signer};
 use super::ids::check_document_id;
 use super::xml::Xml;
 use super::{digits, invalid, required};
@@ -77,7 +77,8 @@ pub(super) fn document_head(
     required("subject", &doc.subject)?;
     x.leaf("subject", "Subject", &doc.subject)?;
     x.opt_leaf("content", "Content", doc.content.as_deref())?;
-    if let Some(s) = &doc.signer {
+    // An empty `{}` writes nothing: an empty element would read as "" and fail the schema (an object).
+    if let Some(s) = doc.signer.as_ref().filter(|s| **s != Signer::default()) {
         x.open("SignerInfo");
         x.opt_leaf("signer.competence", "Competence", s.competence.as_deref())?;
         x.opt_leaf("signer.position", "Position", s.position.as_deref())?;

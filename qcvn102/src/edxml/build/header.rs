@@ -54,7 +54,11 @@ impl Xml {
         Ok(())
     }
 
+    /// `StaffInfo`; nothing for an empty `{}` (an empty element would read as "" and fail the schema).
     pub(super) fn staff(&mut self, field: &str, s: &StaffInfo) -> Result<(), EdxmlError> {
+        if *s == StaffInfo::default() {
+            return Ok(());
+        }
         self.open("StaffInfo");
         self.opt_leaf(
             &format!("{field}.department"),

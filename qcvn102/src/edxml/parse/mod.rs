@@ -32,6 +32,10 @@ pub(crate) use chars::is_xml_char;
 
 /// Parses and checks one edXML package. See the module documentation for what is accepted.
 pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
+    parse_unbounded(bytes, limits).map_err(EdxmlError::bounded)
+}
+
+fn parse_unbounded(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
     let mut parser = Parser::new(bytes, limits, None)?;
     parser.run()?;
     parser.into_package()
@@ -44,6 +48,15 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Package, EdxmlError> {
 /// One pass over the package when the attachment's `ContentId` comes before its data (as in real packages),
 /// two otherwise. If an error is returned, `out` may already hold part of the attachment.
 pub fn decode_attachment<W: Write>(
+    bytes: &[u8],
+    limits: &Limits,
+    content_id: &str,
+    out: &mut W,
+) -> Result<u64, EdxmlError> {
+    decode_unbounded(bytes, limits, content_id, out).map_err(EdxmlError::bounded)
+}
+
+fn decode_unbounded<W: Write>(
     bytes: &[u8],
     limits: &Limits,
     content_id: &str,

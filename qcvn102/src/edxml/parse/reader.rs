@@ -146,7 +146,7 @@ impl<'a, 'w> Parser<'a, 'w> {
             return Err(EdxmlError::TooDeep {
                 limit: self.limits.max_depth,
                 position: self.pos(offset),
-                path: format!("{}/{name}", self.path()),
+                path: format!("{}/{}", self.path(), segment(name)),
             });
         }
         self.check_attributes(e, offset)?;
@@ -378,11 +378,12 @@ impl<'a, 'w> Parser<'a, 'w> {
 
     // === helpers ===
 
+    /// The open elements as a JSON pointer (ingress answers with it as one): `/edXML/edXMLEnvelope/…`.
     pub(super) fn path(&self) -> String {
         let mut path = String::new();
         for name in &self.stack {
             path.push('/');
-            path.push_str(name);
+            path.push_str(&segment(name));
         }
         path
     }
@@ -453,5 +454,15 @@ impl<'a, 'w> Parser<'a, 'w> {
             };
         }
         self.malformed(offset, e.to_string())
+    }
+}
+
+/// An element name as one segment of a JSON pointer (RFC 6901): quick-xml does not check the characters of a
+/// name, so a `~` (or `/`) in one is escaped like in any pointer.
+fn segment(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['~', '/']) {
+        name.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        name.into()
     }
 }
