@@ -334,7 +334,13 @@ pub async fn delete_topology(url: &str, config: &Config) {
     let mut sinks: Vec<String> = config.adapters.iter().map(|a| a.id.clone()).collect();
     sinks.sort();
     let tiers = topology::retry_tiers(config);
-    let topo = topology::build(&names, &sinks, &tiers, config.bus.delivery_limit);
+    let ordered = lienthong_bus::order::ordered_adapters(config).0;
+    let topo = topology::build(&names, &sinks, &tiers, config.bus.delivery_limit).with_order(
+        &names,
+        &sinks,
+        &ordered,
+        config.bus.delivery_limit,
+    );
     lienthong_bus::broker::teardown(url, &topo).await;
 }
 

@@ -34,6 +34,8 @@ pub struct Setup {
     pub state_dir: Option<PathBuf>,
     /// `[evidence]` on, with a key made for each bus (`--evidence`).
     pub evidence: bool,
+    /// `order_by` of the bench route (`--order-by`), e.g. `/id` (every message its own key).
+    pub order_by: Option<String>,
 }
 
 /// A sink that only counts (and, for latency runs, measures): the bus's own cost with nothing behind it.
@@ -143,10 +145,15 @@ id = "dossiers"
 types = ["dossier.submitted"]
 to = ["{to}"]
 deliver = ["sink"]
-"#,
+{order}"#,
         amqp = s.amqp,
         schemas = s.schemas.display(),
         prefetch = s.prefetch,
+        order = s
+            .order_by
+            .as_ref()
+            .map(|p| format!("order_by = \"{p}\"\n"))
+            .unwrap_or_default(),
         user = amqp::url_user(&s.amqp),
         from = payload::FROM,
         to = payload::TO,

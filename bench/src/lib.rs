@@ -132,6 +132,7 @@ pub async fn run(opts: &Opts) -> Report {
         run: format!("bench-{run_id}"),
         state_dir: opts.state_dir.clone(),
         evidence: opts.evidence,
+        order_by: opts.order_by.clone(),
     };
     let settle = if opts.smoke {
         Duration::ZERO

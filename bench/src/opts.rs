@@ -103,6 +103,11 @@ pub struct Opts {
     /// message leaves a signed, hash-chained record (docs/evidence.md). Compare a run with and without it.
     #[arg(long)]
     pub evidence: bool,
+    /// Give the bench route this `order_by` (a JSON pointer, e.g. `/id`: every message its own key, or
+    /// `/payload/MaHoSo`: every message of the bench about one dossier, so one key): per-key order's cost
+    /// (README "Per-key order"). Compare a run with and without it.
+    #[arg(long)]
+    pub order_by: Option<String>,
     /// Run only these phases (comma-separated); default all (soak only with --soak).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Phase>,

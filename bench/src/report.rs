@@ -116,7 +116,7 @@ pub fn markdown(r: &Results) -> String {
         s,
         "| settings | confirm window {}; prefetch {} (raw consumer and `bus.prefetch`); {} HTTP clients; \
          bus state store: SQLite (WAL, synchronous=NORMAL, group commit) in {}; quorum queues everywhere; \
-         evidence log {} |",
+         evidence log {}; route order_by {} |",
         o.window,
         o.prefetch,
         o.http_clients,
@@ -128,7 +128,11 @@ pub fn markdown(r: &Results) -> String {
             "on (`--evidence`)"
         } else {
             "off"
-        }
+        },
+        o.order_by
+            .as_ref()
+            .map(|p| format!("`{p}` (`--order-by`)"))
+            .unwrap_or_else(|| "none".into())
     );
 
     // 1–3

@@ -274,9 +274,17 @@ impl TestBus {
         format!("http://{}{path}", self.bus.http_addr)
     }
 
-    /// GET on the admin API, as JSON; None while it does not answer with JSON.
+    /// GET on the admin API, as JSON; None while it does not answer with JSON. Sends the admin token of `admin.token_env = "ADMIN"` (ignored by a bus without one).
     pub async fn admin_json(&self, path: &str) -> Option<serde_json::Value> {
-        reqwest::get(self.admin(path)).await.ok()?.json().await.ok()
+        reqwest::Client::new()
+            .get(self.admin(path))
+            .bearer_auth(env("ADMIN")?)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
     }
 
     /// Waits (up to `timeout`) for the first dead-lettered message to show in `GET /v1/dlq`.
