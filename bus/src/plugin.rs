@@ -33,6 +33,12 @@ pub use crate::config::codes::{MAX_PARTY_LEN, check_party_generic};
 
 /// A domain plugged into the bus.
 pub trait Plugin: Send + Sync {
+    /// The OpenAPI document of the APIs this build serves (served at `/openapi.json` on the ingress listener;
+    /// the plugin serves it on the admin listener with its routes). None: not described.
+    fn openapi(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether `code` is a valid party (agency) code; the error says what is expected.
     fn check_party(&self, code: &str) -> Result<(), String> {
         check_party_generic(code)

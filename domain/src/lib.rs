@@ -71,6 +71,10 @@ impl Plugin for Province {
         cert_party(&cert.uris)
     }
 
+    fn openapi(&self) -> Option<&'static str> {
+        Some(admin::OPENAPI)
+    }
+
     fn tables(&self) -> Vec<TableSet> {
         vec![tables::TABLES]
     }

@@ -28,7 +28,19 @@ pub fn router(ingress: Arc<Ingress>) -> Router {
         .route("/v1/inbox/{id}", get(crate::mailbox::http::fetch))
         .route("/v1/inbox/{id}/ack", post(crate::mailbox::http::ack))
         .route("/v1/inbox/{id}/nack", post(crate::mailbox::http::nack))
+        .route("/openapi.json", get(openapi))
         .with_state(ingress)
+}
+
+/// `GET /openapi.json`: the document of the ingress and admin APIs, as the plugin that assembled this build
+/// describes them (404 `not_found` when it describes none).
+async fn openapi(State(ingress): State<Arc<Ingress>>) -> Response {
+    match ingress.openapi() {
+        Some(doc) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+        None => {
+            ApiError::new(code::NOT_FOUND, "this build has no OpenAPI document").into_response()
+        }
+    }
 }
 
 fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {

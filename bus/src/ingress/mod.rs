@@ -45,6 +45,11 @@ impl Ingress {
         }
     }
 
+    /// The plugin's OpenAPI document, if it has one.
+    pub fn openapi(&self) -> Option<&'static str> {
+        self.plugin.openapi()
+    }
+
     pub fn ctx(&self) -> &Arc<Context> {
         &self.ctx
     }

@@ -6,7 +6,7 @@
 //! | `GET /v1/dossiers?agency=&status=&state=&received_from=&received_to=&page=&per_page=` | search, newest received first, paged |
 //! | `GET /v1/stats/on-time?from=&to=&agency=[&format=csv]` | on-time counts and rate per agency and for the province |
 //! | `GET /v1/documents?id=<DocumentId>`, `GET /v1/documents/{DocumentId}` | where an edXML document is: accepted with which routes, delivered where or dead-lettered why, and its status flow at each receiving agency, each status checked or taken as reported |
-//! | `GET /v1/openapi` | the OpenAPI 3.1 document of the ingress and admin APIs as this build serves them (`docs/openapi.json`, embedded; served here because only the build with the domain serves all of those routes) |
+//! | `GET /v1/openapi`, `GET /openapi.json` | the OpenAPI 3.1 document of the ingress and admin APIs as this build serves them (`docs/openapi.json`, embedded; served here because only the build with the domain serves all of those routes) |
 
 pub(crate) mod search;
 mod views;
@@ -62,6 +62,7 @@ pub fn router(s: AdminState) -> Router {
         .route("/v1/documents", get(document_by_query))
         .route("/v1/documents/{id}", get(document))
         .route("/v1/openapi", get(openapi))
+        .route("/openapi.json", get(openapi))
         .with_state(s)
 }
 
