@@ -1,5 +1,6 @@
 //! `docs/openapi.json` lists exactly the routes the ingress and admin routers register (read from the
-//! router code, method and path), and the admin API serves that very file at `GET /v1/openapi`.
+//! router code, method and path), and the admin API serves that very file at `GET /v1/openapi`, each listener
+//! at `GET /openapi.json`.
 
 mod common;
 
@@ -79,5 +80,12 @@ async fn the_admin_api_serves_the_file() {
     );
     let served: serde_json::Value = served.json().await.unwrap();
     assert_eq!(served, document());
+    // And at /openapi.json on each listener: the ingress one without credentials.
+    for url in [bus.admin("/openapi.json"), bus.url("/openapi.json")] {
+        let served = reqwest::get(&url).await.unwrap();
+        assert_eq!(served.status(), 200, "{url}");
+        let served: serde_json::Value = served.json().await.unwrap();
+        assert_eq!(served, document(), "{url}");
+    }
     bus.stop().await;
 }
