@@ -875,6 +875,38 @@ fn empty_signer_and_staff_are_left_out() {
     );
 }
 
+/// Found by `fuzz/fuzz_targets/file_in_description.rs`: a code number with a line break (`"\\\r125"`) made a
+/// DocumentId the schemas refuse (`,\S.*$`: no line terminator, no space first), but the builder wrote it: a
+/// description it accepted built a package ingress refused. Refused at `code` now, and so is a given one.
+#[test]
+fn a_document_id_the_schemas_refuse_is_not_built() {
+    for number in ["\\\r125", "12\n5", "1\u{2028}5"] {
+        let mut doc = commune_json();
+        doc["code"]["number"] = json!(number);
+        let doc: DocumentDescription = serde_json::from_value(doc).unwrap();
+        match build(&doc, &[]) {
+            Err(EdxmlError::InvalidDescription { field, .. }) => {
+                assert_eq!(field, "code", "{number:?}")
+            }
+            Err(other) => panic!("{number:?}: {other}"),
+            Ok(bytes) => {
+                let p = parse(&bytes, &Limits::default()).unwrap();
+                panic!(
+                    "{number:?} built: {:?}",
+                    schema_errors(&document_schema(), &p.header)
+                );
+            }
+        }
+    }
+    let mut doc = commune_json();
+    doc["document_id"] = json!("000.00.01.H41,2025/03/14, 125\r/UBND-VP");
+    let doc: DocumentDescription = serde_json::from_value(doc).unwrap();
+    assert!(matches!(
+        build(&doc, &[]),
+        Err(EdxmlError::InvalidDescription { .. })
+    ));
+}
+
 #[test]
 fn status_package_goes_back_to_the_documents_sender() {
     let bytes = build_status(&status(StatusCode::Accepted03, Some("Đã vào sổ"))).unwrap();

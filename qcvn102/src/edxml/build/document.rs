@@ -43,10 +43,8 @@ pub(super) fn document_head(
                 format!("{}/{notation}", doc.code.number.trim())
             };
             let id = format!("{},{date},{code}", doc.from.organ_id.trim());
-            check_document_id(
-                "document_id (made from from.organ_id, promulgation.date and code)",
-                &id,
-            )?;
+            // Made from `code` (the sender's code and the date are checked where they are read).
+            check_document_id("code", &id)?;
             id
         }
     };

@@ -29,7 +29,18 @@ pub(super) fn check_document_id(field: &str, value: &str) -> Result<(), EdxmlErr
     let (Some(organ), Some(date), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
-    if !crate::agency::is_network_code(organ) || parse_date(date).is_none() || rest.is_empty() {
+    // As the schemas' pattern (`,\S.*$` in ECMA-262 terms): the number/notation starts with no space, and holds
+    // no line terminator, which `.` does not match.
+    let starts_blank = rest
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_whitespace() || c == '\u{feff}');
+    let line_break = rest.contains(['\n', '\r', '\u{2028}', '\u{2029}']);
+    if !crate::agency::is_network_code(organ)
+        || parse_date(date).is_none()
+        || starts_blank
+        || line_break
+    {
         return Err(bad());
     }
     for c in value.chars() {
