@@ -252,8 +252,16 @@ pub async fn stats(
     department: Option<&str>,
 ) -> Result<BTreeMap<String, FeedbackRow>, sqlx::Error> {
     let mut out: BTreeMap<String, FeedbackRow> = BTreeMap::new();
-    let dept = department.unwrap_or("");
-    let feedback = sqlx::query(
+    // Both counts: `$1` the namespace, `$2`..`$3` the period, `$4` one department or '' for all.
+    let per_department = |sql: &'static str| {
+        sqlx::query(sql)
+            .bind(state.namespace())
+            .bind(from)
+            .bind(to)
+            .bind(department.unwrap_or(""))
+            .fetch_all(state.pool())
+    };
+    let feedback = per_department(
         "SELECT department, COUNT(*) AS received,
                 SUM(CASE WHEN answered IS NOT NULL THEN 1 ELSE 0 END) AS answered,
                 SUM(COALESCE(answer_seconds, 0)) AS seconds
@@ -261,11 +269,6 @@ pub async fn stats(
          WHERE ns = $1 AND received >= $2 AND received <= $3 AND ($4 = '' OR department = $4)
          GROUP BY department",
     )
-    .bind(state.namespace())
-    .bind(from)
-    .bind(to)
-    .bind(dept)
-    .fetch_all(state.pool())
     .await?;
     for r in feedback {
         let row = out.entry(r.try_get("department")?).or_default();
@@ -273,16 +276,11 @@ pub async fn stats(
         row.feedback_answered = r.try_get::<Option<i64>, _>("answered")?.unwrap_or(0);
         row.answer_seconds = r.try_get::<Option<i64>, _>("seconds")?.unwrap_or(0);
     }
-    let ratings = sqlx::query(
+    let ratings = per_department(
         "SELECT department, COUNT(*) AS ratings, SUM(score) AS total FROM lt_rating
          WHERE ns = $1 AND rated >= $2 AND rated <= $3 AND ($4 = '' OR department = $4)
          GROUP BY department",
     )
-    .bind(state.namespace())
-    .bind(from)
-    .bind(to)
-    .bind(dept)
-    .fetch_all(state.pool())
     .await?;
     for r in ratings {
         let row = out.entry(r.try_get("department")?).or_default();
