@@ -6,6 +6,7 @@
 #   bash scripts/cluster.sh status  # one line per node: running or down, and the cluster's running members
 #   bash scripts/cluster.sh down    # stop the three nodes and delete their data; idempotent
 #   bash scripts/cluster.sh ctl lt2 stop_app   # rabbitmqctl -n lt2@localhost stop_app, with the cluster's cookie
+#   bash scripts/cluster.sh kill lt2   # kill -9 that node's Erlang VM (a crash, not a shutdown); `up` restarts it
 #
 # Nodes lt1@localhost, lt2@localhost, lt3@localhost; AMQP on 127.0.0.1:5681, 5682, 5683 (guest/guest);
 # Erlang distribution on 25681-25683; no plugins (so no management or Prometheus ports). Each node has its own
@@ -162,6 +163,29 @@ down() {
   log "down"
 }
 
+# kill -9 of one node's VM, found by the pid file it wrote and checked to be that node's beam before the
+# signal (a stale pid file must never end an unrelated process).
+kill_node() {
+  local n=$1 pidf="$DIR/$1/pid" pid
+  pid=$(cat "$pidf" 2>/dev/null || true)
+  if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+    log "$n@$HOST is not running (no live pid in $pidf)"
+    return 1
+  fi
+  if ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$n@$HOST"; then
+    log "pid $pid in $pidf is not $n@$HOST's VM; not killed"
+    return 1
+  fi
+  kill -9 "$pid"
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || { log "killed $n@$HOST (pid $pid) with SIGKILL"; return 0; }
+    sleep 0.1
+  done
+  log "$n@$HOST (pid $pid) still alive 10 s after SIGKILL"
+  return 1
+}
+
 status() {
   local i up_count=0
   for i in 0 1 2; do
@@ -187,6 +211,11 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
+kill)
+  node=${2:?usage: $0 kill lt1|lt2|lt3}
+  [[ " ${NODES[*]} " == *" $node "* ]] || { echo "not a node of this cluster: $node" >&2; exit 2; }
+  kill_node "$node"
+  ;;
 ctl)
   node=${2:?usage: $0 ctl lt1|lt2|lt3 <rabbitmqctl args>}
   [[ " ${NODES[*]} " == *" $node "* ]] || { echo "not a node of this cluster: $node" >&2; exit 2; }
@@ -194,7 +223,7 @@ ctl)
   ctl "$node" "$@"
   ;;
 *)
-  echo "usage: $0 up|down|status|ctl NODE ARGS..." >&2
+  echo "usage: $0 up|down|status|kill NODE|ctl NODE ARGS..." >&2
   exit 2
   ;;
 esac

@@ -9,6 +9,11 @@
 pub mod amqp;
 pub mod http;
 pub mod identity;
+mod proof;
+mod route;
+
+use proof::BodyProof;
+use route::route;
 
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::context::Context;
@@ -16,7 +21,6 @@ use crate::error::{ApiError, code};
 use crate::live::Snapshot;
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
-use crate::router::Decision;
 use crate::state::Claim;
 use crate::wire::AdapterCopy;
 use async_trait::async_trait;
@@ -318,76 +322,7 @@ impl Ingress {
     }
 }
 
-/// Where a prepared message goes by the routes in force: every matching route and one target per adapter;
-/// `no_route` when none.
-fn route(live: &Snapshot, meta: &Meta) -> Result<Decision, ApiError> {
-    let decision = live.router.route(&meta.kind, &meta.from, &meta.to);
-    if !decision.unreachable.is_empty() {
-        let mut e = ApiError::new(
-            code::NO_ROUTE,
-            format!(
-                "no inbox for {}: a route delivering to each receiver's inbox (`deliver = [\"@to\"]`) \
-                     matched, and these receivers have no `[[agencies]] inbox`",
-                decision
-                    .unreachable
-                    .iter()
-                    .map(|(route, to)| format!("{to} (route {route})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-        for (_, to) in &decision.unreachable {
-            if let Some(i) = meta.to.iter().position(|t| t == to) {
-                e = e.at(format!("/to/{i}"), format!("{to} has no inbox"));
-            }
-        }
-        return Err(e);
-    }
-    if decision.targets.is_empty() || !decision.unserved.is_empty() {
-        return Err(no_route(meta, &decision.unserved));
-    }
-    Ok(decision)
-}
-
 impl Ingress {
-    /// For each target, its order key and partition when its route keeps per-key order (`order_by`). A
-    /// message with no key where an ordered route looks is refused (422 `schema_violation` at the pointer):
-    /// sent unordered, it could overtake or be overtaken by the messages its route promises to keep in order.
-    fn order_keys(
-        &self,
-        live: &Snapshot,
-        message: &Message,
-        decision: &Decision,
-    ) -> Result<Vec<Option<(String, u16)>>, ApiError> {
-        let router = &live.router;
-        let format = self.formats.iter().find(|f| f.content() == message.content);
-        let payload_key = |m: &Message, below: &str| format.and_then(|f| f.order_key(m, below));
-        decision
-            .targets
-            .iter()
-            .map(|t| {
-                let Some((pointer, partitions)) = router.order_of(&t.route) else {
-                    return Ok(None);
-                };
-                match crate::order::key_of(message, pointer, &payload_key) {
-                    Some(key) => {
-                        let p = crate::order::partition(&key, partitions);
-                        Ok(Some((key, p)))
-                    }
-                    None => Err(ApiError::new(
-                        code::SCHEMA_VIOLATION,
-                        format!(
-                            "route `{}` keeps its messages in order by `{pointer}`, and this message has no \
-                             string or number there",
-                            t.route
-                        ),
-                    )
-                    .at(pointer, "required by the route's order_by: a string or a number")),
-                }
-            })
-            .collect()
-    }
-
     /// Parse, sender, type, schema (the JSON envelope, or the plugin's format for other content).
     async fn prepare(&self, live: &Snapshot, sub: &Submission) -> Result<Prepared, ApiError> {
         match sub.content {
@@ -478,61 +413,6 @@ impl Submit for Ingress {
     }
 }
 
-impl Ingress {
-    /// Appends a refusal to the evidence log (a failure to is logged; the refusal stands either way).
-    async fn refused(&self, event: crate::evidence::Event) {
-        if let Err(e) = self.ctx.state.record(event).await {
-            metrics::counter!("lienthong_evidence_failures_total").increment(1);
-            tracing::error!(error = %e, "The evidence record of a refusal could not be written");
-        }
-    }
-}
-
-/// What the evidence log keeps of a submission's body: its SHA-256 (of the exact bytes received), the bytes
-/// themselves with `store_payloads`, and who sent it. Only made when `[evidence]` is on.
-#[derive(Clone)]
-pub(crate) struct BodyProof {
-    caller: String,
-    sha256: String,
-    body: Option<Bytes>,
-}
-
-impl BodyProof {
-    fn of(state: &crate::state::StateStore, sub: &Submission) -> Option<Self> {
-        if !state.evidence_on() {
-            return None;
-        }
-        let Caller::Agency(caller) = &sub.caller;
-        Some(Self {
-            caller: caller.clone(),
-            sha256: crate::evidence::sha256_hex(&sub.body),
-            body: state.evidence_keeps_payloads().then(|| sub.body.clone()),
-        })
-    }
-
-    fn accepted(self, meta: &Meta, accepted: &Accepted) -> crate::evidence::Event {
-        let mut event =
-            crate::evidence::Event::new(crate::evidence::Kind::Accepted, &meta.from, &meta.id)
-                .with("body_sha256", self.sha256)
-                .with("type", meta.kind.clone())
-                .with("version", meta.version)
-                .with("to", meta.to.clone())
-                .with("routes", accepted.routes.clone());
-        event.payload = self.body;
-        event
-    }
-
-    /// A refusal of this submission; `named` is (sender, id) once the message was read that far.
-    fn refused(&self, named: Option<&(String, String)>, e: &ApiError) -> crate::evidence::Event {
-        let (sender, id) = named
-            .map(|(s, i)| (s.as_str(), i.as_str()))
-            .unwrap_or((self.caller.as_str(), ""));
-        crate::evidence::Event::new(crate::evidence::Kind::Refused, sender, id)
-            .with("body_sha256", self.sha256.clone())
-            .with("code", e.code.as_str())
-    }
-}
-
 /// 403 for a sender code (`what`, e.g. "`from`") that is not one of the caller's codes.
 pub fn forbidden_sender(what: &str, written: &str, caller: &str) -> ApiError {
     ApiError::new(
@@ -541,36 +421,6 @@ pub fn forbidden_sender(what: &str, written: &str, caller: &str) -> ApiError {
             "{what} is {written}, which is not a code of {caller}, the agency the caller is authenticated as"
         ),
     )
-}
-
-/// 422 `no_route`: nothing carries the message, or some addressee would get nothing. Every such addressee is
-/// named, in the message and as a detail at `/to/<its position in the message's receivers>`; nothing is sent.
-fn no_route(meta: &Meta, unserved: &[usize]) -> ApiError {
-    let names: Vec<&str> = unserved.iter().map(|i| meta.to[*i].as_str()).collect();
-    let message = if names.is_empty() {
-        format!(
-            "no route carries `{}` from {} to [{}]",
-            meta.kind,
-            meta.from,
-            meta.to.join(", ")
-        )
-    } else {
-        format!(
-            "no route carries `{}` from {} to {} (of receivers [{}]); nothing was sent",
-            meta.kind,
-            meta.from,
-            names.join(", "),
-            meta.to.join(", ")
-        )
-    };
-    let mut e = ApiError::new(code::NO_ROUTE, message);
-    for (i, name) in unserved.iter().zip(&names) {
-        e = e.at(
-            format!("/to/{i}"),
-            format!("no route serves receiver `{name}`"),
-        );
-    }
-    e
 }
 
 /// What makes two submissions under one id the same message: everything that is delivered (type, version,

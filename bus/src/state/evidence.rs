@@ -7,7 +7,7 @@
 //! group commits of several bus processes sharing one PostgreSQL append one after another. The append is the
 //! last thing a batch does before it commits, so the tip is held only for the few statements it takes.
 
-use super::batch::{Marks, values};
+use super::sql::{Marks, values};
 use super::{Backend, StateError, StateStore, TableSet, rfc3339_from_millis, text};
 use crate::evidence::bundle::{Bundle, FORMAT, Proven};
 use crate::evidence::chain::{self, Head, Stored, Verifier};

@@ -64,6 +64,7 @@ use time::format_description::well_known::Rfc3339;
 
 pub use crate::message::Accepted;
 pub use batch::Claim;
+pub use batch::sql;
 
 use schema::InitError;
 use url::{redact_url, scrub, sqlite_create_if_missing};

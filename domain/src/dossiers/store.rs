@@ -16,7 +16,7 @@ use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Dossier, DueChange};
 use async_trait::async_trait;
 use lienthong_bus::message::now_millis;
-use lienthong_bus::state::{Backend, GroupItem, GroupWriter, StateStore, text};
+use lienthong_bus::state::{Backend, GroupItem, GroupWriter, StateStore, sql, text};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
@@ -111,17 +111,9 @@ impl GroupWriter for Writer {
 /// Dossiers per statement of a batch (every statement's bind count stays far below each backend's limit).
 const CHUNK: usize = 20;
 
-/// `($k+1, …, $k+cols), (…)` for `rows` rows.
-fn values(first: usize, rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (0..cols)
-                .map(|c| format!("${}", first + r * cols + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `($1, …, $cols), (…)` for `rows` rows (numbered placeholders: SQLite takes them too).
+fn values(rows: usize, cols: usize) -> String {
+    sql::values(sql::Marks::Numbered, rows, cols)
 }
 
 /// The `lt_dossier` columns written back, in [`bind_dossier`]'s order.
@@ -198,7 +190,7 @@ async fn write(
         let sql = format!(
             "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO NOTHING",
             WRITTEN.join(", "),
-            values(1, fresh.len(), WRITTEN.len())
+            values(fresh.len(), WRITTEN.len())
         );
         let mut q: Q = sqlx::query(&sql);
         for d in &fresh {
@@ -291,7 +283,7 @@ async fn write(
                 "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
                                                due_applied, step_deadline, step_at)
                  VALUES {}",
-                values(1, part.len(), 13)
+                values(part.len(), 13)
             );
             let mut q: Q = sqlx::query(&sql);
             for (code, sender, id, f, at, seq, due) in part {
@@ -330,7 +322,7 @@ async fn write(
         let sql = format!(
             "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO UPDATE SET {}",
             WRITTEN.join(", "),
-            values(1, changed.len(), WRITTEN.len()),
+            values(changed.len(), WRITTEN.len()),
             set.join(", ")
         );
         let mut q: Q = sqlx::query(&sql);

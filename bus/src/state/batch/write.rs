@@ -1,0 +1,310 @@
+//! The write lane: claims, idempotency records, delivered marks, evidence and plugin rows of a batch, in one
+//! transaction and one commit.
+
+use super::read::fail_all;
+use super::sql::{ROWS_PER_STATEMENT, list, padded, values};
+use super::{Claim, Db, MAX_BATCH, Reply, Write};
+use crate::state::group::{GroupItem, GroupWriter};
+use crate::state::{Accepted, StateError};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Write operations of one batch, sorted and de-duplicated by key.
+#[derive(Default)]
+struct Batch {
+    /// The first record of a key wins, as with ON CONFLICT DO NOTHING.
+    ingress: BTreeMap<(String, String), (String, String, i64)>,
+    /// Claims: the first digest of a key wins; each asker is answered from the row that stands.
+    claims: BTreeMap<(String, String), (String, i64)>,
+    delivered: BTreeMap<(String, String, String), i64>,
+    /// Evidence records in the order they came, and the key that signs them.
+    evidence: Vec<(crate::evidence::Event, i64)>,
+    evidence_setup: Option<Arc<crate::state::evidence::EvidenceSetup>>,
+}
+
+pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
+    let mut ops = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut ops, MAX_BATCH).await > 0 {
+        metrics::histogram!("lienthong_state_batch_ops", "lane" => "write")
+            .record(ops.len() as f64);
+        let started = std::time::Instant::now();
+        let mut replies = Vec::with_capacity(ops.len());
+        let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
+        let mut batch = Batch::default();
+        let mut plugins: Vec<PluginGroup> = Vec::new();
+        for op in ops.drain(..) {
+            match op {
+                Write::Ingress {
+                    sender,
+                    id,
+                    digest,
+                    accepted,
+                    at,
+                    reply,
+                } => {
+                    batch
+                        .ingress
+                        .entry((sender, id))
+                        .or_insert((digest, accepted, at));
+                    replies.push(reply);
+                }
+                Write::Claim { ask, reply } => {
+                    let key = (ask.sender, ask.id);
+                    batch
+                        .claims
+                        .entry(key.clone())
+                        .or_insert((ask.digest.clone(), ask.at));
+                    claim_replies.push((key, ask.digest, reply));
+                }
+                Write::Delivered {
+                    adapter,
+                    sender,
+                    id,
+                    at,
+                    reply,
+                } => {
+                    batch.delivered.entry((adapter, sender, id)).or_insert(at);
+                    replies.push(reply);
+                }
+                Write::Evidence {
+                    event,
+                    at,
+                    setup,
+                    reply,
+                } => {
+                    batch.evidence.push((event, at));
+                    batch.evidence_setup = Some(setup);
+                    replies.push(reply);
+                }
+                Write::Plugin {
+                    writer,
+                    item,
+                    reply,
+                } => match plugins.iter_mut().find(|g| Arc::ptr_eq(&g.writer, &writer)) {
+                    Some(g) => {
+                        g.items.push(item);
+                        g.replies.push(reply);
+                    }
+                    None => plugins.push(PluginGroup {
+                        writer,
+                        items: vec![item],
+                        replies: vec![reply],
+                    }),
+                },
+            }
+        }
+        let (result, plugin_results) = write_batch(&db, &batch, &mut plugins).await;
+        metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(standing) => {
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+                for (key, digest, reply) in claim_replies {
+                    let _ = reply.send(Ok(match standing.get(&key) {
+                        // A row without a digest was written before digests were kept: same content assumed.
+                        Some((Some(d), _)) if *d != digest => Claim::Different,
+                        Some((_, accepted)) => Claim::Same(accepted.clone()),
+                        None => Claim::Same(None),
+                    }));
+                }
+            }
+            Err(e) => {
+                fail_all(replies.into_iter(), &e);
+                fail_all(claim_replies.into_iter().map(|(_, _, r)| r), &e);
+            }
+        }
+        for (group, result) in plugins.into_iter().zip(plugin_results) {
+            match result {
+                Ok(()) => {
+                    for r in group.replies {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Err(e) => fail_all(group.replies.into_iter(), &e),
+            }
+        }
+    }
+}
+
+/// One plugin writer's items of a batch, and who waits for them.
+struct PluginGroup {
+    writer: Arc<dyn GroupWriter>,
+    items: Vec<GroupItem>,
+    replies: Vec<Reply<()>>,
+}
+
+type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// What stands for each claimed key after the batch: (digest, accepted answer).
+type Standing = HashMap<(String, String), (Option<String>, Option<Accepted>)>;
+
+/// Writes the core's rows, then each plugin group in its own savepoint, and commits. Answers the core's result
+/// and one result per plugin group (a group whose savepoint was rolled back failed alone; when the core's
+/// rows or the commit fail, everything failed).
+async fn write_batch(
+    db: &Db,
+    b: &Batch,
+    plugins: &mut [PluginGroup],
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let mut tx = match db.pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(e.into(), plugins.len()),
+    };
+    let standing = match write_core(db, b, &mut tx).await {
+        Ok(s) => s,
+        Err(e) => return all_failed(e, plugins.len()),
+    };
+    let mut results = Vec::with_capacity(plugins.len());
+    for group in plugins.iter_mut() {
+        let items = std::mem::take(&mut group.items);
+        results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
+    }
+    // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
+    if let Some(setup) = &b.evidence_setup
+        && !b.evidence.is_empty()
+        && let Err(e) =
+            crate::state::evidence::append(&mut tx, db.marks, &db.ns, &setup.signer, &b.evidence)
+                .await
+    {
+        return all_failed(e, plugins.len());
+    }
+    match tx.commit().await {
+        Ok(()) => (Ok(standing), results),
+        Err(e) => all_failed(e.into(), plugins.len()),
+    }
+}
+
+fn all_failed(
+    e: StateError,
+    groups: usize,
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let shown = e.to_string();
+    let plugin = (0..groups)
+        .map(|_| Err(StateError::Batch(shown.clone())))
+        .collect();
+    (Err(e), plugin)
+}
+
+/// One plugin group inside a savepoint of the batch's transaction.
+async fn write_plugin(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, Any>,
+    writer: &dyn GroupWriter,
+    items: Vec<GroupItem>,
+) -> Result<(), StateError> {
+    use sqlx::Connection;
+    let mut savepoint = (**tx).begin().await?;
+    match writer.write(&mut savepoint, &db.ns, items).await {
+        Ok(()) => Ok(savepoint.commit().await?),
+        Err(e) => {
+            savepoint.rollback().await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// The core's rows of one batch, in the batch's transaction.
+async fn write_core(
+    db: &Db,
+    b: &Batch,
+    tx: &mut sqlx::Transaction<'static, Any>,
+) -> Result<Standing, StateError> {
+    let (marks, ns) = (db.marks, &*db.ns);
+    // Claims first: a claim and the record of the same key in one batch must see the claim's row.
+    let rows: Vec<_> = b.claims.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
+        let sql = format!(
+            "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
+             ON CONFLICT (ns, sender, client_id) DO NOTHING",
+            values(marks, chunk.len(), 6)
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for ((sender, id), (digest, at)) in &chunk {
+            q = q
+                .bind(ns)
+                .bind(sender)
+                .bind(id)
+                .bind(digest)
+                .bind(None::<String>)
+                .bind(*at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
+    let rows: Vec<_> = b.ingress.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
+             ON CONFLICT (ns, sender, client_id) DO UPDATE
+             SET accepted = COALESCE(lt_ingress.accepted, excluded.accepted)",
+            values(marks, chunk.len(), 6)
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for ((sender, id), (digest, accepted, at)) in chunk {
+            q = q
+                .bind(ns)
+                .bind(sender)
+                .bind(id)
+                .bind(digest)
+                .bind(accepted)
+                .bind(*at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let mut standing = Standing::new();
+    let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (sender, id) in b.claims.keys() {
+        by_sender.entry(sender).or_default().push(id);
+    }
+    for (sender, ids) in by_sender {
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let chunk = padded(chunk);
+            let sql = format!(
+                "SELECT client_id, digest, accepted FROM lt_ingress
+                 WHERE ns = {} AND sender = {} AND client_id IN ({})",
+                marks.at(1),
+                marks.at(2),
+                list(marks, 3, chunk.len())
+            );
+            let mut q: Q = sqlx::query(&sql).bind(ns).bind(sender);
+            for id in &chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let id: String = row.try_get("client_id")?;
+                let digest: Option<String> = row.try_get("digest")?;
+                let accepted: Option<String> = row.try_get("accepted")?;
+                let accepted = accepted
+                    .map(|json| serde_json::from_str(&json))
+                    .transpose()
+                    .map_err(|e| StateError::Corrupt {
+                        table: "lt_ingress",
+                        detail: e.to_string(),
+                    })?;
+                standing.insert((sender.to_owned(), id), (digest, accepted));
+            }
+        }
+    }
+    let rows: Vec<_> = b.delivered.iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let chunk = padded(chunk);
+        let sql = format!(
+            "INSERT INTO lt_delivered (ns, adapter, sender, message_id, delivered_ms) VALUES {}
+             ON CONFLICT (ns, adapter, sender, message_id) DO NOTHING",
+            values(marks, chunk.len(), 5)
+        );
+        let mut q: Q = sqlx::query(&sql);
+        for ((adapter, sender, id), at) in &chunk {
+            q = q.bind(ns).bind(adapter).bind(sender).bind(id).bind(*at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(standing)
+}
