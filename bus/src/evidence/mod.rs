@@ -6,7 +6,7 @@
 //! nothing. So every event is a record in the state store, each record's hash covers the previous record's
 //! hash (a chain: removing, reordering or changing one breaks every later link), and each group commit's last
 //! hash is signed with the bus's Ed25519 key (one signature per batch, not per record: the log rides on the
-//! state store's group commit, `state/batch.rs`, and costs one signature per commit).
+//! state store's group commit, `state/batch/`, and costs one signature per commit).
 //!
 //! | file | holds |
 //! |---|---|

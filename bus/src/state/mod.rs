@@ -92,7 +92,7 @@ pub enum StateError {
     },
     #[error("state database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// A database error shared by every operation of one group commit (see batch.rs).
+    /// A database error shared by every operation of one group commit (see batch/).
     #[error("state database error: {0}")]
     Batch(String),
     #[error("invalid {field} {value:?}: expected an RFC 3339 time")]
@@ -115,7 +115,7 @@ pub struct StateStore {
     backend: Backend,
     /// The bus namespace every row read or written belongs to (`bus.namespace`).
     ns: std::sync::Arc<str>,
-    /// Group commit for the per-message operations (see batch.rs).
+    /// Group commit for the per-message operations (see batch/).
     lanes: batch::Lanes,
     /// `[evidence]`: the key the evidence log is signed with; None = no evidence kept.
     evidence: Option<std::sync::Arc<EvidenceSetup>>,
