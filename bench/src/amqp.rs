@@ -130,7 +130,7 @@ pub struct RawRun {
     pub cpu: crate::sys::CpuUse,
 }
 
-async fn declare_quorum(ch: &Channel, queue: &str) -> Result<(), String> {
+pub(crate) async fn declare_quorum(ch: &Channel, queue: &str) -> Result<(), String> {
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -142,7 +142,7 @@ async fn declare_quorum(ch: &Channel, queue: &str) -> Result<(), String> {
         .map_err(|e| format!("declaring {queue}: {e}"))
 }
 
-async fn consumer_on(
+pub(crate) async fn consumer_on(
     conn: &Connection,
     queue: &str,
     prefetch: u16,
@@ -191,7 +191,7 @@ async fn counting_consumer(
     Ok((ch, task))
 }
 
-async fn delete_queues(conn: &Connection, queues: &[&str]) {
+pub(crate) async fn delete_queues(conn: &Connection, queues: &[&str]) {
     if let Ok(ch) = conn.create_channel().await {
         for q in queues {
             let _ = ch

@@ -254,7 +254,7 @@ pub struct BusRun {
     pub cpu: CpuUse,
 }
 
-fn too_slow(tracker: &Tracker, n: u64, timeout: Duration) -> String {
+pub(crate) fn too_slow(tracker: &Tracker, n: u64, timeout: Duration) -> String {
     format!(
         "only {} of {n} messages arrived within {}",
         tracker.count(),
@@ -349,54 +349,48 @@ async fn receive(State(t): State<Arc<Tracker>>, body: bytes::Bytes) -> StatusCod
     StatusCode::OK
 }
 
-/// Path 3: `clients` concurrent keep-alive HTTP clients → bus → webhook adapter → an in-process receiver.
-pub async fn http_path(
-    s: &Setup,
-    label: &str,
-    tmpl: &Template,
-    n: u64,
-    clients: usize,
-    timeout: Duration,
-) -> Result<BusRun, String> {
-    let tracker = Arc::new(Tracker::new(n, false));
+/// The webhook receiver of paths 3 and 3b: an axum server on a free loopback port that counts every
+/// non-empty POST and answers 200. Returns its address and the server task (abort it when done).
+pub(crate) async fn receiver(
+    tracker: Arc<Tracker>,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("receiver: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = axum::Router::new()
-        .fallback(receive)
-        .with_state(tracker.clone());
+    let app = axum::Router::new().fallback(receive).with_state(tracker);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let factory = BenchFactory::new(tracker.clone());
-    let adapter = format!(
-        "[[adapters]]\nid = \"sink\"\ntype = \"webhook\"\nurl = \"http://{addr}/inbox\"\ntimeout = \"10s\""
-    );
-    let but = match BusUnderTest::start(s, label, &adapter, &factory).await {
-        Ok(b) => b,
-        Err(e) => {
-            server.abort();
-            return Err(e);
-        }
-    };
-    let url = format!("http://{}/v1/messages", but.bus.http_addr);
+    Ok((addr, server))
+}
+
+/// The HTTP load of paths 3 and 3b: `clients` concurrent tasks sharing one keep-alive client POST messages
+/// 0..n (bearer `token`, JSON) to `urls`, message `seq` to `urls[seq % len]`, each waiting for its 202.
+/// Returns the time from `start` until the last task finished; any other answer is an error.
+pub(crate) async fn post_load(
+    urls: &[String],
+    token: &str,
+    tmpl: &Template,
+    n: u64,
+    clients: usize,
+    start: Instant,
+) -> Result<Duration, String> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let next = Arc::new(AtomicU64::new(0));
     let tmpl = Arc::new(tmpl.clone());
-    let cpu = CpuMark::now();
-    let start = Instant::now();
+    let urls: Arc<[String]> = urls.into();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients.max(1) {
-        let (client, url, next, tmpl, token) = (
+        let (client, urls, next, tmpl, token) = (
             client.clone(),
-            url.clone(),
+            urls.clone(),
             next.clone(),
             tmpl.clone(),
-            s.token.clone(),
+            token.to_owned(),
         );
         tasks.spawn(async move {
             loop {
@@ -404,8 +398,9 @@ pub async fn http_path(
                 if seq >= n {
                     return Ok(());
                 }
+                let url = &urls[(seq % urls.len() as u64) as usize];
                 let resp = client
-                    .post(&url)
+                    .post(url)
                     .bearer_auth(&token)
                     .header("content-type", "application/json")
                     .body(tmpl.message(seq))
@@ -430,22 +425,57 @@ pub async fn http_path(
             Err(e) => failed = failed.or(Some(format!("client task: {e}"))),
         }
     }
-    let last = match failed {
-        None => tracker.wait(timeout).await,
-        Some(_) => None,
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(sent),
+    }
+}
+
+/// Path 3: `clients` concurrent keep-alive HTTP clients → bus → webhook adapter → an in-process receiver.
+pub async fn http_path(
+    s: &Setup,
+    label: &str,
+    tmpl: &Template,
+    n: u64,
+    clients: usize,
+    timeout: Duration,
+) -> Result<BusRun, String> {
+    let tracker = Arc::new(Tracker::new(n, false));
+    let (addr, server) = receiver(tracker.clone()).await?;
+    let factory = BenchFactory::new(tracker.clone());
+    let adapter = webhook_adapter(addr);
+    let but = match BusUnderTest::start(s, label, &adapter, &factory).await {
+        Ok(b) => b,
+        Err(e) => {
+            server.abort();
+            return Err(e);
+        }
+    };
+    let url = format!("http://{}/v1/messages", but.bus.http_addr);
+    let cpu = CpuMark::now();
+    let start = Instant::now();
+    let sent = post_load(&[url], &s.token, tmpl, n, clients, start).await;
+    let last = match sent {
+        Ok(_) => tracker.wait(timeout).await,
+        Err(_) => None,
     };
     let cpu = cpu.since();
     but.stop().await;
     server.abort();
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let sent = sent?;
     let last = last.ok_or_else(|| too_slow(&tracker, n, timeout))?;
     Ok(BusRun {
         elapsed: last.duration_since(start),
         sent,
         cpu,
     })
+}
+
+/// The `[[adapters]]` table of path 3: adapter `sink`, a webhook to the receiver at `addr`.
+pub(crate) fn webhook_adapter(addr: std::net::SocketAddr) -> String {
+    format!(
+        "[[adapters]]\nid = \"sink\"\ntype = \"webhook\"\nurl = \"http://{addr}/inbox\"\ntimeout = \"10s\""
+    )
 }
 
 /// What a soak saw.

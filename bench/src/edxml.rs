@@ -73,7 +73,7 @@ fn document(number: u32) -> Result<DocumentDescription, String> {
 }
 
 /// Kills the child on every exit path.
-struct ChildGuard(Child);
+pub(crate) struct ChildGuard(pub(crate) Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -86,7 +86,7 @@ impl Drop for ChildGuard {
 
 impl ChildGuard {
     /// SIGTERM, then SIGKILL after `grace`.
-    async fn terminate(&mut self, grace: Duration) {
+    pub(crate) async fn terminate(&mut self, grace: Duration) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
@@ -102,14 +102,14 @@ impl ChildGuard {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("finding a free port: {e}"))
 }
 
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
@@ -298,15 +298,8 @@ impl RssSampler {
     }
 }
 
-async fn drive(
-    child: &mut ChildGuard,
-    package: &bytes::Bytes,
-    out: &Path,
-    http: u16,
-    admin: u16,
-    s: &Setup,
-) -> Result<Measured, String> {
-    let pid = child.0.id().to_string();
+/// Waits until the child's `GET /readyz` on `admin` answers 200 (60 s at most, or until it exits).
+pub(crate) async fn wait_ready(child: &mut ChildGuard, admin: u16) -> Result<(), String> {
     let client = reqwest::Client::new();
     let ready = format!("http://127.0.0.1:{admin}/readyz");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -317,13 +310,26 @@ async fn drive(
         if let Ok(r) = client.get(&ready).send().await
             && r.status().as_u16() == 200
         {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err("the lienthong process was not ready within 60 s".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn drive(
+    child: &mut ChildGuard,
+    package: &bytes::Bytes,
+    out: &Path,
+    http: u16,
+    admin: u16,
+    s: &Setup,
+) -> Result<Measured, String> {
+    let pid = child.0.id().to_string();
+    let client = reqwest::Client::new();
+    wait_ready(child, admin).await?;
     let rss_idle = crate::sys::status_bytes(&pid, "VmRSS:").unwrap_or(0);
     let sampler = RssSampler::start(pid.clone());
     let start = Instant::now();

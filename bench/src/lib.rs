@@ -9,18 +9,20 @@
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+pub mod bridge;
 pub mod bus;
 pub mod edxml;
 mod opts;
 pub mod payload;
 mod phases;
+pub mod procs;
 mod report;
 pub mod state;
 pub mod sys;
 pub mod track;
 pub mod validation;
 
-pub use opts::{DEFAULT_AMQP, Opts, Phase};
+pub use opts::{DEFAULT_AMQP, DEFAULT_POSTGRES, Opts, Phase};
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub enum Via {
     Relay,
     Amqp,
     Http,
+    /// Path 3b: the hand-written bridge (`bridge`).
+    Bridge,
 }
 
 pub struct Throughput {
@@ -79,6 +83,22 @@ impl Throughput {
     }
 }
 
+/// Path 3 through the real binary with `processes` bus processes.
+pub struct Procs {
+    pub processes: usize,
+    pub messages: u64,
+    pub bytes: usize,
+    pub outcome: Outcome<procs::ProcsRun>,
+}
+
+impl Procs {
+    pub fn rate(&self) -> Option<f64> {
+        self.outcome
+            .done()
+            .map(|x| self.messages as f64 / x.elapsed.as_secs_f64())
+    }
+}
+
 pub struct Latency {
     pub path: Via,
     pub rate: u32,
@@ -96,6 +116,8 @@ pub struct Results {
     /// Mean 4 KiB write + fsync in the state folder.
     pub fsync: Option<Duration>,
     pub throughput: Vec<Throughput>,
+    /// 1 and 2 bus processes (`procs`).
+    pub procs: Vec<Procs>,
     pub state: Option<Outcome<state::StateRun>>,
     pub validation: Vec<Outcome<validation::ValidationRun>>,
     pub edxml: Option<Outcome<edxml::EdxmlRun>>,
@@ -117,8 +139,8 @@ fn size_label(size: usize) -> &'static str {
     if size <= 1024 { "1 KB" } else { "64 KB" }
 }
 
-/// Runs the phases `opts` asks for, in order: throughput (raw, AMQP, HTTP) per size, validation, edXML,
-/// latency, soak.
+/// Runs the phases `opts` asks for, in order: throughput (raw, relay, AMQP, HTTP, bridge) per size, 1 vs 2
+/// bus processes, state store, validation, edXML, latency, soak.
 pub async fn run(opts: &Opts) -> Report {
     let repo = opts.repo();
     let machine = sys::machine(&repo);
@@ -147,6 +169,7 @@ pub async fn run(opts: &Opts) -> Report {
         fsync,
         machine,
         throughput: Vec::new(),
+        procs: Vec::new(),
         state: None,
         validation: Vec::new(),
         edxml: None,
@@ -165,6 +188,10 @@ pub async fn run(opts: &Opts) -> Report {
     };
 
     r.throughput = phases::throughput(&ctx).await;
+    if opts.wants(Phase::Procs) {
+        r.procs = phases::procs(&ctx).await;
+        tokio::time::sleep(settle).await;
+    }
     if opts.wants(Phase::State) {
         r.state = Some(phases::state_store(&ctx).await);
     }

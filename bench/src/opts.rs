@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Phases that can be picked with `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +22,10 @@ pub enum Phase {
     Amqp,
     /// Path 3: HTTP ingress → bus → webhook → receiver.
     Http,
+    /// Path 3b: a minimal hand-written HTTP → one quorum queue → webhook bridge (path 3's ceiling).
+    Bridge,
+    /// Path 3 through the real binary with 1 and then 2 bus processes sharing a PostgreSQL state store.
+    Procs,
     /// The bus's SQLite state store alone (the four calls path 2 makes per message).
     State,
     /// Schema validation alone.
@@ -60,7 +65,13 @@ pub struct Opts {
     /// RabbitMQ to use.
     #[arg(long, env = "LIENTHONG_AMQP_URL", default_value = DEFAULT_AMQP)]
     pub amqp: String,
-    /// The `lienthong` binary for the edXML phase [default: `lienthong` next to this executable].
+    /// PostgreSQL database of the `procs` phase; each run creates a schema of its own in it and drops it.
+    #[arg(long, env = "LIENTHONG_BENCH_POSTGRES_URL", default_value = DEFAULT_POSTGRES)]
+    pub postgres: String,
+    /// Messages per run of the `procs` phase (1 KB) [default: 10000; --smoke: 200].
+    #[arg(long)]
+    pub procs_messages: Option<u64>,
+    /// The `lienthong` binary for the edXML and procs phases [default: `lienthong` next to this executable].
     #[arg(long, env = "LIENTHONG_BIN")]
     pub lienthong_bin: Option<PathBuf>,
     /// Offered load of the latency and soak runs, messages per second [default: 1000; --smoke: 100].
@@ -89,7 +100,7 @@ pub struct Opts {
     /// Consumer prefetch of the raw baseline, and `bus.prefetch` of the bus under test.
     #[arg(long, default_value_t = 200)]
     pub prefetch: u16,
-    /// Concurrent keep-alive HTTP clients on path 3.
+    /// Concurrent keep-alive HTTP clients on paths 3 and 3b (and the procs phase).
     #[arg(long, default_value_t = 64)]
     pub http_clients: usize,
     /// Time spent validating each payload in the validation phase [default: 2s; --smoke: 200ms].

@@ -1,12 +1,12 @@
-//! One function per measured path: throughput (raw lapin, relay, AMQP ingress, HTTP ingress), the state
-//! store alone, schema validation, the large document through the real binary, latency at a fixed load, and
+//! One function per measured path: throughput (raw lapin, relay, AMQP ingress, HTTP ingress, the hand-written
+//! bridge), path 3 with 1 and 2 bus processes, the state store alone, schema validation, the large document through the real binary, latency at a fixed load, and
 //! the soak.
 //!
 //! Why apart from [`crate::run`]: the runner only decides which phases run and collects their results; each
 //! function here owns how its path is driven, so a path's options, repeats and progress lines sit together.
 
-use crate::{Latency, Opts, Outcome, Throughput, Via, progress, size_label};
-use crate::{amqp, bus, edxml, payload, state, sys, track, validation};
+use crate::{Latency, Opts, Outcome, Procs, Throughput, Via, progress, size_label};
+use crate::{amqp, bridge, bus, edxml, payload, procs, state, sys, track, validation};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub(crate) struct Ctx<'a> {
 /// First send → last arrival, first send → last confirm/202, CPU.
 type Timing = (Duration, Duration, sys::CpuUse);
 
-/// Path 1, 2 and 3 for each message size, in order raw, relay, AMQP, HTTP (those `--only` lists).
+/// Path 1, 2 and 3 for each message size, in order raw, relay, AMQP, HTTP, bridge (those `--only` lists).
 pub(crate) async fn throughput(ctx: &Ctx<'_>) -> Vec<Throughput> {
     let opts = ctx.opts;
     let sizes = [
@@ -34,12 +34,13 @@ pub(crate) async fn throughput(ctx: &Ctx<'_>) -> Vec<Throughput> {
     let mut all = Vec::new();
     for (size, n) in sizes {
         let tmpl = payload::Template::new(&ctx.run_id, size);
-        for path in [Via::Raw, Via::Relay, Via::Amqp, Via::Http] {
+        for path in [Via::Raw, Via::Relay, Via::Amqp, Via::Http, Via::Bridge] {
             let phase = match path {
                 Via::Raw => crate::Phase::Raw,
                 Via::Relay => crate::Phase::Relay,
                 Via::Amqp => crate::Phase::Amqp,
                 Via::Http => crate::Phase::Http,
+                Via::Bridge => crate::Phase::Bridge,
             };
             if !opts.wants(phase) {
                 continue;
@@ -77,6 +78,9 @@ async fn throughput_of(
                 .await
                 .map(|(x, _)| (x.elapsed, x.sent, x.cpu)),
             Via::Http => bus::http_path(&ctx.setup, &label, tmpl, n, opts.http_clients, timeout)
+                .await
+                .map(|x| (x.elapsed, x.sent, x.cpu)),
+            Via::Bridge => bridge::run(&ctx.setup, &label, tmpl, n, opts.http_clients, timeout)
                 .await
                 .map(|x| (x.elapsed, x.sent, x.cpu)),
         };
@@ -194,6 +198,76 @@ async fn relay_run(
     )
     .await
     .map(|x| (x.elapsed, x.published, x.cpu))
+}
+
+/// Path 3 (1 KB) through the real binary, with 1 and then 2 bus processes sharing a namespace and a
+/// PostgreSQL schema; skipped when the binary is not built or PostgreSQL does not answer.
+pub(crate) async fn procs(ctx: &Ctx<'_>) -> Vec<Procs> {
+    let opts = ctx.opts;
+    let n = opts.pick(opts.procs_messages, 10_000, 200);
+    let tmpl = payload::Template::new(&ctx.run_id, 1024);
+    let bin = opts
+        .lienthong_bin
+        .clone()
+        .unwrap_or_else(edxml::default_bin);
+    let skip = if !bin.is_file() {
+        Some(format!(
+            "the lienthong binary is not at {} (build it, or set LIENTHONG_BIN)",
+            bin.display()
+        ))
+    } else {
+        procs::reachable(&opts.postgres).await.err()
+    };
+    let timeout = Duration::from_secs(60) + Duration::from_millis(10) * n as u32;
+    let mut all = Vec::new();
+    for processes in [1usize, 2] {
+        let outcome = match &skip {
+            Some(why) => {
+                progress(&format!("procs skipped: {why}"));
+                Outcome::Skipped(why.clone())
+            }
+            None => {
+                progress(&format!(
+                    "path 3 through {processes} bus process(es), {}: {n} messages",
+                    bin.display()
+                ));
+                let label = format!("procs-{processes}");
+                let o = Outcome::from(
+                    procs::run(
+                        &ctx.setup,
+                        &bin,
+                        &opts.postgres,
+                        &label,
+                        processes,
+                        &tmpl,
+                        n,
+                        opts.http_clients,
+                        timeout,
+                    )
+                    .await,
+                );
+                if let Outcome::Failed(e) = &o {
+                    progress(&format!("  FAILED: {e}"));
+                }
+                o
+            }
+        };
+        let p = Procs {
+            processes,
+            messages: n,
+            bytes: tmpl.len(),
+            outcome,
+        };
+        if let Some(rate) = p.rate() {
+            progress(&format!("  {rate:.0} msg/s"));
+        }
+        all.push(p);
+        if skip.is_some() {
+            break;
+        }
+        tokio::time::sleep(ctx.settle).await;
+    }
+    all
 }
 
 /// The bus's SQLite state store alone: the calls path 2 makes per message.

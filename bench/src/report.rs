@@ -11,6 +11,7 @@ fn via_name(v: Via) -> &'static str {
         Via::Relay => "1b · raw lapin, two quorum hops (relay)",
         Via::Amqp => "2 · AMQP ingress → bus → null sink",
         Via::Http => "3 · HTTP ingress → bus → webhook",
+        Via::Bridge => "3b · HTTP → hand-written bridge (one quorum queue) → webhook",
     }
 }
 
@@ -143,20 +144,28 @@ pub fn markdown(r: &Results) -> String {
         );
         let _ = writeln!(
             s,
-            "| path | payload | messages | all sent after | last arrived after | msg/s | MiB/s | × raw | floor | verdict | CPU cores: bench process / RabbitMQ |"
+            "| path | payload | messages | all sent after | last arrived after | msg/s | MiB/s | × raw | × bridge | floor | verdict | CPU cores: bench process / RabbitMQ |"
         );
-        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|---|---|---|");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|---|");
         for t in &r.throughput {
             let raw = r
                 .throughput
                 .iter()
                 .find(|x| x.path == Via::Raw && x.size == t.size)
                 .and_then(|x| x.rate());
+            // Path 3 against its ceiling, the hand-written bridge at the same size (issue 16).
+            let bridge = r
+                .throughput
+                .iter()
+                .find(|x| x.path == Via::Bridge && x.size == t.size)
+                .and_then(|x| x.rate())
+                .filter(|_| t.path == Via::Http);
             let payload = format!("{} ({} B)", size_label(t.size), t.bytes);
             match &t.outcome {
                 Outcome::Done((elapsed, sent, cpu)) => {
                     let rate = t.messages as f64 / elapsed.as_secs_f64();
                     let ratio = raw.map(|raw| rate / raw);
+                    let to_bridge = bridge.map(|b| format!("{:.2}", rate / b));
                     let fl = floor(t.path, t.size);
                     let ok = match (ratio, fl) {
                         (Some(x), Some(f)) => Some(x >= f),
@@ -164,7 +173,7 @@ pub fn markdown(r: &Results) -> String {
                     };
                     let _ = writeln!(
                         s,
-                        "| {} | {payload} | {} | {:.2} s | {:.2} s | {rate:.0}{} | {:.1} | {} | {} | {} | {} |",
+                        "| {} | {payload} | {} | {:.2} s | {:.2} s | {rate:.0}{} | {:.1} | {} | {} | {} | {} | {} |",
                         via_name(t.path),
                         t.messages,
                         sent.as_secs_f64(),
@@ -176,6 +185,7 @@ pub fn markdown(r: &Results) -> String {
                         ratio
                             .map(|x| format!("{x:.2}"))
                             .unwrap_or_else(|| "—".into()),
+                        to_bridge.unwrap_or_else(|| "—".into()),
                         fl.map(|f| format!("≥ {f}× raw"))
                             .unwrap_or_else(|| "—".into()),
                         if fl.is_some() {
@@ -189,7 +199,7 @@ pub fn markdown(r: &Results) -> String {
                 Outcome::Failed(e) | Outcome::Skipped(e) => {
                     let _ = writeln!(
                         s,
-                        "| {} | {payload} | {} | | | **failed**: {} | | | | | |",
+                        "| {} | {payload} | {} | | | **failed**: {} | | | | | | |",
                         via_name(t.path),
                         t.messages,
                         e.replace('|', "/").replace('\n', " ")
@@ -197,6 +207,19 @@ pub fn markdown(r: &Results) -> String {
                 }
             }
         }
+    }
+
+    if r.throughput.iter().any(|t| t.path == Via::Bridge) {
+        let _ = writeln!(
+            s,
+            "\n× bridge: path 3 ÷ path 3b at the same size, same run. Path 3b is the ceiling for path 3 (issue \
+             16 asks for ≥ 0.8×): the same crates doing HTTP → one quorum queue → webhook with no validation, \
+             routing, state store or second broker hop."
+        );
+    }
+
+    if !r.procs.is_empty() {
+        procs_section(&mut s, r);
     }
 
     if let Some(st) = &r.state {
@@ -467,12 +490,77 @@ pub fn markdown(r: &Results) -> String {
     s
 }
 
+/// Path 3 through the real binary with 1 and 2 bus processes.
+fn procs_section(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "\n### 3c · path 3 through the real binary: 1 vs 2 bus processes (PostgreSQL state store)\n\n\
+         `lienthong run` child processes sharing one namespace and one fresh PostgreSQL schema; the {} HTTP \
+         clients spread their POSTs over the processes' listeners; webhook to the bench's receiver. On a \
+         machine with {} cores shared with RabbitMQ, PostgreSQL and the load generator, the second process \
+         shows what running two costs (overhead), not how the bus scales.\n",
+        r.opts.http_clients, r.machine.nproc
+    );
+    if let Some(Outcome::Skipped(e)) = r.procs.first().map(|p| &p.outcome) {
+        let _ = writeln!(s, "skipped: {e}");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "| bus processes | payload | messages | all sent after | last arrived after | msg/s | × 1 process | CPU cores: bench / bus processes / RabbitMQ |"
+    );
+    let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|---|");
+    let one = r
+        .procs
+        .iter()
+        .find(|p| p.processes == 1)
+        .and_then(|p| p.rate());
+    for p in &r.procs {
+        let payload = format!("1 KB ({} B)", p.bytes);
+        match &p.outcome {
+            Outcome::Done(x) => {
+                let rate = p.messages as f64 / x.elapsed.as_secs_f64();
+                let _ = writeln!(
+                    s,
+                    "| {} | {payload} | {} | {:.2} s | {:.2} s | {rate:.0} | {} | {:.2} / {:.2} / {} |",
+                    p.processes,
+                    p.messages,
+                    x.sent.as_secs_f64(),
+                    x.elapsed.as_secs_f64(),
+                    one.map(|o| format!("{:.2}", rate / o))
+                        .unwrap_or_else(|| "—".into()),
+                    x.cpu.me_cores(),
+                    x.bus_seconds / x.cpu.wall.max(1e-9),
+                    x.cpu
+                        .broker_cores()
+                        .map(|b| format!("{b:.2}"))
+                        .unwrap_or_else(|| "?".into()),
+                );
+            }
+            Outcome::Failed(e) | Outcome::Skipped(e) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {payload} | {} | | | **failed**: {} | | |",
+                    p.processes,
+                    p.messages,
+                    e.replace('|', "/").replace('\n', " ")
+                );
+            }
+        }
+    }
+}
+
 /// Everything that failed outright (not performance verdicts).
 pub fn failures(r: &Results) -> Vec<String> {
     let mut out = Vec::new();
     for t in &r.throughput {
         if let Outcome::Failed(e) = &t.outcome {
             out.push(format!("{} {}: {e}", via_name(t.path), size_label(t.size)));
+        }
+    }
+    for p in &r.procs {
+        if let Outcome::Failed(e) = &p.outcome {
+            out.push(format!("path 3 with {} bus process(es): {e}", p.processes));
         }
     }
     if let Some(Outcome::Failed(e)) = &r.state {

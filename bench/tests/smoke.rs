@@ -1,6 +1,6 @@
 //! Runs the benchmark's smoke mode in-process against the local RabbitMQ, so `cargo test --workspace`
-//! exercises every path (tiny counts; floors are not judged). The edXML phase needs the `lienthong` binary,
-//! which another package builds: it runs only when `target/{debug,release}/lienthong` exists.
+//! exercises every path (tiny counts; floors are not judged). The edXML and procs phases need the `lienthong`
+//! binary, which another package builds: they run only when `target/{debug,release}/lienthong` exists.
 
 use lienthong_bench::{Opts, run};
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ fn lienthong_bin() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_run_moves_every_message() {
     let mut opts = Opts::smoke();
+    // The edXML and procs phases need the `lienthong` binary (procs also PostgreSQL, else it is skipped).
     match lienthong_bin() {
         Some(bin) => opts.lienthong_bin = Some(bin),
         None => {
@@ -34,6 +35,7 @@ async fn smoke_run_moves_every_message() {
                 lienthong_bench::Phase::Relay,
                 lienthong_bench::Phase::Amqp,
                 lienthong_bench::Phase::Http,
+                lienthong_bench::Phase::Bridge,
                 lienthong_bench::Phase::State,
                 lienthong_bench::Phase::Validation,
                 lienthong_bench::Phase::Latency,
