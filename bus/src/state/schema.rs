@@ -221,6 +221,11 @@ pub(crate) async fn sqlite_connection_pragmas(conn: &mut AnyConnection) -> sqlx:
     // idempotency and delivery record); see BENCHMARKS.md.
     conn.execute("PRAGMA synchronous = NORMAL").await?;
     conn.execute("PRAGMA busy_timeout = 30000").await?;
+    // The write lane's savepoints (one per plugin group) keep their statement journals in memory instead of
+    // a temporary file opened and closed per batch; 32 MiB of page cache per connection instead of 2 MiB
+    // keeps the hot index pages out of read(2). Both measured under load (BENCHMARKS.md, "Issue 16").
+    conn.execute("PRAGMA temp_store = MEMORY").await?;
+    conn.execute("PRAGMA cache_size = -32768").await?;
     Ok(())
 }
 

@@ -111,9 +111,13 @@ impl GroupWriter for Writer {
 /// Dossiers per statement of a batch (every statement's bind count stays far below each backend's limit).
 const CHUNK: usize = 20;
 
-/// `($1, …, $cols), (…)` for `rows` rows (numbered placeholders: SQLite takes them too).
-fn values(rows: usize, cols: usize) -> String {
-    sql::values(sql::Marks::Numbered, rows, cols)
+/// Placeholders as the backend binds them fastest: numbered for PostgreSQL, plain `?` for SQLite (bound in
+/// order of appearance, without looking each `$n` up by name).
+fn marks(backend: Backend) -> sql::Marks {
+    match backend {
+        Backend::Postgres => sql::Marks::Numbered,
+        Backend::Sqlite => sql::Marks::Anonymous,
+    }
 }
 
 /// The `lt_dossier` columns written back, in [`bind_dossier`]'s order.
@@ -176,6 +180,8 @@ async fn write(
     ns: &str,
     dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
 ) -> Result<(), sqlx::Error> {
+    let m = marks(backend);
+    let values = |rows: usize, cols: usize| sql::values(m, rows, cols);
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
@@ -200,11 +206,13 @@ async fn write(
 
         let codes: Vec<String> = chunk.iter().map(|(code, _)| text(code)).collect();
         let list = (2..2 + codes.len())
-            .map(|i| format!("${i}"))
+            .map(|i| m.at(i))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql =
-            format!("SELECT {COLUMNS} FROM lt_dossier WHERE ns = $1 AND code IN ({list}){lock}");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM lt_dossier WHERE ns = {} AND code IN ({list}){lock}",
+            m.at(1)
+        );
         let mut q: Q = sqlx::query(&sql).bind(ns);
         for c in &codes {
             q = q.bind(c.as_str());
@@ -228,13 +236,14 @@ async fn write(
             wanted.iter().map(|(_, _, i)| i.as_str()).collect();
         let in_list = |first: usize, n: usize| {
             (first..first + n)
-                .map(|i| format!("${i}"))
+                .map(|i| m.at(i))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let sql = format!(
             "SELECT code, sender, message_id FROM lt_dossier_event
-             WHERE ns = $1 AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
+             WHERE ns = {} AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
+            m.at(1),
             in_list(2 + codes.len(), senders.len()),
             in_list(2 + codes.len() + senders.len(), ids.len()),
         );

@@ -9,7 +9,7 @@ use crate::state::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -216,13 +216,16 @@ async fn write_core(
     tx: &mut sqlx::Transaction<'static, Any>,
 ) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
-    // Claims first: a claim and the record of the same key in one batch must see the claim's row.
+    // Claims first: a claim and the record of the same key in one batch must see the claim's row. The keys a
+    // claim inserts (nearly all of them: a resubmission is rare) stand as claimed, with this batch's first
+    // digest and no answer yet; only the others are read back below.
+    let mut inserted: HashSet<(String, String)> = HashSet::new();
     let rows: Vec<_> = b.claims.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let chunk = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
-             ON CONFLICT (ns, sender, client_id) DO NOTHING",
+             ON CONFLICT (ns, sender, client_id) DO NOTHING RETURNING sender, client_id",
             values(marks, chunk.len(), 6)
         );
         let mut q: Q = sqlx::query(&sql);
@@ -235,7 +238,9 @@ async fn write_core(
                 .bind(None::<String>)
                 .bind(*at);
         }
-        q.execute(&mut **tx).await?;
+        for row in q.fetch_all(&mut **tx).await? {
+            inserted.insert((row.try_get(0)?, row.try_get(1)?));
+        }
     }
     // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
     let rows: Vec<_> = b.ingress.iter().collect();
@@ -260,8 +265,12 @@ async fn write_core(
     }
     let mut standing = Standing::new();
     let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (sender, id) in b.claims.keys() {
-        by_sender.entry(sender).or_default().push(id);
+    for (key, (digest, _)) in &b.claims {
+        if inserted.contains(key) {
+            standing.insert(key.clone(), (Some(digest.clone()), None));
+        } else {
+            by_sender.entry(&key.0).or_default().push(&key.1);
+        }
     }
     for (sender, ids) in by_sender {
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
