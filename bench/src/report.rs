@@ -33,12 +33,12 @@ fn verdict(smoke: bool, ok: Option<bool>) -> String {
     }
 }
 
-/// Throughput floor of a path and size, as a fraction of raw.
-fn floor(via: Via, size: usize) -> Option<f64> {
-    match (via, size <= 1024) {
-        (Via::Amqp, true) => Some(0.8),
-        (Via::Amqp, false) => Some(0.9),
-        (Via::Http, true) => Some(0.5),
+/// Throughput floor of a path (issue 16), as a fraction of its ceiling measured in the same run: path 2 against
+/// the relay (the bus's two quorum hops with a relay that costs nothing), path 3 against the hand-written bridge.
+fn floor(via: Via) -> Option<(f64, Via, &'static str)> {
+    match via {
+        Via::Amqp => Some((0.85, Via::Relay, "relay")),
+        Via::Http => Some((0.8, Via::Bridge, "bridge")),
         _ => None,
     }
 }
@@ -144,31 +144,28 @@ pub fn markdown(r: &Results) -> String {
         );
         let _ = writeln!(
             s,
-            "| path | payload | messages | all sent after | last arrived after | msg/s | MiB/s | × raw | × bridge | floor | verdict | CPU cores: bench process / RabbitMQ |"
+            "| path | payload | messages | all sent after | last arrived after | msg/s | MiB/s | × raw | × ceiling | floor | verdict | CPU cores: bench process / RabbitMQ |"
         );
         let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|---|");
         for t in &r.throughput {
-            let raw = r
-                .throughput
-                .iter()
-                .find(|x| x.path == Via::Raw && x.size == t.size)
-                .and_then(|x| x.rate());
-            // Path 3 against its ceiling, the hand-written bridge at the same size (issue 16).
-            let bridge = r
-                .throughput
-                .iter()
-                .find(|x| x.path == Via::Bridge && x.size == t.size)
-                .and_then(|x| x.rate())
-                .filter(|_| t.path == Via::Http);
+            let rate_of = |via: Via| {
+                r.throughput
+                    .iter()
+                    .find(|x| x.path == via && x.size == t.size)
+                    .and_then(|x| x.rate())
+            };
+            let raw = rate_of(Via::Raw);
+            let fl = floor(t.path);
+            // The path's ceiling at the same size, same run (issue 16).
+            let ceiling = fl.and_then(|(_, via, _)| rate_of(via));
             let payload = format!("{} ({} B)", size_label(t.size), t.bytes);
             match &t.outcome {
                 Outcome::Done((elapsed, sent, cpu)) => {
                     let rate = t.messages as f64 / elapsed.as_secs_f64();
                     let ratio = raw.map(|raw| rate / raw);
-                    let to_bridge = bridge.map(|b| format!("{:.2}", rate / b));
-                    let fl = floor(t.path, t.size);
-                    let ok = match (ratio, fl) {
-                        (Some(x), Some(f)) => Some(x >= f),
+                    let to_ceiling = ceiling.map(|c| rate / c);
+                    let ok = match (to_ceiling, fl) {
+                        (Some(x), Some((f, _, _))) => Some(x >= f),
                         _ => None,
                     };
                     let _ = writeln!(
@@ -185,10 +182,12 @@ pub fn markdown(r: &Results) -> String {
                         ratio
                             .map(|x| format!("{x:.2}"))
                             .unwrap_or_else(|| "—".into()),
-                        to_bridge.unwrap_or_else(|| "—".into()),
-                        fl.map(|f| format!("≥ {f}× raw"))
+                        to_ceiling
+                            .map(|x| format!("{x:.2}"))
                             .unwrap_or_else(|| "—".into()),
-                        if fl.is_some() {
+                        fl.map(|(f, _, name)| format!("≥ {f}× {name}"))
+                            .unwrap_or_else(|| "—".into()),
+                        if ceiling.is_some() {
                             verdict(r.smoke, ok)
                         } else {
                             "—".into()
@@ -209,12 +208,13 @@ pub fn markdown(r: &Results) -> String {
         }
     }
 
-    if r.throughput.iter().any(|t| t.path == Via::Bridge) {
+    if r.throughput.iter().any(|t| floor(t.path).is_some()) {
         let _ = writeln!(
             s,
-            "\n× bridge: path 3 ÷ path 3b at the same size, same run. Path 3b is the ceiling for path 3 (issue \
-             16 asks for ≥ 0.8×): the same crates doing HTTP → one quorum queue → webhook with no validation, \
-             routing, state store or second broker hop."
+            "\n× ceiling: the path ÷ its ceiling at the same size, same run (issue 16's floors): path 2 ÷ path 1b, \
+             the relay through the same two quorum hops doing nothing else; path 3 ÷ path 3b, the same crates \
+             doing HTTP → one quorum queue → webhook with no validation, routing or state store. No verdict when \
+             the ceiling was not run (`--only`)."
         );
     }
 
