@@ -4,7 +4,8 @@
 //! (`rabbitmqctl stop_app`, or its VM killed with SIGKILL) and started again. Checked every time: every id answered 202 reaches the receiver;
 //! an id reaches it more than once only as a redelivery carrying the same `Idempotency-Key` (a delivery in
 //! flight when its node or process went away); nothing else arrives. What each test saw (accepted, delivered,
-//! duplicates, 503s and the longest stretch without a 202) is printed as a `cluster:` line.
+//! duplicates, 503s and the longest stretch without a 202) is printed as a `cluster:` line, and appended to
+//! `target/test-reports/cluster.txt`, which `scripts/test.sh` prints at the end.
 //!
 //! N is the issue's 5,000 per failure test, paced at about 250 a second so the load lasts through the
 //! failure (each rabbitmqctl call takes seconds).
@@ -328,7 +329,7 @@ async fn verify(name: &str, rx: &Receiver, seen: &Mutex<Seen>) -> Report {
         other: answers.iter().filter(|a| a.1 != 503 && a.1 != 202).count(),
         longest_without_202: longest,
     };
-    eprintln!(
+    let line = format!(
         "cluster: {name}: accepted {}, delivered {} (every accepted id), ids delivered more than once {} \
          (each with its own Idempotency-Key), 503 answers {}, other non-202 answers {}, longest stretch \
          without a 202 {} ms",
@@ -339,6 +340,17 @@ async fn verify(name: &str, rx: &Receiver, seen: &Mutex<Seen>) -> Report {
         report.other,
         report.longest_without_202.as_millis()
     );
+    eprintln!("{line}");
+    // Also kept for the test command to print at the end (a passing test's output is captured).
+    let reports = repo().join("target/test-reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(reports.join("cluster.txt"))
+        .unwrap();
+    writeln!(f, "{line}").unwrap();
     report
 }
 

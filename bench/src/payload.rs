@@ -18,11 +18,15 @@ const SEQ_WIDTH: usize = 9;
 const FILLER: &str = "Công dân đề nghị cơ quan tiếp nhận xem xét hồ sơ theo đúng quy định, \
     đính kèm bản sao giấy tờ tùy thân và giấy xác nhận nơi cư trú; đã nộp lệ phí trực tuyến. ";
 
+/// The dossier code of the templates; its last [`DOSSIER_DIGITS`] digits are each message's sequence number.
+const DOSSIER_CODE: &str = "000.00.12.H40-261127-00001";
+const DOSSIER_DIGITS: usize = 5;
+
 /// A compact but realistic dossier: the schema's required fields plus the fields a one-stop system commonly
 /// fills. Used for the ~1 KB messages (the full sample record alone is over 2 KB).
 pub fn compact_dossier() -> Value {
     json!({
-        "MaHoSo": "000.00.12.H40-261127-00001",
+        "MaHoSo": DOSSIER_CODE,
         "MaTTHC": "2.000635.000.00.00.H40",
         "TenTTHC": "Cấp Phiếu lý lịch tư pháp cho công dân Việt Nam",
         "MaLinhVuc": "G11-TP04",
@@ -45,7 +49,7 @@ pub fn compact_dossier() -> Value {
 /// The full sample record of `config/samples/01-dossier-submitted.json` (lists of papers and fees included).
 pub fn full_dossier() -> Value {
     json!({
-        "MaHoSo": "000.00.12.H40-261127-00001",
+        "MaHoSo": DOSSIER_CODE,
         "MaTTHC": "2.000635.000.00.00.H40",
         "TenTTHC": "Cấp Phiếu lý lịch tư pháp cho công dân Việt Nam, người nước ngoài đang cư trú tại Việt Nam",
         "MaLinhVuc": "G11-TP04",
@@ -139,12 +143,17 @@ fn envelope(id: &str, payload: &Value) -> Vec<u8> {
     .expect("JSON serializes")
 }
 
-/// One envelope, copied per message with the sequence number written into its id.
+/// One envelope, copied per message with the sequence number written into its id and into its dossier code
+/// (`MaHoSo`), so each message is about a dossier of its own, as `dossier.submitted` messages are: tracking
+/// then inserts a dossier per message rather than updating one hot row that every batch of every process
+/// would lock.
 #[derive(Clone)]
 pub struct Template {
     body: Vec<u8>,
     /// Offset of the sequence digits in `body`.
     slot: usize,
+    /// Offset of the dossier code's last five digits in `body`.
+    dossier_slot: usize,
     /// The padded payload (for validation benchmarks).
     pub payload: Value,
 }
@@ -158,9 +167,14 @@ impl Template {
         let needle = format!("\"id\":\"{id}\"");
         let at = find(&body, needle.as_bytes()).expect("id in envelope");
         let slot = at + "\"id\":\"".len() + prefix.len();
+        let code = format!("\"MaHoSo\":\"{DOSSIER_CODE}\"");
+        let dossier_slot = find(&body, code.as_bytes()).expect("MaHoSo in envelope") + code.len()
+            - 1
+            - DOSSIER_DIGITS;
         Template {
             body,
             slot,
+            dossier_slot,
             payload,
         }
     }
@@ -178,6 +192,8 @@ impl Template {
         let mut b = self.body.clone();
         let digits = format!("{seq:0width$}", width = SEQ_WIDTH);
         b[self.slot..self.slot + SEQ_WIDTH].copy_from_slice(&digits.as_bytes()[..SEQ_WIDTH]);
+        let code = format!("{:0width$}", seq % 100_000, width = DOSSIER_DIGITS);
+        b[self.dossier_slot..self.dossier_slot + DOSSIER_DIGITS].copy_from_slice(code.as_bytes());
         b
     }
 }
@@ -219,7 +235,11 @@ mod tests {
             let id = v["id"].as_str().unwrap();
             assert_eq!(id, "bench-abcd1234-000000042");
             assert_eq!(seq_of(id), Some(42));
-            assert_eq!(v["payload"], t.payload);
+            // Each message is about a dossier of its own; everything else is the template's payload.
+            assert_eq!(v["payload"]["MaHoSo"], "000.00.12.H40-261127-00042");
+            let mut payload = v["payload"].clone();
+            payload["MaHoSo"] = DOSSIER_CODE.into();
+            assert_eq!(payload, t.payload);
         }
     }
 }
