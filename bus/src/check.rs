@@ -133,7 +133,7 @@ fn findings(
         ));
     }
     problems.extend(admin_exposure(config));
-    if let Err(p) = crate::evidence::setup(config) {
+    if let Err(p) = crate::state::EvidenceSetup::from_config(config) {
         problems.push(p);
     }
     if let Err(ps) = credentials(config, env) {

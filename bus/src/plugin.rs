@@ -97,7 +97,7 @@ pub struct Hooks {
     pub admin: Option<axum::Router>,
     /// Pages of the plugin's own in the operator console (`/ui/…` on the admin listener), behind the
     /// console's login and drawn in its layout ([`crate::ui::Viewer::page`]).
-    pub ui: Option<crate::ui::UiPages>,
+    pub ui: Option<crate::ui::pages::UiPages>,
     /// Listeners of the plugin's own, bound at start beside the bus's (a bind failure stops the start) and
     /// closed with intake at shutdown.
     pub listeners: Vec<PluginListener>,

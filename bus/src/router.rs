@@ -54,9 +54,7 @@ pub struct Router {
     inboxes: HashMap<String, String>,
 }
 
-/// In a route's `deliver`: each receiver in the message's `to` (that the route's `to` admits) gets its copy
-/// through its own `[[agencies]] inbox` adapter.
-pub const TO_RECEIVERS: &str = "@to";
+pub use crate::config::TO_RECEIVERS;
 
 impl Router {
     pub fn new(routes: &[RouteConfig]) -> Self {

@@ -77,7 +77,7 @@ async fn open(config: &std::path::Path) -> Result<(Config, StateStore), ExitCode
         .await
         .map_err(|e| fail(format!("state store: {e}")))?;
     // A replay or purge from here is evidence like one through the admin API.
-    let state = match lienthong_bus::evidence::setup(&c) {
+    let state = match lienthong_bus::state::EvidenceSetup::from_config(&c) {
         Ok(Some(e)) => state.with_evidence(e),
         Ok(None) => state,
         Err(p) => return Err(fail(format!("{}: {}", p.path, p.message))),

@@ -21,11 +21,10 @@ mod dlq;
 mod evidence;
 mod guard;
 mod lookup;
-mod metrics;
-mod ops;
+pub(crate) mod metrics;
+pub(crate) mod ops;
 
 pub use metrics::metrics_handle;
-pub(crate) use ops::queue_depths;
 
 use crate::context::Context;
 use axum::Router;
@@ -36,7 +35,7 @@ use std::sync::Arc;
 struct AdminState {
     ctx: Arc<Context>,
     token: Option<String>,
-    reloader: Option<crate::runtime::Reloader>,
+    reloader: Option<crate::runtime::reload::Reloader>,
 }
 
 /// The admin app; `extra` holds a plugin's read endpoints, merged in; `ui` a plugin's console pages (the
@@ -46,7 +45,7 @@ pub fn router(
     env: &dyn Fn(&str) -> Option<String>,
     extra: Option<Router>,
     ui: Option<crate::ui::UiPages>,
-    reloader: Option<crate::runtime::Reloader>,
+    reloader: Option<crate::runtime::reload::Reloader>,
 ) -> Router {
     metrics_handle();
     let token = ctx.config.admin.token_env.as_deref().and_then(env);

@@ -25,7 +25,7 @@ impl BrokerUrls {
     pub fn redacted(&self) -> String {
         self.0
             .iter()
-            .map(|u| crate::broker::redact_url(u))
+            .map(|u| crate::config::redact_url(u))
             .collect::<Vec<_>>()
             .join(", ")
     }

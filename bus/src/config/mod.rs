@@ -16,7 +16,9 @@ mod include;
 mod listen;
 mod load;
 mod operator;
+pub mod order;
 mod problem;
+mod redact;
 mod rights;
 mod route;
 mod tls;
@@ -30,8 +32,9 @@ pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use operator::OperatorConfig;
 pub use problem::{ConfigErrors, Problem, deserialize_at, join};
+pub use redact::redact_url;
 pub use rights::{GroupConfig, RightConfig};
-pub use route::{RetryPolicy, RouteConfig};
+pub use route::{RetryPolicy, RouteConfig, TO_RECEIVERS};
 pub use tls::TlsConfig;
 
 use serde::{Deserialize, Serialize};
@@ -517,7 +520,7 @@ impl Config {
                 ));
             }
             for (j, d) in r.deliver.iter().enumerate() {
-                if d == crate::router::TO_RECEIVERS {
+                if d == TO_RECEIVERS {
                     problems.extend(self.check_to_receivers(r, j));
                     continue;
                 }
@@ -548,7 +551,7 @@ impl Config {
                 ));
             }
         }
-        problems.extend(crate::order::ordered_adapters(self).1);
+        problems.extend(order::ordered_adapters(self).1);
         problems
     }
 }

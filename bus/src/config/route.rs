@@ -4,6 +4,10 @@
 use super::HumanDuration;
 use serde::{Deserialize, Serialize};
 
+/// In a route's `deliver`: each receiver in the message's `to` (that the route's `to` admits) gets its copy
+/// through its own `[[agencies]] inbox` adapter.
+pub const TO_RECEIVERS: &str = "@to";
+
 /// Retry policy of a route: how often and how far apart a failed delivery is tried again.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +112,7 @@ impl RouteConfig {
     pub fn order_problems(&self, at: &str) -> Vec<super::Problem> {
         let mut problems = Vec::new();
         if let Some(p) = &self.order_by
-            && let Err(e) = crate::order::check_pointer(p)
+            && let Err(e) = super::order::check_pointer(p)
         {
             problems.push(super::Problem::new(format!("{at}.order_by"), e));
         }

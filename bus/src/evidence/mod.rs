@@ -135,22 +135,6 @@ impl Signer {
     }
 }
 
-/// `[evidence]` made ready: the key loaded. None without `[evidence]`; a problem at `evidence.signing_key`
-/// when the key cannot be read (what `check` reports, and why `run` refuses to start).
-pub fn setup(
-    config: &crate::config::Config,
-) -> Result<Option<std::sync::Arc<crate::state::EvidenceSetup>>, crate::config::Problem> {
-    let Some(e) = &config.evidence else {
-        return Ok(None);
-    };
-    let signer = Signer::load(&config.resolve(&e.signing_key))
-        .map_err(|m| crate::config::Problem::new("evidence.signing_key", m))?;
-    Ok(Some(std::sync::Arc::new(crate::state::EvidenceSetup {
-        signer,
-        store_payloads: e.store_payloads,
-    })))
-}
-
 /// The SPKI PEM of a public key.
 pub fn public_pem(key: &VerifyingKey) -> String {
     key.to_public_key_pem(LineEnding::LF)

@@ -9,7 +9,7 @@
 use super::Ingress;
 use crate::adapter::{Caller, Submission, Submit};
 use crate::error::{ApiError, code};
-use crate::http_api::{NoBearer, bearer_token, error_response};
+use crate::http_api::error_response;
 use crate::message::ContentKind;
 use crate::tls::{CertInfo, ClientCert};
 use axum::Router;
@@ -67,51 +67,6 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
     }
 }
 
-/// The calling agency, from its verified client certificate, its bearer token, or both (then they must
-/// agree). An agency with `require_mtls` is refused on its token alone. Every refusal is 401.
-pub(crate) fn caller(
-    ingress: &Ingress,
-    headers: &HeaderMap,
-    cert: Option<&CertInfo>,
-) -> Result<String, ApiError> {
-    let unauthenticated = |m: String| ApiError::new(code::UNAUTHENTICATED, m);
-    let by_cert = cert
-        .map(|c| ingress.agency_for_certificate(c))
-        .transpose()?;
-    let by_token = match bearer_token(headers) {
-        Ok(token) => Some(
-            ingress
-                .agency_for_token(token)
-                .ok_or_else(|| unauthenticated("unknown bearer token".into()))?,
-        ),
-        Err(NoBearer::Missing) if by_cert.is_some() => None,
-        Err(e) => {
-            return Err(unauthenticated(
-                match e {
-                    NoBearer::Missing => {
-                        "missing `Authorization: Bearer <token>` (or a client certificate)"
-                    }
-                    NoBearer::NotBearer => "Authorization must be `Bearer <token>`",
-                }
-                .into(),
-            ));
-        }
-    };
-    match (by_cert, by_token) {
-        (Some(a), Some(b)) if a != b => Err(unauthenticated(format!(
-            "the client certificate identifies agency {a} but the bearer token is agency {b}'s"
-        ))),
-        (Some(a), _) => Ok(a),
-        (None, Some(b)) if ingress.requires_mtls(&b) => Err(unauthenticated(format!(
-            "agency {b} must present its client certificate (require_mtls); its bearer token alone is refused"
-        ))),
-        (None, Some(b)) => Ok(b),
-        (None, None) => Err(unauthenticated(
-            "missing `Authorization: Bearer <token>` (or a client certificate)".into(),
-        )),
-    }
-}
-
 async fn submit(
     State(ingress): State<Arc<Ingress>>,
     cert: Option<axum::Extension<ClientCert>>,
@@ -138,7 +93,7 @@ async fn handle(
         e
     };
     let content = media_type(headers).map_err(refused)?;
-    let agency = caller(ingress, headers, cert).map_err(refused)?;
+    let agency = ingress.caller(headers, cert).map_err(refused)?;
     let limit = ingress.ctx().config.http.max_body_bytes;
     let too_large = || {
         ApiError::new(

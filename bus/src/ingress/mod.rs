@@ -78,6 +78,50 @@ impl Ingress {
         self.ctx.live.current().access.certs.requires_mtls(agency)
     }
 
+    /// The calling agency, from its verified client certificate, its bearer token, or both (then they must
+    /// agree). An agency with `require_mtls` is refused on its token alone. Every refusal is 401.
+    pub(crate) fn caller(
+        &self,
+        headers: &axum::http::HeaderMap,
+        cert: Option<&crate::tls::CertInfo>,
+    ) -> Result<String, ApiError> {
+        let unauthenticated = |m: String| ApiError::new(code::UNAUTHENTICATED, m);
+        let by_cert = cert.map(|c| self.agency_for_certificate(c)).transpose()?;
+        let by_token = match crate::http_api::bearer_token(headers) {
+            Ok(token) => Some(
+                self.agency_for_token(token)
+                    .ok_or_else(|| unauthenticated("unknown bearer token".into()))?,
+            ),
+            Err(crate::http_api::NoBearer::Missing) if by_cert.is_some() => None,
+            Err(e) => {
+                return Err(unauthenticated(
+                    match e {
+                        crate::http_api::NoBearer::Missing => {
+                            "missing `Authorization: Bearer <token>` (or a client certificate)"
+                        }
+                        crate::http_api::NoBearer::NotBearer => {
+                            "Authorization must be `Bearer <token>`"
+                        }
+                    }
+                    .into(),
+                ));
+            }
+        };
+        match (by_cert, by_token) {
+            (Some(a), Some(b)) if a != b => Err(unauthenticated(format!(
+                "the client certificate identifies agency {a} but the bearer token is agency {b}'s"
+            ))),
+            (Some(a), _) => Ok(a),
+            (None, Some(b)) if self.requires_mtls(&b) => Err(unauthenticated(format!(
+                "agency {b} must present its client certificate (require_mtls); its bearer token alone is refused"
+            ))),
+            (None, Some(b)) => Ok(b),
+            (None, None) => Err(unauthenticated(
+                "missing `Authorization: Bearer <token>` (or a client certificate)".into(),
+            )),
+        }
+    }
+
     /// The agency a RabbitMQ user belongs to.
     pub fn agency_for_amqp_user(&self, user: &str) -> Option<String> {
         self.ctx.live.current().access.amqp_users.get(user).cloned()

@@ -72,7 +72,7 @@ fn mailbox(
     q: &InboxQuery,
 ) -> Result<Arc<Mailbox>, ApiError> {
     let cert = cert.map(|axum::Extension(ClientCert(c))| c);
-    let caller = crate::ingress::http::caller(ingress, headers, cert.as_deref())?;
+    let caller = ingress.caller(headers, cert.as_deref())?;
     let live = ingress.ctx().live.current();
     if let Some(asked) = &q.agency
         && !live.config.is_code_of(&caller, asked)

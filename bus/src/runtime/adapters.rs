@@ -169,7 +169,7 @@ impl Adapters {
                     .copied()
                     .unwrap_or(0),
             };
-            spawn_on(&self.work, worker::run(w, retire.clone()));
+            spawn_on(&self.work, run_worker(w, retire.clone()));
             self.record_dead_letters(&id);
             self.declared(&id, false);
             Running::Sink { slot, retire }
@@ -352,4 +352,35 @@ fn lock_in_flight(ctx: &Context, id: &str) -> bool {
         .unwrap_or_else(|p| p.into_inner())
         .iter()
         .any(|(a, _, _)| a == id)
+}
+
+/// A sink adapter's delivery: its work queue's consumer (`worker.rs`) and, when ordered routes reach it, one
+/// consumer per partition queue (`ordered.rs`), until `stop`.
+async fn run_worker(w: worker::Worker, stop: CancellationToken) {
+    let w = Arc::new(w);
+    // The ordered partitions' deliveries in progress share one bound, as the unordered queue's do.
+    let sink_calls = Arc::new(tokio::sync::Semaphore::new(usize::from(w.prefetch.max(1))));
+    let mut partitions = tokio::task::JoinSet::new();
+    for p in 0..w.partitions {
+        partitions.spawn(super::ordered::run(
+            w.clone(),
+            p,
+            sink_calls.clone(),
+            stop.clone(),
+        ));
+    }
+    let queue = w.names.deliver_queue(&w.adapter);
+    crate::broker::supervise::consume_until(
+        &w.broker,
+        &queue,
+        w.prefetch,
+        w.grace,
+        &stop,
+        |incoming| {
+            let w = w.clone();
+            async move { worker::handle(&w, incoming).await }
+        },
+    )
+    .await;
+    while partitions.join_next().await.is_some() {}
 }

@@ -6,7 +6,7 @@
 mod adapters;
 mod dlq;
 mod ordered;
-mod reload;
+pub(crate) mod reload;
 mod worker;
 
 pub use reload::{Env, ReloadError, Reloader};
@@ -91,7 +91,7 @@ pub async fn start(
                 problems,
             })
     };
-    let evidence = crate::evidence::setup(&config).map_err(|p| ConfigErrors {
+    let evidence = crate::state::EvidenceSetup::from_config(&config).map_err(|p| ConfigErrors {
         file: config.file.clone(),
         problems: vec![p],
     })?;

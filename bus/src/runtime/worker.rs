@@ -21,7 +21,6 @@ use crate::wire::AdapterCopy;
 use futures::FutureExt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// The sink a worker delivers with; a reload that changes the adapter's options puts a new one in.
 pub(super) type SinkSlot = Arc<RwLock<Arc<dyn Sink>>>;
@@ -44,35 +43,6 @@ pub(super) struct Worker {
     pub grace: Duration,
     /// Ordered partition queues of this adapter (`[[routes]] order_by`); 0 when no ordered route reaches it.
     pub partitions: u16,
-}
-
-pub(super) async fn run(w: Worker, stop: CancellationToken) {
-    let w = Arc::new(w);
-    // The ordered partitions' deliveries in progress share one bound, as the unordered queue's do.
-    let sink_calls = Arc::new(tokio::sync::Semaphore::new(usize::from(w.prefetch.max(1))));
-    let mut partitions = tokio::task::JoinSet::new();
-    for p in 0..w.partitions {
-        partitions.spawn(super::ordered::run(
-            w.clone(),
-            p,
-            sink_calls.clone(),
-            stop.clone(),
-        ));
-    }
-    let queue = w.names.deliver_queue(&w.adapter);
-    crate::broker::supervise::consume_until(
-        &w.broker,
-        &queue,
-        w.prefetch,
-        w.grace,
-        &stop,
-        |incoming| {
-            let w = w.clone();
-            async move { handle(&w, incoming).await }
-        },
-    )
-    .await;
-    while partitions.join_next().await.is_some() {}
 }
 
 /// Marks (adapter, sender, id) as being delivered by this process; a second copy waits for the first to finish, so
@@ -123,7 +93,7 @@ pub(super) fn pick_tier(tiers: &[Duration], wanted: Duration) -> Option<Duration
         .or_else(|| tiers.last().copied())
 }
 
-async fn handle(w: &Worker, incoming: Incoming) {
+pub(super) async fn handle(w: &Worker, incoming: Incoming) {
     let sink = w.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
     let copy = match AdapterCopy::from_envelope(&incoming.envelope, &incoming.routing_key) {
         Ok(c) => c,

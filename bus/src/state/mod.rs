@@ -66,8 +66,9 @@ pub use crate::message::Accepted;
 pub use batch::Claim;
 pub use batch::sql;
 
+use crate::config::redact_url;
 use schema::InitError;
-use url::{redact_url, scrub, sqlite_create_if_missing};
+use url::{scrub, sqlite_create_if_missing};
 
 /// How long `connect` waits for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,7 +7,7 @@
 
 use sqlx::{Connection, Executor};
 
-use super::url::redact_url;
+use crate::config::redact_url;
 
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 

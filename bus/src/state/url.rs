@@ -1,6 +1,7 @@
 //! Database URLs: which backend they name, and how to show them without their secrets.
 
 use super::StateError;
+use crate::config::redact_url;
 
 /// The two supported backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,43 +40,6 @@ pub(crate) fn sqlite_create_if_missing(url: &str) -> String {
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}mode=rwc")
-}
-
-/// The URL with its password (user-info part and any `password=` query parameter) replaced by `***`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _password)) => format!("{user}:***@{host}"),
-                    None => format!("{userinfo}@{host}"),
-                },
-                None => authority.to_string(),
-            };
-            format!("{scheme}://{authority}{path}")
-        }
-        None => base.to_string(),
-    };
-    if let Some(query) = query {
-        out.push('?');
-        let params: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out.push_str(&params.join("&"));
-    }
-    out
 }
 
 /// Every spelling of a secret the URL carries (raw and percent-decoded), longest first, for scrubbing messages.

@@ -22,10 +22,12 @@ mod dlq;
 pub mod html;
 mod login;
 mod overview;
+pub mod pages;
 pub mod password;
 mod session;
 
 pub use html::{Lang, NavLink, esc, url};
+pub use pages::UiPages;
 
 use crate::context::Context;
 use axum::Router;
@@ -38,15 +40,6 @@ use axum::routing::{get, post};
 use session::{LoginLimiter, Sessions};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Pages a plugin adds to the console: its routes (paths under `/ui/`, GET only — anything that changes
-/// state belongs in the core, where the CSRF check is) and their links in the navigation bar. Handlers read
-/// the [`Viewer`] from the request's extensions (`axum::Extension<Viewer>`).
-#[derive(Default)]
-pub struct UiPages {
-    pub router: Router,
-    pub nav: Vec<NavLink>,
-}
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "lt_session";

@@ -175,7 +175,7 @@ impl Counts<'_> {
 /// `GET /ui/overview`.
 pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) -> Response {
     let ctx = &ui.ctx;
-    let text = crate::admin::metrics_handle()
+    let text = crate::admin::metrics::metrics_handle()
         .map(|h| h.render())
         .unwrap_or_default();
     let now = parse(&text);
@@ -265,8 +265,10 @@ pub(super) async fn page(State(ui): State<Ui>, Extension(v): Extension<Viewer>) 
     );
 
     // Adapters, with their queue depths.
-    let depths: BTreeMap<String, Option<u32>> =
-        crate::admin::queue_depths(ctx).await.into_iter().collect();
+    let depths: BTreeMap<String, Option<u32>> = crate::admin::ops::queue_depths(ctx)
+        .await
+        .into_iter()
+        .collect();
     let depth = |q: &str| match depths.get(q).copied().flatten() {
         Some(d) => d.to_string(),
         None => "—".into(),

@@ -40,7 +40,7 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
         }
         match connect_any(&inner, first).await {
             Ok((link, mut events)) => {
-                let redacted = crate::broker::redact_url(inner.current_url());
+                let redacted = crate::config::redact_url(inner.current_url());
                 backoff = Duration::from_millis(200);
                 *inner.last_error.lock().expect("lock") = None;
                 tracing::info!(broker = %redacted, "Connected to RabbitMQ; topology declared");
@@ -75,7 +75,7 @@ pub(super) async fn supervise(inner: Arc<Inner>) {
                 let nodes = inner
                     .urls
                     .iter()
-                    .map(|u| crate::broker::redact_url(u))
+                    .map(|u| crate::config::redact_url(u))
                     .collect::<Vec<_>>()
                     .join(", ");
                 tracing::warn!(broker = %nodes, error = %e, retry_in = ?backoff, "Cannot connect to RabbitMQ or declare topology");
@@ -137,7 +137,7 @@ async fn connect_any(inner: &Inner, first: usize) -> Result<(Arc<Link>, Events),
             Err(e) if inner.urls.len() == 1 => return Err(e),
             Err(e) => errors.push(format!(
                 "{}: {e}",
-                crate::broker::redact_url(&inner.urls[i])
+                crate::config::redact_url(&inner.urls[i])
             )),
         }
     }

@@ -107,7 +107,7 @@ pub(super) enum Write {
     Evidence {
         event: crate::evidence::Event,
         at: i64,
-        setup: Arc<super::evidence::EvidenceSetup>,
+        setup: Arc<crate::state::evidence::append::EvidenceSetup>,
         reply: Reply<()>,
     },
     /// A plugin's item for its [`GroupWriter`] (see group.rs).

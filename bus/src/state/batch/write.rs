@@ -23,7 +23,7 @@ struct Batch {
     delivered: BTreeMap<(String, String, String), i64>,
     /// Evidence records in the order they came, and the key that signs them.
     evidence: Vec<(crate::evidence::Event, i64)>,
-    evidence_setup: Option<Arc<crate::state::evidence::EvidenceSetup>>,
+    evidence_setup: Option<Arc<crate::state::evidence::append::EvidenceSetup>>,
 }
 
 pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
@@ -168,9 +168,14 @@ async fn write_batch(
     // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
     if let Some(setup) = &b.evidence_setup
         && !b.evidence.is_empty()
-        && let Err(e) =
-            crate::state::evidence::append(&mut tx, db.marks, &db.ns, &setup.signer, &b.evidence)
-                .await
+        && let Err(e) = crate::state::evidence::append::append(
+            &mut tx,
+            db.marks,
+            &db.ns,
+            &setup.signer,
+            &b.evidence,
+        )
+        .await
     {
         return all_failed(e, plugins.len());
     }
