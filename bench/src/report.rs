@@ -219,7 +219,7 @@ pub fn markdown(r: &Results) -> String {
     }
 
     if !r.procs.is_empty() {
-        procs_section(&mut s, r);
+        crate::procs::report_section(&mut s, r);
     }
 
     if let Some(st) = &r.state {
@@ -488,66 +488,6 @@ pub fn markdown(r: &Results) -> String {
         }
     }
     s
-}
-
-/// Path 3 through the real binary with 1 and 2 bus processes.
-fn procs_section(s: &mut String, r: &Results) {
-    let _ = writeln!(
-        s,
-        "\n### 3c · path 3 through the real binary: 1 vs 2 bus processes (PostgreSQL state store)\n\n\
-         `lienthong run` child processes sharing one namespace and one fresh PostgreSQL schema; the {} HTTP \
-         clients spread their POSTs over the processes' listeners; webhook to the bench's receiver. On a \
-         machine with {} cores shared with RabbitMQ, PostgreSQL and the load generator, the second process \
-         shows what running two costs (overhead), not how the bus scales.\n",
-        r.opts.http_clients, r.machine.nproc
-    );
-    if let Some(Outcome::Skipped(e)) = r.procs.first().map(|p| &p.outcome) {
-        let _ = writeln!(s, "skipped: {e}");
-        return;
-    }
-    let _ = writeln!(
-        s,
-        "| bus processes | payload | messages | all sent after | last arrived after | msg/s | × 1 process | CPU cores: bench / bus processes / RabbitMQ |"
-    );
-    let _ = writeln!(s, "|--:|---|--:|--:|--:|--:|--:|---|");
-    let one = r
-        .procs
-        .iter()
-        .find(|p| p.processes == 1)
-        .and_then(|p| p.rate());
-    for p in &r.procs {
-        let payload = format!("1 KB ({} B)", p.bytes);
-        match &p.outcome {
-            Outcome::Done(x) => {
-                let rate = p.messages as f64 / x.elapsed.as_secs_f64();
-                let _ = writeln!(
-                    s,
-                    "| {} | {payload} | {} | {:.2} s | {:.2} s | {rate:.0} | {} | {:.2} / {:.2} / {} |",
-                    p.processes,
-                    p.messages,
-                    x.sent.as_secs_f64(),
-                    x.elapsed.as_secs_f64(),
-                    one.map(|o| format!("{:.2}", rate / o))
-                        .unwrap_or_else(|| "—".into()),
-                    x.cpu.me_cores(),
-                    x.bus_seconds / x.cpu.wall.max(1e-9),
-                    x.cpu
-                        .broker_cores()
-                        .map(|b| format!("{b:.2}"))
-                        .unwrap_or_else(|| "?".into()),
-                );
-            }
-            Outcome::Failed(e) | Outcome::Skipped(e) => {
-                let _ = writeln!(
-                    s,
-                    "| {} | {payload} | {} | | | **failed**: {} | | |",
-                    p.processes,
-                    p.messages,
-                    e.replace('|', "/").replace('\n', " ")
-                );
-            }
-        }
-    }
 }
 
 /// Everything that failed outright (not performance verdicts).
