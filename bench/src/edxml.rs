@@ -102,6 +102,27 @@ impl ChildGuard {
     }
 }
 
+/// `lienthong run --config <config>` of `bin`, logging (at `warn`) into `log`, with the bench agency's token in
+/// its environment.
+pub(crate) fn spawn_bus(
+    bin: &Path,
+    config: &Path,
+    log: &Path,
+    token: &str,
+) -> Result<ChildGuard, String> {
+    let child = Command::new(bin)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .env(TOKEN_ENV, token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).map_err(|e| format!("log file: {e}"))?)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+    Ok(ChildGuard(child))
+}
+
 pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -187,17 +208,7 @@ deliver = ["sink"]
     std::fs::write(&file, text).map_err(|e| format!("writing the config: {e}"))?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
     let log = dir.path().join("lienthong.log");
-    let child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .env(TOKEN_ENV, &s.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?)
-        .spawn()
-        .map_err(|e| format!("starting {}: {e}", bin.display()))?;
-    let mut child = ChildGuard(child);
+    let mut child = spawn_bus(bin, &file, &log, &s.token)?;
     let mut result = drive(&mut child, &package, &out, http, admin, s).await;
     let mut repeated = Vec::new();
     if result.is_ok() {

@@ -9,15 +9,14 @@
 //! schema, both removed at the end.
 
 use crate::Outcome;
-use crate::bus::{self, Setup, TOKEN_ENV};
-use crate::edxml::{ChildGuard, free_port, log_tail, wait_ready};
+use crate::bus::{self, Setup};
+use crate::edxml::{free_port, log_tail, spawn_bus, wait_ready};
 use crate::payload::Template;
 use crate::sys::{CpuMark, CpuUse, cpu_seconds};
 use crate::track::Tracker;
 use lienthong_bus::config::Config;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -176,18 +175,8 @@ async fn drive(
                 config = Some(Config::load(&file).map_err(|e| e.to_string())?);
             }
             let log = dir.join(format!("lienthong-{i}.log"));
-            let child = Command::new(bin)
-                .args(["run", "--config"])
-                .arg(&file)
-                .env("RUST_LOG", "warn")
-                .env(TOKEN_ENV, &s.token)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).map_err(|e| format!("log file: {e}"))?)
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+            children.push(spawn_bus(bin, &file, &log, &s.token)?);
             logs.push(log);
-            children.push(ChildGuard(child));
             // One at a time: the first creates the schema's tables and the broker topology.
             wait_ready(children.last_mut().expect("just pushed"), admin).await?;
             urls.push(format!("http://127.0.0.1:{http}/v1/messages"));

@@ -4,6 +4,7 @@
 
 use super::PublicDossier;
 use axum::response::Html;
+use lienthong_bus::ui::esc;
 
 pub(super) const NOT_FOUND: &str =
     "Không tìm thấy hồ sơ có mã này. Vui lòng kiểm tra lại mã hồ sơ ghi trên giấy tiếp nhận.";
@@ -21,22 +22,6 @@ gap:.4rem 1rem}dt{font-weight:600}dd{margin:0}table{width:100%;border-collapse:c
 th,td{text-align:left;padding:.4rem;border-bottom:1px solid #dde}.state{font-weight:700}\
 .on_time,.finished_on_time{color:#1e7b34}.due_soon{color:#a05a00}.overdue,.finished_late{color:#b00020}\
 .error{color:#b00020;font-weight:600}.note{font-size:.85rem;color:#566}";
-
-/// `&`, `<`, `>`, `"` and `'` escaped for HTML text and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `yyyyMMddHHmmss` as Vietnamese readers write it: `17:00 ngày 10/12/2026`.
 fn date_vi(d: &str) -> String {
