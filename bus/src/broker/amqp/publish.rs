@@ -2,7 +2,7 @@
 //!
 //! Why the retry lives here: a publish cut off by a lost connection is tried again on the next one, within the
 //! caller's deadline, so ingress answers 202 only after a real confirm and 503 when the deadline passes, never
-//! a guess. Several publish channels are used in turn so one channel's confirms do not serialize every
+//! a guess. A nack is retried the same way, on a new channel (see `publish_once`). Several publish channels are used in turn so one channel's confirms do not serialize every
 //! publish.
 
 use super::connection::{broker_uri, publish_channel};
@@ -32,8 +32,13 @@ impl AmqpBroker {
         let props = properties(envelope);
         let mut last = String::from("not connected");
         let mut tried = false;
+        // Whether the last attempt was refused with a nack (answered as `Nacked` if that lasts to the deadline).
+        let mut nacked = false;
         loop {
             let Some(link) = self.wait_link(deadline).await else {
+                if nacked {
+                    return Err(BrokerError::Nacked);
+                }
                 return Err(BrokerError::Unavailable(format!(
                     "{last} (gave up after {})",
                     humantime::format_duration(timeout)
@@ -52,10 +57,16 @@ impl AmqpBroker {
             };
             match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(BrokerError::Unavailable(e))) => {
+                // A nack is retried too: the broker did not take the message, and a nack can be about the
+                // moment rather than the queue (see `publish_once`), so another try may be confirmed.
+                Ok(Err(e @ (BrokerError::Unavailable(_) | BrokerError::Nacked))) => {
+                    nacked = matches!(e, BrokerError::Nacked);
                     // An attempt cut short by the deadline does not hide why the earlier ones failed.
                     if !tried || Instant::now() < deadline {
-                        last = e;
+                        last = match e {
+                            BrokerError::Unavailable(why) => why,
+                            other => other.to_string(),
+                        };
                     }
                     tried = true;
                     link.repair().await;
@@ -63,6 +74,7 @@ impl AmqpBroker {
                     tokio::time::sleep_until(pause.min(deadline)).await;
                 }
                 Ok(Err(other)) => return Err(other),
+                Err(_) if nacked => return Err(BrokerError::Nacked),
                 Err(_) => {
                     let mut why = format!(
                         "not confirmed within {}",
@@ -143,7 +155,17 @@ impl Link {
                 "exchange `{exchange}` routing key `{routing_key}`: {}",
                 returned.reply_text
             ))),
-            lapin::Confirmation::Nack(_) => Err(BrokerError::Nacked),
+            lapin::Confirmation::Nack(_) => {
+                // When a quorum queue's leader dies with its node (kill -9), a channel opened before the new
+                // leader was elected can go on nacking every publish to that queue (RabbitMQ 3.10 keeps the
+                // channel's view of the old leader; seen in tests/cluster.rs, minutes long). A new channel
+                // asks again, so this one is retired; `repair` replaces it before the retry.
+                if channel.status().connected() {
+                    let _ = channel.close(200, "renewed after a nack".into()).await;
+                }
+                metrics::counter!("lienthong_broker_channels_renewed_total").increment(1);
+                Err(BrokerError::Nacked)
+            }
             lapin::Confirmation::NotRequested => Err(BrokerError::Unavailable(
                 "publisher confirms not enabled on channel".into(),
             )),
