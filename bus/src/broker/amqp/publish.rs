@@ -32,7 +32,7 @@ impl AmqpBroker {
         let props = properties(envelope);
         let mut last = String::from("not connected");
         let mut tried = false;
-        // Whether the last attempt was refused with a nack (answered as `Nacked` if that lasts to the deadline).
+        // Whether an attempt was refused with a nack (answered as `Nacked` when nothing is confirmed by the deadline).
         let mut nacked = false;
         loop {
             let Some(link) = self.wait_link(deadline).await else {
@@ -60,7 +60,7 @@ impl AmqpBroker {
                 // A nack is retried too: the broker did not take the message, and a nack can be about the
                 // moment rather than the queue (see `publish_once`), so another try may be confirmed.
                 Ok(Err(e @ (BrokerError::Unavailable(_) | BrokerError::Nacked))) => {
-                    nacked = matches!(e, BrokerError::Nacked);
+                    nacked |= matches!(e, BrokerError::Nacked);
                     // An attempt cut short by the deadline does not hide why the earlier ones failed.
                     if !tried || Instant::now() < deadline {
                         last = match e {
