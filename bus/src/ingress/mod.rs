@@ -18,6 +18,7 @@ use route::route;
 use crate::adapter::{Accepted, Caller, Submission, Submit};
 use crate::context::Context;
 use crate::error::{ApiError, code};
+use crate::http_api::{NoBearer, bearer_token};
 use crate::live::Snapshot;
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
@@ -87,21 +88,19 @@ impl Ingress {
     ) -> Result<String, ApiError> {
         let unauthenticated = |m: String| ApiError::new(code::UNAUTHENTICATED, m);
         let by_cert = cert.map(|c| self.agency_for_certificate(c)).transpose()?;
-        let by_token = match crate::http_api::bearer_token(headers) {
+        let by_token = match bearer_token(headers) {
             Ok(token) => Some(
                 self.agency_for_token(token)
                     .ok_or_else(|| unauthenticated("unknown bearer token".into()))?,
             ),
-            Err(crate::http_api::NoBearer::Missing) if by_cert.is_some() => None,
+            Err(NoBearer::Missing) if by_cert.is_some() => None,
             Err(e) => {
                 return Err(unauthenticated(
                     match e {
-                        crate::http_api::NoBearer::Missing => {
+                        NoBearer::Missing => {
                             "missing `Authorization: Bearer <token>` (or a client certificate)"
                         }
-                        crate::http_api::NoBearer::NotBearer => {
-                            "Authorization must be `Bearer <token>`"
-                        }
+                        NoBearer::NotBearer => "Authorization must be `Bearer <token>`",
                     }
                     .into(),
                 ));

@@ -180,3 +180,11 @@ impl Lanes {
         rx.await.map_err(|_| stopped())?
     }
 }
+
+/// Answers every waiting caller with the same failure (one batch's statement or commit failed for all).
+fn fail_all<T>(replies: impl Iterator<Item = Reply<T>>, e: &StateError) {
+    let shown = e.to_string();
+    for r in replies {
+        let _ = r.send(Err(StateError::Batch(shown.clone())));
+    }
+}

@@ -1,7 +1,7 @@
 //! The read lane: idempotency lookups and delivered checks, one `SELECT … IN (…)` per sender and kind.
 
 use super::sql::{ROWS_PER_STATEMENT, list, padded};
-use super::{Asks, Db, MAX_BATCH, Read, Reply};
+use super::{Asks, Db, MAX_BATCH, Read, Reply, fail_all};
 use crate::state::{Accepted, StateError};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -129,12 +129,5 @@ async fn answer_delivered(db: &Db, adapter: &str, sender: &str, asks: Asks<bool>
             }
         }
         Err(e) => fail_all(asks.into_iter().map(|(_, r)| r), &e),
-    }
-}
-
-pub(super) fn fail_all<T>(replies: impl Iterator<Item = Reply<T>>, e: &StateError) {
-    let shown = e.to_string();
-    for r in replies {
-        let _ = r.send(Err(StateError::Batch(shown.clone())));
     }
 }

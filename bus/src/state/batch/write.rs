@@ -1,9 +1,8 @@
 //! The write lane: claims, idempotency records, delivered marks, evidence and plugin rows of a batch, in one
 //! transaction and one commit.
 
-use super::read::fail_all;
 use super::sql::{ROWS_PER_STATEMENT, list, padded, values};
-use super::{Claim, Db, MAX_BATCH, Reply, Write};
+use super::{Claim, Db, MAX_BATCH, Reply, Write, fail_all};
 use crate::state::group::{GroupItem, GroupWriter};
 use crate::state::{Accepted, StateError};
 use sqlx::any::AnyArguments;
