@@ -1,7 +1,7 @@
 //! The read lane: idempotency lookups and delivered checks, one `SELECT … IN (…)` per sender and kind.
 
 use super::sql::{ROWS_PER_STATEMENT, list, padded};
-use super::{Asks, Db, MAX_BATCH, Read, Reply, fail_all};
+use super::{Asks, Db, MAX_BATCH, Read, fail_all};
 use crate::state::{Accepted, StateError};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
