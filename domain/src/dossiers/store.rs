@@ -205,10 +205,7 @@ async fn write(
         q.execute(&mut *tx).await?;
 
         let codes: Vec<String> = chunk.iter().map(|(code, _)| text(code)).collect();
-        let list = (2..2 + codes.len())
-            .map(|i| m.at(i))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = sql::list(m, 2, codes.len());
         let sql = format!(
             "SELECT {COLUMNS} FROM lt_dossier WHERE ns = {} AND code IN ({list}){lock}",
             m.at(1)
@@ -234,18 +231,12 @@ async fn write(
             wanted.iter().map(|(_, s, _)| s.as_str()).collect();
         let ids: std::collections::BTreeSet<&str> =
             wanted.iter().map(|(_, _, i)| i.as_str()).collect();
-        let in_list = |first: usize, n: usize| {
-            (first..first + n)
-                .map(|i| m.at(i))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let sql = format!(
             "SELECT code, sender, message_id FROM lt_dossier_event
              WHERE ns = {} AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
             m.at(1),
-            in_list(2 + codes.len(), senders.len()),
-            in_list(2 + codes.len() + senders.len(), ids.len()),
+            sql::list(m, 2 + codes.len(), senders.len()),
+            sql::list(m, 2 + codes.len() + senders.len(), ids.len()),
         );
         let mut q: Q = sqlx::query(&sql).bind(ns);
         for c in &codes {

@@ -65,7 +65,7 @@ pub fn values(marks: Marks, rows: usize, cols: usize) -> String {
 }
 
 /// `$from, $from+1, …` (`n` placeholders).
-pub(super) fn list(marks: Marks, from: usize, n: usize) -> String {
+pub fn list(marks: Marks, from: usize, n: usize) -> String {
     (from..from + n)
         .map(|i| marks.at(i))
         .collect::<Vec<_>>()
