@@ -171,165 +171,265 @@ fn bind_dossier<'q>(q: Q<'q>, ns: &'q str, d: &Dossier) -> Q<'q> {
         .bind(d.updated_ms)
 }
 
-/// One batch, [`CHUNK`] dossiers per statement, a handful of statements per chunk whatever its size: the new
-/// dossiers inserted, every dossier read under its lock, the messages already counted looked up, each new
-/// message folded in and kept as an event, the dossiers written back.
+/// One event row: (code, sender, message id, the facts, when, the dossier's event count after it, what it did
+/// to the appointment date). Codes, senders and ids as stored ([`text`]).
+type EventRow<'a> = (
+    String,
+    String,
+    String,
+    &'a DossierFacts,
+    i64,
+    i64,
+    DueChange,
+);
+
+/// One batch, [`CHUNK`] dossiers per statement. A dossier heard of for the first time (most of them: a dossier
+/// is new with its first message) is folded in memory and inserted as it ends: two statements per chunk, the
+/// insert and its events. Only dossiers that already exist are read (under their lock), their messages already
+/// counted looked up, and written back: three more statements, for those alone.
 async fn write(
     tx: &mut AnyConnection,
     backend: Backend,
     ns: &str,
     dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
 ) -> Result<(), sqlx::Error> {
+    let all: Vec<(&String, &Vec<(DossierFacts, i64)>)> = dossiers.iter().collect();
+    for chunk in all.chunks(CHUNK) {
+        let (inserted, mut events) = insert_new(tx, backend, ns, chunk).await?;
+        let existing: Vec<(&String, &Vec<(DossierFacts, i64)>)> = chunk
+            .iter()
+            .filter(|(code, _)| !inserted.contains(&text(code)))
+            .copied()
+            .collect();
+        let changed = if existing.is_empty() {
+            Vec::new()
+        } else {
+            fold_existing(tx, backend, ns, &existing, &mut events).await?
+        };
+        insert_events(tx, backend, ns, &events).await?;
+        upsert(tx, backend, ns, &changed).await?;
+    }
+    Ok(())
+}
+
+/// Each message of `facts` not yet counted in `d` (by sender and id; `counted` holds those that are) folded
+/// into `d`, and kept as an event.
+fn fold<'a>(
+    d: &mut Dossier,
+    code: &str,
+    facts: &'a [(DossierFacts, i64)],
+    counted: &mut std::collections::HashSet<(String, String, String)>,
+    events: &mut Vec<EventRow<'a>>,
+) {
+    for (f, at) in facts {
+        let (sender, id) = (text(&f.sender), text(&f.message_id));
+        if !counted.insert((code.to_owned(), sender.clone(), id.clone())) {
+            continue;
+        }
+        let due = rules::apply(d, f, *at);
+        events.push((code.to_owned(), sender, id, f, *at, d.events, due));
+    }
+}
+
+/// The chunk's dossiers as new ones, each folded from its facts, inserted where the code is not taken yet.
+/// Answers the codes inserted (as stored) and their events; the others exist and are folded by
+/// [`fold_existing`].
+async fn insert_new<'a>(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    ns: &str,
+    chunk: &[(&String, &'a Vec<(DossierFacts, i64)>)],
+) -> Result<(std::collections::HashSet<String>, Vec<EventRow<'a>>), sqlx::Error> {
     let m = marks(backend);
-    let values = |rows: usize, cols: usize| sql::values(m, rows, cols);
+    let mut built = Vec::with_capacity(chunk.len());
+    let mut events_of: BTreeMap<String, Vec<EventRow<'a>>> = BTreeMap::new();
+    for (code, facts) in chunk {
+        let Some((first, at)) = facts.first() else {
+            continue;
+        };
+        let mut d = Dossier::new(first, *at);
+        let code = text(code);
+        let mut counted = std::collections::HashSet::new();
+        let mut events = Vec::new();
+        fold(&mut d, &code, facts, &mut counted, &mut events);
+        events_of.insert(code, events);
+        built.push(d);
+    }
+    let mut inserted = std::collections::HashSet::new();
+    if built.is_empty() {
+        return Ok((inserted, Vec::new()));
+    }
+    // The lock of a code another process inserts meanwhile is waited for here, in code order (PostgreSQL);
+    // SQLite takes its one write lock with this first write.
+    let sql = format!(
+        "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO NOTHING RETURNING code",
+        WRITTEN.join(", "),
+        sql::values(m, built.len(), WRITTEN.len())
+    );
+    let mut q: Q = sqlx::query(&sql);
+    for d in &built {
+        q = bind_dossier(q, ns, d);
+    }
+    for row in q.fetch_all(&mut *tx).await? {
+        inserted.insert(row.try_get::<String, _>(0)?);
+    }
+    let events = events_of
+        .into_iter()
+        .filter(|(code, _)| inserted.contains(code))
+        .flat_map(|(_, e)| e)
+        .collect();
+    Ok((inserted, events))
+}
+
+/// Dossiers that exist: read under their lock, the messages already counted looked up (a resubmission counts
+/// once, its facts already applied; by the event's key, so a dossier with thousands of events costs a few
+/// index probes), each new message folded in and kept in `events`. Answers the dossiers to write back.
+async fn fold_existing<'a>(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    ns: &str,
+    chunk: &[(&String, &'a Vec<(DossierFacts, i64)>)],
+    events: &mut Vec<EventRow<'a>>,
+) -> Result<Vec<Dossier>, sqlx::Error> {
+    let m = marks(backend);
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
         Backend::Sqlite => "",
     };
-    let all: Vec<(&String, &Vec<(DossierFacts, i64)>)> = dossiers.iter().collect();
-    for chunk in all.chunks(CHUNK) {
-        // A new dossier starts as its first message found it; an existing one is left as it is.
-        let fresh: Vec<Dossier> = chunk
-            .iter()
-            .filter_map(|(_, facts)| facts.first().map(|(f, at)| Dossier::new(f, *at)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO NOTHING",
-            WRITTEN.join(", "),
-            values(fresh.len(), WRITTEN.len())
-        );
-        let mut q: Q = sqlx::query(&sql);
-        for d in &fresh {
-            q = bind_dossier(q, ns, d);
-        }
-        q.execute(&mut *tx).await?;
+    let codes: Vec<String> = chunk.iter().map(|(code, _)| text(code)).collect();
+    let list = sql::list(m, 2, codes.len());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM lt_dossier WHERE ns = {} AND code IN ({list}){lock}",
+        m.at(1)
+    );
+    let mut q: Q = sqlx::query(&sql).bind(ns);
+    for c in &codes {
+        q = q.bind(c.as_str());
+    }
+    let mut rows: BTreeMap<String, Dossier> = BTreeMap::new();
+    for row in q.fetch_all(&mut *tx).await? {
+        let d = dossier_from_row(&row)?;
+        rows.insert(d.code.clone(), d);
+    }
 
-        let codes: Vec<String> = chunk.iter().map(|(code, _)| text(code)).collect();
-        let list = sql::list(m, 2, codes.len());
-        let sql = format!(
-            "SELECT {COLUMNS} FROM lt_dossier WHERE ns = {} AND code IN ({list}){lock}",
-            m.at(1)
+    let wanted: std::collections::HashSet<(String, String, String)> = chunk
+        .iter()
+        .flat_map(|(code, facts)| facts.iter().map(move |(f, _)| (code, f)))
+        .map(|(code, f)| (text(code), text(&f.sender), text(&f.message_id)))
+        .collect();
+    let senders: std::collections::BTreeSet<&str> =
+        wanted.iter().map(|(_, s, _)| s.as_str()).collect();
+    let ids: std::collections::BTreeSet<&str> = wanted.iter().map(|(_, _, i)| i.as_str()).collect();
+    let sql = format!(
+        "SELECT code, sender, message_id FROM lt_dossier_event
+         WHERE ns = {} AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
+        m.at(1),
+        sql::list(m, 2 + codes.len(), senders.len()),
+        sql::list(m, 2 + codes.len() + senders.len(), ids.len()),
+    );
+    let mut q: Q = sqlx::query(&sql).bind(ns);
+    for c in &codes {
+        q = q.bind(c.as_str());
+    }
+    for s in &senders {
+        q = q.bind(*s);
+    }
+    for i in &ids {
+        q = q.bind(*i);
+    }
+    let mut counted: std::collections::HashSet<(String, String, String)> =
+        std::collections::HashSet::new();
+    for row in q.fetch_all(&mut *tx).await? {
+        let key: (String, String, String) = (
+            row.try_get("code")?,
+            row.try_get("sender")?,
+            row.try_get("message_id")?,
         );
-        let mut q: Q = sqlx::query(&sql).bind(ns);
-        for c in &codes {
-            q = q.bind(c.as_str());
+        if wanted.contains(&key) {
+            counted.insert(key);
         }
-        let mut rows: BTreeMap<String, Dossier> = BTreeMap::new();
-        for row in q.fetch_all(&mut *tx).await? {
-            let d = dossier_from_row(&row)?;
-            rows.insert(d.code.clone(), d);
-        }
+    }
 
-        // Messages already counted (a resubmission counts once, its facts already applied): looked up by the
-        // event's key (code, sender, message id), so a dossier with thousands of events costs a few index probes.
-        let wanted: std::collections::HashSet<(String, String, String)> = chunk
-            .iter()
-            .flat_map(|(code, facts)| facts.iter().map(move |(f, _)| (code, f)))
-            .map(|(code, f)| (text(code), text(&f.sender), text(&f.message_id)))
-            .collect();
-        let senders: std::collections::BTreeSet<&str> =
-            wanted.iter().map(|(_, s, _)| s.as_str()).collect();
-        let ids: std::collections::BTreeSet<&str> =
-            wanted.iter().map(|(_, _, i)| i.as_str()).collect();
-        let sql = format!(
-            "SELECT code, sender, message_id FROM lt_dossier_event
-             WHERE ns = {} AND code IN ({list}) AND sender IN ({}) AND message_id IN ({})",
-            m.at(1),
-            sql::list(m, 2 + codes.len(), senders.len()),
-            sql::list(m, 2 + codes.len() + senders.len(), ids.len()),
-        );
-        let mut q: Q = sqlx::query(&sql).bind(ns);
-        for c in &codes {
-            q = q.bind(c.as_str());
-        }
-        for s in &senders {
-            q = q.bind(*s);
-        }
-        for i in &ids {
-            q = q.bind(*i);
-        }
-        let mut counted: std::collections::HashSet<(String, String, String)> =
-            std::collections::HashSet::new();
-        for row in q.fetch_all(&mut *tx).await? {
-            let key: (String, String, String) = (
-                row.try_get("code")?,
-                row.try_get("sender")?,
-                row.try_get("message_id")?,
-            );
-            if wanted.contains(&key) {
-                counted.insert(key);
-            }
-        }
-
-        let mut events = Vec::new();
-        let mut changed = Vec::new();
-        for (code, facts) in chunk {
-            let code = text(code);
-            let Some(mut d) = rows.remove(&code) else {
-                continue;
-            };
-            for (f, at) in facts.iter() {
-                let (sender, id) = (text(&f.sender), text(&f.message_id));
-                if !counted.insert((code.clone(), sender.clone(), id.clone())) {
-                    continue;
-                }
-                let due = rules::apply(&mut d, f, *at);
-                events.push((code.clone(), sender, id, f, *at, d.events, due));
-            }
-            changed.push(d);
-        }
-        for part in events.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
-                                               due_applied, step_deadline, step_at)
-                 VALUES {}",
-                values(part.len(), 13)
-            );
-            let mut q: Q = sqlx::query(&sql);
-            for (code, sender, id, f, at, seq, due) in part {
-                q = q
-                    .bind(ns)
-                    .bind(code.as_str())
-                    .bind(sender.as_str())
-                    .bind(id.as_str())
-                    .bind(text(&f.kind))
-                    .bind(f.status)
-                    .bind(f.note.as_deref().map(text))
-                    .bind(*at)
-                    .bind(*seq)
-                    .bind(f.due.clone())
-                    .bind(match due {
-                        DueChange::None => None,
-                        DueChange::Applied => Some(1i64),
-                        DueChange::Ignored => Some(0i64),
-                    })
-                    .bind(f.step_deadline.clone())
-                    .bind(
-                        f.step_at
-                            .clone()
-                            .unwrap_or_else(|| rules::vn14_from_millis(*at)),
-                    );
-            }
-            q.execute(&mut *tx).await?;
-        }
-        if changed.is_empty() {
+    let mut changed = Vec::new();
+    for (code, facts) in chunk {
+        let code = text(code);
+        let Some(mut d) = rows.remove(&code) else {
             continue;
-        }
-        let set: Vec<String> = WRITTEN[2..]
-            .iter()
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
+        };
+        fold(&mut d, &code, facts, &mut counted, events);
+        changed.push(d);
+    }
+    Ok(changed)
+}
+
+/// The events of a chunk, [`CHUNK`] rows per statement.
+async fn insert_events(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    ns: &str,
+    events: &[EventRow<'_>],
+) -> Result<(), sqlx::Error> {
+    for part in events.chunks(CHUNK) {
         let sql = format!(
-            "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO UPDATE SET {}",
-            WRITTEN.join(", "),
-            values(changed.len(), WRITTEN.len()),
-            set.join(", ")
+            "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
+                                           due_applied, step_deadline, step_at)
+             VALUES {}",
+            sql::values(marks(backend), part.len(), 13)
         );
         let mut q: Q = sqlx::query(&sql);
-        for d in &changed {
-            q = bind_dossier(q, ns, d);
+        for (code, sender, id, f, at, seq, due) in part {
+            q = q
+                .bind(ns)
+                .bind(code.as_str())
+                .bind(sender.as_str())
+                .bind(id.as_str())
+                .bind(text(&f.kind))
+                .bind(f.status)
+                .bind(f.note.as_deref().map(text))
+                .bind(*at)
+                .bind(*seq)
+                .bind(f.due.clone())
+                .bind(match due {
+                    DueChange::None => None,
+                    DueChange::Applied => Some(1i64),
+                    DueChange::Ignored => Some(0i64),
+                })
+                .bind(f.step_deadline.clone())
+                .bind(
+                    f.step_at
+                        .clone()
+                        .unwrap_or_else(|| rules::vn14_from_millis(*at)),
+                );
         }
         q.execute(&mut *tx).await?;
     }
+    Ok(())
+}
+
+/// Existing dossiers written back as folded.
+async fn upsert(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    ns: &str,
+    changed: &[Dossier],
+) -> Result<(), sqlx::Error> {
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let set: Vec<String> = WRITTEN[2..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO lt_dossier ({}) VALUES {} ON CONFLICT (ns, code) DO UPDATE SET {}",
+        WRITTEN.join(", "),
+        sql::values(marks(backend), changed.len(), WRITTEN.len()),
+        set.join(", ")
+    );
+    let mut q: Q = sqlx::query(&sql);
+    for d in changed {
+        q = bind_dossier(q, ns, d);
+    }
+    q.execute(&mut *tx).await?;
     Ok(())
 }

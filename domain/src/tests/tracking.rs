@@ -566,9 +566,88 @@ async fn version_2_dossiers_are_upgraded(kind: Kind) {
     assert_eq!(get(&s, "H-2").await.events[2].seq, 3);
 }
 
+/// Messages recorded at the same moment (so mostly in one batch of the write lane): a dossier heard of for the
+/// first time and one that exists, each with a resubmission among them. Each message counts once, whichever
+/// path (new dossier folded in memory, existing one read back) its batch takes.
+async fn new_and_existing_dossiers_in_one_batch_count_each_message_once(kind: Kind) {
+    let db = db(kind).await;
+    let s = &db.dossiers;
+    let (old, new) = ("H-OLD-1", "H-NEW-1");
+    s.record(said(
+        DESK,
+        "o1",
+        "dossier.submitted",
+        json!({"MaHoSo": old, "TrangThaiHoSo": 2, "NgayHenTra": "20261210170000"}),
+    ))
+    .await
+    .unwrap();
+    let burst = [
+        (old, DESK, "o1", json!({"MaHoSo": old, "TrangThaiHoSo": 2})),
+        (
+            old,
+            STP,
+            "o2",
+            json!({"MaHoSo": old, "TrangThai": 4, "ThoiDiemXuLy": "20261121100000"}),
+        ),
+        (
+            new,
+            DESK,
+            "n1",
+            json!({"MaHoSo": new, "TrangThaiHoSo": 2, "NgayHenTra": "20261211170000"}),
+        ),
+        (
+            new,
+            DESK,
+            "n1",
+            json!({"MaHoSo": new, "TrangThaiHoSo": 2, "NgayHenTra": "20261211170000"}),
+        ),
+        (
+            new,
+            STP,
+            "n2",
+            json!({"MaHoSo": new, "TrangThai": 4, "ThoiDiemXuLy": "20261122100000"}),
+        ),
+    ];
+    let records = burst.iter().map(|(_, sender, id, payload)| {
+        let kind = if *id == "o2" || *id == "n2" {
+            "dossier.status-changed"
+        } else {
+            "dossier.submitted"
+        };
+        s.record(said(sender, id, kind, payload.clone()))
+    });
+    for r in futures::future::join_all(records).await {
+        r.unwrap();
+    }
+    let c = clock("20261123080000");
+    for (code, ids, due) in [
+        (old, ["o1", "o2"], "20261210170000"),
+        (new, ["n1", "n2"], "20261211170000"),
+    ] {
+        let v = get(s, code).await;
+        assert_eq!(v.dossier.events, 2, "{code}: each message counted once");
+        let seen: Vec<(i64, String)> = v
+            .events
+            .iter()
+            .map(|e| (e.seq, e.message_id.clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [(1, ids[0].to_string()), (2, ids[1].to_string())],
+            "{code}"
+        );
+        assert_eq!(v.dossier.status, Some(4), "{code}");
+        assert_eq!(v.dossier.handler.as_deref(), Some(STP), "{code}");
+        assert_eq!(v.dossier.receiving_agency, DESK, "{code}");
+        assert_eq!(v.due.as_deref(), Some(due), "{code}");
+        assert_eq!(steps(&v, &c).len(), 2, "{code}");
+    }
+}
+
 on_both_backends!(
     a_dossier_timeline_across_two_agencies,
     on_time_counts_over_a_generated_month_match_an_independent_count,
     a_citizen_sees_nothing_personal,
     version_2_dossiers_are_upgraded,
+    new_and_existing_dossiers_in_one_batch_count_each_message_once,
 );

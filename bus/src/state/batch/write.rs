@@ -8,7 +8,7 @@ use crate::state::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -220,20 +220,22 @@ async fn write_core(
     tx: &mut sqlx::Transaction<'static, Any>,
 ) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
-    // Claims first: a claim and the record of the same key in one batch must see the claim's row. The keys a
-    // claim inserts (nearly all of them: a resubmission is rare) stand as claimed, with this batch's first
-    // digest and no answer yet; only the others are read back below.
-    let mut inserted: HashSet<(String, String)> = HashSet::new();
+    // Claims first: a claim and the record of the same key in one batch must see the claim's row. When a
+    // statement inserts every key it claims (nearly always: a resubmission is rare), those keys stand as
+    // claimed with this batch's digest and no answer yet; only the keys of a chunk where some already existed
+    // are read back below (the rows just inserted read back as claimed, too).
+    let mut standing = Standing::new();
+    let mut unsure: Vec<&(String, String)> = Vec::new();
     let rows: Vec<_> = b.claims.iter().collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let chunk = padded(chunk);
+        let padded = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
-             ON CONFLICT (ns, sender, client_id) DO NOTHING RETURNING sender, client_id",
-            values(marks, chunk.len(), 6)
+             ON CONFLICT (ns, sender, client_id) DO NOTHING",
+            values(marks, padded.len(), 6)
         );
         let mut q: Q = sqlx::query(&sql);
-        for ((sender, id), (digest, at)) in &chunk {
+        for ((sender, id), (digest, at)) in &padded {
             q = q
                 .bind(ns)
                 .bind(sender)
@@ -242,8 +244,13 @@ async fn write_core(
                 .bind(None::<String>)
                 .bind(*at);
         }
-        for row in q.fetch_all(&mut **tx).await? {
-            inserted.insert((row.try_get(0)?, row.try_get(1)?));
+        // The padding repeats a key of the chunk, so it never inserts a row of its own.
+        if q.execute(&mut **tx).await?.rows_affected() == chunk.len() as u64 {
+            for (key, (digest, _)) in chunk {
+                standing.insert((*key).clone(), (Some(digest.clone()), None));
+            }
+        } else {
+            unsure.extend(chunk.iter().map(|(key, _)| *key));
         }
     }
     // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
@@ -267,14 +274,9 @@ async fn write_core(
         }
         q.execute(&mut **tx).await?;
     }
-    let mut standing = Standing::new();
     let mut by_sender: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (key, (digest, _)) in &b.claims {
-        if inserted.contains(key) {
-            standing.insert(key.clone(), (Some(digest.clone()), None));
-        } else {
-            by_sender.entry(&key.0).or_default().push(&key.1);
-        }
+    for (sender, id) in unsure {
+        by_sender.entry(sender).or_default().push(id);
     }
     for (sender, ids) in by_sender {
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
