@@ -91,6 +91,20 @@ fn mailbox(
     })
 }
 
+/// What every `/v1/inbox` request starts with: its query (only the `allowed` parameters) and the caller's
+/// mailbox.
+fn open(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+    cert: Cert,
+    raw: &HashMap<String, String>,
+    allowed: &[&str],
+) -> Result<(InboxQuery, Arc<Mailbox>), ApiError> {
+    let q = query(raw, allowed)?;
+    let mb = mailbox(ingress, headers, cert, &q)?;
+    Ok((q, mb))
+}
+
 /// `GET /v1/inbox[?limit=N]`: held messages not under a lease, oldest first.
 pub async fn list(
     State(ingress): State<Arc<Ingress>>,
@@ -99,8 +113,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let run = || {
-        let q = query(&q, &["limit", "agency"])?;
-        let mb = mailbox(&ingress, &headers, cert, &q)?;
+        let (q, mb) = open(&ingress, &headers, cert, &q, &["limit", "agency"])?;
         Ok::<_, ApiError>(axum::Json(mb.list(q.limit)).into_response())
     };
     run().unwrap_or_else(|e| error_response(&e))
@@ -116,8 +129,7 @@ pub async fn fetch(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let run = || {
-        let q = query(&q, &["from", "agency"])?;
-        let mb = mailbox(&ingress, &headers, cert, &q)?;
+        let (q, mb) = open(&ingress, &headers, cert, &q, &["from", "agency"])?;
         let (copy, lease_until) = mb.fetch(&id, q.from.as_deref())?;
         let m = &copy.message;
         let mut resp = match m.content {
@@ -169,12 +181,8 @@ pub async fn ack(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let q = match query(&q, &["from", "agency"]) {
-        Ok(q) => q,
-        Err(e) => return error_response(&e),
-    };
-    let mb = match mailbox(&ingress, &headers, cert, &q) {
-        Ok(m) => m,
+    let (q, mb) = match open(&ingress, &headers, cert, &q, &["from", "agency"]) {
+        Ok(opened) => opened,
         Err(e) => return error_response(&e),
     };
     match mb.ack(&id, q.from.as_deref()).await {
@@ -199,12 +207,8 @@ pub async fn nack(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let q = match query(&q, &["from", "agency"]) {
-        Ok(q) => q,
-        Err(e) => return error_response(&e),
-    };
-    let mb = match mailbox(&ingress, &headers, cert, &q) {
-        Ok(m) => m,
+    let (q, mb) = match open(&ingress, &headers, cert, &q, &["from", "agency"]) {
+        Ok(opened) => opened,
         Err(e) => return error_response(&e),
     };
     let reason = match serde_json::from_slice::<Refusal>(&body) {
