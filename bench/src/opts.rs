@@ -119,6 +119,10 @@ pub struct Opts {
     /// (README "Per-key order"). Compare a run with and without it.
     #[arg(long)]
     pub order_by: Option<String>,
+    /// Every message of the throughput runs about one dossier (the bench's input before 2026-11-29, when
+    /// comparing with a build of that time) instead of a dossier each.
+    #[arg(long)]
+    pub one_dossier: bool,
     /// Run only these phases (comma-separated); default all (soak only with --soak).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Phase>,

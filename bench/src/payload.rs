@@ -152,8 +152,8 @@ pub struct Template {
     body: Vec<u8>,
     /// Offset of the sequence digits in `body`.
     slot: usize,
-    /// Offset of the dossier code's last five digits in `body`.
-    dossier_slot: usize,
+    /// Offset of the dossier code's last five digits in `body`; none when every message is about one dossier.
+    dossier_slot: Option<usize>,
     /// The padded payload (for validation benchmarks).
     pub payload: Value,
 }
@@ -174,9 +174,16 @@ impl Template {
         Template {
             body,
             slot,
-            dossier_slot,
+            dossier_slot: Some(dossier_slot),
             payload,
         }
+    }
+
+    /// The same envelope with every message about one dossier (`--one-dossier`: the bench's input before
+    /// 2026-11-29, for comparisons with builds of that time): tracking then updates one hot row.
+    pub fn one_dossier(mut self) -> Template {
+        self.dossier_slot = None;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -192,8 +199,10 @@ impl Template {
         let mut b = self.body.clone();
         let digits = format!("{seq:0width$}", width = SEQ_WIDTH);
         b[self.slot..self.slot + SEQ_WIDTH].copy_from_slice(&digits.as_bytes()[..SEQ_WIDTH]);
-        let code = format!("{:0width$}", seq % 100_000, width = DOSSIER_DIGITS);
-        b[self.dossier_slot..self.dossier_slot + DOSSIER_DIGITS].copy_from_slice(code.as_bytes());
+        if let Some(at) = self.dossier_slot {
+            let code = format!("{:0width$}", seq % 100_000, width = DOSSIER_DIGITS);
+            b[at..at + DOSSIER_DIGITS].copy_from_slice(code.as_bytes());
+        }
         b
     }
 }

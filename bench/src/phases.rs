@@ -33,7 +33,10 @@ pub(crate) async fn throughput(ctx: &Ctx<'_>) -> Vec<Throughput> {
     ];
     let mut all = Vec::new();
     for (size, n) in sizes {
-        let tmpl = payload::Template::new(&ctx.run_id, size);
+        let mut tmpl = payload::Template::new(&ctx.run_id, size);
+        if ctx.opts.one_dossier {
+            tmpl = tmpl.one_dossier();
+        }
         for path in [Via::Raw, Via::Relay, Via::Amqp, Via::Http, Via::Bridge] {
             let phase = match path {
                 Via::Raw => crate::Phase::Raw,

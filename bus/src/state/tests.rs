@@ -834,6 +834,30 @@ async fn claims_fix_the_content_of_an_id(kind: Kind) {
         Claim::Same(None),
         "another sender's id is another message"
     );
+    // Claims made at once (mostly one statement of one batch) where some keys exist and some are new: each
+    // learns its own key's standing, not the statement's.
+    let mixed = [("c-1", "aaa"), ("c-1", "bbb"), ("n-1", "x"), ("n-2", "y")];
+    let answers = futures::future::join_all(
+        mixed
+            .iter()
+            .map(|(id, digest)| s.ingress_claim(sender, id, digest)),
+    )
+    .await;
+    let answers: Vec<Claim> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        answers,
+        [
+            Claim::Same(Some(first.clone())),
+            Claim::Different,
+            Claim::Same(None),
+            Claim::Same(None)
+        ]
+    );
+    assert_eq!(
+        s.ingress_claim(sender, "n-2", "other").await.unwrap(),
+        Claim::Different,
+        "a key first claimed among existing ones holds its digest"
+    );
     let tasks = (0..50).map(|i| {
         let s = s.clone();
         async move {

@@ -4,13 +4,16 @@
 //! Writes ride in the state store's group commit (the core's write lane takes everything waiting and writes
 //! it in one transaction, a lone message being a batch of one), so tracking adds no commit of its own; each
 //! caller is answered after its rows are committed, so a dossier is visible as soon as its message is
-//! accepted. The fold needs the dossier as it stands, so dossier rows are read under a lock (PostgreSQL
-//! `FOR UPDATE`; SQLite holds its one write lock from the first statement), in code order so two bus
-//! processes never deadlock.
+//! accepted. A dossier heard of for the first time is folded in memory from its messages and inserted as it
+//! ends; if its code was taken meanwhile (another process, PostgreSQL) or it already existed, the insert does
+//! nothing and the dossier takes the other path: read under its lock (PostgreSQL `FOR UPDATE`; SQLite holds
+//! its one write lock from the first write), folded, written back — in code order, so two bus processes never
+//! deadlock.
 //!
 //! A batch costs a handful of statements per 20 dossiers, not four per message: on path 2 of the bench (1 KB,
 //! every message about one dossier) that took the bus from 3,200–3,400 to 4,300–4,400 messages/s (with no
-//! tracking at all: 4,800–5,600, same run).
+//! tracking at all: 4,800–5,600, same run). New dossiers take two statements per chunk (insert, events)
+//! instead of five (BENCHMARKS.md, "Issue 11 and 16, a third look").
 
 use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Dossier, DueChange};
