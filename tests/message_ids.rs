@@ -220,3 +220,36 @@ async fn of_fifty_concurrent_variants_of_one_id_exactly_one_is_accepted_and_deli
     );
     bus.stop().await;
 }
+
+/// A message refused before it is published (here 422 `no_route`: one receiver is served by no route) does not
+/// take its id: the corrected message sent under the same id is accepted and delivered, not refused as a
+/// different message under a used id.
+#[tokio::test]
+async fn a_message_refused_for_no_route_does_not_take_its_id() {
+    let rx = Receiver::start().await;
+    let config = format!(
+        "\n[[adapters]]\nid = \"syt\"\ntype = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\n\
+         \n[[routes]]\nid = \"r\"\ntypes = [\"dossier.submitted\"]\nto = [\"{SYT}\"]\ndeliver = [\"syt\"]\n",
+        rx.url()
+    );
+    let bus = TestBus::start("ids-noroute", &config).await;
+    let id = format!("fixed-{}", new_id());
+    let (s1, a1) = bus
+        .post(
+            "STP",
+            &envelope(Some(&id), STP, &[SYT, H40], dossier("to two")),
+        )
+        .await;
+    assert_eq!(s1, 422, "{a1}");
+    assert_eq!(a1["error"]["code"], "no_route", "{a1}");
+    let (s2, a2) = bus
+        .post("STP", &envelope(Some(&id), STP, &[SYT], dossier("to one")))
+        .await;
+    assert_eq!(s2, 202, "the corrected message under the same id: {a2}");
+    let calls = rx.wait_calls(1, Duration::from_secs(20)).await;
+    assert_eq!(
+        payload_label(&calls[0]),
+        "Đăng ký khai sinh cho con (to one)"
+    );
+    bus.stop().await;
+}

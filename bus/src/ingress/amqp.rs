@@ -45,24 +45,30 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
         Some(_) => None,
     };
     let limit = ingress.ctx().config.http.max_body_bytes;
+    // Refusals before the shared pipeline; the pipeline counts its own.
+    let refused = |e: ApiError| {
+        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+            .increment(1);
+        Err(e)
+    };
     let result = match (content, env.user_id.as_deref()) {
-        _ if env.body.len() > limit => Err(ApiError::new(
+        _ if env.body.len() > limit => refused(ApiError::new(
             code::PAYLOAD_TOO_LARGE,
             format!(
                 "body of {} bytes is larger than http.max_body_bytes = {limit} bytes",
                 env.body.len()
             ),
         )),
-        (None, _) => Err(ApiError::new(
+        (None, _) => refused(ApiError::new(
             code::UNSUPPORTED_MEDIA_TYPE,
             "content_type must be application/json or application/xml",
         )),
-        (_, None) => Err(ApiError::new(
+        (_, None) => refused(ApiError::new(
             code::UNAUTHENTICATED,
             "the message has no user_id property; set it to your RabbitMQ user name",
         )),
         (Some(content), Some(user)) => match ingress.agency_for_amqp_user(user) {
-            None => Err(ApiError::new(
+            None => refused(ApiError::new(
                 code::UNAUTHENTICATED,
                 format!("RabbitMQ user `{user}` is not mapped to an agency (agencies[].amqp_user)"),
             )),

@@ -2,9 +2,10 @@
 //!
 //! All transports (HTTP, AMQP, the file-in and pull sources) come through [`Ingress::submit`], so they share
 //! one order of checks: parse → the caller is the sender → known type/version → schema → access rights
-//! (`[[rights]]`, [`crate::rights`]) → idempotency → route
+//! (`[[rights]]`, [`crate::rights`]) → route and order keys → idempotency
 //! → publish one copy per adapter with confirms → remember the answer. Each failure has its own error code
-//! (see [`crate::error::code`]); nothing is dropped silently.
+//! (see [`crate::error::code`]) and is counted in `lienthong_ingress_refused_total{code}`; nothing is dropped
+//! silently, and a message refused before the idempotency claim does not take its id.
 
 pub mod amqp;
 pub mod http;
@@ -232,25 +233,13 @@ impl Ingress {
         } = p;
         let meta = &message.meta;
         // Access rights: after the sender is known (prepare checked it), before anything is looked up or routed.
-        if let Some(rights) = &live.access.rights
-            && let Err(e) = rights.check(meta)
-        {
-            metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-                .increment(1);
-            return Err(e);
+        if let Some(rights) = &live.access.rights {
+            rights.check(meta)?;
         }
-        // Order keys before the idempotency claim: a message refused for lacking its key must not hold its
-        // id, so the corrected message can be sent under it. (The router is fixed, so routing again below
-        // gives the same targets in the same order.)
-        let early = live.router.route(&meta.kind, &meta.from, &meta.to);
-        let orders = match self.order_keys(live, &message, &early) {
-            Ok(o) => o,
-            Err(e) => {
-                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-                    .increment(1);
-                return Err(e);
-            }
-        };
+        // Routes and order keys before the idempotency claim: a message refused for going nowhere or lacking its
+        // key must not hold its id, so the corrected message can be sent under it.
+        let decision = route(live, meta)?;
+        let orders = self.order_keys(live, &message, &decision)?;
         let digest = content_digest(&message);
         if let Some(id) = &client_id {
             match ctx.state.ingress_claim(&meta.from, id, &digest).await {
@@ -279,8 +268,6 @@ impl Ingress {
                 }
             }
         }
-        let decision = route(live, meta)?;
-        debug_assert_eq!(decision.targets, early.targets);
         let timeout = ctx.config.bus.publish_timeout.get();
         let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
             let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent);
@@ -308,8 +295,6 @@ impl Ingress {
         for r in confirmed {
             if let Err(e) = r {
                 tracing::warn!(id = %meta.id, error = %e, "Publish not confirmed; answering 503");
-                metrics::counter!("lienthong_ingress_refused_total", "code" => code::BROKER_UNAVAILABLE.as_str())
-                    .increment(1);
                 return Err(ApiError::new(
                     code::BROKER_UNAVAILABLE,
                     format!("the broker did not confirm the message ({e}); retry with the same id"),
@@ -449,8 +434,14 @@ impl Submit for Ingress {
         });
         let refusal = proof.clone();
         let answer = self.publish(&live, prepared, traceparent, proof).await;
-        if let (Err(e), Some(proof)) = (&answer, refusal) {
-            self.refused(proof.refused(named.as_ref(), e)).await;
+        if let Err(e) = &answer {
+            // Every refusal after preparing, counted here: rights, route, order key, id conflict, state or
+            // broker unavailable.
+            metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
+                .increment(1);
+            if let Some(proof) = refusal {
+                self.refused(proof.refused(named.as_ref(), e)).await;
+            }
         }
         answer
     }
