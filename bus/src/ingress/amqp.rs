@@ -46,11 +46,7 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
     };
     let limit = ingress.ctx().config.http.max_body_bytes;
     // Refusals before the shared pipeline; the pipeline counts its own.
-    let refused = |e: ApiError| {
-        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-            .increment(1);
-        Err(e)
-    };
+    let refused = |e: ApiError| Err(super::counted(e));
     let result = match (content, env.user_id.as_deref()) {
         _ if env.body.len() > limit => refused(ApiError::new(
             code::PAYLOAD_TOO_LARGE,

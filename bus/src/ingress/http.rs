@@ -86,12 +86,8 @@ async fn handle(
     cert: Option<&CertInfo>,
     body: Body,
 ) -> Result<crate::adapter::Accepted, ApiError> {
-    let refused = |e: ApiError| {
-        // Refusals before the ctx pipeline; the pipeline counts its own.
-        metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-            .increment(1);
-        e
-    };
+    // Refusals before the shared pipeline; the pipeline counts its own.
+    let refused = super::counted;
     let content = media_type(headers).map_err(refused)?;
     let agency = ingress.caller(headers, cert).map_err(refused)?;
     let limit = ingress.ctx().config.http.max_body_bytes;

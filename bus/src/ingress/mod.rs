@@ -418,8 +418,7 @@ impl Submit for Ingress {
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
-                metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-                    .increment(1);
+                let e = counted(e);
                 if let Some(proof) = &proof {
                     self.refused(proof.refused(None, &e)).await;
                 }
@@ -433,18 +432,24 @@ impl Submit for Ingress {
             )
         });
         let refusal = proof.clone();
-        let answer = self.publish(&live, prepared, traceparent, proof).await;
-        if let Err(e) = &answer {
-            // Every refusal after preparing, counted here: rights, route, order key, id conflict, state or
-            // broker unavailable.
-            metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str())
-                .increment(1);
-            if let Some(proof) = refusal {
-                self.refused(proof.refused(named.as_ref(), e)).await;
-            }
+        // Every refusal after preparing is counted here: rights, route, order key, id conflict, state or broker
+        // unavailable.
+        let answer = self
+            .publish(&live, prepared, traceparent, proof)
+            .await
+            .map_err(counted);
+        if let (Err(e), Some(proof)) = (&answer, refusal) {
+            self.refused(proof.refused(named.as_ref(), e)).await;
         }
         answer
     }
+}
+
+/// Counts a refusal in `lienthong_ingress_refused_total{code}` and hands it back: the one place every
+/// transport's own refusals (before the shared pipeline) and the pipeline's are counted.
+pub(crate) fn counted(e: ApiError) -> ApiError {
+    metrics::counter!("lienthong_ingress_refused_total", "code" => e.code.as_str()).increment(1);
+    e
 }
 
 /// 403 for a sender code (`what`, e.g. "`from`") that is not one of the caller's codes.
