@@ -24,10 +24,12 @@ HOST=localhost
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
 # rabbitmqctl against one of our nodes, with our cookie (HOME) and without the default node's env file.
+# ERL_CRASH_DUMP_SECONDS=0: a CLI that cannot start (no $DIR yet, so no cookie) exits without leaving an
+# erl_crash.dump in the caller's working directory.
 ctl() {
   local node=$1
   shift
-  HOME="$DIR" RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf" "$BIN/rabbitmqctl" -n "$node@$HOST" -q "$@"
+  ERL_CRASH_DUMP_SECONDS=0 HOME="$DIR" RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf" "$BIN/rabbitmqctl" -n "$node@$HOST" -q "$@"
 }
 
 running() { ctl "$1" ping >/dev/null 2>&1; }
