@@ -909,6 +909,107 @@ async fn version_1_database_is_upgraded(kind: Kind) {
     drop((s, other));
 }
 
+/// A plugin writer for [`a_failing_plugin_writer_fails_only_its_own_callers`]: marks each item (an id) delivered
+/// to adapter `plugin-<name>` inside the batch's transaction, then, when `fail`, runs a statement that fails.
+struct MarkingWriter {
+    name: &'static str,
+    fail: bool,
+}
+
+#[async_trait::async_trait]
+impl GroupWriter for MarkingWriter {
+    async fn write(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        ns: &str,
+        items: Vec<GroupItem>,
+    ) -> Result<(), sqlx::Error> {
+        let marks = match conn.backend_name() {
+            "PostgreSQL" => "($1, $2, $3, $4, $5)",
+            _ => "(?, ?, ?, ?, ?)",
+        };
+        for item in items {
+            let id = item.downcast::<String>().expect("a String item");
+            sqlx::query(&format!(
+                "INSERT INTO lt_delivered (ns, adapter, sender, message_id, delivered_ms) VALUES {marks}"
+            ))
+            .bind(ns)
+            .bind(format!("plugin-{}", self.name))
+            .bind("000.00.01.H53")
+            .bind(*id)
+            .bind(0_i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if self.fail {
+            sqlx::query("INSERT INTO lt_no_such_table (x) VALUES (1)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// group.rs promises that a failing plugin writer rolls back only its own rows and fails only its own callers:
+/// the core's marks and another plugin's rows written beside it (in the same batch or not) are committed.
+async fn a_failing_plugin_writer_fails_only_its_own_callers(kind: Kind) {
+    use sqlx::Connection as _;
+    let db = db(kind).await;
+    let s = &db.store;
+    let good: Arc<dyn GroupWriter> = Arc::new(MarkingWriter {
+        name: "good",
+        fail: false,
+    });
+    let bad: Arc<dyn GroupWriter> = Arc::new(MarkingWriter {
+        name: "bad",
+        fail: true,
+    });
+    // Issued together so that most land in shared batches; what is asserted holds however they are batched.
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (s, good, bad) = (s.clone(), good.clone(), bad.clone());
+        calls.spawn(async move {
+            let id = format!("m-{i}");
+            let core = s.mark_delivered("core", "000.00.01.H53", &id).await;
+            let good = s.group_write(good, Box::new(id.clone())).await;
+            let bad = s.group_write(bad, Box::new(id.clone())).await;
+            (id, core, good, bad)
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = calls.join_next().await {
+        let (id, core, good, bad) = done.expect("task");
+        core.unwrap_or_else(|e| panic!("{id}: the core's mark failed: {e}"));
+        good.unwrap_or_else(|e| panic!("{id}: the good writer's item failed: {e}"));
+        assert!(
+            bad.is_err(),
+            "{id}: the failing writer's caller was answered Ok"
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, 40);
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let sql = match kind {
+        Kind::Postgres => "SELECT COUNT(*) FROM lt_delivered WHERE adapter = $1",
+        Kind::Sqlite => "SELECT COUNT(*) FROM lt_delivered WHERE adapter = ?",
+    };
+    let mut rows = std::collections::BTreeMap::new();
+    for adapter in ["core", "plugin-good", "plugin-bad"] {
+        let row = sqlx::query(sql)
+            .bind(adapter)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        rows.insert(adapter, row.try_get::<i64, _>(0).unwrap());
+    }
+    assert_eq!(
+        rows,
+        [("core", 40), ("plugin-bad", 0), ("plugin-good", 40)].into(),
+        "the core's marks and the good writer's rows stand; the failing writer's rows were rolled back"
+    );
+    conn.close().await.unwrap();
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -950,6 +1051,7 @@ on_both_backends!(
     nul_in_parked_text_is_stored,
     deliveries_of_lists_adapters,
     version_1_database_is_upgraded,
+    a_failing_plugin_writer_fails_only_its_own_callers,
 );
 
 // ---- backend-specific ---------------------------------------------------------------------------------
