@@ -182,7 +182,7 @@ async fn nack_dead_letters_with_the_reason() {
     f.put(&copy("bad", "A")).await;
     f.wait_listed(1).await;
     f.mailbox
-        .nack("bad", None, "MaHoSo unknown here")
+        .nack("bad", None, "the case code is unknown here")
         .await
         .unwrap();
     assert_eq!(f.mailbox.held(), 0);
@@ -195,7 +195,7 @@ async fn nack_dead_letters_with_the_reason() {
         .unwrap();
     let d = c.next().await.unwrap().unwrap();
     let row = crate::wire::dead::parked(&d.envelope, ADAPTER, "now");
-    assert_eq!(row.reason, "MaHoSo unknown here");
+    assert_eq!(row.reason, "the case code is unknown here");
     assert_eq!(row.id, "bad");
     assert!(
         row.last_error
