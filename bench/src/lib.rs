@@ -17,6 +17,7 @@ pub mod payload;
 mod phases;
 pub mod procs;
 mod report;
+mod rounds;
 pub mod state;
 pub mod sys;
 pub mod track;
@@ -116,6 +117,8 @@ pub struct Results {
     /// Mean 4 KiB write + fsync in the state folder.
     pub fsync: Option<Duration>,
     pub throughput: Vec<Throughput>,
+    /// Rounds 2… of the throughput paths (`--rounds`); `throughput` is round 1.
+    pub more_rounds: Vec<Vec<Throughput>>,
     /// 1 and 2 bus processes (`procs`).
     pub procs: Vec<Procs>,
     pub state: Option<Outcome<state::StateRun>>,
@@ -169,6 +172,7 @@ pub async fn run(opts: &Opts) -> Report {
         fsync,
         machine,
         throughput: Vec::new(),
+        more_rounds: Vec::new(),
         procs: Vec::new(),
         state: None,
         validation: Vec::new(),
@@ -188,6 +192,11 @@ pub async fn run(opts: &Opts) -> Report {
     };
 
     r.throughput = phases::throughput(&ctx).await;
+    for round in 2..=opts.rounds {
+        progress(&format!("round {round} of {}", opts.rounds));
+        tokio::time::sleep(settle).await;
+        r.more_rounds.push(phases::throughput(&ctx).await);
+    }
     if opts.wants(Phase::Procs) {
         r.procs = phases::procs(&ctx).await;
         tokio::time::sleep(settle).await;

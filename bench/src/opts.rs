@@ -94,6 +94,12 @@ pub struct Opts {
     /// They are cheap and the most sensitive to other load on the machine.
     #[arg(long)]
     pub raw_repeat: Option<u32>,
+    /// Rounds of the throughput paths: each round runs every selected path once at each size, in order, so
+    /// a path and its ceiling alternate. With more than one, the report adds "Paired rounds": each floored
+    /// path ÷ its ceiling per round, their mean and standard error, and the verdict on the mean (one run's
+    /// ratio can miss or pass a floor by the machine's run-to-run spread alone) [default: 1].
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
     /// Publishes awaiting a confirm at once (raw baseline and AMQP ingress publisher).
     #[arg(long, default_value_t = 256)]
     pub window: usize,

@@ -5,7 +5,7 @@ use crate::{Outcome, Results, Via, size_label};
 use std::fmt::Write as _;
 use std::time::Duration;
 
-fn via_name(v: Via) -> &'static str {
+pub(crate) fn via_name(v: Via) -> &'static str {
     match v {
         Via::Raw => "1 · raw lapin",
         Via::Relay => "1b · raw lapin, two quorum hops (relay)",
@@ -35,7 +35,7 @@ fn verdict(smoke: bool, ok: Option<bool>) -> String {
 
 /// Throughput floor of a path (issue 16), as a fraction of its ceiling measured in the same run: path 2 against
 /// the relay (the bus's two quorum hops with a relay that costs nothing), path 3 against the hand-written bridge.
-fn floor(via: Via) -> Option<(f64, Via, &'static str)> {
+pub(crate) fn floor(via: Via) -> Option<(f64, Via, &'static str)> {
     match via {
         Via::Amqp => Some((0.85, Via::Relay, "relay")),
         Via::Http => Some((0.8, Via::Bridge, "bridge")),
@@ -217,6 +217,11 @@ pub fn markdown(r: &Results) -> String {
              the ceiling was not run (`--only`)."
         );
     }
+
+    let rounds: Vec<&[crate::Throughput]> = std::iter::once(r.throughput.as_slice())
+        .chain(r.more_rounds.iter().map(Vec::as_slice))
+        .collect();
+    crate::rounds::section(&mut s, &rounds, r.smoke);
 
     if !r.procs.is_empty() {
         crate::procs::report_section(&mut s, r);
