@@ -145,6 +145,7 @@ fn size_label(size: usize) -> &'static str {
 /// Runs the phases `opts` asks for, in order: throughput (raw, relay, AMQP, HTTP, bridge) per size, 1 vs 2
 /// bus processes, state store, validation, edXML, latency, soak.
 pub async fn run(opts: &Opts) -> Report {
+    sys::set_broker_url(&opts.amqp);
     let repo = opts.repo();
     let machine = sys::machine(&repo);
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();

@@ -122,20 +122,90 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
-/// The RabbitMQ node's process (`beam.smp`) on this machine, if there is one we can see.
+/// The AMQP port of the broker under test (set once from `--amqp`; 5672 if never set).
+static BROKER_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// Tells [`broker_pid`] which node is under test: the one listening on the port of `amqp_url`.
+pub fn set_broker_url(amqp_url: &str) {
+    let _ = BROKER_PORT.set(port_of(amqp_url));
+}
+
+/// The port of an `amqp://user:pass@host:port/vhost` URL (5672 where none is written).
+fn port_of(amqp_url: &str) -> u16 {
+    amqp_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|authority| authority.rsplit('@').next())
+        .and_then(|host_port| host_port.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(5672)
+}
+
+/// The RabbitMQ node's process (`beam.smp`) on this machine that listens on the broker's AMQP port — where
+/// several nodes run (the local three-node cluster of `scripts/cluster.sh`), the first one found would be an
+/// idle node's. Falls back to the first `beam.smp` when the listening socket cannot be seen.
 pub fn broker_pid() -> Option<String> {
     static PID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     PID.get_or_init(|| {
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-            (comm.trim() == "beam.smp").then_some(name)
-        })
+        let beams: Vec<String> = std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+                (comm.trim() == "beam.smp").then_some(name)
+            })
+            .collect();
+        let port = *BROKER_PORT.get().unwrap_or(&5672);
+        let listening = listening_inodes(port);
+        beams
+            .iter()
+            .find(|pid| holds_any_socket(pid, &listening))
+            .or(beams.first())
+            .cloned()
     })
     .clone()
+}
+
+/// Inodes of the sockets listening on `port` (IPv4 and IPv6).
+fn listening_inodes(port: u16) -> Vec<String> {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    // local_address(1) … st(3) … inode(9); 0A = LISTEN.
+                    (cols.get(1)?.ends_with(&want) && *cols.get(3)? == "0A")
+                        .then(|| cols.get(9).map(|s| s.to_string()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether process `pid` holds one of the sockets `inodes`.
+fn holds_any_socket(pid: &str, inodes: &[String]) -> bool {
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let t = target.to_string_lossy();
+            inodes.iter().any(|i| t == format!("socket:[{i}]"))
+        })
+    })
 }
 
 /// CPU used by this process and by the broker between two points in time.
@@ -231,6 +301,14 @@ pub fn mib(bytes: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_broker_port_comes_from_the_amqp_url() {
+        assert_eq!(port_of("amqp://guest:guest@127.0.0.1:5681/%2f"), 5681);
+        assert_eq!(port_of("amqp://127.0.0.1:5682"), 5682);
+        assert_eq!(port_of("amqp://u:p@localhost/vhost"), 5672);
+        assert_eq!(port_of("amqps://u:p%3A@[::1]:5671/%2f?heartbeat=5"), 5671);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {
