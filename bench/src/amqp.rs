@@ -35,13 +35,10 @@ pub async fn confirm_channel(conn: &Connection) -> Result<Channel, String> {
     Ok(ch)
 }
 
-/// The user name in an AMQP URL (`amqp://user:pass@host/vhost`), `guest` when there is none.
+/// The user name in an AMQP URL (`amqp://user:pass@host/vhost`), as lapin reads it; `guest` when there is none.
 pub fn url_user(url: &str) -> String {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .map(|(cred, _)| cred.split(':').next().unwrap_or("guest").to_owned())
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "guest".into())
+    url.parse::<lapin::uri::AMQPUri>()
+        .map_or_else(|_| "guest".into(), |u| u.authority.userinfo.username)
 }
 
 /// Where and how to publish, and how fast.

@@ -130,16 +130,12 @@ pub fn set_broker_url(amqp_url: &str) {
     let _ = BROKER_PORT.set(port_of(amqp_url));
 }
 
-/// The port of an `amqp://user:pass@host:port/vhost` URL (5672 where none is written).
+/// The port of an AMQP URL, as lapin reads it (the scheme's default where none is written; 5672 for a URL lapin
+/// cannot read, which the run's connections then refuse with lapin's own message).
 fn port_of(amqp_url: &str) -> u16 {
     amqp_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?']).next())
-        .and_then(|authority| authority.rsplit('@').next())
-        .and_then(|host_port| host_port.rsplit_once(':'))
-        .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(5672)
+        .parse::<lapin::uri::AMQPUri>()
+        .map_or(5672, |u| u.authority.port)
 }
 
 /// The RabbitMQ node's process (`beam.smp`) on this machine that listens on the broker's AMQP port — where
@@ -307,7 +303,7 @@ mod tests {
         assert_eq!(port_of("amqp://guest:guest@127.0.0.1:5681/%2f"), 5681);
         assert_eq!(port_of("amqp://127.0.0.1:5682"), 5682);
         assert_eq!(port_of("amqp://u:p@localhost/vhost"), 5672);
-        assert_eq!(port_of("amqps://u:p%3A@[::1]:5671/%2f?heartbeat=5"), 5671);
+        assert_eq!(port_of("amqps://u:p%3A@[::1]/%2f?heartbeat=5"), 5671);
     }
 
     #[test]
