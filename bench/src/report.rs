@@ -1,7 +1,7 @@
 //! The markdown report: machine, settings, one table per measurement, verdicts against the issue's floors.
 
 use crate::sys::{mib, percentile};
-use crate::{Outcome, Results, Via, size_label};
+use crate::{Outcome, Results, Throughput, Via, size_label};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -24,13 +24,20 @@ fn us_as_ms(us: u64) -> String {
 }
 
 /// `pass` / `**FAIL**`, or why it is not judged.
-fn verdict(smoke: bool, ok: Option<bool>) -> String {
+pub(crate) fn verdict(smoke: bool, ok: Option<bool>) -> String {
     match (smoke, ok) {
         (true, _) => "n/a (smoke)".into(),
         (false, None) => "—".into(),
         (false, Some(true)) => "pass".into(),
         (false, Some(false)) => "**FAIL**".into(),
     }
+}
+
+/// The rate of path `via` at `size` among `runs` (one round of the throughput paths), when it ran and finished.
+pub(crate) fn rate_in(runs: &[Throughput], via: Via, size: usize) -> Option<f64> {
+    runs.iter()
+        .find(|t| t.path == via && t.size == size)
+        .and_then(Throughput::rate)
 }
 
 /// Throughput floor of a path (issue 16), as a fraction of its ceiling measured in the same run: path 2 against
@@ -148,12 +155,7 @@ pub fn markdown(r: &Results) -> String {
         );
         let _ = writeln!(s, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|---|---|");
         for t in &r.throughput {
-            let rate_of = |via: Via| {
-                r.throughput
-                    .iter()
-                    .find(|x| x.path == via && x.size == t.size)
-                    .and_then(|x| x.rate())
-            };
+            let rate_of = |via: Via| rate_in(&r.throughput, via, t.size);
             let raw = rate_of(Via::Raw);
             let fl = floor(t.path);
             // The path's ceiling at the same size, same run (issue 16).

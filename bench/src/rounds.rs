@@ -5,7 +5,7 @@
 //! by chance. A path and its ceiling measured in the same round share the machine's mood of the moment; the
 //! mean of the per-round ratios, with its standard error, is what a verdict can stand on.
 
-use crate::report::floor;
+use crate::report::{floor, rate_in, verdict, via_name};
 use crate::{Throughput, Via, size_label};
 use std::fmt::Write as _;
 
@@ -25,13 +25,7 @@ pub(crate) fn mean_and_error(xs: &[f64]) -> Option<(f64, Option<f64>)> {
 
 /// Path ÷ ceiling of `path` at `size` in one round, when both ran.
 fn ratio_in(round: &[Throughput], path: Via, ceiling: Via, size: usize) -> Option<f64> {
-    let rate = |via: Via| {
-        round
-            .iter()
-            .find(|t| t.path == via && t.size == size)
-            .and_then(Throughput::rate)
-    };
-    Some(rate(path)? / rate(ceiling)?)
+    Some(rate_in(round, path, size)? / rate_in(round, ceiling, size)?)
 }
 
 /// Appends the section when more than one round ran.
@@ -60,17 +54,11 @@ pub(crate) fn section(s: &mut String, rounds: &[&[Throughput]], smoke: bool) {
         let Some((mean, error)) = mean_and_error(&ratios) else {
             continue;
         };
-        let verdict = if smoke {
-            "n/a (smoke)"
-        } else if mean >= at_least {
-            "pass"
-        } else {
-            "**FAIL**"
-        };
+        let verdict = verdict(smoke, Some(mean >= at_least));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {mean:.2}{} | ≥ {at_least}× {name} | {verdict} |",
-            crate::report::via_name(t.path),
+            via_name(t.path),
             size_label(t.size),
             ratios
                 .iter()

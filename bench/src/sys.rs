@@ -180,8 +180,11 @@ fn listening_inodes(port: u16) -> Vec<String> {
                 .filter_map(|line| {
                     let cols: Vec<&str> = line.split_whitespace().collect();
                     // local_address(1) … st(3) … inode(9); 0A = LISTEN.
-                    (cols.get(1)?.ends_with(&want) && *cols.get(3)? == "0A")
-                        .then(|| cols.get(9).map(|s| s.to_string()))?
+                    let listening = cols.get(1)?.ends_with(&want) && *cols.get(3)? == "0A";
+                    if !listening {
+                        return None;
+                    }
+                    cols.get(9).map(|inode| inode.to_string())
                 })
                 .collect::<Vec<_>>()
         })
