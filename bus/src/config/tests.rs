@@ -49,6 +49,26 @@ fn every_problem_is_listed_with_its_key_path() {
 }
 
 #[test]
+fn copy_layout_defaults_to_2_and_names_what_it_takes() {
+    assert_eq!(parse(GOOD).unwrap().bus.copy_layout, 2);
+    let one = GOOD.replace(
+        "broker_url = \"memory://\"",
+        "broker_url = \"memory://\"\ncopy_layout = 1",
+    );
+    assert_eq!(parse(&one).unwrap().bus.copy_layout, 1);
+    for bad in ["0", "3"] {
+        let text = GOOD.replace(
+            "broker_url = \"memory://\"",
+            &format!("broker_url = \"memory://\"\ncopy_layout = {bad}"),
+        );
+        let err = parse(&text).unwrap_err();
+        let p = &err.problems[0];
+        assert_eq!(p.path, "bus.copy_layout");
+        assert!(p.message.contains("must be 1 or 2"), "{}", p.message);
+    }
+}
+
+#[test]
 fn unknown_keys_and_bad_codes_are_named() {
     let bad = GOOD
         .replace("broker_url", "brokr_url")

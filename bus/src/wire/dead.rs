@@ -9,8 +9,9 @@ use super::*;
 use crate::state::{DLQ_PARKED, DlqEntry};
 
 /// Headers kept with a parked message to republish it: the message's own, not its delivery history.
-const KEPT: [&str; 13] = [
+const KEPT: [&str; 14] = [
     LAYOUT,
+    META,
     TYPE,
     VERSION,
     FROM,
@@ -56,6 +57,11 @@ pub fn parked(env: &Envelope, adapter: &str, now: &str) -> DlqEntry {
         .unwrap_or("unknown")
         .to_owned();
     let copy = AdapterCopy::from_envelope(env, adapter);
+    // The delivery history: from the copy (layout 2 keeps it in `lt-meta`), else what headers there are.
+    let history = |from_copy: fn(&AdapterCopy) -> Option<String>, k: &str| match &copy {
+        Ok(c) => from_copy(c),
+        Err(_) => env.header_str(k).map(str::to_owned),
+    };
     let (id, route, kind, from, attempts) = match &copy {
         Ok(c) => (
             c.message.meta.id.clone(),
@@ -101,11 +107,14 @@ pub fn parked(env: &Envelope, adapter: &str, now: &str) -> DlqEntry {
         from,
         reason,
         last_error,
-        status: env.header_int(LAST_STATUS),
-        body_excerpt: env.header_str(BODY_EXCERPT).map(str::to_owned),
+        status: match &copy {
+            Ok(c) => c.last_status,
+            Err(_) => env.header_int(LAST_STATUS),
+        },
+        body_excerpt: history(|c| c.body_excerpt.clone(), BODY_EXCERPT),
         attempts,
-        first_attempt_at: env.header_str(FIRST_ATTEMPT_AT).map(str::to_owned),
-        last_attempt_at: env.header_str(LAST_ATTEMPT_AT).map(str::to_owned),
+        first_attempt_at: history(|c| c.first_attempt_at.clone(), FIRST_ATTEMPT_AT),
+        last_attempt_at: history(|c| c.last_attempt_at.clone(), LAST_ATTEMPT_AT),
         dead_lettered_at: env
             .header_str(DEAD_LETTERED_AT)
             .map(str::to_owned)
@@ -120,8 +129,10 @@ pub fn parked(env: &Envelope, adapter: &str, now: &str) -> DlqEntry {
     }
 }
 
-/// A parked message laid out again for its adapter's work queue: its kept headers (layout included), a fresh
-/// attempt budget, the same id and payload.
+/// A parked message laid out again for its adapter's work queue, in the layout it was parked in: the same
+/// message, id and payload with a fresh attempt budget and no delivery history. A parked row that is not a
+/// readable copy is republished with its kept headers as they are (the worker then parks it again, saying
+/// why).
 pub fn replay(e: &DlqEntry) -> Envelope {
     let mut headers = Headers::new();
     if let serde_json::Value::Object(m) = &e.headers {
@@ -131,15 +142,31 @@ pub fn replay(e: &DlqEntry) -> Envelope {
             }
         }
     }
-    headers.insert(ATTEMPTS.into(), HeaderValue::Int(0));
     // The note is about the parked copy; the replayed one holds its key again.
     headers.remove(ORDER_NOTE);
-    Envelope {
+    let kept = Envelope {
         message_id: Some(e.id.clone()),
         content_type: Some(e.content_type.clone()),
         user_id: None,
         headers,
         body: bytes::Bytes::from(e.payload.clone()),
+    };
+    match AdapterCopy::from_envelope(&kept, &e.adapter) {
+        Ok(copy) => AdapterCopy {
+            attempts: 0,
+            first_attempt_at: None,
+            last_attempt_at: None,
+            last_error: None,
+            last_status: None,
+            body_excerpt: None,
+            ..copy
+        }
+        .to_envelope(),
+        Err(_) => {
+            let mut env = kept;
+            env.headers.insert(ATTEMPTS.into(), HeaderValue::Int(0));
+            env
+        }
     }
 }
 
@@ -173,40 +200,64 @@ mod tests {
 
     #[test]
     fn a_dead_letter_parks_and_replays_as_the_same_message_with_a_fresh_budget() {
-        let c = copy();
-        let dead = c.to_dead_letter("permanent_error", "2026-01-02T00:00:00.000Z");
-        let entry = parked(&dead, "stp", "later");
-        assert_eq!(
-            (
-                entry.id.as_str(),
-                entry.from.as_str(),
-                entry.reason.as_str()
-            ),
-            ("id-1", "000.00.00.H40", "permanent_error")
-        );
-        assert_eq!(entry.attempts, 4);
-        assert_eq!(entry.dead_lettered_at, "2026-01-02T00:00:00.000Z");
-        assert_eq!(entry.headers[LAYOUT], LAYOUT_VERSION);
-        let again = AdapterCopy::from_envelope(&replay(&entry), "stp").unwrap();
-        assert_eq!(again.message, c.message);
-        assert_eq!(again.attempts, 0);
-        assert_eq!(again.last_error, None);
+        for layout in [1, 2] {
+            let mut c = copy().in_layout(layout);
+            c.last_status = Some(400);
+            c.first_attempt_at = Some("2026-01-01T00:00:01.000Z".into());
+            c.body_excerpt = Some("bad".into());
+            let dead = c.to_dead_letter("permanent_error", "2026-01-02T00:00:00.000Z");
+            let entry = parked(&dead, "stp", "later");
+            assert_eq!(
+                (
+                    entry.id.as_str(),
+                    entry.from.as_str(),
+                    entry.reason.as_str()
+                ),
+                ("id-1", "000.00.00.H40", "permanent_error")
+            );
+            assert_eq!(entry.attempts, 4, "layout {layout}");
+            assert_eq!(entry.last_error.as_deref(), Some("HTTP 400"));
+            assert_eq!(entry.status, Some(400));
+            assert_eq!(entry.body_excerpt.as_deref(), Some("bad"));
+            assert_eq!(
+                entry.first_attempt_at.as_deref(),
+                Some("2026-01-01T00:00:01.000Z")
+            );
+            assert_eq!(entry.dead_lettered_at, "2026-01-02T00:00:00.000Z");
+            assert_eq!(entry.headers[LAYOUT], layout);
+            let replayed = replay(&entry);
+            assert_eq!(replayed.header_int(LAYOUT), Some(i64::from(layout)));
+            let again = AdapterCopy::from_envelope(&replayed, "stp").unwrap();
+            assert_eq!(again.message, c.message);
+            assert_eq!(again.layout, layout);
+            assert_eq!(
+                (again.attempts, again.last_error, again.last_status),
+                (0, None, None),
+                "layout {layout}"
+            );
+            assert_eq!((again.first_attempt_at, again.body_excerpt), (None, None));
+        }
     }
 
     #[test]
     fn an_ordered_dead_letter_says_it_released_its_key_and_replays_into_its_partition() {
-        let c = copy().ordered("HS-1".into(), 3);
-        let entry = parked(&c.to_dead_letter("retries_exhausted", "now"), "stp", "now");
-        let note = entry.headers[ORDER_NOTE].as_str().unwrap();
-        assert!(note.contains("`HS-1` released"), "{note}");
-        let env = replay(&entry);
-        assert_eq!(env.header_str(ORDER_NOTE), None);
-        let again = AdapterCopy::from_envelope(&env, "stp").unwrap();
-        assert_eq!(again.order, Some(("HS-1".into(), 3)));
-        assert_eq!(
-            copy().to_dead_letter("x", "now").header_str(ORDER_NOTE),
-            None
-        );
+        for layout in [1, 2] {
+            let c = copy().in_layout(layout).ordered("HS-1".into(), 3);
+            let entry = parked(&c.to_dead_letter("retries_exhausted", "now"), "stp", "now");
+            let note = entry.headers[ORDER_NOTE].as_str().unwrap();
+            assert!(note.contains("`HS-1` released"), "{note}");
+            let env = replay(&entry);
+            assert_eq!(env.header_str(ORDER_NOTE), None);
+            // What dlq.rs and the ordered consumer read before the copy itself.
+            assert_eq!(env.header_str(ORDER_KEY), Some("HS-1"));
+            assert_eq!(env.header_int(ORDER_PARTITION), Some(3));
+            let again = AdapterCopy::from_envelope(&env, "stp").unwrap();
+            assert_eq!(again.order, Some(("HS-1".into(), 3)));
+            assert_eq!(
+                copy().to_dead_letter("x", "now").header_str(ORDER_NOTE),
+                None
+            );
+        }
     }
 
     #[test]

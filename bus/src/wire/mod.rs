@@ -5,12 +5,16 @@
 //! worker) and a dead letter ([`dead`]: marked by the worker, read into the parking lot, republished by a
 //! replay). So the publishers and the consumers cannot drift apart. Header names are listed in ARCHITECTURE.md.
 //!
-//! The layout is versioned (`lt-layout`, [`LAYOUT_VERSION`]): a copy without the header is version 1, the
-//! layout of every build so far, and a copy from a newer layout is refused as malformed (dead-lettered with
-//! that reason) rather than misread. Parked rows keep their headers, layout version included, so a replay
-//! after an upgrade republishes what was parked.
+//! The layout is versioned (`lt-layout`, [`LAYOUT_VERSION`]): a copy without the header is version 1 (a
+//! header per fact), version 2 carries the facts in one JSON header (`meta.rs`, which says why), and a copy
+//! from a newer layout is refused as malformed (dead-lettered with that reason) rather than misread. Ingress
+//! writes new copies in the layout `[bus] copy_layout` names (default 2; 1 while processes of a build that
+//! reads only layout 1 still consume the same queues); a copy is re-written (retry, dead letter) in the
+//! layout it was read in, and parked rows keep their headers, layout version included, so a replay
+//! republishes what was parked.
 
 pub mod dead;
+mod meta;
 
 use crate::broker::{Envelope, HeaderValue, Headers};
 use crate::message::{ContentKind, Message, Meta};
@@ -39,8 +43,10 @@ pub const ORDER_PARTITION: &str = "lt-order-partition";
 pub const ORDER_NOTE: &str = "lt-order-note";
 /// The layout version of a copy (absent = 1).
 pub const LAYOUT: &str = "lt-layout";
-/// The layout this build writes and reads.
-pub const LAYOUT_VERSION: i64 = 1;
+/// Layout 2: the copy's facts as one JSON object (see `meta.rs`).
+pub const META: &str = "lt-meta";
+/// The newest layout this build reads, and the one new copies are written in by default.
+pub const LAYOUT_VERSION: u8 = 2;
 /// On `<namespace>.rejected`: the error JSON of a refused AMQP ingress message.
 pub const ERROR: &str = "x-lt-error";
 
@@ -61,6 +67,9 @@ pub struct AdapterCopy {
     /// Its order key and partition when its route keeps per-key order (`lt-order-key`,
     /// `lt-order-partition`); None for unordered copies.
     pub order: Option<(String, u16)>,
+    /// The layout it is written in: 1 or 2 ([`LAYOUT_VERSION`] for a new copy, the layout it was read in for
+    /// one read from the broker).
+    pub layout: u8,
 }
 
 impl AdapterCopy {
@@ -77,7 +86,14 @@ impl AdapterCopy {
             body_excerpt: None,
             traceparent: traceparent.into(),
             order: None,
+            layout: LAYOUT_VERSION,
         }
+    }
+
+    /// The same copy, to be written in `layout` (1 or 2; anything else is the newest).
+    pub fn in_layout(mut self, layout: u8) -> Self {
+        self.layout = if layout == 1 { 1 } else { LAYOUT_VERSION };
+        self
     }
 
     /// The same copy, ordered by `key` in partition `partition`.
@@ -87,8 +103,32 @@ impl AdapterCopy {
     }
 
     pub fn to_envelope(&self) -> Envelope {
-        let m = &self.message.meta;
         let mut h = Headers::new();
+        if self.layout == 1 {
+            self.write_v1(&mut h);
+        } else {
+            h.insert(LAYOUT.into(), HeaderValue::Int(i64::from(LAYOUT_VERSION)));
+            meta::write(self, &mut h);
+        }
+        if let Some((key, partition)) = &self.order {
+            h.insert(ORDER_KEY.into(), HeaderValue::Str(key.clone()));
+            h.insert(
+                ORDER_PARTITION.into(),
+                HeaderValue::Int(i64::from(*partition)),
+            );
+        }
+        Envelope {
+            message_id: Some(self.message.meta.id.clone()),
+            content_type: Some(self.message.content.mime().into()),
+            user_id: None,
+            headers: h,
+            body: self.message.payload.clone(),
+        }
+    }
+
+    /// Layout 1: a header per fact.
+    fn write_v1(&self, h: &mut Headers) {
+        let m = &self.message.meta;
         let mut s = |k: &str, v: &str| {
             h.insert(k.into(), HeaderValue::Str(v.into()));
         };
@@ -112,42 +152,22 @@ impl AdapterCopy {
                 s(k, v);
             }
         }
-        if let Some((key, partition)) = &self.order {
-            h.insert(ORDER_KEY.into(), HeaderValue::Str(key.clone()));
-            h.insert(
-                ORDER_PARTITION.into(),
-                HeaderValue::Int(i64::from(*partition)),
-            );
-        }
-        h.insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION));
+        h.insert(LAYOUT.into(), HeaderValue::Int(1));
         h.insert(VERSION.into(), HeaderValue::Int(m.version as i64));
         h.insert(ATTEMPTS.into(), HeaderValue::Int(self.attempts as i64));
         if let Some(st) = self.last_status {
             h.insert(LAST_STATUS.into(), HeaderValue::Int(st));
-        }
-        Envelope {
-            message_id: Some(m.id.clone()),
-            content_type: Some(self.message.content.mime().into()),
-            user_id: None,
-            headers: h,
-            body: self.message.payload.clone(),
         }
     }
 
     /// Reads a copy back; `routing_key` is the adapter when the header is missing.
     pub fn from_envelope(e: &Envelope, routing_key: &str) -> Result<AdapterCopy, String> {
         let layout = e.header_int(LAYOUT).unwrap_or(1);
-        if layout > LAYOUT_VERSION {
+        if layout > i64::from(LAYOUT_VERSION) {
             return Err(format!(
                 "written in broker layout {layout}; this build reads up to {LAYOUT_VERSION}"
             ));
         }
-        let need = |k: &str| {
-            e.header_str(k)
-                .map(str::to_owned)
-                .ok_or_else(|| format!("missing header `{k}`"))
-        };
-        let opt = |k: &str| e.header_str(k).map(str::to_owned);
         let id = e
             .message_id
             .clone()
@@ -157,6 +177,15 @@ impl AdapterCopy {
             .as_deref()
             .and_then(ContentKind::from_mime)
             .ok_or_else(|| "missing or unknown content_type".to_string())?;
+        if layout == 2 {
+            return meta::read(e, routing_key, id, content);
+        }
+        let need = |k: &str| {
+            e.header_str(k)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("missing header `{k}`"))
+        };
+        let opt = |k: &str| e.header_str(k).map(str::to_owned);
         let to = need(TO)?;
         Ok(AdapterCopy {
             message: Message {
@@ -187,12 +216,18 @@ impl AdapterCopy {
             last_status: e.header_int(LAST_STATUS),
             body_excerpt: opt(BODY_EXCERPT),
             traceparent: opt(TRACEPARENT).unwrap_or_else(crate::message::new_traceparent),
-            order: opt(ORDER_KEY).map(|k| {
-                let p = e.header_int(ORDER_PARTITION).unwrap_or(0);
-                (k, u16::try_from(p.max(0)).unwrap_or(u16::MAX))
-            }),
+            order: order_of(e),
+            layout: 1,
         })
     }
+}
+
+/// An ordered copy's key and partition (headers of their own in every layout).
+fn order_of(e: &Envelope) -> Option<(String, u16)> {
+    e.header_str(ORDER_KEY).map(|k| {
+        let p = e.header_int(ORDER_PARTITION).unwrap_or(0);
+        (k.to_owned(), u16::try_from(p.max(0)).unwrap_or(u16::MAX))
+    })
 }
 
 /// A header integer as a `u32` count: negative is 0, too large is `u32::MAX` (never wrapped: a wrapped attempt
@@ -226,6 +261,7 @@ mod tests {
             "a",
             "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
         )
+        .in_layout(1)
         .to_envelope();
         let read = |e: &Envelope| {
             let c = AdapterCopy::from_envelope(e, "a").unwrap();
@@ -245,10 +281,25 @@ mod tests {
         e.headers
             .insert(VERSION.into(), HeaderValue::Str("4294967296".into()));
         assert_eq!(read(&e).0, u32::MAX);
+        // Layout 2 saturates the same way.
+        e.headers.insert(LAYOUT.into(), HeaderValue::Int(2));
+        for (field, want) in [(1i64 << 61, u32::MAX), (-3, 0), (7, 7)] {
+            let meta = format!(
+                r#"{{"type":"k","version":{field},"from":"a","to":["b"],"created_at":"t","route":"r","attempts":{field}}}"#
+            );
+            e.headers.insert(META.into(), HeaderValue::Str(meta));
+            assert_eq!(read(&e), (want.max(1), want), "field {field}");
+        }
     }
 
     #[test]
     fn copies_round_trip_through_headers() {
+        for layout in [1, 2] {
+            round_trip(layout);
+        }
+    }
+
+    fn round_trip(layout: u8) {
         let mut c = AdapterCopy::new(
             Message {
                 meta: Meta {
@@ -269,12 +320,69 @@ mod tests {
         );
         c.attempts = 3;
         c.last_status = Some(503);
-        c.last_error = Some("HTTP 503".into());
+        c.last_error = Some("HTTP 503 \"quoted\", đã nhận\n".into());
+        let c = c.in_layout(layout);
         let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
         let c = c.ordered("C-0001".into(), 11);
         let back = AdapterCopy::from_envelope(&c.to_envelope(), "a").unwrap();
         assert_eq!(back, c);
+        assert_eq!(back.layout, layout);
+    }
+
+    /// The point of layout 2: a copy's facts in one header (two more on ordered copies).
+    #[test]
+    fn a_layout_2_copy_carries_its_facts_in_one_header() {
+        let c = AdapterCopy::new(
+            Message {
+                meta: Meta {
+                    id: "id-1".into(),
+                    kind: "k".into(),
+                    version: 1,
+                    from: "a".into(),
+                    to: vec!["b".into()],
+                    correlation_id: None,
+                    created_at: "2026-01-01T00:00:00Z".into(),
+                },
+                content: ContentKind::Json,
+                payload: bytes::Bytes::from_static(b"{}"),
+            },
+            "r",
+            "a",
+            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
+        );
+        let names = |e: &Envelope| e.headers.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&c.to_envelope()), [LAYOUT, META]);
+        let ordered = c.clone().ordered("K".into(), 1).to_envelope();
+        assert_eq!(names(&ordered), [LAYOUT, META, ORDER_KEY, ORDER_PARTITION]);
+        assert!(c.in_layout(1).to_envelope().headers.len() >= 9);
+        // A copy that says layout 2 but whose facts do not parse is refused, naming the header.
+        let mut env = AdapterCopy::new(
+            Message {
+                meta: Meta {
+                    id: "id-1".into(),
+                    kind: "k".into(),
+                    version: 1,
+                    from: "a".into(),
+                    to: vec![],
+                    correlation_id: None,
+                    created_at: "t".into(),
+                },
+                content: ContentKind::Json,
+                payload: bytes::Bytes::new(),
+            },
+            "r",
+            "a",
+            "tp",
+        )
+        .to_envelope();
+        env.headers
+            .insert(META.into(), HeaderValue::Str("{\"type\":1}".into()));
+        let e = AdapterCopy::from_envelope(&env, "a").unwrap_err();
+        assert!(e.starts_with("header `lt-meta`"), "{e}");
+        env.headers.remove(META);
+        let e = AdapterCopy::from_envelope(&env, "a").unwrap_err();
+        assert_eq!(e, "missing header `lt-meta`");
     }
 
     #[test]
@@ -296,13 +404,16 @@ mod tests {
             "r",
             "a",
             "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
-        );
+        )
+        .in_layout(1);
         let mut env = c.to_envelope();
         env.headers.remove(LAYOUT);
         assert_eq!(AdapterCopy::from_envelope(&env, "a").unwrap(), c);
-        env.headers
-            .insert(LAYOUT.into(), HeaderValue::Int(LAYOUT_VERSION + 1));
+        env.headers.insert(
+            LAYOUT.into(),
+            HeaderValue::Int(i64::from(LAYOUT_VERSION) + 1),
+        );
         let e = AdapterCopy::from_envelope(&env, "a").unwrap_err();
-        assert!(e.contains("layout 2"), "{e}");
+        assert!(e.contains("layout 3"), "{e}");
     }
 }
