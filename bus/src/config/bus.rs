@@ -66,12 +66,14 @@ pub struct BusConfig {
     /// `rabbitmq-queues grow`/`shrink`. Must be at least 1.
     #[serde(default)]
     pub quorum_size: Option<u32>,
-    /// Broker layout of new copies (ARCHITECTURE.md, "Message layout"): `2` (default) puts a copy's facts in
-    /// one JSON header, cheaper than layout 1's header per fact. Builds before 2026-11-30 read only layout 1 (a
-    /// layout-2 copy is dead-lettered there, replayable): in a rolling upgrade set `1` until every process
-    /// runs this build. Every build reads both; a retried or dead copy keeps its layout. Read at start.
-    #[serde(default = "default_copy_layout")]
-    pub copy_layout: u8,
+    /// Broker layout of new copies (ARCHITECTURE.md, "Message layout"): `2` puts a copy's facts in one JSON
+    /// header, cheaper than layout 1's header per fact; builds before 2026-11-30 read only layout 1 (a process
+    /// of such a build dead-letters a layout-2 copy, and may park it without its facts). Unset (the default):
+    /// 2 with a SQLite state store (one process), 1 with PostgreSQL (several processes, which may run different
+    /// builds during a rolling upgrade) — set `2` there once every process runs a build from 2026-11-30 on.
+    /// Every build from then reads both; a retried or dead copy keeps its layout. Read at start.
+    #[serde(default)]
+    pub copy_layout: Option<u8>,
 }
 
 fn default_broker_url() -> BrokerUrls {
@@ -101,9 +103,6 @@ fn default_delivery_limit() -> u32 {
 fn default_shutdown_timeout() -> HumanDuration {
     HumanDuration::secs(20)
 }
-fn default_copy_layout() -> u8 {
-    crate::wire::LAYOUT_VERSION
-}
 
 impl Default for BusConfig {
     fn default() -> Self {
@@ -118,7 +117,7 @@ impl Default for BusConfig {
             delivery_limit: default_delivery_limit(),
             shutdown_timeout: default_shutdown_timeout(),
             quorum_size: None,
-            copy_layout: default_copy_layout(),
+            copy_layout: None,
         }
     }
 }

@@ -222,6 +222,18 @@ impl Config {
         }
     }
 
+    /// The broker layout new copies are written in: `[bus] copy_layout`, or when unset 2 on SQLite (one process)
+    /// and 1 on any other state store (several processes, possibly of different builds mid-upgrade).
+    pub fn copy_layout(&self) -> u8 {
+        self.bus.copy_layout.unwrap_or_else(|| {
+            if self.state_url().starts_with("sqlite:") {
+                crate::wire::LAYOUT_VERSION
+            } else {
+                1
+            }
+        })
+    }
+
     pub fn route(&self, id: &str) -> Option<&RouteConfig> {
         self.routes.iter().find(|r| r.id == id)
     }
@@ -292,13 +304,15 @@ impl Config {
         if self.bus.quorum_size == Some(0) {
             problems.push(Problem::new("bus.quorum_size", "must be at least 1"));
         }
-        if !(1..=crate::wire::LAYOUT_VERSION).contains(&self.bus.copy_layout) {
+        if let Some(layout) = self.bus.copy_layout
+            && !(1..=crate::wire::LAYOUT_VERSION).contains(&layout)
+        {
             problems.push(Problem::new(
                 "bus.copy_layout",
                 format!(
                     "must be 1 or {} (the copy layouts this build writes), not {}",
                     crate::wire::LAYOUT_VERSION,
-                    self.bus.copy_layout
+                    layout
                 ),
             ));
         }

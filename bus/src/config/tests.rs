@@ -49,13 +49,19 @@ fn every_problem_is_listed_with_its_key_path() {
 }
 
 #[test]
-fn copy_layout_defaults_to_2_and_names_what_it_takes() {
-    assert_eq!(parse(GOOD).unwrap().bus.copy_layout, 2);
-    let one = GOOD.replace(
-        "broker_url = \"memory://\"",
-        "broker_url = \"memory://\"\ncopy_layout = 1",
-    );
-    assert_eq!(parse(&one).unwrap().bus.copy_layout, 1);
+fn copy_layout_defaults_by_state_store_and_names_what_it_takes() {
+    let with_layout = |text: &str, layout: u8| {
+        text.replace(
+            "broker_url = \"memory://\"",
+            &format!("broker_url = \"memory://\"\ncopy_layout = {layout}"),
+        )
+    };
+    // One process on SQLite: layout 2. PostgreSQL (several processes, maybe of different builds): layout 1.
+    assert_eq!(parse(GOOD).unwrap().copy_layout(), 2);
+    let pg = format!("{GOOD}\n[state]\nurl = \"postgres://bus@db/lienthong\"\n");
+    assert_eq!(parse(&pg).unwrap().copy_layout(), 1);
+    assert_eq!(parse(&with_layout(&pg, 2)).unwrap().copy_layout(), 2);
+    assert_eq!(parse(&with_layout(GOOD, 1)).unwrap().copy_layout(), 1);
     for bad in ["0", "3"] {
         let text = GOOD.replace(
             "broker_url = \"memory://\"",

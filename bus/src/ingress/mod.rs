@@ -271,7 +271,7 @@ impl Ingress {
         let timeout = ctx.config.bus.publish_timeout.get();
         let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
             let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent)
-                .in_layout(ctx.config.bus.copy_layout);
+                .in_layout(ctx.config.copy_layout());
             // An ordered copy goes to its key's partition queue, an unordered one to the adapter's queue.
             let (exchange, key, env) = match order {
                 Some((key, p)) => (

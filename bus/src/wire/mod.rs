@@ -8,10 +8,10 @@
 //! The layout is versioned (`lt-layout`, [`LAYOUT_VERSION`]): a copy without the header is version 1 (a
 //! header per fact), version 2 carries the facts in one JSON header (`meta.rs`, which says why), and a copy
 //! from a newer layout is refused as malformed (dead-lettered with that reason) rather than misread. Ingress
-//! writes new copies in the layout `[bus] copy_layout` names (default 2; 1 while processes of a build that
-//! reads only layout 1 still consume the same queues); a copy is re-written (retry, dead letter) in the
-//! layout it was read in, and parked rows keep their headers, layout version included, so a replay
-//! republishes what was parked.
+//! writes new copies in the layout of [`crate::config::Config::copy_layout`] (`[bus] copy_layout`; unset: 2
+//! on SQLite, 1 on PostgreSQL, where processes of a build that reads only layout 1 may share the queues); a
+//! copy is re-written (retry, dead letter) in the layout it was read in, and parked rows keep their headers,
+//! layout version included, so a replay republishes what was parked.
 
 pub mod dead;
 mod meta;
