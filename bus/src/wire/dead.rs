@@ -152,16 +152,7 @@ pub fn replay(e: &DlqEntry) -> Envelope {
         body: bytes::Bytes::from(e.payload.clone()),
     };
     match AdapterCopy::from_envelope(&kept, &e.adapter) {
-        Ok(copy) => AdapterCopy {
-            attempts: 0,
-            first_attempt_at: None,
-            last_attempt_at: None,
-            last_error: None,
-            last_status: None,
-            body_excerpt: None,
-            ..copy
-        }
-        .to_envelope(),
+        Ok(copy) => copy.without_history().to_envelope(),
         Err(_) => {
             let mut env = kept;
             env.headers.insert(ATTEMPTS.into(), HeaderValue::Int(0));

@@ -90,6 +90,19 @@ impl AdapterCopy {
         }
     }
 
+    /// The same copy with a fresh attempt budget and no delivery history (what a replay sends).
+    pub fn without_history(self) -> Self {
+        Self {
+            attempts: 0,
+            first_attempt_at: None,
+            last_attempt_at: None,
+            last_error: None,
+            last_status: None,
+            body_excerpt: None,
+            ..self
+        }
+    }
+
     /// The same copy, to be written in `layout` (1 or 2; anything else is the newest).
     pub fn in_layout(mut self, layout: u8) -> Self {
         self.layout = if layout == 1 { 1 } else { LAYOUT_VERSION };
@@ -240,29 +253,32 @@ fn saturating_u32(v: i64) -> u32 {
 mod tests {
     use super::*;
 
-    /// Found by `fuzz/fuzz_targets/amqp_headers.rs`: `lt-attempts` = 2^61 read back as 0 attempts.
-    #[test]
-    fn out_of_range_counters_saturate_instead_of_wrapping() {
-        let mut e = AdapterCopy::new(
+    /// A copy of a one-receiver JSON message with `id`, `to` and `payload`.
+    fn sample(to: &[&str], payload: &'static [u8]) -> AdapterCopy {
+        AdapterCopy::new(
             Message {
                 meta: Meta {
                     id: "id-1".into(),
                     kind: "dossier.submitted".into(),
                     version: 1,
                     from: "000.00.00.H40".into(),
-                    to: vec!["000.00.12.H40".into()],
+                    to: to.iter().map(|t| t.to_string()).collect(),
                     correlation_id: None,
                     created_at: "2026-01-01T00:00:00Z".into(),
                 },
                 content: ContentKind::Json,
-                payload: bytes::Bytes::from_static(b"{}"),
+                payload: bytes::Bytes::from_static(payload),
             },
             "r",
             "a",
             "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
         )
-        .in_layout(1)
-        .to_envelope();
+    }
+
+    /// Found by `fuzz/fuzz_targets/amqp_headers.rs`: `lt-attempts` = 2^61 read back as 0 attempts.
+    #[test]
+    fn out_of_range_counters_saturate_instead_of_wrapping() {
+        let mut e = sample(&["000.00.12.H40"], b"{}").in_layout(1).to_envelope();
         let read = |e: &Envelope| {
             let c = AdapterCopy::from_envelope(e, "a").unwrap();
             (c.message.meta.version, c.attempts)
@@ -300,24 +316,9 @@ mod tests {
     }
 
     fn round_trip(layout: u8) {
-        let mut c = AdapterCopy::new(
-            Message {
-                meta: Meta {
-                    id: "id-1".into(),
-                    kind: "dossier.submitted".into(),
-                    version: 2,
-                    from: "000.00.00.H40".into(),
-                    to: vec!["000.00.12.H40".into(), "000.00.13.H40".into()],
-                    correlation_id: Some("c".into()),
-                    created_at: "2026-01-01T00:00:00Z".into(),
-                },
-                content: ContentKind::Json,
-                payload: bytes::Bytes::from_static(b"{\"a\":1}"),
-            },
-            "r",
-            "a",
-            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
-        );
+        let mut c = sample(&["000.00.12.H40", "000.00.13.H40"], b"{\"a\":1}");
+        c.message.meta.version = 2;
+        c.message.meta.correlation_id = Some("c".into());
         c.attempts = 3;
         c.last_status = Some(503);
         c.last_error = Some("HTTP 503 \"quoted\", đã nhận\n".into());
@@ -333,49 +334,14 @@ mod tests {
     /// The point of layout 2: a copy's facts in one header (two more on ordered copies).
     #[test]
     fn a_layout_2_copy_carries_its_facts_in_one_header() {
-        let c = AdapterCopy::new(
-            Message {
-                meta: Meta {
-                    id: "id-1".into(),
-                    kind: "k".into(),
-                    version: 1,
-                    from: "a".into(),
-                    to: vec!["b".into()],
-                    correlation_id: None,
-                    created_at: "2026-01-01T00:00:00Z".into(),
-                },
-                content: ContentKind::Json,
-                payload: bytes::Bytes::from_static(b"{}"),
-            },
-            "r",
-            "a",
-            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
-        );
+        let c = sample(&["b"], b"{}");
         let names = |e: &Envelope| e.headers.keys().cloned().collect::<Vec<_>>();
         assert_eq!(names(&c.to_envelope()), [LAYOUT, META]);
         let ordered = c.clone().ordered("K".into(), 1).to_envelope();
         assert_eq!(names(&ordered), [LAYOUT, META, ORDER_KEY, ORDER_PARTITION]);
         assert!(c.in_layout(1).to_envelope().headers.len() >= 9);
         // A copy that says layout 2 but whose facts do not parse is refused, naming the header.
-        let mut env = AdapterCopy::new(
-            Message {
-                meta: Meta {
-                    id: "id-1".into(),
-                    kind: "k".into(),
-                    version: 1,
-                    from: "a".into(),
-                    to: vec![],
-                    correlation_id: None,
-                    created_at: "t".into(),
-                },
-                content: ContentKind::Json,
-                payload: bytes::Bytes::new(),
-            },
-            "r",
-            "a",
-            "tp",
-        )
-        .to_envelope();
+        let mut env = sample(&[], b"").to_envelope();
         env.headers
             .insert(META.into(), HeaderValue::Str("{\"type\":1}".into()));
         let e = AdapterCopy::from_envelope(&env, "a").unwrap_err();
@@ -387,25 +353,7 @@ mod tests {
 
     #[test]
     fn a_copy_without_a_layout_is_version_1_and_a_newer_one_is_refused() {
-        let c = AdapterCopy::new(
-            Message {
-                meta: Meta {
-                    id: "id-1".into(),
-                    kind: "k".into(),
-                    version: 1,
-                    from: "a".into(),
-                    to: vec!["b".into()],
-                    correlation_id: None,
-                    created_at: "2026-01-01T00:00:00Z".into(),
-                },
-                content: ContentKind::Json,
-                payload: bytes::Bytes::from_static(b"{}"),
-            },
-            "r",
-            "a",
-            "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
-        )
-        .in_layout(1);
+        let c = sample(&["b"], b"{}").in_layout(1);
         let mut env = c.to_envelope();
         env.headers.remove(LAYOUT);
         assert_eq!(AdapterCopy::from_envelope(&env, "a").unwrap(), c);
