@@ -92,14 +92,19 @@ impl AdapterCopy {
 
     /// The same copy with a fresh attempt budget and no delivery history (what a replay sends).
     pub fn without_history(self) -> Self {
+        let AdapterCopy {
+            message,
+            route,
+            adapter,
+            traceparent,
+            order,
+            layout,
+            ..
+        } = self;
         Self {
-            attempts: 0,
-            first_attempt_at: None,
-            last_attempt_at: None,
-            last_error: None,
-            last_status: None,
-            body_excerpt: None,
-            ..self
+            order,
+            layout,
+            ..Self::new(message, &route, &adapter, &traceparent)
         }
     }
 
