@@ -130,3 +130,76 @@ pub(super) fn read(
         layout: 2,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Quotes, backslashes, control characters, commas and Vietnamese: what JSON must escape, and what
+        // layout 1's comma-joined receivers could not carry.
+        "[a-zA-Z0-9 .,:\"\\\\\n\t\u{0}ạđươỹ-]{0,24}"
+    }
+
+    fn copy() -> impl Strategy<Value = AdapterCopy> {
+        (
+            (
+                text(),
+                1u32..=u32::MAX,
+                text(),
+                proptest::collection::vec("[^\u{0}]{1,16}", 1..4),
+            ),
+            (proptest::option::of(text()), text(), text(), text()),
+            (
+                any::<u32>(),
+                proptest::option::of(text()),
+                proptest::option::of(any::<i64>()),
+            ),
+            proptest::option::of((text(), any::<u16>())),
+        )
+            .prop_map(
+                |(
+                    (kind, version, from, to),
+                    (corr, route, adapter, tp),
+                    (attempts, err, status),
+                    order,
+                )| {
+                    let mut c = AdapterCopy::new(
+                        Message {
+                            meta: Meta {
+                                id: "id".into(),
+                                kind,
+                                version,
+                                from,
+                                to,
+                                correlation_id: corr,
+                                created_at: "2026-01-01T00:00:00.000Z".into(),
+                            },
+                            content: ContentKind::Json,
+                            payload: bytes::Bytes::from_static(b"{}"),
+                        },
+                        &route,
+                        &adapter,
+                        &tp,
+                    );
+                    c.attempts = attempts;
+                    c.last_error = err;
+                    c.last_status = status;
+                    c.order = order;
+                    c
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever a copy holds comes back the same after layout 2 and an AMQP field-table encode and decode.
+        #[test]
+        fn layout_2_round_trips_any_copy_through_amqp_headers(c in copy()) {
+            let mut env = c.to_envelope();
+            env.headers = crate::fuzzing::amqp_round_trip(&env.headers);
+            let back = AdapterCopy::from_envelope(&env, "rk").unwrap();
+            prop_assert_eq!(back, c);
+        }
+    }
+}
