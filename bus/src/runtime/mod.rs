@@ -315,6 +315,7 @@ pub async fn start(
         admin = %admin_addr,
         broker = %config.bus.broker_url.redacted(),
         state = ctx.state.backend(),
+        copy_layout = config.copy_layout(),
         "Liên Thông bus started"
     );
     Ok(RunningBus {
