@@ -36,6 +36,8 @@ pub struct Ingress {
     /// Formats other than the JSON envelope (by content kind).
     formats: Vec<Arc<dyn Format>>,
     observers: Vec<Arc<dyn Observer>>,
+    /// The broker layout new copies are written in (resolved once from the config: see `Config::copy_layout`).
+    layout: u8,
 }
 
 impl Ingress {
@@ -44,6 +46,7 @@ impl Ingress {
     /// it plugged in (formats, observers).
     pub fn new(ctx: Arc<Context>, plugin: Arc<dyn Plugin>, hooks: &crate::plugin::Hooks) -> Self {
         Self {
+            layout: ctx.config.copy_layout(),
             ctx,
             plugin,
             formats: hooks.formats.clone(),
@@ -271,7 +274,7 @@ impl Ingress {
         let timeout = ctx.config.bus.publish_timeout.get();
         let publishes = decision.targets.iter().zip(orders).map(|(t, order)| {
             let copy = AdapterCopy::new(message.clone(), &t.route, &t.adapter, &traceparent)
-                .in_layout(ctx.config.copy_layout());
+                .in_layout(self.layout);
             // An ordered copy goes to its key's partition queue, an unordered one to the adapter's queue.
             let (exchange, key, env) = match order {
                 Some((key, p)) => (
