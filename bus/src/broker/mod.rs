@@ -106,9 +106,11 @@ pub struct Incoming {
 }
 
 /// Settles one delivery. Dropping an unsettled acker leaves the message to the broker (requeued when the
-/// channel closes), never lost.
+/// channel closes), never lost. On RabbitMQ, settling hands the delivery to its channel's settling task
+/// ([`amqp::Settle`]), which acks finished deliveries in batches; an error means the delivery can no longer be
+/// settled (its channel is gone, and RabbitMQ has given it back).
 pub enum Acker {
-    Amqp(lapin::Acker),
+    Amqp(amqp::Settle),
     Memory(memory::MemAcker),
 }
 
@@ -116,11 +118,7 @@ impl Acker {
     /// The message is done with; the broker forgets it.
     pub async fn ack(&self) -> Result<(), BrokerError> {
         match self {
-            Acker::Amqp(a) => a
-                .ack(lapin::options::BasicAckOptions::default())
-                .await
-                .map(|_| ())
-                .map_err(BrokerError::from_lapin),
+            Acker::Amqp(a) => a.ack(),
             Acker::Memory(a) => {
                 a.ack();
                 Ok(())
@@ -132,11 +130,7 @@ impl Acker {
     /// `false` dead-letters it (or drops it if the queue has no dead-letter exchange).
     pub async fn reject(&self, requeue: bool) -> Result<(), BrokerError> {
         match self {
-            Acker::Amqp(a) => a
-                .reject(lapin::options::BasicRejectOptions { requeue })
-                .await
-                .map(|_| ())
-                .map_err(BrokerError::from_lapin),
+            Acker::Amqp(a) => a.reject(requeue),
             Acker::Memory(a) => {
                 a.reject(requeue);
                 Ok(())

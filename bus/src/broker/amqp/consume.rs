@@ -44,7 +44,11 @@ impl AmqpBroker {
             )
             .await
             .map_err(|e| BrokerError::Topology(format!("cannot consume `{queue}`: {e}")))?;
-        Ok(AmqpConsumer { channel, consumer })
+        Ok(AmqpConsumer {
+            channel,
+            consumer,
+            settler: super::settle::Settler::start(),
+        })
     }
 
     pub async fn queue_depth(&self, queue: &str) -> Option<u32> {
@@ -125,6 +129,8 @@ pub(crate) fn headers_from(table: Option<&FieldTable>) -> Headers {
 pub struct AmqpConsumer {
     channel: Channel,
     consumer: lapin::Consumer,
+    /// Acks this channel's deliveries in batches (see [`super::settle`]).
+    settler: super::settle::Settler,
 }
 
 impl AmqpConsumer {
@@ -145,11 +151,13 @@ impl AmqpConsumer {
                 headers: headers_from(p.headers().as_ref()),
                 body: Bytes::from(d.data),
             },
-            acker: Acker::Amqp(d.acker),
+            acker: Acker::Amqp(self.settler.open(d.delivery_tag, d.acker)),
         }))
     }
 
     pub async fn close(self) {
+        // What handlers settled goes out before the channel does; the rest RabbitMQ gives back.
+        self.settler.close().await;
         let _ = self.channel.close(200, "consumer closed".into()).await;
     }
 }

@@ -14,14 +14,16 @@
 //! Files by concern: this one holds the client handle and the state it shares; `connection` the reconnect
 //! supervisor and how a connection is opened, `declare` the topology declared on every (re)connect, `publish`
 //! publishing with confirms (and the hand-off of large bodies to [`super::large`]), `consume` consumers and the
-//! headers of what they receive.
+//! headers of what they receive, `settle` acknowledging a consumer's deliveries in batches.
 
 mod connection;
 pub(crate) mod consume;
 mod declare;
 pub(crate) mod publish;
+mod settle;
 
 pub use consume::AmqpConsumer;
+pub use settle::Settle;
 
 use super::topology::Topology;
 use lapin::{Channel, Connection};
