@@ -89,7 +89,7 @@ async fn out_of_order_settles_with_requeues_leave_nothing_behind() {
                 let n = seq(&d);
                 let times = seen.entry(n).or_default();
                 *times += 1;
-                let requeue = n % 7 == 0 && *times == 1;
+                let requeue = n.is_multiple_of(7) && *times == 1;
                 let done = done_tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis((n * 37 % 11) as u64)).await;
