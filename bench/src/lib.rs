@@ -12,6 +12,7 @@ pub mod amqp;
 pub mod bridge;
 pub mod bus;
 pub mod edxml;
+mod judge;
 mod opts;
 pub mod payload;
 mod phases;

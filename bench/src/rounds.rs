@@ -5,7 +5,7 @@
 //! by chance. A path and its ceiling measured in the same round share the machine's mood of the moment; the
 //! mean of the per-round ratios, with its standard error, is what a verdict can stand on.
 
-use crate::report::{floor, rate_in, verdict, via_name};
+use crate::judge::{floor, rate_in, verdict, via_name};
 use crate::{Throughput, Via, size_label};
 use std::fmt::Write as _;
 

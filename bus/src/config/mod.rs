@@ -227,7 +227,7 @@ impl Config {
     pub fn copy_layout(&self) -> u8 {
         self.bus.copy_layout.unwrap_or_else(|| {
             if self.state_url().starts_with("sqlite:") {
-                crate::wire::LAYOUT_VERSION
+                crate::wire::version::LAYOUT_VERSION
             } else {
                 1
             }
@@ -305,13 +305,13 @@ impl Config {
             problems.push(Problem::new("bus.quorum_size", "must be at least 1"));
         }
         if let Some(layout) = self.bus.copy_layout
-            && !(1..=crate::wire::LAYOUT_VERSION).contains(&layout)
+            && !(1..=crate::wire::version::LAYOUT_VERSION).contains(&layout)
         {
             problems.push(Problem::new(
                 "bus.copy_layout",
                 format!(
                     "must be 1 or {} (the copy layouts this build writes), not {}",
-                    crate::wire::LAYOUT_VERSION,
+                    crate::wire::version::LAYOUT_VERSION,
                     layout
                 ),
             ));

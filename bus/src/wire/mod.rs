@@ -15,6 +15,7 @@
 
 pub mod dead;
 mod meta;
+pub(crate) mod version;
 
 use crate::broker::{Envelope, HeaderValue, Headers};
 use crate::message::{ContentKind, Message, Meta};
@@ -45,8 +46,7 @@ pub const ORDER_NOTE: &str = "lt-order-note";
 pub const LAYOUT: &str = "lt-layout";
 /// Layout 2: the copy's facts as one JSON object (see `meta.rs`).
 pub const META: &str = "lt-meta";
-/// The newest layout this build reads, and the one new copies are written in by default.
-pub const LAYOUT_VERSION: u8 = 2;
+pub use version::LAYOUT_VERSION;
 /// On `<namespace>.rejected`: the error JSON of a refused AMQP ingress message.
 pub const ERROR: &str = "x-lt-error";
 
