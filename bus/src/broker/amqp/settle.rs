@@ -20,7 +20,7 @@
 
 use crate::broker::BrokerError;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -53,7 +53,7 @@ enum Outcome {
 /// What the task knows of a delivery the broker still counts as unacknowledged.
 enum Slot {
     Handling,
-    Acked { acker: lapin::Acker, at: Instant },
+    Acked { acker: lapin::Acker },
     Abandoned,
 }
 
@@ -137,12 +137,71 @@ impl Drop for Settle {
     }
 }
 
+/// What the task knows of its channel: the deliveries the broker still counts as unacknowledged, by tag, and
+/// the acked ones among them in the order they were acked (each with when), so the next single ack due is found
+/// without a scan — a mailbox may hold thousands of deliveries.
+#[derive(Default)]
+struct Channel {
+    open: BTreeMap<u64, Slot>,
+    acked: VecDeque<(Instant, u64)>,
+}
+
+impl Channel {
+    /// The earliest moment an ack held behind an unfinished delivery must go out on its own.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        // Entries already sent (folded into a `multiple` ack) are dropped from the front as they are met.
+        while let Some(&(at, tag)) = self.acked.front() {
+            if matches!(self.open.get(&tag), Some(Slot::Acked { .. })) {
+                return Some(at + HOLD);
+            }
+            self.acked.pop_front();
+        }
+        None
+    }
+
+    /// Sends what can go: one `multiple` ack for the acked run at the oldest end, then single acks for acked
+    /// deliveries that are behind an abandoned one, have waited [`HOLD`], or (`all`) when the consumer closes.
+    async fn flush(&mut self, all: bool) {
+        let mut newest = None;
+        while let Some(entry) = self.open.first_entry() {
+            if !matches!(entry.get(), Slot::Acked { .. }) {
+                break;
+            }
+            if let Slot::Acked { acker, .. } = entry.remove() {
+                newest = Some(acker);
+            }
+        }
+        if let Some(acker) = newest {
+            let _ = acker.ack(BasicAckOptions { multiple: true }).await;
+        }
+        // Abandoned deliveries stay in the map for the channel's life, so that no later `multiple` ack covers
+        // them; whatever is acked behind one can only go out alone, so it goes at once.
+        let every = all || matches!(self.open.values().next(), Some(Slot::Abandoned));
+        let now = Instant::now();
+        let mut singles = Vec::new();
+        while let Some(&(at, tag)) = self.acked.front() {
+            if !every && at + HOLD > now {
+                break;
+            }
+            self.acked.pop_front();
+            if let Some(Slot::Acked { .. }) = self.open.get(&tag)
+                && let Some(Slot::Acked { acker, .. }) = self.open.remove(&tag)
+            {
+                singles.push(acker);
+            }
+        }
+        let sends = singles
+            .into_iter()
+            .map(|acker| async move { acker.ack(BasicAckOptions { multiple: false }).await });
+        futures::future::join_all(sends).await;
+    }
+}
+
 async fn run(mut rx: mpsc::UnboundedReceiver<Op>) {
-    let mut open: BTreeMap<u64, Slot> = BTreeMap::new();
+    let mut ch = Channel::default();
     let mut ops = Vec::with_capacity(256);
     loop {
-        let wake = next_hold_deadline(&open);
-        let received = match wake {
+        let received = match ch.next_deadline() {
             Some(at) => tokio::select! {
                 n = rx.recv_many(&mut ops, 256) => Some(n),
                 _ = tokio::time::sleep_until(at) => None,
@@ -151,83 +210,38 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Op>) {
         };
         if received == Some(0) {
             // Every handle and the consumer are gone: send what is settled (if the channel still stands).
-            flush(&mut open, true).await;
+            ch.flush(true).await;
             return;
         }
         let mut closing = Vec::new();
-        let mut now_rejects = Vec::new();
+        let mut rejects = Vec::new();
         for op in ops.drain(..) {
             match op {
                 Op::Open(tag) => {
-                    open.insert(tag, Slot::Handling);
+                    ch.open.insert(tag, Slot::Handling);
                 }
                 Op::Settle(tag, acker, Outcome::Ack) => {
                     let at = Instant::now();
-                    open.insert(tag, Slot::Acked { acker, at });
+                    ch.open.insert(tag, Slot::Acked { acker });
+                    ch.acked.push_back((at, tag));
                 }
                 Op::Settle(tag, acker, Outcome::Reject { requeue }) => {
                     // Out of the map first: a later `multiple` ack must not count it as finished-and-acked.
-                    open.remove(&tag);
-                    now_rejects.push((acker, requeue));
+                    ch.open.remove(&tag);
+                    rejects.push((acker, requeue));
                 }
                 Op::Abandon(tag) => {
-                    open.insert(tag, Slot::Abandoned);
+                    ch.open.insert(tag, Slot::Abandoned);
                 }
                 Op::Close(done) => closing.push(done),
             }
         }
-        for (acker, requeue) in now_rejects {
+        for (acker, requeue) in rejects {
             let _ = acker.reject(BasicRejectOptions { requeue }).await;
         }
-        flush(&mut open, !closing.is_empty()).await;
+        ch.flush(!closing.is_empty()).await;
         for done in closing {
             let _ = done.send(());
         }
     }
-}
-
-/// The earliest moment an ack held behind an unfinished delivery must go out on its own.
-fn next_hold_deadline(open: &BTreeMap<u64, Slot>) -> Option<Instant> {
-    open.values()
-        .filter_map(|s| match s {
-            Slot::Acked { at, .. } => Some(*at + HOLD),
-            _ => None,
-        })
-        .min()
-}
-
-/// Sends what can go: one `multiple` ack for the acked run at the oldest end, then single acks for acked
-/// deliveries that are behind an abandoned one, have waited [`HOLD`], or (`all`) when the consumer closes.
-async fn flush(open: &mut BTreeMap<u64, Slot>, all: bool) {
-    let mut newest = None;
-    while let Some(entry) = open.first_entry() {
-        if !matches!(entry.get(), Slot::Acked { .. }) {
-            break;
-        }
-        if let Slot::Acked { acker, .. } = entry.remove() {
-            newest = Some(acker);
-        }
-    }
-    if let Some(acker) = newest {
-        let _ = acker.ack(BasicAckOptions { multiple: true }).await;
-    }
-    let behind_abandoned = matches!(open.values().next(), Some(Slot::Abandoned));
-    let now = Instant::now();
-    let due: Vec<u64> = open
-        .iter()
-        .filter_map(|(tag, s)| match s {
-            Slot::Acked { at, .. } if all || behind_abandoned || *at + HOLD <= now => Some(*tag),
-            _ => None,
-        })
-        .collect();
-    let singles = due.into_iter().filter_map(|tag| match open.remove(&tag) {
-        Some(Slot::Acked { acker, .. }) => Some(acker),
-        _ => None,
-    });
-    let sends: Vec<_> = singles
-        .map(|acker| async move { acker.ack(BasicAckOptions { multiple: false }).await })
-        .collect();
-    futures::future::join_all(sends).await;
-    // Abandoned deliveries at the oldest end block nothing once nothing acked is behind them; they stay in the
-    // map so that no later `multiple` ack covers them.
 }
