@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::{AMQP, namespace, wait_for};
 use lienthong_bus::broker::topology::{QueueDecl, Topology};
-use lienthong_bus::broker::{Broker, Envelope, Headers, Incoming, Tuning};
+use lienthong_bus::broker::{Broker, Consumer, Envelope, Headers, Incoming, Tuning};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -59,6 +59,15 @@ fn seq(d: &Incoming) -> usize {
         .as_deref()
         .and_then(|s| s.parse().ok())
         .expect("numbered message")
+}
+
+/// The consumer's next delivery within [`T`]; `what` names it when none comes.
+async fn next(c: &mut Consumer, what: &str) -> Incoming {
+    tokio::time::timeout(T, c.next())
+        .await
+        .unwrap_or_else(|_| panic!("no delivery within {T:?}: {what}"))
+        .expect("consumer open")
+        .expect("delivery")
 }
 
 async fn depth_becomes(b: &Broker, ns: &str, want: u32) {
@@ -130,13 +139,8 @@ async fn a_delivery_dropped_unsettled_is_not_covered_by_later_acks() {
     publish(&b, &ns, 6).await;
     let mut c = b.consume(&format!("{ns}.q"), 10, T).await.expect("consume");
     let mut got = Vec::new();
-    for _ in 0..6 {
-        let d = tokio::time::timeout(T, c.next())
-            .await
-            .expect("a delivery in time")
-            .expect("consumer open")
-            .expect("delivery");
-        got.push(d);
+    for i in 0..6 {
+        got.push(next(&mut c, &format!("delivery {i}")).await);
     }
     let second = got.remove(1);
     assert_eq!(seq(&second), 1);
@@ -150,11 +154,7 @@ async fn a_delivery_dropped_unsettled_is_not_covered_by_later_acks() {
     // Only the dropped message is back; every ack went out, none covered it.
     depth_becomes(&b, &ns, 1).await;
     let mut again = b.consume(&format!("{ns}.q"), 10, T).await.expect("consume");
-    let d = tokio::time::timeout(T, again.next())
-        .await
-        .expect("the dropped message again")
-        .expect("consumer open")
-        .expect("delivery");
+    let d = next(&mut again, "the dropped message again").await;
     assert_eq!(seq(&d), 1, "the message that comes back is the one dropped");
     assert!(d.redelivered);
     d.acker.ack().await.expect("ack");
@@ -172,24 +172,15 @@ async fn a_slow_delivery_does_not_hold_back_the_acks_behind_it() {
     publish(&b, &ns, N).await;
     // Prefetch 3: if the acks behind the held first delivery waited for it, no fourth delivery would come.
     let mut c = b.consume(&format!("{ns}.q"), 3, T).await.expect("consume");
-    let first = tokio::time::timeout(T, c.next())
-        .await
-        .expect("first delivery")
-        .expect("consumer open")
-        .expect("delivery");
+    let first = next(&mut c, "the first delivery").await;
     assert_eq!(seq(&first), 0);
     let mut rest = BTreeSet::new();
     while rest.len() < N - 1 {
-        let d = tokio::time::timeout(T, c.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "stalled after {} deliveries behind the held one",
-                    rest.len()
-                )
-            })
-            .expect("consumer open")
-            .expect("delivery");
+        let what = format!(
+            "stalled after {} deliveries behind the held one",
+            rest.len()
+        );
+        let d = next(&mut c, &what).await;
         rest.insert(seq(&d));
         d.acker.ack().await.expect("ack");
     }
