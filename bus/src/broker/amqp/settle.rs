@@ -44,7 +44,6 @@ enum Op {
     Close(oneshot::Sender<()>),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Outcome {
     Ack,
     Reject { requeue: bool },
@@ -130,7 +129,13 @@ impl Settle {
 
 impl Drop for Settle {
     fn drop(&mut self) {
-        let unsettled = self.acker.get_mut().map(|a| a.is_some()).unwrap_or(false);
+        // A poisoned lock still holds the acker: an unsettled delivery must be reported either way, or a later
+        // `multiple` ack could cover it.
+        let unsettled = self
+            .acker
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
         if unsettled {
             let _ = self.settler.tx.send(Op::Abandon(self.tag));
         }
@@ -167,7 +172,7 @@ impl Channel {
             if !matches!(entry.get(), Slot::Acked { .. }) {
                 break;
             }
-            if let Slot::Acked { acker, .. } = entry.remove() {
+            if let Slot::Acked { acker } = entry.remove() {
                 newest = Some(acker);
             }
         }
@@ -184,9 +189,8 @@ impl Channel {
                 break;
             }
             self.acked.pop_front();
-            if let Some(Slot::Acked { .. }) = self.open.get(&tag)
-                && let Some(Slot::Acked { acker, .. }) = self.open.remove(&tag)
-            {
+            // A tag in this queue was acked, so it is either still `Acked` or already gone in a `multiple` ack.
+            if let Some(Slot::Acked { acker }) = self.open.remove(&tag) {
                 singles.push(acker);
             }
         }
