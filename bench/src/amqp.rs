@@ -35,6 +35,12 @@ pub async fn confirm_channel(conn: &Connection) -> Result<Channel, String> {
     Ok(ch)
 }
 
+/// Waits for a lapin close at most 5 s, ignoring its result: lapin waits for the broker's `close-ok`, which
+/// never comes when the broker dropped the connection first (one bench run hung there for good).
+pub async fn closed<T, E>(close: impl Future<Output = Result<T, E>>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+}
+
 /// The user name in an AMQP URL (`amqp://user:pass@host/vhost`), as lapin reads it; `guest` when there is none.
 pub fn url_user(url: &str) -> String {
     url.parse::<lapin::uri::AMQPUri>()
@@ -195,7 +201,7 @@ pub(crate) async fn delete_queues(conn: &Connection, queues: &[&str]) {
                 .queue_delete((*q).into(), QueueDeleteOptions::default())
                 .await;
         }
-        let _ = ch.close(200, "done".into()).await;
+        closed(ch.close(200, "done".into())).await;
     }
 }
 
@@ -299,10 +305,10 @@ async fn relayed(
         let done = tracker.wait(timeout).await;
         let cpu = cpu.since();
         consuming.abort();
-        let _ = sub.close(200, "done".into()).await;
+        closed(sub.close(200, "done".into())).await;
         for (ch, task) in relays {
             task.abort();
-            let _ = ch.close(200, "done".into()).await;
+            closed(ch.close(200, "done".into())).await;
         }
         let done = done.ok_or_else(|| {
             format!(
@@ -320,8 +326,8 @@ async fn relayed(
     }
     .await;
     delete_queues(&pub_conn, queues).await;
-    let _ = pub_conn.close(200, "bye".into()).await;
-    let _ = sub_conn.close(200, "bye".into()).await;
+    closed(pub_conn.close(200, "bye".into())).await;
+    closed(sub_conn.close(200, "bye".into())).await;
     result
 }
 

@@ -102,14 +102,14 @@ pub async fn run(
     let sub_conn = match connect(&s.amqp, "lienthong-bench bridge consumer").await {
         Ok(c) => c,
         Err(e) => {
-            let _ = pub_conn.close(200, "bye".into()).await;
+            amqp::closed(pub_conn.close(200, "bye".into())).await;
             return Err(e);
         }
     };
     let result = drive(s, &pub_conn, &sub_conn, &queue, tmpl, n, clients, timeout).await;
     amqp::delete_queues(&pub_conn, &[&queue]).await;
-    let _ = pub_conn.close(200, "bye".into()).await;
-    let _ = sub_conn.close(200, "bye".into()).await;
+    amqp::closed(pub_conn.close(200, "bye".into())).await;
+    amqp::closed(sub_conn.close(200, "bye".into())).await;
     result
 }
 
@@ -170,7 +170,7 @@ async fn drive(
     let cpu = cpu.since();
     server.abort();
     delivering.abort();
-    let _ = sub_ch.close(200, "done".into()).await;
+    amqp::closed(sub_ch.close(200, "done".into())).await;
     receiver.abort();
     let sent = sent?;
     let last = last.ok_or_else(|| bus::too_slow(&tracker, n, timeout))?;

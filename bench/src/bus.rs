@@ -297,7 +297,7 @@ async fn publish_ingress(
         .await
     }
     .await;
-    let _ = conn.close(200, "bye".into()).await;
+    amqp::closed(conn.close(200, "bye".into())).await;
     result
 }
 

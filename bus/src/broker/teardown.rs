@@ -7,7 +7,8 @@ use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 /// Deletes every queue and exchange of `topo` on the broker at `url`; best effort (what is missing or refused
 /// is skipped).
 pub async fn teardown(url: &str, topo: &Topology) {
-    let Ok(conn) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
+    let connect = lapin::Connection::connect(url, lapin::ConnectionProperties::default());
+    let Ok(Ok(conn)) = tokio::time::timeout(std::time::Duration::from_secs(10), connect).await
     else {
         return;
     };
@@ -23,5 +24,5 @@ pub async fn teardown(url: &str, topo: &Topology) {
                 .await;
         }
     }
-    let _ = conn.close(200, "bye".into()).await;
+    super::amqp::closed(conn.close(200, "bye".into())).await;
 }

@@ -149,7 +149,7 @@ async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String
     let consumers = match open(inner, url, "consume").await {
         Ok(c) => c,
         Err(e) => {
-            let _ = conn.close(200, "second connection failed".into()).await;
+            super::closed(conn.close(200, "second connection failed".into())).await;
             return Err(e);
         }
     };
@@ -171,8 +171,8 @@ async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String
     let publishers = match ready.await {
         Ok(p) => p,
         Err(e) => {
-            let _ = conn.close(200, "topology failed".into()).await;
-            let _ = consumers.close(200, "topology failed".into()).await;
+            super::closed(conn.close(200, "topology failed".into())).await;
+            super::closed(consumers.close(200, "topology failed".into())).await;
             return Err(e);
         }
     };

@@ -65,7 +65,7 @@ impl AmqpBroker {
             )
             .await
             .ok()?;
-        let _ = ch.close(200, "done".into()).await;
+        super::closed(ch.close(200, "done".into())).await;
         Some(q.message_count())
     }
 }
@@ -158,6 +158,6 @@ impl AmqpConsumer {
     pub async fn close(self) {
         // What handlers settled goes out before the channel does; the rest RabbitMQ gives back.
         self.settler.close().await;
-        let _ = self.channel.close(200, "consumer closed".into()).await;
+        super::closed(self.channel.close(200, "consumer closed".into())).await;
     }
 }

@@ -101,6 +101,6 @@ pub(super) async fn declare(conn: &Connection, t: &Topology) -> Result<(), Strin
         .await
         .map_err(|err| format!("binding `{}` to `{}`: {err}", b.queue, b.exchange))?;
     }
-    let _ = ch.close(200, "declared".into()).await;
+    super::closed(ch.close(200, "declared".into())).await;
     Ok(())
 }

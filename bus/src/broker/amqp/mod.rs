@@ -37,6 +37,17 @@ use tokio_util::sync::CancellationToken;
 /// Channels used for publishing; several so confirms of one do not serialize all publishes.
 const PUBLISH_CHANNELS: usize = 4;
 
+/// Longest wait for RabbitMQ to answer a `channel.close` or `connection.close`.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits for a lapin close (`channel.close`, `connection.close`) at most [`CLOSE_WAIT`], ignoring its result.
+/// Why: lapin's close future waits for the broker's `close-ok`, and when the broker dropped the connection
+/// first it can wait forever; a consumer re-subscribing after a connection loss, or a shutdown, must not
+/// hang on a goodbye nobody will answer.
+pub(crate) async fn closed<T, E>(close: impl Future<Output = Result<T, E>>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+}
+
 #[derive(Clone)]
 pub struct AmqpBroker {
     inner: Arc<Inner>,
@@ -176,7 +187,7 @@ impl Link {
     /// Closes both connections (either may already be gone), giving up on each after a short wait.
     async fn close(&self, why: &str) {
         for c in [&self.conn, &self.consumers] {
-            let _ = tokio::time::timeout(Duration::from_secs(2), c.close(200, why.into())).await;
+            closed(c.close(200, why.into())).await;
         }
     }
 

@@ -161,7 +161,7 @@ impl Link {
                 // channel's view of the old leader; seen in tests/cluster.rs, minutes long). A new channel
                 // asks again, so this one is retired; `repair` replaces it before the retry.
                 if channel.status().connected() {
-                    let _ = channel.close(200, "renewed after a nack".into()).await;
+                    super::closed(channel.close(200, "renewed after a nack".into())).await;
                 }
                 metrics::counter!("lienthong_broker_channels_renewed_total").increment(1);
                 Err(BrokerError::Nacked)
