@@ -12,6 +12,12 @@
 //! lane gives the writer every item of its batch at once, in arrival order, inside a savepoint taken after
 //! the core's rows. A failing writer rolls back only its own rows and fails only its own callers: a plugin's
 //! bug never refuses the core's idempotency claims or delivered marks.
+//!
+//! On a SQLite file the core's rows go through the lanes' own connection (batch/native.rs): the plugins'
+//! savepoints then share one sqlx transaction of their own, committed just before the core's rows of the same
+//! batch. A crash between the two commits can leave a message's plugin rows without its idempotency record or
+//! delivered mark, and the message is then handled again: a writer must count a message once (by sender and
+//! id), as the domain's dossier tracking does.
 
 use async_trait::async_trait;
 use std::any::Any;

@@ -29,8 +29,10 @@
 //! One [`StateStore`] runs on SQLite (embedded default: `sqlite:///abs/path/lienthong-state.db?mode=rwc`
 //! or `sqlite://relative.db`; WAL, `synchronous=NORMAL` (survives process crashes; see schema.rs), `busy_timeout`, the file is created when missing)
 //! or on PostgreSQL (`postgres://…`, for several bus processes sharing one broker; a `search_path` given
-//! with `options=-c search_path=…` is honoured). Both go through sqlx's `Any` driver with the same SQL;
-//! times are stored as epoch milliseconds and shown as RFC 3339. Tables are listed in `schema.rs`.
+//! with `options=-c search_path=…` is honoured). Both go through sqlx's `Any` driver with the same SQL, except
+//! the per-message rows on a SQLite file, which the lanes write and read on connections of their own
+//! (`batch/native.rs`: measured several times cheaper per message); times are stored as epoch milliseconds
+//! and shown as RFC 3339. Tables are listed in `schema.rs`.
 
 mod audit;
 mod batch;
@@ -165,6 +167,17 @@ pub(crate) fn opt_time_field(
     value.map(|v| time_field(field, v)).transpose()
 }
 
+/// The database file a SQLite URL names, when it is a file on disk (not an in-memory database).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if url.contains(":memory:") || query.split('&').any(|kv| kv == "mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename().to_path_buf();
+    path.is_file().then_some(path)
+}
+
 fn install_drivers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(sqlx::any::install_default_drivers);
@@ -249,7 +262,12 @@ impl StateStore {
             Backend::Postgres => batch::Marks::Numbered,
         };
         let ns: std::sync::Arc<str> = namespace.into();
-        let lanes = batch::Lanes::start(pool.clone(), marks, ns.clone());
+        let file = match backend {
+            Backend::Sqlite => sqlite_file(&effective),
+            Backend::Postgres => None,
+        };
+        let lanes = batch::Lanes::start(pool.clone(), marks, ns.clone(), file.as_deref())
+            .map_err(|e| connect_error(format!("the state lanes' own connection: {e}")))?;
         Ok(StateStore {
             pool,
             backend,
@@ -257,6 +275,12 @@ impl StateStore {
             lanes,
             evidence: None,
         })
+    }
+
+    /// Whether the per-message rows go through connections of the lanes' own (a SQLite file: batch/native.rs)
+    /// rather than through sqlx.
+    pub fn lanes_own_connections(&self) -> bool {
+        self.lanes.own_connections()
     }
 
     /// "sqlite" or "postgres".

@@ -28,18 +28,21 @@ use sqlx::AnyPool;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+mod native;
 mod read;
 pub mod sql;
 mod write;
 
 pub(crate) use sql::Marks;
 
-/// What a lane works on: the pool, its placeholder style, and the namespace every row belongs to.
+/// What a lane works on: the pool, its placeholder style, the namespace every row belongs to, and on a SQLite
+/// file the lane's own connection for the core's rows (native.rs).
 #[derive(Clone)]
 struct Db {
     pool: AnyPool,
     marks: Marks,
     ns: Arc<str>,
+    native: Option<Arc<native::Native>>,
 }
 
 /// Most operations one lane answers at once.
@@ -123,21 +126,57 @@ pub(super) enum Write {
 pub(super) struct Lanes {
     reads: mpsc::Sender<Read>,
     writes: mpsc::Sender<Write>,
+    /// Whether the lanes have connections of their own (a SQLite file; native.rs).
+    own_connections: bool,
 }
+
+/// What stands for each claimed key after a write batch: (digest, accepted answer).
+type Standing = std::collections::HashMap<(String, String), (Option<String>, Option<Accepted>)>;
 
 fn stopped() -> StateError {
     StateError::Batch("the state store's worker has stopped".into())
 }
 
 impl Lanes {
-    /// Starts both lane tasks on the current tokio runtime.
-    pub(super) fn start(pool: AnyPool, marks: Marks, ns: Arc<str>) -> Self {
+    /// Starts both lane tasks on the current tokio runtime. With `sqlite_file` (a SQLite database on disk,
+    /// its schema already created), each lane also opens a connection of its own to it (native.rs).
+    pub(super) fn start(
+        pool: AnyPool,
+        marks: Marks,
+        ns: Arc<str>,
+        sqlite_file: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
         let (reads, read_rx) = mpsc::channel(LANE_CAPACITY);
         let (writes, write_rx) = mpsc::channel(LANE_CAPACITY);
-        let db = Db { pool, marks, ns };
-        tokio::spawn(read::lane(db.clone(), read_rx));
-        tokio::spawn(write::lane(db, write_rx));
-        Self { reads, writes }
+        let open = |thread: &str| {
+            sqlite_file
+                .map(|f| native::Native::open(f, thread).map(Arc::new))
+                .transpose()
+        };
+        let read_db = Db {
+            pool: pool.clone(),
+            marks,
+            ns: ns.clone(),
+            native: open("lienthong-state-read")?,
+        };
+        let write_db = Db {
+            pool,
+            marks,
+            ns,
+            native: open("lienthong-state-write")?,
+        };
+        let own_connections = write_db.native.is_some();
+        tokio::spawn(read::lane(read_db, read_rx));
+        tokio::spawn(write::lane(write_db, write_rx));
+        Ok(Self {
+            reads,
+            writes,
+            own_connections,
+        })
+    }
+
+    pub(super) fn own_connections(&self) -> bool {
+        self.own_connections
     }
 
     pub(super) async fn claim(&self, ask: ClaimAsk) -> Result<Claim, StateError> {

@@ -1,10 +1,11 @@
-//! The read lane: idempotency lookups and delivered checks, one `SELECT … IN (…)` per sender and kind.
+//! The read lane: idempotency lookups and delivered checks, one `SELECT … IN (…)` per sender and kind (on a
+//! SQLite file, one job on the lane's own connection per sender and kind instead: native.rs).
 
 use super::sql::{ROWS_PER_STATEMENT, list, padded};
 use super::{Asks, Db, MAX_BATCH, Read, fail_all};
 use crate::state::{Accepted, StateError};
 use sqlx::Row;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tokio::sync::mpsc;
 
 pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Read>) {
@@ -82,16 +83,33 @@ async fn select_in(
 }
 
 async fn answer_ingress(db: &Db, sender: &str, asks: Asks<Option<Accepted>>) {
-    let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
-    let found = select_in(
-        db,
-        "SELECT client_id, accepted FROM lt_ingress
-         WHERE ns = {k1} AND sender = {k2} AND accepted IS NOT NULL AND client_id",
-        &[&db.ns, sender],
-        &ids,
-        Some("accepted"),
-    )
-    .await;
+    let found = match &db.native {
+        Some(native) => {
+            let (ns, sender) = (db.ns.clone(), sender.to_owned());
+            let ids: Vec<String> = asks.iter().map(|(id, _)| id.clone()).collect();
+            native
+                .run(move |conn| super::native::answers(conn, &ns, &sender, &ids))
+                .await
+                .map(|found| {
+                    found
+                        .into_iter()
+                        .map(|(id, json)| (id, Some(json)))
+                        .collect()
+                })
+        }
+        None => {
+            let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
+            select_in(
+                db,
+                "SELECT client_id, accepted FROM lt_ingress
+                 WHERE ns = {k1} AND sender = {k2} AND accepted IS NOT NULL AND client_id",
+                &[&db.ns, sender],
+                &ids,
+                Some("accepted"),
+            )
+            .await
+        }
+    };
     match found {
         Ok(found) => {
             for (id, reply) in asks {
@@ -112,20 +130,32 @@ async fn answer_ingress(db: &Db, sender: &str, asks: Asks<Option<Accepted>>) {
 }
 
 async fn answer_delivered(db: &Db, adapter: &str, sender: &str, asks: Asks<bool>) {
-    let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
-    let found = select_in(
-        db,
-        "SELECT message_id FROM lt_delivered
-         WHERE ns = {k1} AND adapter = {k2} AND sender = {k3} AND message_id",
-        &[&db.ns, adapter, sender],
-        &ids,
-        None,
-    )
-    .await;
+    let found: Result<HashSet<String>, StateError> = match &db.native {
+        Some(native) => {
+            let (ns, adapter, sender) = (db.ns.clone(), adapter.to_owned(), sender.to_owned());
+            let ids: Vec<String> = asks.iter().map(|(id, _)| id.clone()).collect();
+            native
+                .run(move |conn| super::native::delivered(conn, &ns, &adapter, &sender, &ids))
+                .await
+        }
+        None => {
+            let ids: Vec<&str> = asks.iter().map(|(id, _)| id.as_str()).collect();
+            select_in(
+                db,
+                "SELECT message_id FROM lt_delivered
+                 WHERE ns = {k1} AND adapter = {k2} AND sender = {k3} AND message_id",
+                &[&db.ns, adapter, sender],
+                &ids,
+                None,
+            )
+            .await
+            .map(|found| found.into_keys().collect())
+        }
+    };
     match found {
         Ok(found) => {
             for (id, reply) in asks {
-                let _ = reply.send(Ok(found.contains_key(&id)));
+                let _ = reply.send(Ok(found.contains(&id)));
             }
         }
         Err(e) => fail_all(asks.into_iter().map(|(_, r)| r), &e),

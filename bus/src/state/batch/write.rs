@@ -1,25 +1,23 @@
 //! The write lane: claims, idempotency records, delivered marks, evidence and plugin rows of a batch, in one
-//! transaction and one commit.
+//! transaction and one commit — or, on a SQLite file, the core's rows on the lane's own connection
+//! (native.rs) after the evidence and plugin rows' sqlx transaction.
 
+use super::native::Core;
 use super::sql::{ROWS_PER_STATEMENT, list, padded, values};
-use super::{Claim, Db, MAX_BATCH, Reply, Write, fail_all};
+use super::{Claim, Db, MAX_BATCH, Reply, Standing, Write, fail_all};
+use crate::state::StateError;
 use crate::state::group::{GroupItem, GroupWriter};
-use crate::state::{Accepted, StateError};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Write operations of one batch, sorted and de-duplicated by key.
 #[derive(Default)]
 struct Batch {
-    /// The first record of a key wins, as with ON CONFLICT DO NOTHING.
-    ingress: BTreeMap<(String, String), (String, String, i64)>,
-    /// Claims: the first digest of a key wins; each asker is answered from the row that stands.
-    claims: BTreeMap<(String, String), (String, i64)>,
-    delivered: BTreeMap<(String, String, String), i64>,
+    core: Core,
     /// Evidence records in the order they came, and the key that signs them.
     evidence: Vec<(crate::evidence::Event, i64)>,
     evidence_setup: Option<Arc<crate::state::evidence::append::EvidenceSetup>>,
@@ -32,6 +30,7 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
             .record(ops.len() as f64);
         let started = std::time::Instant::now();
         let mut replies = Vec::with_capacity(ops.len());
+        let mut evidence_replies = Vec::new();
         let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
         let mut batch = Batch::default();
         let mut plugins: Vec<PluginGroup> = Vec::new();
@@ -46,6 +45,7 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     reply,
                 } => {
                     batch
+                        .core
                         .ingress
                         .entry((sender, id))
                         .or_insert((digest, accepted, at));
@@ -54,6 +54,7 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 Write::Claim { ask, reply } => {
                     let key = (ask.sender, ask.id);
                     batch
+                        .core
                         .claims
                         .entry(key.clone())
                         .or_insert((ask.digest.clone(), ask.at));
@@ -66,7 +67,11 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                     at,
                     reply,
                 } => {
-                    batch.delivered.entry((adapter, sender, id)).or_insert(at);
+                    batch
+                        .core
+                        .delivered
+                        .entry((adapter, sender, id))
+                        .or_insert(at);
                     replies.push(reply);
                 }
                 Write::Evidence {
@@ -77,7 +82,7 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 } => {
                     batch.evidence.push((event, at));
                     batch.evidence_setup = Some(setup);
-                    replies.push(reply);
+                    evidence_replies.push(reply);
                 }
                 Write::Plugin {
                     writer,
@@ -96,9 +101,17 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 },
             }
         }
-        let (result, plugin_results) = write_batch(&db, &batch, &mut plugins).await;
+        let (result, evidenced, plugin_results) = write_batch(&db, batch, &mut plugins).await;
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
             .record(started.elapsed().as_secs_f64());
+        match evidenced {
+            Ok(()) => {
+                for r in evidence_replies {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Err(e) => fail_all(evidence_replies.into_iter(), &e),
+        }
         match result {
             Ok(standing) => {
                 for r in replies {
@@ -140,13 +153,88 @@ struct PluginGroup {
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-/// What stands for each claimed key after the batch: (digest, accepted answer).
-type Standing = HashMap<(String, String), (Option<String>, Option<Accepted>)>;
+/// What a batch's writes came to: the core's rows (with what stands for each claim), the evidence records,
+/// and each plugin group.
+type Outcome = (
+    Result<Standing, StateError>,
+    Result<(), StateError>,
+    Vec<Result<(), StateError>>,
+);
+
+/// Writes a batch. Through sqlx alone: the core's rows, then each plugin group in its own savepoint, then the
+/// evidence records, one commit (when the core's rows or the commit fail, everything failed; a group whose
+/// savepoint was rolled back failed alone). On a SQLite file with the lane's own connection, for a batch
+/// without evidence records: the plugin groups in one sqlx transaction first, then the core's rows in one
+/// transaction of their own — so a message's tracking rows are committed no later than its idempotency record
+/// or delivered mark, and a crash between the two commits only repeats what is idempotent (a plugin's writer
+/// counts a message once; a redelivery finds no mark and delivers again, as after any crash before the mark).
+async fn write_batch(db: &Db, mut b: Batch, plugins: &mut [PluginGroup]) -> Outcome {
+    // Evidence records must commit with the rows they record (docs/evidence.md), so a batch holding any goes
+    // through sqlx whole.
+    let native = db.native.as_ref().filter(|_| b.evidence.is_empty());
+    let Some(native) = native else {
+        let (core, plugin) = write_all(db, &b, plugins).await;
+        let evidence = match &core {
+            Ok(_) => Ok(()),
+            Err(e) => Err(StateError::Batch(e.to_string())),
+        };
+        return (core, evidence, plugin);
+    };
+    let plugin = if plugins.is_empty() {
+        Vec::new()
+    } else {
+        match write_plugins(db, plugins).await {
+            Ok(results) => results,
+            Err(e) => all_failed(e, plugins.len()).1,
+        }
+    };
+    let core = std::mem::take(&mut b.core);
+    let standing = if core.is_empty() {
+        Ok(Standing::new())
+    } else {
+        let ns = db.ns.clone();
+        native
+            .run(move |conn| super::native::write_core(conn, &ns, &core))
+            .await
+    };
+    (standing, Ok(()), plugin)
+}
+
+/// The plugin groups, each in its savepoint, in one sqlx transaction. Answers each group's result, or the
+/// failure of the transaction.
+async fn write_plugins(
+    db: &Db,
+    plugins: &mut [PluginGroup],
+) -> Result<Vec<Result<(), StateError>>, StateError> {
+    let mut tx = db.pool.begin().await?;
+    let mut results = Vec::with_capacity(plugins.len());
+    for group in plugins.iter_mut() {
+        let items = std::mem::take(&mut group.items);
+        results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// The batch's evidence records, appended to the chain in `tx`.
+async fn append_evidence(
+    db: &Db,
+    b: &Batch,
+    tx: &mut sqlx::Transaction<'static, Any>,
+) -> Result<(), StateError> {
+    match &b.evidence_setup {
+        Some(setup) if !b.evidence.is_empty() => {
+            crate::state::evidence::append::append(tx, db.marks, &db.ns, &setup.signer, &b.evidence)
+                .await
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Writes the core's rows, then each plugin group in its own savepoint, and commits. Answers the core's result
 /// and one result per plugin group (a group whose savepoint was rolled back failed alone; when the core's
 /// rows or the commit fail, everything failed).
-async fn write_batch(
+async fn write_all(
     db: &Db,
     b: &Batch,
     plugins: &mut [PluginGroup],
@@ -155,7 +243,7 @@ async fn write_batch(
         Ok(tx) => tx,
         Err(e) => return all_failed(e.into(), plugins.len()),
     };
-    let standing = match write_core(db, b, &mut tx).await {
+    let standing = match write_core(db, &b.core, &mut tx).await {
         Ok(s) => s,
         Err(e) => return all_failed(e, plugins.len()),
     };
@@ -165,17 +253,7 @@ async fn write_batch(
         results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
     }
     // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
-    if let Some(setup) = &b.evidence_setup
-        && !b.evidence.is_empty()
-        && let Err(e) = crate::state::evidence::append::append(
-            &mut tx,
-            db.marks,
-            &db.ns,
-            &setup.signer,
-            &b.evidence,
-        )
-        .await
-    {
+    if let Err(e) = append_evidence(db, b, &mut tx).await {
         return all_failed(e, plugins.len());
     }
     match tx.commit().await {
@@ -216,7 +294,7 @@ async fn write_plugin(
 /// The core's rows of one batch, in the batch's transaction.
 async fn write_core(
     db: &Db,
-    b: &Batch,
+    b: &Core,
     tx: &mut sqlx::Transaction<'static, Any>,
 ) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
