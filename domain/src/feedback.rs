@@ -12,8 +12,10 @@
 use async_trait::async_trait;
 use lienthong_bus::message::Meta;
 use lienthong_bus::plugin::Observer;
-use lienthong_bus::state::{GroupItem, GroupWriter, StateStore, text};
-use sqlx::{AnyConnection, Row};
+use lienthong_bus::state::{
+    GroupConn, GroupError, GroupItem, GroupWriter, SqlValue, StateStore, text,
+};
+use sqlx::Row;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -120,10 +122,10 @@ struct Writer;
 impl GroupWriter for Writer {
     async fn write(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut dyn GroupConn,
         ns: &str,
         items: Vec<GroupItem>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), GroupError> {
         for item in items {
             let Ok(f) = item.downcast::<Fact>() else {
                 continue;
@@ -135,16 +137,17 @@ impl GroupWriter for Writer {
                     department,
                     received,
                 } => {
-                    sqlx::query(
+                    conn.execute(
                         "INSERT INTO lt_feedback (ns, sender, code, department, received)
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ns, sender, code) DO NOTHING",
+                        vec![
+                            SqlValue::from(ns),
+                            SqlValue::from(text(&sender)),
+                            SqlValue::from(text(&code)),
+                            SqlValue::from(text(&department)),
+                            SqlValue::from(received),
+                        ],
                     )
-                    .bind(ns)
-                    .bind(text(&sender))
-                    .bind(text(&code))
-                    .bind(text(&department))
-                    .bind(received)
-                    .execute(&mut *conn)
                     .await?;
                 }
                 Fact::Answered {
@@ -154,30 +157,33 @@ impl GroupWriter for Writer {
                     answered,
                 } => {
                     // Only the department it was sent to answers it; the first answer stands.
-                    let row = sqlx::query(
+                    let row = conn
+                        .fetch(
                         "SELECT received FROM lt_feedback
                          WHERE ns = $1 AND sender = $2 AND code = $3 AND department = $4 AND answered IS NULL",
+                        vec![
+                        SqlValue::from(ns),
+                        SqlValue::from(text(&to)),
+                        SqlValue::from(text(&code)),
+                        SqlValue::from(text(&department)),
+                        ],
                     )
-                    .bind(ns)
-                    .bind(text(&to))
-                    .bind(text(&code))
-                    .bind(text(&department))
-                    .fetch_optional(&mut *conn)
                     .await?;
-                    let Some(row) = row else { continue };
-                    let received: String = row.try_get("received")?;
+                    let Some(row) = row.first() else { continue };
+                    let received = row.text("received")?;
                     let secs = rules::seconds_between(&received, &answered).map(|s| s.max(0));
-                    sqlx::query(
+                    conn.execute(
                         "UPDATE lt_feedback SET answered = $5, answer_seconds = $6
                          WHERE ns = $1 AND sender = $2 AND code = $3 AND department = $4",
+                        vec![
+                            SqlValue::from(ns),
+                            SqlValue::from(text(&to)),
+                            SqlValue::from(text(&code)),
+                            SqlValue::from(text(&department)),
+                            SqlValue::from(answered),
+                            SqlValue::from(secs),
+                        ],
                     )
-                    .bind(ns)
-                    .bind(text(&to))
-                    .bind(text(&code))
-                    .bind(text(&department))
-                    .bind(answered)
-                    .bind(secs)
-                    .execute(&mut *conn)
                     .await?;
                 }
                 Fact::Rated {
@@ -187,19 +193,20 @@ impl GroupWriter for Writer {
                     score,
                     at,
                 } => {
-                    sqlx::query(
+                    conn.execute(
                         "INSERT INTO lt_rating (ns, sender, dossier, department, score, rated)
                          VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (ns, sender, dossier) DO UPDATE
                          SET department = excluded.department, score = excluded.score, rated = excluded.rated",
+                        vec![
+                        SqlValue::from(ns),
+                        SqlValue::from(text(&sender)),
+                        SqlValue::from(text(&dossier)),
+                        SqlValue::from(text(&department)),
+                        SqlValue::from(score),
+                        SqlValue::from(at),
+                        ],
                     )
-                    .bind(ns)
-                    .bind(text(&sender))
-                    .bind(text(&dossier))
-                    .bind(text(&department))
-                    .bind(score)
-                    .bind(at)
-                    .execute(&mut *conn)
                     .await?;
                 }
             }

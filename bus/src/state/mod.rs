@@ -47,7 +47,7 @@ mod url;
 pub use audit::AuditEntry;
 pub use dlq::{DLQ_PARKED, DLQ_PURGED, DLQ_REPLAYED, DlqEntry};
 pub use evidence::{EvidenceRecord, EvidenceSetup};
-pub use group::{GroupItem, GroupWriter};
+pub use group::{GroupConn, GroupError, GroupItem, GroupWriter, SqlRow, SqlValue};
 pub use schema::{Backend, Moved, TableSet, rename_copy};
 
 #[cfg(any(test, feature = "test-util"))]

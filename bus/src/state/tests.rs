@@ -920,30 +920,32 @@ struct MarkingWriter {
 impl GroupWriter for MarkingWriter {
     async fn write(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut dyn GroupConn,
         ns: &str,
         items: Vec<GroupItem>,
-    ) -> Result<(), sqlx::Error> {
-        let marks = match conn.backend_name() {
-            "PostgreSQL" => "($1, $2, $3, $4, $5)",
-            _ => "(?, ?, ?, ?, ?)",
+    ) -> Result<(), GroupError> {
+        let marks = match conn.dialect() {
+            Backend::Postgres => "($1, $2, $3, $4, $5)",
+            Backend::Sqlite => "(?, ?, ?, ?, ?)",
         };
         for item in items {
             let id = item.downcast::<String>().expect("a String item");
-            sqlx::query(&format!(
-                "INSERT INTO lt_delivered (ns, adapter, sender, message_id, delivered_ms) VALUES {marks}"
-            ))
-            .bind(ns)
-            .bind(format!("plugin-{}", self.name))
-            .bind("000.00.01.H53")
-            .bind(*id)
-            .bind(0_i64)
-            .execute(&mut *conn)
+            conn.execute(
+                &format!(
+                    "INSERT INTO lt_delivered (ns, adapter, sender, message_id, delivered_ms) VALUES {marks}"
+                ),
+                vec![
+                    ns.into(),
+                    format!("plugin-{}", self.name).into(),
+                    "000.00.01.H53".into(),
+                    (*id).into(),
+                    0_i64.into(),
+                ],
+            )
             .await?;
         }
         if self.fail {
-            sqlx::query("INSERT INTO lt_no_such_table (x) VALUES (1)")
-                .execute(&mut *conn)
+            conn.execute("INSERT INTO lt_no_such_table (x) VALUES (1)", Vec::new())
                 .await?;
         }
         Ok(())

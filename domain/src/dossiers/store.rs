@@ -19,9 +19,10 @@ use super::row::{COLUMNS, dossier_from_row};
 use super::rules::{self, Dossier, DueChange};
 use async_trait::async_trait;
 use lienthong_bus::message::now_millis;
-use lienthong_bus::state::{Backend, GroupItem, GroupWriter, StateStore, sql, text};
+use lienthong_bus::state::{
+    Backend, GroupConn, GroupError, GroupItem, GroupWriter, SqlValue, StateStore, sql, text,
+};
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -92,10 +93,10 @@ struct Writer {
 impl GroupWriter for Writer {
     async fn write(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut dyn GroupConn,
         ns: &str,
         items: Vec<GroupItem>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), GroupError> {
         // Per dossier, in arrival order; dossiers in code order.
         let mut dossiers: BTreeMap<String, Vec<(DossierFacts, i64)>> = BTreeMap::new();
         for item in items {
@@ -148,30 +149,31 @@ const WRITTEN: [&str; 21] = [
     "updated_ms",
 ];
 
-type Q<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-fn bind_dossier<'q>(q: Q<'q>, ns: &'q str, d: &Dossier) -> Q<'q> {
-    q.bind(ns)
-        .bind(text(&d.code))
-        .bind(text(&d.receiving_agency))
-        .bind(d.handler.as_deref().map(text))
-        .bind(text(&d.agency))
-        .bind(d.status)
-        .bind(d.local_status.as_deref().map(text))
-        .bind(d.procedure_code.as_deref().map(text))
-        .bind(d.procedure.as_deref().map(text))
-        .bind(d.received.clone())
-        .bind(d.received_key.clone())
-        .bind(d.due.clone())
-        .bind(d.finished.clone())
-        .bind(d.finished_status)
-        .bind(d.finished_due.clone())
-        .bind(d.events)
-        .bind(d.first_seen_ms)
-        .bind(text(&d.sender))
-        .bind(text(&d.last_type))
-        .bind(text(&d.last_message_id))
-        .bind(d.updated_ms)
+/// `d`'s values in [`WRITTEN`]'s order, appended to `p`.
+fn bind_dossier(p: &mut Vec<SqlValue>, ns: &str, d: &Dossier) {
+    p.extend([
+        ns.into(),
+        text(&d.code).into(),
+        text(&d.receiving_agency).into(),
+        d.handler.as_deref().map(text).into(),
+        text(&d.agency).into(),
+        d.status.into(),
+        d.local_status.as_deref().map(text).into(),
+        d.procedure_code.as_deref().map(text).into(),
+        d.procedure.as_deref().map(text).into(),
+        d.received.clone().into(),
+        d.received_key.clone().into(),
+        d.due.clone().into(),
+        d.finished.clone().into(),
+        d.finished_status.into(),
+        d.finished_due.clone().into(),
+        d.events.into(),
+        d.first_seen_ms.into(),
+        text(&d.sender).into(),
+        text(&d.last_type).into(),
+        text(&d.last_message_id).into(),
+        d.updated_ms.into(),
+    ]);
 }
 
 /// One event row: (code, sender, message id, the facts, when, the dossier's event count after it, what it did
@@ -191,11 +193,11 @@ type EventRow<'a> = (
 /// insert and its events. Only dossiers that already exist are read (under their lock), their messages already
 /// counted looked up, and written back: three more statements, for those alone.
 async fn write(
-    tx: &mut AnyConnection,
+    tx: &mut dyn GroupConn,
     backend: Backend,
     ns: &str,
     dossiers: &BTreeMap<String, Vec<(DossierFacts, i64)>>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), GroupError> {
     let all: Vec<(&String, &Vec<(DossierFacts, i64)>)> = dossiers.iter().collect();
     for chunk in all.chunks(CHUNK) {
         let (inserted, mut events) = insert_new(tx, backend, ns, chunk).await?;
@@ -238,11 +240,11 @@ fn fold<'a>(
 /// Answers the codes inserted (as stored) and their events; the others exist and are folded by
 /// [`fold_existing`].
 async fn insert_new<'a>(
-    tx: &mut AnyConnection,
+    tx: &mut dyn GroupConn,
     backend: Backend,
     ns: &str,
     chunk: &[(&String, &'a Vec<(DossierFacts, i64)>)],
-) -> Result<(std::collections::HashSet<String>, Vec<EventRow<'a>>), sqlx::Error> {
+) -> Result<(std::collections::HashSet<String>, Vec<EventRow<'a>>), GroupError> {
     let m = marks(backend);
     let mut built = Vec::with_capacity(chunk.len());
     let mut events_of: BTreeMap<String, Vec<EventRow<'a>>> = BTreeMap::new();
@@ -269,12 +271,12 @@ async fn insert_new<'a>(
         WRITTEN.join(", "),
         sql::values(m, built.len(), WRITTEN.len())
     );
-    let mut q: Q = sqlx::query(&sql);
+    let mut p = Vec::with_capacity(built.len() * WRITTEN.len());
     for d in &built {
-        q = bind_dossier(q, ns, d);
+        bind_dossier(&mut p, ns, d);
     }
-    for row in q.fetch_all(&mut *tx).await? {
-        inserted.insert(row.try_get::<String, _>(0)?);
+    for row in tx.fetch(&sql, p).await? {
+        inserted.insert(row.text("code")?);
     }
     let events = events_of
         .into_iter()
@@ -288,12 +290,12 @@ async fn insert_new<'a>(
 /// once, its facts already applied; by the event's key, so a dossier with thousands of events costs a few
 /// index probes), each new message folded in and kept in `events`. Answers the dossiers to write back.
 async fn fold_existing<'a>(
-    tx: &mut AnyConnection,
+    tx: &mut dyn GroupConn,
     backend: Backend,
     ns: &str,
     chunk: &[(&String, &'a Vec<(DossierFacts, i64)>)],
     events: &mut Vec<EventRow<'a>>,
-) -> Result<Vec<Dossier>, sqlx::Error> {
+) -> Result<Vec<Dossier>, GroupError> {
     let m = marks(backend);
     let lock = match backend {
         Backend::Postgres => " FOR UPDATE",
@@ -305,12 +307,10 @@ async fn fold_existing<'a>(
         "SELECT {COLUMNS} FROM lt_dossier WHERE ns = {} AND code IN ({list}){lock}",
         m.at(1)
     );
-    let mut q: Q = sqlx::query(&sql).bind(ns);
-    for c in &codes {
-        q = q.bind(c.as_str());
-    }
+    let mut p: Vec<SqlValue> = vec![ns.into()];
+    p.extend(codes.iter().map(|c| SqlValue::from(c.as_str())));
     let mut rows: BTreeMap<String, Dossier> = BTreeMap::new();
-    for row in q.fetch_all(&mut *tx).await? {
+    for row in tx.fetch(&sql, p).await? {
         let d = dossier_from_row(&row)?;
         rows.insert(d.code.clone(), d);
     }
@@ -330,23 +330,17 @@ async fn fold_existing<'a>(
         sql::list(m, 2 + codes.len(), senders.len()),
         sql::list(m, 2 + codes.len() + senders.len(), ids.len()),
     );
-    let mut q: Q = sqlx::query(&sql).bind(ns);
-    for c in &codes {
-        q = q.bind(c.as_str());
-    }
-    for s in &senders {
-        q = q.bind(*s);
-    }
-    for i in &ids {
-        q = q.bind(*i);
-    }
+    let mut p: Vec<SqlValue> = vec![ns.into()];
+    p.extend(codes.iter().map(|c| SqlValue::from(c.as_str())));
+    p.extend(senders.iter().map(|s| SqlValue::from(*s)));
+    p.extend(ids.iter().map(|i| SqlValue::from(*i)));
     let mut counted: std::collections::HashSet<(String, String, String)> =
         std::collections::HashSet::new();
-    for row in q.fetch_all(&mut *tx).await? {
+    for row in tx.fetch(&sql, p).await? {
         let key: (String, String, String) = (
-            row.try_get("code")?,
-            row.try_get("sender")?,
-            row.try_get("message_id")?,
+            row.text("code")?,
+            row.text("sender")?,
+            row.text("message_id")?,
         );
         if wanted.contains(&key) {
             counted.insert(key);
@@ -367,11 +361,11 @@ async fn fold_existing<'a>(
 
 /// The events of a chunk, [`CHUNK`] rows per statement.
 async fn insert_events(
-    tx: &mut AnyConnection,
+    tx: &mut dyn GroupConn,
     backend: Backend,
     ns: &str,
     events: &[EventRow<'_>],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), GroupError> {
     for part in events.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO lt_dossier_event (ns, code, sender, message_id, kind, status, note, at_ms, seq, due,
@@ -379,43 +373,44 @@ async fn insert_events(
              VALUES {}",
             sql::values(marks(backend), part.len(), 13)
         );
-        let mut q: Q = sqlx::query(&sql);
+        let mut p: Vec<SqlValue> = Vec::with_capacity(part.len() * 13);
         for (code, sender, id, f, at, seq, due) in part {
-            q = q
-                .bind(ns)
-                .bind(code.as_str())
-                .bind(sender.as_str())
-                .bind(id.as_str())
-                .bind(text(&f.kind))
-                .bind(f.status)
-                .bind(f.note.as_deref().map(text))
-                .bind(*at)
-                .bind(*seq)
-                .bind(f.due.clone())
-                .bind(match due {
+            p.extend([
+                ns.into(),
+                code.as_str().into(),
+                sender.as_str().into(),
+                id.as_str().into(),
+                text(&f.kind).into(),
+                f.status.into(),
+                f.note.as_deref().map(text).into(),
+                (*at).into(),
+                (*seq).into(),
+                f.due.clone().into(),
+                match due {
                     DueChange::None => None,
                     DueChange::Applied => Some(1i64),
                     DueChange::Ignored => Some(0i64),
-                })
-                .bind(f.step_deadline.clone())
-                .bind(
-                    f.step_at
-                        .clone()
-                        .unwrap_or_else(|| rules::vn14_from_millis(*at)),
-                );
+                }
+                .into(),
+                f.step_deadline.clone().into(),
+                f.step_at
+                    .clone()
+                    .unwrap_or_else(|| rules::vn14_from_millis(*at))
+                    .into(),
+            ]);
         }
-        q.execute(&mut *tx).await?;
+        tx.execute(&sql, p).await?;
     }
     Ok(())
 }
 
 /// Existing dossiers written back as folded.
 async fn upsert(
-    tx: &mut AnyConnection,
+    tx: &mut dyn GroupConn,
     backend: Backend,
     ns: &str,
     changed: &[Dossier],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), GroupError> {
     if changed.is_empty() {
         return Ok(());
     }
@@ -429,10 +424,10 @@ async fn upsert(
         sql::values(marks(backend), changed.len(), WRITTEN.len()),
         set.join(", ")
     );
-    let mut q: Q = sqlx::query(&sql);
+    let mut p = Vec::with_capacity(changed.len() * WRITTEN.len());
     for d in changed {
-        q = bind_dossier(q, ns, d);
+        bind_dossier(&mut p, ns, d);
     }
-    q.execute(&mut *tx).await?;
+    tx.execute(&sql, p).await?;
     Ok(())
 }

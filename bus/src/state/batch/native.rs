@@ -10,20 +10,25 @@
 //! hundreds of placeholders, and memory allocated on tokio's threads freed on the worker's.
 //!
 //! So on a SQLite file each lane has a thread of its own holding a plain connection to the same file: the
-//! lane hands it a whole batch as one job and gets the answers back in one hop. Statements are one row each,
-//! prepared once and kept prepared. Writes take the write lock at `BEGIN` (`IMMEDIATE`), so a batch waits in
-//! SQLite's busy handler for another writer (the sqlx pool's: dead-letter rows, retention, a plugin's
-//! tables) instead of failing half-way. The guarantees of the module above are unchanged: a caller is
-//! answered after its row is committed.
+//! lane hands it a whole batch as one job and gets the answers back in one hop. The core's statements are one
+//! row each, prepared once and kept prepared; plugins' writers (dossier tracking, feedback) run in the same
+//! transaction, each in its savepoint, through [`GroupConn`], as they do on sqlx. Writes take the write lock
+//! at `BEGIN` (`BEGIN IMMEDIATE`), so a batch waits in SQLite's busy handler for another writer (the sqlx
+//! pool's: dead-letter rows, retention) instead of failing half-way. The guarantees of the module above are
+//! unchanged: one commit per batch, and a caller is answered after its row is committed.
 //!
-//! PostgreSQL, in-memory SQLite, and everything outside the lanes keep going through sqlx.
+//! PostgreSQL, in-memory SQLite, batches holding evidence records (appended through sqlx, with the rows they
+//! record) and everything outside the lanes keep going through sqlx.
 
 use super::Standing;
-use crate::state::StateError;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use crate::state::group::{GroupConn, GroupError, GroupItem, GroupWriter, SqlRow, SqlValue};
+use crate::state::{Backend, StateError};
+use async_trait::async_trait;
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -46,7 +51,8 @@ impl Native {
             "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
         )
         .map_err(|e| e.to_string())?;
-        conn.set_prepared_statement_cache_capacity(16);
+        // The core's few statements and a plugin writer's, one text per chunk size.
+        conn.set_prepared_statement_cache_capacity(128);
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name(thread.into())
@@ -89,22 +95,74 @@ pub(super) struct Core {
     pub delivered: BTreeMap<(String, String, String), i64>,
 }
 
-impl Core {
-    pub fn is_empty(&self) -> bool {
-        self.ingress.is_empty() && self.claims.is_empty() && self.delivered.is_empty()
-    }
-}
+/// A plugin writer's items of one batch.
+pub(super) type Group = (Arc<dyn GroupWriter>, Vec<GroupItem>);
 
-/// Writes `core` in one transaction, in the order and with the answers of the sqlx path (write.rs): claims
-/// first, then records, then the claims that found a row already there are read back, then delivered marks.
-pub(super) fn write_core(
+/// Writes a batch in one transaction: the core's rows, then each plugin group in a savepoint of its own, one
+/// commit — the promises of the sqlx path (write.rs). Answers the core's result and one per group (a group
+/// whose savepoint was rolled back failed alone; when the core's rows or the commit fail, everything failed).
+pub(super) fn write_all(
     conn: &mut Connection,
     ns: &str,
     core: &Core,
-) -> Result<Standing, StateError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)?;
+    groups: Vec<Group>,
+) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+    let n = groups.len();
+    let failed = |e: StateError| {
+        let shown = e.to_string();
+        let plugins = (0..n)
+            .map(|_| Err(StateError::Batch(shown.clone())))
+            .collect();
+        (Err(e), plugins)
+    };
+    // Begun and ended by hand rather than with rusqlite's `Transaction`, which would borrow the connection
+    // that the plugins' writers are lent mutably (a `&mut Connection` may be lent across an await point).
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return failed(db(e));
+    }
+    let standing = match core_rows(conn, ns, core) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return failed(e);
+        }
+    };
+    let mut results = Vec::with_capacity(n);
+    for (writer, items) in groups {
+        results.push(write_group(conn, ns, writer.as_ref(), items));
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => (Ok(standing), results),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            failed(db(e))
+        }
+    }
+}
+
+/// One plugin group inside a savepoint of the batch's transaction.
+fn write_group(
+    conn: &mut Connection,
+    ns: &str,
+    writer: &dyn GroupWriter,
+    items: Vec<GroupItem>,
+) -> Result<(), StateError> {
+    conn.execute_batch("SAVEPOINT lt_plugin").map_err(db)?;
+    // The writer only awaits `InLane`, whose calls finish at once: nothing here waits on tokio.
+    let written = futures::executor::block_on(writer.write(&mut InLane { conn }, ns, items));
+    match written {
+        Ok(()) => conn.execute_batch("RELEASE lt_plugin").map_err(db),
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO lt_plugin; RELEASE lt_plugin")
+                .map_err(db)?;
+            Err(StateError::Batch(e.0))
+        }
+    }
+}
+
+/// The core's rows, in the order and with the answers of the sqlx path (write.rs): claims first, then records,
+/// then the claims that found a row already there are read back, then delivered marks.
+fn core_rows(tx: &Connection, ns: &str, core: &Core) -> Result<Standing, StateError> {
     let mut standing = Standing::new();
     {
         let mut unsure: Vec<&(String, String)> = Vec::new();
@@ -174,7 +232,6 @@ pub(super) fn write_core(
                 .map_err(db)?;
         }
     }
-    tx.commit().map_err(db)?;
     Ok(standing)
 }
 
@@ -224,4 +281,87 @@ pub(super) fn delivered(
         }
     }
     Ok(found)
+}
+
+/// [`GroupConn`] on a lane's own connection, inside its transaction.
+struct InLane<'a> {
+    conn: &'a mut Connection,
+}
+
+fn value(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Int(Some(i)) => Value::Integer(i),
+        SqlValue::Text(Some(t)) => Value::Text(t),
+        SqlValue::Int(None) | SqlValue::Text(None) => Value::Null,
+    }
+}
+
+/// Binds `params` in order: the n-th to `$n` where the statement is written with numbered placeholders
+/// (SQLite numbers `$n` by first appearance, so `SET a = $5 … WHERE ns = $1` must be bound by name), else to
+/// the n-th `?`.
+fn bind(
+    stmt: &mut rusqlite::Statement<'_>,
+    sql: &str,
+    params: Vec<SqlValue>,
+) -> rusqlite::Result<()> {
+    let numbered = sql.contains('$');
+    for (i, p) in params.into_iter().enumerate() {
+        let at = if numbered {
+            let name = format!("${}", i + 1);
+            match stmt.parameter_index(&name)? {
+                Some(at) => at,
+                None => return Err(rusqlite::Error::InvalidParameterName(name)),
+            }
+        } else {
+            i + 1
+        };
+        stmt.raw_bind_parameter(at, value(p))?;
+    }
+    Ok(())
+}
+
+fn group_error(e: rusqlite::Error) -> GroupError {
+    GroupError(e.to_string())
+}
+
+#[async_trait]
+impl GroupConn for InLane<'_> {
+    fn dialect(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, GroupError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(group_error)?;
+        bind(&mut stmt, sql, params).map_err(group_error)?;
+        let changed = stmt.raw_execute().map_err(group_error)?;
+        Ok(changed as u64)
+    }
+
+    async fn fetch(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, GroupError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(group_error)?;
+        let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
+        bind(&mut stmt, sql, params).map_err(group_error)?;
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(group_error)? {
+            let mut values = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                values.push(match row.get_ref(i).map_err(group_error)? {
+                    ValueRef::Null => SqlValue::Text(None),
+                    ValueRef::Integer(v) => SqlValue::Int(Some(v)),
+                    ValueRef::Text(t) => {
+                        SqlValue::Text(Some(String::from_utf8_lossy(t).into_owned()))
+                    }
+                    ValueRef::Real(_) | ValueRef::Blob(_) => {
+                        return Err(GroupError(format!(
+                            "column `{}` holds neither an integer nor a text",
+                            names[i]
+                        )));
+                    }
+                });
+            }
+            out.push(SqlRow::new(names.clone(), values));
+        }
+        Ok(out)
+    }
 }

@@ -1,6 +1,6 @@
 //! The write lane: claims, idempotency records, delivered marks, evidence and plugin rows of a batch, in one
-//! transaction and one commit — or, on a SQLite file, the core's rows on the lane's own connection
-//! (native.rs) after the evidence and plugin rows' sqlx transaction.
+//! transaction and one commit — on a SQLite file, for a batch without evidence records, on the lane's own
+//! connection (native.rs).
 
 use super::native::Core;
 use super::sql::{ROWS_PER_STATEMENT, list, padded, values};
@@ -161,16 +161,13 @@ type Outcome = (
     Vec<Result<(), StateError>>,
 );
 
-/// Writes a batch. Through sqlx alone: the core's rows, then each plugin group in its own savepoint, then the
-/// evidence records, one commit (when the core's rows or the commit fail, everything failed; a group whose
-/// savepoint was rolled back failed alone). On a SQLite file with the lane's own connection, for a batch
-/// without evidence records: the plugin groups in one sqlx transaction first, then the core's rows in one
-/// transaction of their own — so a message's tracking rows are committed no later than its idempotency record
-/// or delivered mark, and a crash between the two commits only repeats what is idempotent (a plugin's writer
-/// counts a message once; a redelivery finds no mark and delivers again, as after any crash before the mark).
+/// Writes a batch: the core's rows, then each plugin group in its own savepoint, then the evidence records, one
+/// commit (when the core's rows or the commit fail, everything failed; a group whose savepoint was rolled back
+/// failed alone). On a SQLite file, a batch without evidence records goes to the lane's own connection
+/// (native.rs) as one job, with the same promises.
 async fn write_batch(db: &Db, mut b: Batch, plugins: &mut [PluginGroup]) -> Outcome {
-    // Evidence records must commit with the rows they record (docs/evidence.md), so a batch holding any goes
-    // through sqlx whole.
+    // Evidence records are appended through sqlx (state/evidence/append.rs), so a batch holding any goes
+    // through sqlx whole and they still commit with the rows they record (docs/evidence.md).
     let native = db.native.as_ref().filter(|_| b.evidence.is_empty());
     let Some(native) = native else {
         let (core, plugin) = write_all(db, &b, plugins).await;
@@ -180,40 +177,22 @@ async fn write_batch(db: &Db, mut b: Batch, plugins: &mut [PluginGroup]) -> Outc
         };
         return (core, evidence, plugin);
     };
-    let plugin = if plugins.is_empty() {
-        Vec::new()
-    } else {
-        match write_plugins(db, plugins).await {
-            Ok(results) => results,
-            Err(e) => all_failed(e, plugins.len()).1,
-        }
-    };
     let core = std::mem::take(&mut b.core);
-    let standing = if core.is_empty() {
-        Ok(Standing::new())
-    } else {
-        let ns = db.ns.clone();
-        native
-            .run(move |conn| super::native::write_core(conn, &ns, &core))
-            .await
-    };
-    (standing, Ok(()), plugin)
-}
-
-/// The plugin groups, each in its savepoint, in one sqlx transaction. Answers each group's result, or the
-/// failure of the transaction.
-async fn write_plugins(
-    db: &Db,
-    plugins: &mut [PluginGroup],
-) -> Result<Vec<Result<(), StateError>>, StateError> {
-    let mut tx = db.pool.begin().await?;
-    let mut results = Vec::with_capacity(plugins.len());
-    for group in plugins.iter_mut() {
-        let items = std::mem::take(&mut group.items);
-        results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
+    let groups: Vec<super::native::Group> = plugins
+        .iter_mut()
+        .map(|g| (g.writer.clone(), std::mem::take(&mut g.items)))
+        .collect();
+    let (n, ns) = (groups.len(), db.ns.clone());
+    match native
+        .run(move |conn| Ok(super::native::write_all(conn, &ns, &core, groups)))
+        .await
+    {
+        Ok((standing, plugin)) => (standing, Ok(()), plugin),
+        Err(e) => {
+            let (standing, plugin) = all_failed(e, n);
+            (standing, Ok(()), plugin)
+        }
     }
-    tx.commit().await?;
-    Ok(results)
 }
 
 /// The batch's evidence records, appended to the chain in `tx`.
@@ -282,11 +261,19 @@ async fn write_plugin(
 ) -> Result<(), StateError> {
     use sqlx::Connection;
     let mut savepoint = (**tx).begin().await?;
-    match writer.write(&mut savepoint, &db.ns, items).await {
+    let backend = match db.marks {
+        super::Marks::Numbered => crate::state::Backend::Postgres,
+        super::Marks::Anonymous => crate::state::Backend::Sqlite,
+    };
+    let mut conn = crate::state::group::SqlxConn {
+        conn: &mut savepoint,
+        backend,
+    };
+    match writer.write(&mut conn, &db.ns, items).await {
         Ok(()) => Ok(savepoint.commit().await?),
         Err(e) => {
             savepoint.rollback().await?;
-            Err(e.into())
+            Err(StateError::Batch(e.0))
         }
     }
 }
