@@ -1268,3 +1268,41 @@ async fn lane_and_pool_writers_share_a_sqlite_file_under_load() {
             .unwrap()
     );
 }
+
+/// A plugin writer that panics.
+struct PanickingWriter;
+
+#[async_trait::async_trait]
+impl GroupWriter for PanickingWriter {
+    async fn write(
+        &self,
+        _conn: &mut dyn GroupConn,
+        _ns: &str,
+        _items: Vec<GroupItem>,
+    ) -> Result<(), GroupError> {
+        panic!("a plugin's bug");
+    }
+}
+
+/// A writer that panics on the lane's own connection fails its callers, and the lane goes on: later claims and
+/// marks are written and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_plugin_writer_does_not_stop_the_lanes_own_connection() {
+    let db = db(Kind::Sqlite).await;
+    let s = &db.store;
+    assert!(s.lanes_own_connections());
+    let bad: Arc<dyn GroupWriter> = Arc::new(PanickingWriter);
+    assert!(s.group_write(bad, Box::new(())).await.is_err());
+    s.mark_delivered("tax", "000.00.01.H53", "after")
+        .await
+        .unwrap();
+    assert!(
+        s.was_delivered("tax", "000.00.01.H53", "after")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.ingress_claim("000.00.01.H53", "k", "d").await.unwrap(),
+        Claim::Same(None)
+    );
+}

@@ -59,7 +59,12 @@ impl Native {
             .spawn(move || {
                 let mut conn = conn;
                 while let Ok(job) = rx.recv() {
-                    job(&mut conn);
+                    // A job that panics (a plugin's writer, say) fails the callers of its batch (their reply
+                    // is dropped), not the lane: what it left open is rolled back and the thread goes on.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                    if std::panic::catch_unwind(run).is_err() && !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
                 }
             })
             .map_err(|e| e.to_string())?;
