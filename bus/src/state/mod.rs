@@ -170,7 +170,12 @@ pub(crate) fn opt_time_field(
 /// The database file a SQLite URL names, when it is a file on disk (not an in-memory database).
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    if url.contains(":memory:") || query.split('&').any(|kv| kv == "mode=memory") {
+    // In memory: other connections would see another database. Read-only: the lanes' connections write.
+    if url.contains(":memory:")
+        || query
+            .split('&')
+            .any(|kv| kv == "mode=memory" || kv == "mode=ro")
+    {
         return None;
     }
     let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;

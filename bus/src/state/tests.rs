@@ -1186,6 +1186,7 @@ async fn the_lanes_of_a_sqlite_file_have_their_own_connections() {
     );
     assert_eq!(sqlite_file("sqlite::memory:"), None);
     assert_eq!(sqlite_file(&format!("sqlite://{path}?mode=memory")), None);
+    assert_eq!(sqlite_file(&format!("sqlite://{path}?mode=ro")), None);
     assert_eq!(
         sqlite_file("sqlite:///no/such/folder/state.db?mode=rwc"),
         None

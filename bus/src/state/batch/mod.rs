@@ -133,6 +133,16 @@ pub(super) struct Lanes {
 /// What stands for each claimed key after a write batch: (digest, accepted answer).
 type Standing = std::collections::HashMap<(String, String), (Option<String>, Option<Accepted>)>;
 
+/// An `lt_ingress.accepted` cell read back: the answer recorded, if any.
+fn accepted_from(json: Option<&str>) -> Result<Option<Accepted>, StateError> {
+    json.map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StateError::Corrupt {
+            table: "lt_ingress",
+            detail: e.to_string(),
+        })
+}
+
 fn stopped() -> StateError {
     StateError::Batch("the state store's worker has stopped".into())
 }

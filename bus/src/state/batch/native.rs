@@ -216,13 +216,7 @@ fn core_rows(tx: &Connection, ns: &str, core: &Core) -> Result<Standing, StateEr
                 .optional()
                 .map_err(db)?;
             if let Some((digest, accepted)) = row {
-                let accepted = accepted
-                    .map(|json| serde_json::from_str(&json))
-                    .transpose()
-                    .map_err(|e| StateError::Corrupt {
-                        table: "lt_ingress",
-                        detail: e.to_string(),
-                    })?;
+                let accepted = super::accepted_from(accepted.as_deref())?;
                 standing.insert(key.clone(), (digest, accepted));
             }
         }

@@ -113,15 +113,8 @@ async fn answer_ingress(db: &Db, sender: &str, asks: Asks<Option<Accepted>>) {
     match found {
         Ok(found) => {
             for (id, reply) in asks {
-                let answer = match found.get(&id) {
-                    None => Ok(None),
-                    Some(json) => serde_json::from_str(json.as_deref().unwrap_or_default())
-                        .map(Some)
-                        .map_err(|e| StateError::Corrupt {
-                            table: "lt_ingress",
-                            detail: e.to_string(),
-                        }),
-                };
+                let answer =
+                    super::accepted_from(found.get(&id).map(|j| j.as_deref().unwrap_or_default()));
                 let _ = reply.send(answer);
             }
         }

@@ -361,13 +361,7 @@ async fn write_core(
                 let id: String = row.try_get("client_id")?;
                 let digest: Option<String> = row.try_get("digest")?;
                 let accepted: Option<String> = row.try_get("accepted")?;
-                let accepted = accepted
-                    .map(|json| serde_json::from_str(&json))
-                    .transpose()
-                    .map_err(|e| StateError::Corrupt {
-                        table: "lt_ingress",
-                        detail: e.to_string(),
-                    })?;
+                let accepted = super::accepted_from(accepted.as_deref())?;
                 standing.insert((sender.to_owned(), id), (digest, accepted));
             }
         }
