@@ -133,6 +133,19 @@ pub(super) struct Lanes {
 /// What stands for each claimed key after a write batch: (digest, accepted answer).
 type Standing = std::collections::HashMap<(String, String), (Option<String>, Option<Accepted>)>;
 
+/// What a write batch came to: the core's rows and evidence records (with what stands for each claim), and
+/// each plugin group.
+type Outcome = (Result<Standing, StateError>, Vec<Result<(), StateError>>);
+
+/// The outcome of a write batch that failed as a whole, for `groups` plugin groups.
+fn all_failed(e: StateError, groups: usize) -> Outcome {
+    let shown = e.to_string();
+    let plugin = (0..groups)
+        .map(|_| Err(StateError::Batch(shown.clone())))
+        .collect();
+    (Err(e), plugin)
+}
+
 /// An `lt_ingress.accepted` cell read back: the answer recorded, if any.
 fn accepted_from(json: Option<&str>) -> Result<Option<Accepted>, StateError> {
     json.map(serde_json::from_str)

@@ -111,15 +111,9 @@ pub(super) fn write_all(
     ns: &str,
     core: &Core,
     groups: Vec<Group>,
-) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+) -> super::Outcome {
     let n = groups.len();
-    let failed = |e: StateError| {
-        let shown = e.to_string();
-        let plugins = (0..n)
-            .map(|_| Err(StateError::Batch(shown.clone())))
-            .collect();
-        (Err(e), plugins)
-    };
+    let failed = |e: StateError| super::all_failed(e, n);
     // Begun and ended by hand rather than with rusqlite's `Transaction`, which would borrow the connection
     // that the plugins' writers are lent mutably (a `&mut Connection` may be lent across an await point).
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {

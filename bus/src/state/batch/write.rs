@@ -4,7 +4,7 @@
 
 use super::native::Core;
 use super::sql::{ROWS_PER_STATEMENT, list, padded, values};
-use super::{Claim, Db, MAX_BATCH, Reply, Standing, Write, fail_all};
+use super::{Claim, Db, MAX_BATCH, Outcome, Reply, Standing, Write, all_failed, fail_all};
 use crate::state::StateError;
 use crate::state::group::{GroupItem, GroupWriter};
 use sqlx::any::AnyArguments;
@@ -30,7 +30,6 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
             .record(ops.len() as f64);
         let started = std::time::Instant::now();
         let mut replies = Vec::with_capacity(ops.len());
-        let mut evidence_replies = Vec::new();
         let mut claim_replies: Vec<((String, String), String, Reply<Claim>)> = Vec::new();
         let mut batch = Batch::default();
         let mut plugins: Vec<PluginGroup> = Vec::new();
@@ -82,7 +81,7 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 } => {
                     batch.evidence.push((event, at));
                     batch.evidence_setup = Some(setup);
-                    evidence_replies.push(reply);
+                    replies.push(reply);
                 }
                 Write::Plugin {
                     writer,
@@ -101,17 +100,9 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 },
             }
         }
-        let (result, evidenced, plugin_results) = write_batch(&db, batch, &mut plugins).await;
+        let (result, plugin_results) = write_batch(&db, batch, &mut plugins).await;
         metrics::histogram!("lienthong_state_batch_seconds", "lane" => "write")
             .record(started.elapsed().as_secs_f64());
-        match evidenced {
-            Ok(()) => {
-                for r in evidence_replies {
-                    let _ = r.send(Ok(()));
-                }
-            }
-            Err(e) => fail_all(evidence_replies.into_iter(), &e),
-        }
         match result {
             Ok(standing) => {
                 for r in replies {
@@ -153,14 +144,6 @@ struct PluginGroup {
 
 type Q<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-/// What a batch's writes came to: the core's rows (with what stands for each claim), the evidence records,
-/// and each plugin group.
-type Outcome = (
-    Result<Standing, StateError>,
-    Result<(), StateError>,
-    Vec<Result<(), StateError>>,
-);
-
 /// Writes a batch: the core's rows, then each plugin group in its own savepoint, then the evidence records, one
 /// commit (when the core's rows or the commit fail, everything failed; a group whose savepoint was rolled back
 /// failed alone). On a SQLite file, a batch without evidence records goes to the lane's own connection
@@ -170,12 +153,7 @@ async fn write_batch(db: &Db, mut b: Batch, plugins: &mut [PluginGroup]) -> Outc
     // through sqlx whole and they still commit with the rows they record (docs/evidence.md).
     let native = db.native.as_ref().filter(|_| b.evidence.is_empty());
     let Some(native) = native else {
-        let (core, plugin) = write_all(db, &b, plugins).await;
-        let evidence = match &core {
-            Ok(_) => Ok(()),
-            Err(e) => Err(StateError::Batch(e.to_string())),
-        };
-        return (core, evidence, plugin);
+        return write_all(db, &b, plugins).await;
     };
     let core = std::mem::take(&mut b.core);
     let groups: Vec<super::native::Group> = plugins
@@ -187,37 +165,15 @@ async fn write_batch(db: &Db, mut b: Batch, plugins: &mut [PluginGroup]) -> Outc
         .run(move |conn| Ok(super::native::write_all(conn, &ns, &core, groups)))
         .await
     {
-        Ok((standing, plugin)) => (standing, Ok(()), plugin),
-        Err(e) => {
-            let (standing, plugin) = all_failed(e, n);
-            (standing, Ok(()), plugin)
-        }
-    }
-}
-
-/// The batch's evidence records, appended to the chain in `tx`.
-async fn append_evidence(
-    db: &Db,
-    b: &Batch,
-    tx: &mut sqlx::Transaction<'static, Any>,
-) -> Result<(), StateError> {
-    match &b.evidence_setup {
-        Some(setup) if !b.evidence.is_empty() => {
-            crate::state::evidence::append::append(tx, db.marks, &db.ns, &setup.signer, &b.evidence)
-                .await
-        }
-        _ => Ok(()),
+        Ok(outcome) => outcome,
+        Err(e) => all_failed(e, n),
     }
 }
 
 /// Writes the core's rows, then each plugin group in its own savepoint, and commits. Answers the core's result
 /// and one result per plugin group (a group whose savepoint was rolled back failed alone; when the core's
 /// rows or the commit fail, everything failed).
-async fn write_all(
-    db: &Db,
-    b: &Batch,
-    plugins: &mut [PluginGroup],
-) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
+async fn write_all(db: &Db, b: &Batch, plugins: &mut [PluginGroup]) -> Outcome {
     let mut tx = match db.pool.begin().await {
         Ok(tx) => tx,
         Err(e) => return all_failed(e.into(), plugins.len()),
@@ -232,24 +188,23 @@ async fn write_all(
         results.push(write_plugin(db, &mut tx, group.writer.as_ref(), items).await);
     }
     // Last, so the chain's tip is locked only for these few statements (see state/evidence.rs).
-    if let Err(e) = append_evidence(db, b, &mut tx).await {
+    if let Some(setup) = &b.evidence_setup
+        && !b.evidence.is_empty()
+        && let Err(e) = crate::state::evidence::append::append(
+            &mut tx,
+            db.marks,
+            &db.ns,
+            &setup.signer,
+            &b.evidence,
+        )
+        .await
+    {
         return all_failed(e, plugins.len());
     }
     match tx.commit().await {
         Ok(()) => (Ok(standing), results),
         Err(e) => all_failed(e.into(), plugins.len()),
     }
-}
-
-fn all_failed(
-    e: StateError,
-    groups: usize,
-) -> (Result<Standing, StateError>, Vec<Result<(), StateError>>) {
-    let shown = e.to_string();
-    let plugin = (0..groups)
-        .map(|_| Err(StateError::Batch(shown.clone())))
-        .collect();
-    (Err(e), plugin)
 }
 
 /// One plugin group inside a savepoint of the batch's transaction.
