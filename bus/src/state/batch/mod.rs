@@ -37,12 +37,11 @@ pub(crate) use sql::Marks;
 
 /// What a lane works on: the pool, its placeholder style, the namespace every row belongs to, and on a SQLite
 /// file the lane's own connection for the core's rows (native.rs).
-#[derive(Clone)]
 struct Db {
     pool: AnyPool,
     marks: Marks,
     ns: Arc<str>,
-    native: Option<Arc<native::Native>>,
+    native: Option<native::Native>,
 }
 
 /// Most operations one lane answers at once.
@@ -173,7 +172,7 @@ impl Lanes {
         let (writes, write_rx) = mpsc::channel(LANE_CAPACITY);
         let open = |thread: &str| {
             sqlite_file
-                .map(|f| native::Native::open(f, thread).map(Arc::new))
+                .map(|f| native::Native::open(f, thread))
                 .transpose()
         };
         let read_db = Db {
