@@ -107,10 +107,15 @@ pub fn now_millis() -> i64 {
 }
 
 /// A fresh W3C `traceparent` (version 00, random trace and span ids, sampled).
+///
+/// The ids come from a per-thread generator (`fastrand`, seeded when a thread first asks), not from the OS for
+/// each message: a trace id must be unique, not secret, and asking the kernel twice per message cost two
+/// `getrandom` system calls on every message that arrived without a `traceparent` (BENCHMARKS.md, "a tenth
+/// look"). Neither id is ever all zeros, which the W3C format forbids.
 pub fn new_traceparent() -> String {
-    let t = uuid::Uuid::new_v4().simple().to_string();
-    let s = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    format!("00-{t}-{s}-01")
+    let trace = fastrand::u128(1..);
+    let span = fastrand::u64(1..);
+    format!("00-{trace:032x}-{span:016x}-01")
 }
 
 /// True for a syntactically valid W3C `traceparent`.
@@ -159,5 +164,12 @@ mod tests {
     fn traceparents_are_well_formed() {
         assert!(is_traceparent(&new_traceparent()));
         assert!(!is_traceparent("00-xyz"));
+        // Fresh ids each time, from every thread.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            assert!(seen.insert(new_traceparent()));
+        }
+        let other = std::thread::spawn(new_traceparent).join().unwrap();
+        assert!(seen.insert(other));
     }
 }
