@@ -175,8 +175,8 @@ async fn the_31st_lookup_in_a_minute_gets_429() {
     assert_eq!(status, 429, "{body}");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(
-        (1..=2).contains(&wait),
-        "one lookup comes back every 2 s: {wait}"
+        (55..=61).contains(&wait),
+        "the first lookup leaves the minute's window about a minute after it was made: {wait}"
     );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "rate_limited");

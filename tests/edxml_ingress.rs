@@ -785,3 +785,47 @@ async fn the_same_document_posted_twice_is_accepted_once_and_delivered_once() {
     assert_eq!(visible_files(&folder), want);
     bus.stop().await;
 }
+
+#[tokio::test]
+async fn a_document_the_bus_carried_has_its_receivers_first_status_checked() {
+    let rx = Receiver::start().await;
+    let out = tempfile::tempdir().unwrap();
+    let folder = out.path().join("stp");
+    let bus = status_bus("xml-carried", &rx, &folder).await;
+    let (s, a) = post_xml(&bus, "H40", &package(&document(H40, &[STP], 710), &[])).await;
+    assert_eq!(s, 202, "{a}");
+    // The bus carried document 710 to STP: "no 06 before 03" holds from its first status on.
+    for bad in ["06", "05", "04"] {
+        let (s, a) = post_xml(&bus, "STP", &status(710, bad, 0)).await;
+        expect_error(s, &a, 422, "invalid_transition");
+    }
+    let (s, a) = post_xml(&bus, "STP", &status(710, "01", 1)).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = post_xml(&bus, "STP", &status(710, "03", 2)).await;
+    assert_eq!(s, 202, "{a}");
+    let (s, a) = post_xml(&bus, "STP", &status(710, "06", 3)).await;
+    assert_eq!(s, 202, "{a}");
+    // A document it never carried: the receiver's first status is taken as reported.
+    let (s, a) = post_xml(&bus, "STP", &status(711, "06", 0)).await;
+    assert_eq!(s, 202, "{a}");
+    let doc_id = document_id(H40, 710);
+    let url =
+        reqwest::Url::parse_with_params(&bus.admin("/v1/documents"), &[("id", &doc_id)]).unwrap();
+    let view: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let judged: Vec<&str> = view["receivers"][0]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["judged"].as_str().unwrap())
+        .collect();
+    assert_eq!(judged, ["checked", "checked", "checked"], "{view}");
+    // Asking without saying which document is a bad query, not a missing document.
+    let r = reqwest::get(bus.admin("/v1/documents")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_query", "{v}");
+    // 01, 03, 06 of 710 and 06 of 711 went back to H40; none of the refused ones.
+    let calls = rx.wait_calls(4, Duration::from_secs(30)).await;
+    assert_eq!(calls.len(), 4);
+    bus.stop().await;
+}

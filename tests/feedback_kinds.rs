@@ -102,7 +102,11 @@ fn the_schemas_take_what_they_document_and_point_at_what_they_refuse() {
                 v.as_object_mut().unwrap().remove("NoiDung");
                 v
             },
-            &["/payload", "/payload/LoaiPhanAnh", "/payload/NgayGui"],
+            &[
+                "/payload/LoaiPhanAnh",
+                "/payload/NgayGui",
+                "/payload/NoiDung",
+            ],
         ),
         (
             "feedback.submitted",
@@ -113,8 +117,8 @@ fn the_schemas_take_what_they_document_and_point_at_what_they_refuse() {
                 v
             },
             &[
-                "/payload/NguoiGui",
                 "/payload/NguoiGui/Email",
+                "/payload/NguoiGui/HoTen",
                 "/payload/TepDinhKem/0",
             ],
         ),
@@ -135,7 +139,7 @@ fn the_schemas_take_what_they_document_and_point_at_what_they_refuse() {
                 v
             },
             // A transfer must say to whom.
-            &["/payload"],
+            &["/payload/ChuyenDen"],
         ),
         (
             "feedback.answered",

@@ -355,8 +355,8 @@ async fn every_error_code_is_answered() {
     assert!(paths.contains(&"/payload/NgayHenTra"), "{paths:?}");
     assert!(paths.contains(&"/payload/TrangThaiHoSo"), "{paths:?}");
     assert!(
-        paths.contains(&"/payload"),
-        "missing ChuHoSo is reported at the object: {paths:?}"
+        paths.contains(&"/payload/ChuHoSo"),
+        "missing ChuHoSo is reported where it should be: {paths:?}"
     );
 
     let (s, a) = bus

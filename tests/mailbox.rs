@@ -190,16 +190,26 @@ async fn an_agency_fetches_acks_and_refuses_its_own_messages_and_no_one_elses() 
             (404, Some("not_found")),
             "{v}"
         );
-        let (s, _) = get(inbox_url(&base, "mb-a", ""), Some(token)).await;
+        // A message waiting in another agency's mailbox is refused, not reported missing.
+        let (s, v) = get(inbox_url(&base, "mb-a", ""), Some(token)).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{v}"
+        );
+        for action in ["ack", "nack"] {
+            let r = call(
+                reqwest::Method::POST,
+                &inbox_url(&base, "mb-a", action),
+                Some(token),
+                Some(serde_json::json!({"reason": "not mine"})),
+            )
+            .await;
+            assert_eq!(r.status().as_u16(), 403, "{action}");
+        }
+        // An id no mailbox holds is simply not found.
+        let (s, _) = get(inbox_url(&base, "mb-none", ""), Some(token)).await;
         assert_eq!(s, 404);
-        let r = call(
-            reqwest::Method::POST,
-            &inbox_url(&base, "mb-a", "ack"),
-            Some(token),
-            None,
-        )
-        .await;
-        assert_eq!(r.status().as_u16(), 404);
     }
     let (s, v) = get(format!("{base}/v1/inbox?limit=0"), Some("STP")).await;
     assert_eq!(

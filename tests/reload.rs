@@ -243,6 +243,52 @@ async fn a_broken_reload_changes_nothing_and_names_each_problem() {
     bus.stop().await;
 }
 
+#[tokio::test]
+async fn a_renamed_or_added_agency_shows_by_its_new_name_after_a_reload() {
+    let rx = Receiver::start().await;
+    let bus = TestBus::start(
+        "reload-names",
+        &(webhook("stp-hook", &rx.url()) + &route("to-stp", "stp-hook")),
+    )
+    .await;
+    let name_of = |stats: &serde_json::Value, code: &str| {
+        stats["agencies"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["agency"] == code))
+            .map(|r| r["name"].clone())
+    };
+    let stats = bus.admin_json("/v1/stats/on-time").await.unwrap();
+    assert_eq!(
+        name_of(&stats, STP),
+        Some(serde_json::json!("Sở Tư pháp")),
+        "{stats}"
+    );
+    let file = config_file(&bus);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            "name = \"Sở Tư pháp\"",
+            "name = \"Sở Tư pháp tỉnh Nam Định\"",
+        ) + "\n[[agencies]]\ncode = \"000.00.15.H40\"\nname = \"Sở Xây dựng\"\n",
+    )
+    .unwrap();
+    let (status, answer) = reload(&bus).await;
+    assert_eq!(status, 200, "{answer}");
+    let stats = bus.admin_json("/v1/stats/on-time").await.unwrap();
+    assert_eq!(
+        name_of(&stats, STP),
+        Some(serde_json::json!("Sở Tư pháp tỉnh Nam Định")),
+        "{stats}"
+    );
+    assert_eq!(
+        name_of(&stats, "000.00.15.H40"),
+        Some(serde_json::json!("Sở Xây dựng")),
+        "{stats}"
+    );
+    bus.stop().await;
+}
+
 /// A receiver that takes `delay` over each request, so messages wait in the adapter's queue.
 async fn slow_receiver(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
     let got: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -76,6 +76,36 @@ fn good_tls_files_pass_and_a_certificate_expiring_soon_is_a_warning() {
 }
 
 #[test]
+fn an_adapters_certificate_expiring_soon_is_a_warning_even_beside_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = pki::ca("Adapter CA");
+    std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
+    pki::server(&ca, d, "client", 10);
+    let text = config(&repo().join("schemas"), "", "").replace(
+        "url = \"http://127.0.0.1:9101/inbox\"",
+        "url = \"http://127.0.0.1:9101/inbox\"\ntls = { ca = \"ca.pem\", client_cert = \"client.pem\", client_key = \"client.key\" }",
+    );
+    let (code, out, err) = check(d, &text);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("warning: adapters[0].tls.client_cert:")
+                && l.contains("expires on")),
+        "{out}"
+    );
+    // A problem elsewhere in the file does not hide it.
+    let broken = text.replace("[[routes]]", "[[routes]]\nfrom_typo = 1");
+    let (code, out, err) = check(d, &broken);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("from_typo"), "{err}");
+    assert!(
+        out.contains("warning: adapters[0].tls.client_cert:"),
+        "{out}"
+    );
+}
+
+#[test]
 fn bad_tls_files_and_identity_settings_are_named_at_their_keys() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -28,6 +28,7 @@ pub mod error;
 pub mod evidence;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hex;
 mod http_api;
 pub mod ingress;
 pub mod listener;
@@ -35,6 +36,7 @@ pub mod live;
 pub mod mailbox;
 pub mod malloc;
 pub mod message;
+mod meters;
 pub mod order;
 pub mod plugin;
 pub mod rights;

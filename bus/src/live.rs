@@ -64,7 +64,7 @@ impl Version {
             add(&name, &std::fs::read(f).unwrap_or_default());
         }
         Version {
-            hash: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            hash: crate::hex::lower(&h.finalize()),
             loaded_at: crate::message::now_rfc3339(),
             files,
         }
@@ -143,12 +143,41 @@ impl Snapshot {
 #[derive(Clone)]
 pub struct Live {
     current: Arc<RwLock<Arc<Snapshot>>>,
+    config: ConfigInForce,
+}
+
+/// The config in force, for a plugin: it starts before the first snapshot exists, and what it shows from the
+/// config (an agency's name) must follow reloads like everything else (`PluginContext::config_in_force`).
+#[derive(Clone)]
+pub struct ConfigInForce(Arc<RwLock<Arc<Config>>>);
+
+impl ConfigInForce {
+    pub fn new(config: Arc<Config>) -> Self {
+        ConfigInForce(Arc::new(RwLock::new(config)))
+    }
+
+    /// The config in force now.
+    pub fn get(&self) -> Arc<Config> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, config: Arc<Config>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
 }
 
 impl Live {
     pub fn new(first: Snapshot) -> Live {
+        let config = ConfigInForce::new(first.config.clone());
+        Live::following(first, config)
+    }
+
+    /// Like [`Live::new`], keeping `config` (handed to the plugin earlier) up to date with every snapshot.
+    pub fn following(first: Snapshot, config: ConfigInForce) -> Live {
+        config.set(first.config.clone());
         Live {
             current: Arc::new(RwLock::new(Arc::new(first))),
+            config,
         }
     }
 
@@ -162,6 +191,7 @@ impl Live {
 
     /// Puts `next` in force; answers the one it replaced.
     pub(crate) fn replace(&self, next: Snapshot) -> Arc<Snapshot> {
+        self.config.set(next.config.clone());
         let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *slot, Arc::new(next))
     }

@@ -24,6 +24,20 @@ impl ContentKind {
             ContentKind::Xml => "application/xml",
         }
     }
+    /// What a client's media type (`Content-Type` over HTTP, `content_type` over AMQP) says the body is: its
+    /// essence, case-insensitive, with parameters such as `charset` ignored (`text/xml` is XML too).
+    pub fn of_media_type(ct: &str) -> Option<Self> {
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(ContentKind::Json)
+        } else if essence.eq_ignore_ascii_case("application/xml")
+            || essence.eq_ignore_ascii_case("text/xml")
+        {
+            Some(ContentKind::Xml)
+        } else {
+            None
+        }
+    }
     pub fn from_mime(s: &str) -> Option<Self> {
         match s {
             "application/json" => Some(ContentKind::Json),
@@ -132,6 +146,22 @@ pub fn is_traceparent(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_media_type_is_read_by_its_essence_alike_on_every_ingress() {
+        for (ct, kind) in [
+            ("application/json", Some(ContentKind::Json)),
+            ("application/json; charset=utf-8", Some(ContentKind::Json)),
+            ("Application/JSON ;charset=UTF-8", Some(ContentKind::Json)),
+            ("application/xml", Some(ContentKind::Xml)),
+            ("text/xml; charset=utf-8", Some(ContentKind::Xml)),
+            ("text/plain", None),
+            ("application/jsonx", None),
+            ("", None),
+        ] {
+            assert_eq!(ContentKind::of_media_type(ct), kind, "{ct}");
+        }
+    }
 
     #[test]
     fn envelope_keeps_payload_bytes_verbatim() {

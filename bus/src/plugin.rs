@@ -83,7 +83,10 @@ pub trait Plugin: Send + Sync {
 /// What a plugin may use when it starts.
 #[derive(Clone)]
 pub struct PluginContext {
+    /// The config the process started with (what a reload cannot change: the plugin's own sections).
     pub config: Arc<Config>,
+    /// The config in force, following reloads (agencies and their names, routes, adapters).
+    pub config_in_force: crate::live::ConfigInForce,
     pub state: StateStore,
     pub schemas: Arc<SchemaRegistry>,
 }

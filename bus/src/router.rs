@@ -341,6 +341,44 @@ mod tests {
         assert!(r.route("t", H40, &["H37.02.02".into()]).routes.is_empty());
     }
 
+    #[test]
+    fn an_inbox_is_reached_by_any_code_of_its_agency() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("bus.toml"),
+            r#"
+[bus]
+namespace = "t"
+[[agencies]]
+code = "000.00.00.G12"
+qd20_code = "G12"
+other_codes = ["0100109106"]
+inbox = "g12-inbox"
+[[adapters]]
+id = "g12-inbox"
+type = "file-out"
+dir = "/tmp/x"
+[[routes]]
+id = "to-inboxes"
+types = ["t"]
+deliver = ["@to"]
+"#,
+        )
+        .expect("config");
+        let r = Router::new(&config.routes)
+            .with_party_codes(&config.agencies)
+            .with_inboxes(config.inboxes());
+        for to in ["G12", "000.00.00.G12", "0100109106"] {
+            let d = r.route("t", H40, &[to.into()]);
+            assert_eq!(d.targets.len(), 1, "{to}: {d:?}");
+            assert_eq!(d.targets[0].adapter, "g12-inbox", "{to}");
+            assert!(d.unreachable.is_empty(), "{to}: {d:?}");
+        }
+        // Named twice by two of its codes, the agency still gets one copy.
+        let d = r.route("t", H40, &["G12".into(), "000.00.00.G12".into()]);
+        assert_eq!((d.targets.len(), d.unreachable.len()), (1, 0), "{d:?}");
+        assert_eq!(r.route("t", H40, &["H37".into()]).unreachable.len(), 1);
+    }
+
     mod properties {
         //! Random route tables and messages against a naive reference: which routes match is decided by the
         //! type/from/to filters alone, in config order; each adapter gets one copy, owned by the first

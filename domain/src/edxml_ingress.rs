@@ -170,8 +170,17 @@ async fn prepare(
             } else {
                 vec![sender]
             };
+            // A document the bus carried itself has its whole flow checked; only for one it never saw is a
+            // receiver's first status taken as reported (`docs/qcvn102.md`, "What the bus did not see").
+            let issuer = config.canonical_code(document_id.split(',').next().unwrap_or_default());
+            let carried = ingress
+                .state
+                .ingress_lookup(issuer, &document_message_id(issuer, &document_id))
+                .await
+                .map_err(state_unavailable)?
+                .is_some();
             for organ in organs {
-                check_transition(ingress, &document_id, organ, *status, &id).await?;
+                check_transition(ingress, &document_id, organ, *status, &id, carried).await?;
             }
         }
     }
@@ -280,17 +289,25 @@ async fn mark_update(
 }
 
 /// Applies status `next` (message `message_id`) to `document_id` at `organ`: checked against what the bus saw
-/// there, or — the first status seen, when the rules would not allow it first — taken as reported. Either way
-/// it is recorded with that judgement, for the document view.
+/// there, or — for a document the bus never `carried`, the first status seen when the rules would not allow it
+/// first — taken as reported. Either way it is recorded with that judgement, for the document view.
 async fn check_transition(
     ingress: &EdxmlFormat,
     document_id: &str,
     organ: &str,
     next: edxml::StatusCode,
     message_id: &str,
+    carried: bool,
 ) -> Result<(), ApiError> {
     let (prev, current) = document_state(ingress, document_id, organ).await?;
-    let (after, judged) = current.accept(next).map_err(|e| {
+    let judged = if carried {
+        current
+            .apply(next)
+            .map(|s| (s, edxml::status::Judgement::Checked))
+    } else {
+        current.accept(next)
+    };
+    let (after, judged) = judged.map_err(|e| {
         ApiError::new(code::INVALID_TRANSITION, e.to_string()).at("/StatusCode", e.to_string())
     })?;
     if judged == edxml::status::Judgement::TakenAsReported {

@@ -23,6 +23,7 @@ pub mod documents;
 pub mod dossiers;
 pub mod edxml_ingress;
 pub mod feedback;
+pub mod names;
 pub mod public;
 mod tables;
 #[cfg(test)]
@@ -35,7 +36,6 @@ pub(crate) use lienthong_qcvn102 as qcvn;
 use lienthong_bus::config::{Config, Problem};
 use lienthong_bus::plugin::{Hooks, Plugin, PluginContext, PluginListener};
 use lienthong_bus::state::TableSet;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The province's rules, as one plugin.
@@ -91,16 +91,7 @@ impl Plugin for Province {
         // Checked before start (`check_config`), so the problems are known to be none.
         let (cfg, _) = config::DomainConfig::read(&ctx.config);
         let due_soon = cfg.tracking.due_soon.get();
-        let agency_names: Arc<BTreeMap<String, Option<String>>> = Arc::new(
-            ctx.config
-                .agencies
-                .iter()
-                .map(|a| {
-                    let name = Some(a.name.trim().to_owned()).filter(|n| !n.is_empty());
-                    (a.code.clone(), name)
-                })
-                .collect(),
-        );
+        let agency_names = names::AgencyNames::new(ctx.config_in_force.clone());
         let documents = documents::DocumentStore::new(ctx.state.clone());
         let dossiers = dossiers::DossierStore::start(ctx.state.clone());
         let listeners = cfg

@@ -22,6 +22,13 @@ pub fn check(config: &Path) -> ExitCode {
         }
         Err(e) => {
             eprint!("{e}");
+            // The warnings too: a mistake elsewhere must not hide a certificate about to expire. What the file
+            // holds is read around its problems, as for the report above.
+            if let Ok((c, _)) = lienthong_bus::config::Config::load_all(config) {
+                for w in lienthong_bus::check::warnings(&c) {
+                    println!("warning: {}: {}", w.path, w.message);
+                }
+            }
             ExitCode::FAILURE
         }
     }

@@ -27,7 +27,6 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 use std::ffi::{OsStr, OsString};
-use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -345,10 +344,10 @@ pub(crate) fn stored_name(name: &str, n: u32) -> String {
     if plain.len() <= MAX_STORED {
         return plain;
     }
-    let mut tag = String::from("~");
-    for b in &Sha256::digest(name.as_bytes())[..8] {
-        let _ = write!(tag, "{b:02x}");
-    }
+    let tag = format!(
+        "~{}",
+        lienthong_bus::hex::lower(&Sha256::digest(name.as_bytes())[..8])
+    );
     let mut cut = MAX_STORED - tag.len() - number.len() - ext.len();
     while !stem.is_char_boundary(cut) {
         cut -= 1;

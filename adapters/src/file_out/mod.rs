@@ -5,10 +5,17 @@
 //! temp file in the same folder (`.lt-<random>.tmp`), fsynced, renamed to its final name, and the folder is
 //! fsynced so the rename itself survives a power cut. Readers must ignore names starting with `.`.
 //!
-//! Why the id is the name: a crash between writing and ack redelivers the message; the redelivery replaces the
+//! Why the id is the name: a crash between writing and ack redelivers the message; the redelivery finds the
 //! file with identical bytes instead of adding a second one. `<id>.json` holds the envelope *without* `attempt`
 //! (so every attempt writes the same bytes); `<id>.xml` holds the edXML package exactly as received. Ids are
 //! made safe for file names by [`file_stem`].
+//!
+//! Why not the id alone: ids are chosen by senders, so two agencies may use the same one, and they are two
+//! messages (a message is named by its sender and its id). The name is taken without replacing (a hard link of
+//! the finished temp file, which fails if the name exists): if `<id>.<ext>` already holds other bytes — another
+//! sender's message, since one sender's id always carries the same content — the message is written as
+//! `<id>~<12 hex digits of SHA-256(sender)>.<ext>` instead, so neither replaces the other and a redelivery of
+//! either lands on its own name again.
 //!
 //! Every IO failure (disk full, permission denied, folder removed or unmounted) is transient: an operator can
 //! fix it and the retry succeeds; the route's retry policy bounds how long before it is dead-lettered.
@@ -105,10 +112,15 @@ impl Sink for FileOut {
             ContentKind::Json => ("json", Bytes::from(m.envelope_json(None))),
             ContentKind::Xml => ("xml", m.payload.clone()),
         };
-        let name = format!("{}.{ext}", file_stem(&m.meta.id));
+        let stem = file_stem(&m.meta.id);
+        let name = format!("{stem}.{ext}");
+        let other = format!(
+            "{stem}~{}.{ext}",
+            &lienthong_bus::hex::lower(&Sha256::digest(m.meta.from.as_bytes()))[..12]
+        );
         let (dir, fsync) = (self.dir.clone(), self.fsync);
         let target = dir.join(&name);
-        tokio::task::spawn_blocking(move || write_atomic(&dir, &name, &bytes, fsync))
+        tokio::task::spawn_blocking(move || write_unclaimed(&dir, &name, &other, &bytes, fsync))
             .await
             .map_err(|e| DeliveryError::transient(format!("file writer task failed: {e}")))?
             .map_err(|e| {
@@ -139,23 +151,23 @@ pub fn file_stem(id: &str) -> String {
         return stem;
     }
     stem.truncate(MAX);
-    format!("{stem}-{}", &hex(&Sha256::digest(id.as_bytes()))[..12])
+    format!(
+        "{stem}-{}",
+        &lienthong_bus::hex::lower(&Sha256::digest(id.as_bytes()))[..12]
+    )
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes `dir/name` so that readers see either no file, the old file or the whole new file: temp file in the
-/// same folder, (fsync), rename over `name`, (fsync the folder). The temp file is removed on failure.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], fsync: bool) -> io::Result<()> {
-    // The writer's pid is in the name, so that a restart can tell a crashed writer's leftovers from a live
-    // process's write in progress (see `remove_stale_temp_files`).
-    let tmp = dir.join(format!(
-        ".lt-{}-{}.tmp",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
+/// Writes `bytes` as `dir/name` without replacing a file of other bytes there: then as `dir/other`, replacing
+/// that. Readers see either no file or the whole file: it is written to a temp file in the same folder, (fsynced,)
+/// then given its name, (and the folder fsynced). The temp file is removed on failure.
+pub(crate) fn write_unclaimed(
+    dir: &Path,
+    name: &str,
+    other: &str,
+    bytes: &[u8],
+    fsync: bool,
+) -> io::Result<()> {
+    let tmp = temp_name(dir);
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
@@ -163,7 +175,31 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], fsync: bool) ->
             file.sync_all()?;
         }
         drop(file);
-        fs::rename(&tmp, dir.join(name))?;
+        let target = dir.join(name);
+        let taken = match fs::hard_link(&tmp, &target) {
+            Ok(()) => {
+                fs::remove_file(&tmp)?;
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => true,
+            // A filesystem without hard links: the check and the rename are two steps there.
+            Err(_) => {
+                if fs::symlink_metadata(&target).is_ok() {
+                    true
+                } else {
+                    fs::rename(&tmp, &target)?;
+                    false
+                }
+            }
+        };
+        if taken {
+            if holds_exactly(&target, bytes)? {
+                // This very message, written before (a redelivery): nothing to change.
+                fs::remove_file(&tmp)?;
+                return Ok(());
+            }
+            fs::rename(&tmp, dir.join(other))?;
+        }
         if fsync {
             sync_dir(dir)?;
         }
@@ -173,6 +209,49 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], fsync: bool) ->
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Whether `path` is a regular file (not followed if a link) holding exactly `bytes`.
+fn holds_exactly(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        // A link or something else that cannot be read as a file: not ours.
+        Err(_) => return Ok(false),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.len() != bytes.len() as u64 {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(at == bytes.len());
+        }
+        if at + n > bytes.len() || buf[..n] != bytes[at..at + n] {
+            return Ok(false);
+        }
+        at += n;
+    }
+}
+
+/// A hidden temp file name in `dir`. The writer's pid is in it, so that a restart can tell a crashed writer's
+/// leftovers from a live process's write in progress (see `remove_stale_temp_files`).
+fn temp_name(dir: &Path) -> PathBuf {
+    dir.join(format!(
+        ".lt-{}-{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 /// Makes renames into or out of `dir` durable.

@@ -196,3 +196,60 @@ fn build_creates_the_folder_and_sweeps_stale_temp_files() {
     assert!(build(&spec, &config).is_ok());
     assert!(tmp.path().join("new").is_dir());
 }
+
+#[tokio::test]
+async fn the_same_id_from_two_senders_is_two_files_and_redeliveries_add_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = sink(tmp.path(), "path = \"outbox\"");
+    let first = message("dup-1", ContentKind::Json, "{\"n\":1}");
+    let mut second = message("dup-1", ContentKind::Json, "{\"n\":2}");
+    second.meta.from = "000.01.30.H40".into();
+    sink.deliver(&delivery(first.clone(), 1)).await.unwrap();
+    sink.deliver(&delivery(second.clone(), 1)).await.unwrap();
+    // Each delivered again (a crash before the ack): nothing new, nothing replaced.
+    sink.deliver(&delivery(second.clone(), 2)).await.unwrap();
+    sink.deliver(&delivery(first.clone(), 2)).await.unwrap();
+    let dir = tmp.path().join("outbox");
+    let tag = &lienthong_bus::hex::lower(&Sha256::digest(second.meta.from.as_bytes()))[..12];
+    let other = format!("dup-1~{tag}.json");
+    assert_eq!(names(&dir), vec!["dup-1.json".to_owned(), other.clone()]);
+    assert_eq!(
+        fs::read(dir.join("dup-1.json")).unwrap(),
+        first.envelope_json(None)
+    );
+    assert_eq!(
+        fs::read(dir.join(&other)).unwrap(),
+        second.envelope_json(None)
+    );
+    // Once the reader has taken the first away, the name is free again.
+    fs::remove_file(dir.join("dup-1.json")).unwrap();
+    sink.deliver(&delivery(second.clone(), 3)).await.unwrap();
+    assert_eq!(
+        fs::read(dir.join("dup-1.json")).unwrap(),
+        second.envelope_json(None)
+    );
+}
+
+#[tokio::test]
+async fn a_link_in_the_way_is_never_followed_nor_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = sink(tmp.path(), "path = \"outbox\"");
+    let dir = tmp.path().join("outbox");
+    let secret = tmp.path().join("secret.txt");
+    fs::write(&secret, "keep").unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("m-9.json")).unwrap();
+    let m = message("m-9", ContentKind::Json, "{\"n\":9}");
+    sink.deliver(&delivery(m.clone(), 1)).await.unwrap();
+    assert_eq!(fs::read(&secret).unwrap(), b"keep");
+    assert!(
+        fs::symlink_metadata(dir.join("m-9.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let tag = &lienthong_bus::hex::lower(&Sha256::digest(m.meta.from.as_bytes()))[..12];
+    assert_eq!(
+        fs::read(dir.join(format!("m-9~{tag}.json"))).unwrap(),
+        m.envelope_json(None)
+    );
+}

@@ -38,8 +38,10 @@
 //! adapter trusts the sender the axis states in the list item's `from`. When the list item has none (or not a
 //! valid QCVN 102 code), the sender is read from the package itself (`MessageHeader/From/OrganId`), which the
 //! axis has delivered to our inbox. The submission is made as [`Caller::Agency`] of that sender; the bus then
-//! checks that the caller is a known agency and matches the package's `From`, and refuses it (4xx, so the
-//! document is marked `fail`) if not.
+//! checks that the package's `From` is that sender (by any of its codes, when it is a configured agency), and
+//! refuses it (4xx, so the document is marked `fail`, with the bus's reason) if not. The sender need not be a
+//! configured agency: the axis carries documents from agencies all over the country, and the axis has
+//! authenticated them.
 
 pub(crate) mod axis;
 pub(crate) mod pull;

@@ -65,15 +65,21 @@ impl VxpPull {
             let code = self.qd20.get(f).map(String::as_str).unwrap_or(f);
             AgencyCode::parse(code).is_ok().then(|| code.to_owned())
         };
+        let written = package_sender(&body);
         let sender = item
             .from
             .as_deref()
             .and_then(agency_code)
-            .or_else(|| package_sender(&body).as_deref().and_then(agency_code));
+            .or_else(|| written.as_deref().and_then(agency_code));
         let Some(sender) = sender else {
-            let reason = "sender unknown: neither the list item's `from` nor the package's \
-                          MessageHeader/From/OrganId is a QCVN 102 agency code or another code of a \
-                          configured agency";
+            let reason = if written.is_none() && item.from.is_none() {
+                "sender unknown: the list item names no sender, and the package's MessageHeader/From/OrganId \
+                 cannot be read (is it a well-formed edXML package?)"
+            } else {
+                "sender unknown: neither the list item's `from` nor the package's \
+                 MessageHeader/From/OrganId is a QCVN 102 agency code or another code of a \
+                 configured agency"
+            };
             return self.mark_failed(doc, svc, reason).await;
         };
         let submission = Submission {

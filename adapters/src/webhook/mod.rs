@@ -4,9 +4,10 @@
 //! receiver can implement and test with `curl`.
 //!
 //! How: a JSON message is POSTed as its envelope (with `attempt`), an XML message as its package bytes, untouched,
-//! with the envelope fields in `X-LT-*` headers. Every request carries `Idempotency-Key: <message id>` (a crash
-//! between the receiver's 2xx and our ack redelivers the same message; the receiver de-duplicates on this key)
-//! and `traceparent`. One HTTP client per adapter (built by `crate::http_client`, the policy every HTTP adapter
+//! with the envelope fields in `X-LT-*` headers. Every request carries `Idempotency-Key: <message id>` and
+//! `X-LT-From: <sender>` (a crash between the receiver's 2xx and our ack redelivers the same message; the
+//! receiver de-duplicates on the two together, since ids are chosen by senders and two agencies may use the
+//! same one) and `traceparent`. One HTTP client per adapter (built by `crate::http_client`, the policy every HTTP adapter
 //! shares) keeps a keep-alive pool shared by all its deliveries.
 //!
 //! The answer is classified for the runtime, which does the retrying: 2xx is delivered; timeouts, connection
@@ -178,7 +179,10 @@ impl Sink for Webhook {
             .client
             .post(self.url.clone())
             .header(CONTENT_TYPE, m.content.mime())
-            .header("idempotency-key", value(&m.meta.id)?);
+            .header("idempotency-key", value(&m.meta.id)?)
+            // Ids are chosen by senders: two agencies may use the same one for two messages, so a receiver
+            // de-duplicates on (X-LT-From, Idempotency-Key), on JSON messages too.
+            .header("x-lt-from", value(&m.meta.from)?);
         if !d.traceparent.is_empty() {
             req = req.header("traceparent", value(&d.traceparent)?);
         }
@@ -187,7 +191,6 @@ impl Sink for Webhook {
             ContentKind::Xml => req
                 .header("x-lt-message-id", value(&m.meta.id)?)
                 .header("x-lt-type", value(&m.meta.kind)?)
-                .header("x-lt-from", value(&m.meta.from)?)
                 .header("x-lt-to", value(&m.meta.to.join(","))?)
                 .header("x-lt-attempt", d.attempt)
                 .body(m.payload.clone()),

@@ -145,6 +145,8 @@ async fn json_is_posted_as_the_exact_envelope_with_headers() {
     assert_eq!(seen.body, m.envelope_json(Some(3)));
     assert_eq!(header(&seen, "content-type"), "application/json");
     assert_eq!(header(&seen, "idempotency-key"), "0199a1b2-msg-1");
+    // The sender goes with the key: two agencies may use one id.
+    assert_eq!(header(&seen, "x-lt-from"), m.meta.from);
     assert_eq!(header(&seen, "traceparent"), TRACEPARENT);
     assert_eq!(header(&seen, "x-api-version"), "2");
     assert_eq!(header(&seen, "authorization"), "Bearer lienthong-adapters");

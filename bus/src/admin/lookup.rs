@@ -24,6 +24,13 @@ pub(super) async fn lookup(
             format!("adapter `{id}` has no lookup"),
         ));
     };
+    if key.trim().is_empty() {
+        // A question without its subject is the caller's mistake, not the peer's failure.
+        return error_response(
+            &ApiError::new(code::INVALID_QUERY, "the lookup key must not be empty")
+                .at("key", "empty"),
+        );
+    }
     match l.lookup(&key).await {
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => error_response(&ApiError::new(code::UPSTREAM_ERROR, e.reason)),

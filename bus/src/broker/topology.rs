@@ -219,15 +219,31 @@ impl Names {
 }
 
 /// Builds the whole topology for the given adapters (those with a sink) and retry delays.
-/// The retry delays the routes of `config` use: one TTL tier queue each.
+/// Tiers declared beside the routes' own whenever any route retries, so a receiver's `Retry-After` longer than
+/// every backoff (or a backoff of `0s`) still finds a tier at least that long: up to an hour.
+pub const RETRY_AFTER_TIERS: [Duration; 7] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+    Duration::from_secs(300),
+    Duration::from_secs(900),
+    Duration::from_secs(3600),
+];
+
+/// The retry delays the routes of `config` use, and [`RETRY_AFTER_TIERS`] if any route retries: one TTL tier
+/// queue each.
 pub fn retry_tiers(config: &crate::config::Config) -> BTreeSet<Duration> {
-    config
-        .routes
-        .iter()
-        .filter(|r| r.retry.attempts > 0)
+    let retrying = config.routes.iter().filter(|r| r.retry.attempts > 0);
+    let mut tiers: BTreeSet<Duration> = retrying
+        .clone()
         .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
         .filter(|d| !d.is_zero())
-        .collect()
+        .collect();
+    if retrying.count() > 0 {
+        tiers.extend(RETRY_AFTER_TIERS);
+    }
+    tiers
 }
 
 pub fn build(
@@ -302,6 +318,38 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(routes: &str) -> crate::config::Config {
+        let text = format!(
+            "[bus]\nnamespace = \"t\"\n[[adapters]]\nid = \"a\"\ntype = \"file-out\"\npath = \"out\"\n{routes}"
+        );
+        crate::config::Config::parse(std::path::Path::new("bus.toml"), &text).expect("config")
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_every_backoff_or_a_zero_backoff_finds_a_tier() {
+        let c = config(
+            "[[routes]]\nid = \"r\"\ntypes = [\"t\"]\ndeliver = [\"a\"]\nretry = { attempts = 2, backoff = [\"0s\", \"2s\"] }\n",
+        );
+        let tiers = retry_tiers(&c);
+        assert!(tiers.contains(&Duration::from_secs(2)));
+        assert!(!tiers.contains(&Duration::ZERO));
+        for t in RETRY_AFTER_TIERS {
+            assert!(tiers.contains(&t), "{t:?}");
+        }
+        // `Retry-After: 4` is at least 4 s, whatever the route's backoff: the 5 s tier.
+        let first_at_least = |d| tiers.iter().copied().find(|t| *t >= d);
+        assert_eq!(
+            first_at_least(Duration::from_secs(4)),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(first_at_least(Duration::ZERO), Some(Duration::from_secs(1)));
+        // No route retries: no tiers at all.
+        let none = config(
+            "[[routes]]\nid = \"r\"\ntypes = [\"t\"]\ndeliver = [\"a\"]\nretry = { attempts = 0 }\n",
+        );
+        assert!(retry_tiers(&none).is_empty());
+    }
 
     #[test]
     fn quorum_size_goes_on_every_quorum_queue_only() {

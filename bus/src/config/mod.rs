@@ -254,11 +254,14 @@ impl Config {
             .and_then(|a| a.qd20_code.as_deref())
     }
 
-    /// `[[agencies]] inbox`: agency code → adapter id, for routes delivering to `@to`.
+    /// `[[agencies]] inbox`: agency code → adapter id, for routes delivering to `@to`. Every code of the agency
+    /// (`code`, `qd20_code`, `other_codes`) leads to its inbox: senders address receivers by whichever code
+    /// their software knows, as routes' `from`/`to` match them.
     pub fn inboxes(&self) -> Vec<(String, String)> {
         self.agencies
             .iter()
-            .filter_map(|a| a.inbox.as_ref().map(|i| (a.code.clone(), i.clone())))
+            .filter_map(|a| a.inbox.as_ref().map(|i| (a, i)))
+            .flat_map(|(a, i)| a.codes().map(move |c| (c.to_owned(), i.clone())))
             .collect()
     }
 

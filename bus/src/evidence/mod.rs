@@ -171,15 +171,10 @@ pub fn keygen(out: &Path) -> Result<String, String> {
     Ok(public_pem(&key.verifying_key()))
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(bytes))
+    crate::hex::lower(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]

@@ -39,10 +39,10 @@ pub async fn run(ingress: Arc<Ingress>, shutdown: CancellationToken) {
 
 async fn handle(ingress: &Ingress, incoming: Incoming) {
     let env = &incoming.envelope;
+    // As over HTTP: the media type's essence, parameters (`; charset=utf-8`) ignored; none is JSON.
     let content = match env.content_type.as_deref() {
-        None | Some("application/json") => Some(ContentKind::Json),
-        Some("application/xml") | Some("text/xml") => Some(ContentKind::Xml),
-        Some(_) => None,
+        None => Some(ContentKind::Json),
+        Some(ct) => ContentKind::of_media_type(ct),
     };
     let limit = ingress.ctx().config.http.max_body_bytes;
     // Refusals before the shared pipeline; the pipeline counts its own.

@@ -48,16 +48,9 @@ fn media_type(headers: &HeaderMap) -> Result<ContentKind, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(ContentKind::Json),
-        "application/xml" | "text/xml" => Ok(ContentKind::Xml),
-        _ => Err(ApiError::new(
+    match ContentKind::of_media_type(ct) {
+        Some(kind) => Ok(kind),
+        None => Err(ApiError::new(
             code::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "Content-Type `{}` is not accepted; send application/json (envelope) or application/xml (XML document)",

@@ -22,6 +22,7 @@ use crate::error::{ApiError, code};
 use crate::http_api::{NoBearer, bearer_token};
 use crate::live::Snapshot;
 use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
+use crate::meters::Counters;
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
 use crate::state::Claim;
 use crate::wire::AdapterCopy;
@@ -38,6 +39,9 @@ pub struct Ingress {
     observers: Vec<Arc<dyn Observer>>,
     /// The broker layout new copies are written in (resolved once from the config: see `Config::copy_layout`).
     layout: u8,
+    /// `lienthong_ingress_accepted_total` by type, `lienthong_route_messages_total{outcome="accepted"}` by route.
+    accepted_by_type: Counters,
+    accepted_by_route: Counters,
 }
 
 impl Ingress {
@@ -47,6 +51,9 @@ impl Ingress {
     pub fn new(ctx: Arc<Context>, plugin: Arc<dyn Plugin>, hooks: &crate::plugin::Hooks) -> Self {
         Self {
             layout: ctx.config.copy_layout(),
+            accepted_by_type: Counters::new("lienthong_ingress_accepted_total", "type"),
+            accepted_by_route: Counters::new("lienthong_route_messages_total", "route")
+                .with("outcome", "accepted"),
             ctx,
             plugin,
             formats: hooks.formats.clone(),
@@ -343,11 +350,9 @@ impl Ingress {
             metrics::counter!("lienthong_evidence_failures_total").increment(1);
             tracing::error!(id = %meta.id, error = %e, "Accepted, but the evidence record could not be written");
         }
-        metrics::counter!("lienthong_ingress_accepted_total", "type" => meta.kind.clone())
-            .increment(1);
+        self.accepted_by_type.get(&meta.kind).increment(1);
         for route in &accepted.routes {
-            metrics::counter!("lienthong_route_messages_total", "route" => route.clone(), "outcome" => "accepted")
-                .increment(1);
+            self.accepted_by_route.get(route).increment(1);
         }
         tracing::info!(id = %meta.id, r#type = %meta.kind, from = %meta.from, routes = ?accepted.routes, "Accepted");
         Ok(accepted)
@@ -493,10 +498,7 @@ fn content_digest(m: &Message) -> String {
         ContentKind::Xml => b"xml",
     });
     field(&m.payload);
-    h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
+    crate::hex::lower(&h.finalize())
 }
 
 pub(crate) use crate::schema::{resolve_version, validate};

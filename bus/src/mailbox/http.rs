@@ -4,7 +4,8 @@
 //!
 //! Why on the ingress listener: it is the one an agency's system already reaches with its credentials; the
 //! admin API is for operators. An agency reads only its own mailbox: `?agency=` may name any of its own codes
-//! and anything else is 403; an agency without a mailbox gets 404.
+//! and anything else is 403, as is an id held in another agency's mailbox; an agency without a mailbox gets
+//! 404, as does an id no mailbox holds.
 
 use super::{Mailbox, Settled};
 use crate::error::{ApiError, code};
@@ -91,6 +92,48 @@ fn mailbox(
     })
 }
 
+/// A 404 for message `id` becomes 403 `forbidden` when the message waits in another agency's mailbox than
+/// `own`: the caller is asking for what is not its own, and is told so rather than that nothing is there.
+fn refused_if_elsewhere(
+    ingress: &Ingress,
+    own: Option<&Arc<Mailbox>>,
+    id: &str,
+    from: Option<&str>,
+    e: ApiError,
+) -> ApiError {
+    if e.code != code::NOT_FOUND {
+        return e;
+    }
+    let live = ingress.ctx().live.current();
+    let elsewhere = live
+        .mailboxes
+        .all()
+        .filter(|m| own.is_none_or(|o| !Arc::ptr_eq(o, m)))
+        .any(|m| m.holds(id, from));
+    if !elsewhere {
+        return e;
+    }
+    ApiError::new(
+        code::FORBIDDEN,
+        format!("message `{id}` waits in another agency's mailbox; an agency reads only its own"),
+    )
+}
+
+/// [`open`] for the endpoints of one message `id`: a caller with no mailbox asking for a message another
+/// agency's mailbox holds is 403, not 404.
+fn open_for(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+    cert: Cert,
+    raw: &HashMap<String, String>,
+    id: &str,
+) -> Result<(InboxQuery, Arc<Mailbox>), ApiError> {
+    open(ingress, headers, cert, raw, &["from", "agency"]).map_err(|e| {
+        let from = raw.get("from").map(String::as_str);
+        refused_if_elsewhere(ingress, None, id, from, e)
+    })
+}
+
 /// What every `/v1/inbox` request starts with: its query (only the `allowed` parameters) and the caller's
 /// mailbox.
 fn open(
@@ -129,8 +172,10 @@ pub async fn fetch(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let run = || {
-        let (q, mb) = open(&ingress, &headers, cert, &q, &["from", "agency"])?;
-        let (copy, lease_until) = mb.fetch(&id, q.from.as_deref())?;
+        let (q, mb) = open_for(&ingress, &headers, cert, &q, &id)?;
+        let (copy, lease_until) = mb
+            .fetch(&id, q.from.as_deref())
+            .map_err(|e| refused_if_elsewhere(&ingress, Some(&mb), &id, q.from.as_deref(), e))?;
         let m = &copy.message;
         let mut resp = match m.content {
             ContentKind::Json => (
@@ -181,13 +226,19 @@ pub async fn ack(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (q, mb) = match open(&ingress, &headers, cert, &q, &["from", "agency"]) {
+    let (q, mb) = match open_for(&ingress, &headers, cert, &q, &id) {
         Ok(opened) => opened,
         Err(e) => return error_response(&e),
     };
     match mb.ack(&id, q.from.as_deref()).await {
         Ok(s) => settled(s, "delivered"),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&refused_if_elsewhere(
+            &ingress,
+            Some(&mb),
+            &id,
+            q.from.as_deref(),
+            e,
+        )),
     }
 }
 
@@ -207,7 +258,7 @@ pub async fn nack(
     Query(q): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (q, mb) = match open(&ingress, &headers, cert, &q, &["from", "agency"]) {
+    let (q, mb) = match open_for(&ingress, &headers, cert, &q, &id) {
         Ok(opened) => opened,
         Err(e) => return error_response(&e),
     };
@@ -232,6 +283,12 @@ pub async fn nack(
     let reason: String = reason.trim().chars().take(MAX_REASON).collect();
     match mb.nack(&id, q.from.as_deref(), &reason).await {
         Ok(s) => settled(s, "dead_lettered"),
-        Err(e) => error_response(&e),
+        Err(e) => error_response(&refused_if_elsewhere(
+            &ingress,
+            Some(&mb),
+            &id,
+            q.from.as_deref(),
+            e,
+        )),
     }
 }

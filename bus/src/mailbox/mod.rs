@@ -199,6 +199,14 @@ impl Mailbox {
             .collect()
     }
 
+    /// Whether this mailbox holds a message `id` (of `from`, when given), leased or not.
+    pub fn holds(&self, id: &str, from: Option<&str>) -> bool {
+        self.lock()
+            .index
+            .keys()
+            .any(|(f, i)| i == id && from.is_none_or(|from| from == f))
+    }
+
     /// The held message `id` (of `from`, when given), leased to the agency for `lease` from now.
     pub fn fetch(&self, id: &str, from: Option<&str>) -> Result<(AdapterCopy, String), ApiError> {
         let mut inner = self.lock();

@@ -152,6 +152,7 @@ impl Adapters {
             let slot: worker::SinkSlot = Arc::new(RwLock::new(sink));
             let retire = self.stop_work.child_token();
             let w = worker::Worker {
+                meters: super::meters::Meters::new(&id),
                 adapter: id.clone(),
                 sink: slot.clone(),
                 broker: self.ctx.broker.clone(),

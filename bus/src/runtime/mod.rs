@@ -5,6 +5,7 @@
 
 mod adapters;
 mod dlq;
+mod meters;
 mod ordered;
 pub(crate) mod reload;
 mod worker;
@@ -140,8 +141,10 @@ pub async fn start(
         crate::broker::Tuning::from_config(&config.bus),
     );
     let registry = Arc::new(registry);
+    let in_force = crate::live::ConfigInForce::new(config.clone());
     let mut hooks = plugin.start(&PluginContext {
         config: config.clone(),
+        config_in_force: in_force.clone(),
         state: state.clone(),
         schemas: registry.clone(),
     });
@@ -179,7 +182,7 @@ pub async fn start(
     reload::announce(&snapshot.version, None);
     let ctx = Arc::new(Context {
         config: config.clone(),
-        live: Live::new(snapshot),
+        live: Live::following(snapshot, in_force),
         names,
         broker,
         state,

@@ -174,7 +174,7 @@ async fn settle(
         match w.state.was_delivered(&adapter, &sender, &id).await {
             Ok(true) => {
                 tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
-                metrics::counter!("lienthong_deliveries_deduplicated_total", "adapter" => adapter.clone()).increment(1);
+                w.meters.deduplicated.increment(1);
                 held.lock()
                     .expect("lock")
                     .remove(&(sender.clone(), id.clone()));
@@ -247,8 +247,8 @@ async fn settle(
         };
         if let Some(wait) = wait {
             tracing::warn!(id = %id, adapter = %adapter, attempt, order_key = %key, error = %err.reason, retry_in = ?wait, "Delivery failed; holding its key and retrying in place");
-            metrics::counter!("lienthong_delivery_retries_total", "adapter" => adapter.clone())
-                .increment(1);
+            w.meters.retries.increment(1);
+            w.meters.route_retried.get(&next.route).increment(1);
             copy = next;
             held.lock().expect("lock").insert(
                 (sender.clone(), id.clone()),
@@ -264,7 +264,8 @@ async fn settle(
             ErrorClass::Transient => "retries_exhausted",
         };
         tracing::warn!(id = %id, adapter = %adapter, attempt, order_key = %key, error = %err.reason, reason, "Delivery failed; dead-lettering it and releasing its key");
-        metrics::counter!("lienthong_dead_lettered_total", "adapter" => adapter.clone(), "reason" => reason).increment(1);
+        w.meters.dead_lettered(reason).increment(1);
+        w.meters.route_dead_lettered.get(&next.route).increment(1);
         let dead = next.to_dead_letter(reason, &now);
         loop {
             match w

@@ -104,6 +104,8 @@ pub(super) fn announce(version: &Version, previous: Option<&Version>) {
         metrics::gauge!("lienthong_config_info", "hash" => p.hash.clone()).set(0.0);
     }
     metrics::gauge!("lienthong_config_info", "hash" => version.hash.clone()).set(1.0);
+    // Shown as 0 from the start, so a rise can be read against it before the first failure.
+    metrics::counter!("lienthong_config_reload_failures_total").increment(0);
     tracing::info!(hash = %version.hash, files = version.files.len(), "Config in force");
 }
 

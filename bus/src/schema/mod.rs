@@ -67,7 +67,8 @@ impl SchemaRegistry {
     }
 
     /// Validates `payload` against `kind` v`version`: every violation, each with its JSON pointer prefixed by
-    /// `/payload`, sorted by pointer. Err(empty vec) never happens. An unknown type or version is one detail
+    /// `/payload` (a missing required property at the pointer it should have, `/payload/MaHoSo`), sorted by
+    /// pointer. Err(empty vec) never happens. An unknown type or version is one detail
     /// at `/type`.
     pub fn validate(&self, kind: &str, version: u32, payload: &Value) -> Result<(), Vec<Detail>> {
         let Some(versions) = self.kinds.get(kind) else {
@@ -92,7 +93,7 @@ impl SchemaRegistry {
         let mut details: Vec<Detail> = validator
             .iter_errors(payload)
             .map(|e| Detail {
-                path: format!("/payload{}", e.instance_path().as_str()),
+                path: format!("/payload{}", violation::pointer(&e)),
                 message: violation_message(&e),
             })
             .collect();

@@ -104,7 +104,8 @@ fn a_valid_payload_passes_every_version_it_fits() {
     without_at.as_object_mut().unwrap().remove("at");
     assert_eq!(reg.validate("thing", 1, &without_at), Ok(()));
     let details = reg.validate("thing", 2, &without_at).unwrap_err();
-    assert_eq!(paths(&details), ["/payload"]);
+    // A missing property is reported where it should be.
+    assert_eq!(paths(&details), ["/payload/at"]);
     assert!(
         details[0].message.contains("\"at\" is a required property"),
         "{details:#?}"
@@ -152,7 +153,7 @@ fn each_violation_has_its_pointer() {
         ("email", json!("not-an-email"), "/payload/email"),
         ("state", json!("lost"), "/payload/state"),
         ("items", json!([{"code": "12"}]), "/payload/items/0/code"),
-        ("items", json!([{}]), "/payload/items/0"),
+        ("items", json!([{}]), "/payload/items/0/code"),
         ("idNumber", json!("123456789"), "/payload/idNumber"),
     ];
     for (field, value, pointer) in cases {
@@ -187,25 +188,25 @@ fn messages_say_what_is_wrong() {
     assert_eq!(
         paths(&details),
         [
-            "/payload",
             "/payload/at",
             "/payload/count",
+            "/payload/name",
             "/payload/state"
         ],
         "{details:#?}"
     );
     assert!(
-        details[0]
+        details[2]
             .message
             .contains("\"name\" is a required property"),
         "{details:#?}"
     );
     assert!(
-        details[1].message.contains("yyyyMMddHHmmss"),
+        details[0].message.contains("yyyyMMddHHmmss"),
         "{details:#?}"
     );
     assert!(
-        details[2]
+        details[1]
             .message
             .contains("12 is greater than the maximum of 10"),
         "{details:#?}"
@@ -241,16 +242,16 @@ fn every_violation_is_reported_sorted() {
     assert_eq!(
         paths(&details),
         [
-            "/payload",
-            "/payload",
             "/payload/at",
+            "/payload/count",
             "/payload/email",
+            "/payload/name",
             "/payload/state"
         ],
         "{details:#?}"
     );
-    assert!(details[0].message.contains("count"), "{details:#?}");
-    assert!(details[1].message.contains("name"), "{details:#?}");
+    assert!(details[1].message.contains("count"), "{details:#?}");
+    assert!(details[3].message.contains("name"), "{details:#?}");
 }
 
 #[test]

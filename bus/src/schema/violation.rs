@@ -12,6 +12,19 @@ use serde_json::Value;
 /// Longest instance value quoted in a violation message; longer values, objects and arrays are not echoed.
 const MAX_QUOTED_LEN: usize = 64;
 
+/// Where a violation is: the instance's JSON pointer, and for a missing required property the pointer the
+/// property should have (`/MaHoSo`, not the object holding it), so the client is told which field to add.
+pub(super) fn pointer(e: &ValidationError<'_>) -> String {
+    let at = e.instance_path().as_str().to_owned();
+    match e.kind() {
+        ValidationErrorKind::Required { property } => match property.as_str() {
+            Some(name) => format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")),
+            None => at,
+        },
+        _ => at,
+    }
+}
+
 /// A human message for one violation. Short scalar values are quoted; objects, arrays and long strings are not
 /// echoed back (they can be large and carry personal data).
 pub(super) fn violation_message(e: &ValidationError<'_>) -> String {

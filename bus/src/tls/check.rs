@@ -57,49 +57,65 @@ pub fn problems(config: &Config) -> Vec<Problem> {
 }
 
 /// Certificates in the TLS files that expire within [`EXPIRY_WARNING_DAYS`] of `now` (or already have), each
-/// at its key path. Files that cannot be read are [`problems`], not warnings.
+/// at its key path: the listeners' (`[http.tls]`, `[admin.tls]`) and the HTTP adapters' (`tls = { ca,
+/// client_cert }`, the option every adapter built on the shared HTTP client reads). Files that cannot be read
+/// are problems (of `check`, or of the adapter's own check), not warnings.
 pub fn warnings(config: &Config, now: time::OffsetDateTime) -> Vec<Problem> {
-    let mut warnings = Vec::new();
+    let mut files: Vec<(String, std::path::PathBuf)> = Vec::new();
     for (section, tls) in [("http", &config.http.tls), ("admin", &config.admin.tls)] {
         let Some(tls) = tls else { continue };
-        let mut files = vec![("cert".to_owned(), &tls.cert)];
+        files.push((format!("{section}.tls.cert"), config.resolve(&tls.cert)));
         if let Some(ca) = &tls.client_ca {
-            files.push(("client_ca".to_owned(), ca));
+            files.push((format!("{section}.tls.client_ca"), config.resolve(ca)));
         }
-        for (key, path) in files {
-            let Ok(certs) = super::read_certs(&config.resolve(path)) else {
+    }
+    for a in &config.adapters {
+        let Some(tls) = a.options.get("tls").and_then(|t| t.as_table()) else {
+            continue;
+        };
+        for key in ["ca", "client_cert"] {
+            if let Some(path) = tls.get(key).and_then(|v| v.as_str()) {
+                files.push((
+                    format!("{}.tls.{key}", a.path()),
+                    a.resolve(std::path::Path::new(path)),
+                ));
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    for (key, path) in files {
+        let Ok(certs) = super::read_certs(&path) else {
+            continue;
+        };
+        for der in certs {
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
                 continue;
             };
-            for der in certs {
-                let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
-                    continue;
-                };
-                let not_after = cert.validity().not_after.timestamp();
-                let left = (not_after - now.unix_timestamp()) / 86_400;
-                let subject = cert.subject().to_string();
-                let when = cert
-                    .validity()
-                    .not_after
-                    .to_datetime()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                if not_after <= now.unix_timestamp() {
-                    warnings.push(Problem::new(
-                        format!("{section}.tls.{key}"),
-                        format!(
-                            "certificate `{subject}` in `{}` expired on {when}",
-                            path.display()
-                        ),
-                    ));
-                } else if left < EXPIRY_WARNING_DAYS {
-                    warnings.push(Problem::new(
-                        format!("{section}.tls.{key}"),
-                        format!(
-                            "certificate `{subject}` in `{}` expires on {when}, in {left} days",
-                            path.display()
-                        ),
-                    ));
-                }
+            let not_after = cert.validity().not_after.timestamp();
+            let left = (not_after - now.unix_timestamp()) / 86_400;
+            let subject = cert.subject().to_string();
+            let when = cert
+                .validity()
+                .not_after
+                .to_datetime()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            if not_after <= now.unix_timestamp() {
+                warnings.push(Problem::new(
+                    key.clone(),
+                    format!(
+                        "certificate `{subject}` in `{}` expired on {when}",
+                        path.display()
+                    ),
+                ));
+            } else if left < EXPIRY_WARNING_DAYS {
+                warnings.push(Problem::new(
+                    key.clone(),
+                    format!(
+                        "certificate `{subject}` in `{}` expires on {when}, in {left} days",
+                        path.display()
+                    ),
+                ));
             }
         }
     }

@@ -34,7 +34,7 @@ impl CertInfo {
     /// Reads what the bus needs from a DER certificate. A certificate rustls verified always parses; should
     /// one not, it has no names (and so identifies no one but by its fingerprint).
     pub fn from_der(der: &[u8]) -> Self {
-        let sha256 = hex(&sha2::Sha256::digest(der));
+        let sha256 = crate::hex::lower(&sha2::Sha256::digest(der));
         let (uris, subject) = match x509_parser::parse_x509_certificate(der) {
             Ok((_, cert)) => {
                 let uris = cert
@@ -70,10 +70,6 @@ impl CertInfo {
 /// The verified client certificate of the connection a request came on, in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct ClientCert(pub Arc<CertInfo>);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A fingerprint as written in config (`AB:CD:…` or `abcd…`) in the form of [`CertInfo::sha256`]; None when it
 /// is not 64 hex digits.

@@ -22,7 +22,6 @@ use axum::routing::get;
 use lienthong_bus::config::Config;
 use lienthong_bus::error::{ApiError, code};
 use lienthong_bus::state::StateStore;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 pub use views::{status_name, status_name_vi, timing};
@@ -38,7 +37,7 @@ pub struct AdminState {
     /// `[tracking] due_soon`.
     pub due_soon: Duration,
     /// Configured agency names by code (`[[agencies]] name`).
-    pub agency_names: Arc<BTreeMap<String, Option<String>>>,
+    pub agency_names: crate::names::AgencyNames,
 }
 
 impl AdminState {
@@ -49,7 +48,7 @@ impl AdminState {
 
     /// The configured name of agency `code`.
     pub fn name(&self, code: &str) -> Option<String> {
-        self.agency_names.get(code).cloned().flatten()
+        self.agency_names.get(code)
     }
 }
 
@@ -110,7 +109,11 @@ async fn document_by_query(
     match q.get("id") {
         Some(id) => document(state, Path(id.clone())).await,
         None => error_response(
-            &ApiError::new(code::NOT_FOUND, "give the DocumentId as ?id=").at("/id", "required"),
+            &ApiError::new(
+                code::INVALID_QUERY,
+                "query parameter `id`: required (the DocumentId, as ?id=)",
+            )
+            .at("id", "required"),
         ),
     }
 }

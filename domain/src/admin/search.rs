@@ -300,7 +300,8 @@ pub(crate) async fn on_time_table(
         .map_err(|e| ApiError::new(code::STATE_UNAVAILABLE, e.to_string()))?;
     // Every configured agency has a row (zeros included); a filter keeps only its own.
     let mut rows: BTreeMap<String, StatsRow> = BTreeMap::new();
-    for code in s.agency_names.keys() {
+    let names = s.agency_names.all();
+    for code in names.keys() {
         if agency.as_ref().is_none_or(|a| a == code) {
             rows.insert(
                 code.clone(),

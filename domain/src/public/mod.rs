@@ -43,7 +43,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PublicState {
     pub dossiers: DossierStore,
     pub due_soon: Duration,
-    pub agency_names: Arc<BTreeMap<String, Option<String>>>,
+    pub agency_names: crate::names::AgencyNames,
     pub limiter: Arc<limit::Limiter>,
 }
 
@@ -144,7 +144,7 @@ impl PublicState {
         match self.dossiers.get(code).await {
             Ok(Some(v)) => {
                 let clock = Clock::now(self.due_soon);
-                let name = |c: &str| self.agency_names.get(c).cloned().flatten();
+                let name = |c: &str| self.agency_names.get(c);
                 Found::Dossier(Box::new(PublicDossier::of(&v, &clock, &name)))
             }
             Ok(None) => Found::Nothing,

@@ -33,7 +33,8 @@ fn search_form(v: &Viewer, s: &AdminState, raw: &[(String, String)]) -> String {
         v.t("(tất cả)", "(all)"),
     );
     let sel = |cur: &str, val: &str| if cur == val { " selected" } else { "" };
-    for (code, name) in s.agency_names.iter() {
+    let names = s.agency_names.all();
+    for (code, name) in names.iter() {
         let _ = write!(
             h,
             "<option value=\"{}\"{}>{}</option>",
