@@ -240,6 +240,20 @@ async fn a_broken_reload_changes_nothing_and_names_each_problem() {
     let (status, answer) = reload(&bus).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["details"][0]["path"], "bus", "{answer}");
+    // Evidence switched on by a reload would record nothing: refused too, naming it.
+    let key = bus.dir.path().join("evidence.pem");
+    lienthong_bus::evidence::keygen(&key).unwrap();
+    std::fs::write(
+        &file,
+        format!("{good}\n[evidence]\nsigning_key = \"{}\"\n", key.display()),
+    )
+    .unwrap();
+    let (status, answer) = reload(&bus).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        answer["error"]["details"][0]["path"], "evidence",
+        "{answer}"
+    );
     bus.stop().await;
 }
 

@@ -1,7 +1,7 @@
 //! The operator's one TOML file: agencies, adapters, routes, and the bus's own settings.
 //!
 //! Every struct here is `deny_unknown_fields` and its doc comments are the user documentation of each key
-//! (README "Configuration" is generated from the same words). Loading never stops at the first mistake: each
+//! (README "Configuration" summarises them in a table and points here). Loading never stops at the first mistake: each
 //! section and each array element is deserialized on its own, a bad key is reported and read around (see
 //! `load.rs`), and every [`Problem`] is collected with its key path, then cross-references (routes → adapters, `from`/`to` → agencies, types → schemas) are checked.
 //! Adapter-specific keys are checked by the adapter's own factory (see [`crate::adapter::AdapterFactory`]) so the
@@ -324,6 +324,24 @@ impl Config {
         }
         if self.bus.max_in_flight == 0 {
             problems.push(Problem::new("bus.max_in_flight", "must be at least 1"));
+        }
+        if self.bus.delivery_limit == 0 {
+            problems.push(Problem::new(
+                "bus.delivery_limit",
+                "must be at least 1 (a message returned to its queue once would be dead-lettered)",
+            ));
+        }
+        if self.http.max_json_depth < 2 {
+            problems.push(Problem::new(
+                "http.max_json_depth",
+                "must be at least 2 (the envelope is one level and an object payload another)",
+            ));
+        }
+        if self.http.max_body_bytes == 0 {
+            problems.push(Problem::new(
+                "http.max_body_bytes",
+                "must be at least 1 (every message would be refused as too large)",
+            ));
         }
         problems.extend(operator::problems(&self.operators));
         problems.extend(self.http.listener_limits().problems());

@@ -340,3 +340,20 @@ fn order_keys_are_checked_at_their_key_paths() {
         "{p:?}"
     );
 }
+
+#[test]
+fn limits_that_would_refuse_every_message_are_refused_at_their_keys() {
+    let bad = GOOD.replace(
+        "broker_url = \"memory://\"",
+        "broker_url = \"memory://\"\ndelivery_limit = 0\n[http]\nmax_body_bytes = 0\nmax_json_depth = 1",
+    );
+    let err = parse(&bad).unwrap_err();
+    let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
+    for key in [
+        "bus.delivery_limit",
+        "http.max_body_bytes",
+        "http.max_json_depth",
+    ] {
+        assert!(paths.contains(&key), "{key}: {paths:?}");
+    }
+}

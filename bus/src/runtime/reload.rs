@@ -127,6 +127,20 @@ fn fixed_changes(running: &Config, new: &Config) -> Vec<Problem> {
             ));
         }
     }
+    // The evidence log's signer and the console's accounts are set up once, at start: taking a change and
+    // not applying it would leave a removed operator able to log in, or evidence switched on recording nothing.
+    if json(&running.evidence) != json(&new.evidence) {
+        out.push(Problem::new(
+            "evidence",
+            "[evidence] changed; a reload cannot change it: restart the bus",
+        ));
+    }
+    if json(&running.operators) != json(&new.operators) {
+        out.push(Problem::new(
+            "operators",
+            "[[operators]] changed; a reload cannot change the console's accounts: restart the bus",
+        ));
+    }
     // Ordered routes have partition queues of their own, declared and consumed from the start.
     if crate::order::ordered_adapters(running).0 != crate::order::ordered_adapters(new).0 {
         out.push(Problem::new(
