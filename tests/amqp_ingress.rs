@@ -19,6 +19,10 @@ async fn publish(ch: &lapin::Channel, exchange: &str, body: &[u8], user: Option<
     if let Some(u) = user {
         props = props.with_user_id(u.into());
     }
+    publish_props(ch, exchange, body, props).await;
+}
+
+async fn publish_props(ch: &lapin::Channel, exchange: &str, body: &[u8], props: BasicProperties) {
     let confirm = ch
         .basic_publish(
             exchange.into(),
@@ -83,6 +87,42 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
     )
     .await;
 
+    // `message_id` names the message as `id` does over HTTP, under the same rule: an empty one is refused.
+    let props = || {
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_user_id("guest".into())
+    };
+    publish_props(
+        &ch,
+        &exchange,
+        envelope(None, H40, &[STP], dossier("A-4"))
+            .to_string()
+            .as_bytes(),
+        props()
+            .with_content_type("application/json".into())
+            .with_message_id("".into()),
+    )
+    .await;
+    // A media type with parameters is read by its essence, as over HTTP.
+    let charset_id = new_id();
+    publish_props(
+        &ch,
+        &exchange,
+        envelope(None, H40, &[STP], dossier("A-5"))
+            .to_string()
+            .as_bytes(),
+        props()
+            .with_content_type("application/json; charset=utf-8".into())
+            .with_message_id(charset_id.as_str().into()),
+    )
+    .await;
+    let calls = rx.wait_calls(2, Duration::from_secs(20)).await;
+    assert!(
+        calls.iter().any(|c| c.json()["id"] == charset_id.as_str()),
+        "the message with a charset parameter is delivered under its message_id"
+    );
+
     let mut consumer = ch
         .basic_consume(
             bus.names().rejected_queue().as_str().into(),
@@ -93,7 +133,7 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
         .await
         .unwrap();
     let mut codes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let d = tokio::time::timeout(Duration::from_secs(20), consumer.next())
             .await
             .expect("a rejected message within 20 s")
@@ -109,11 +149,16 @@ async fn amqp_ingress_delivers_and_rejects_with_reason() {
     codes.sort();
     assert_eq!(
         codes,
-        vec!["payload_too_large", "schema_violation", "unauthenticated"]
+        vec![
+            "invalid_envelope",
+            "payload_too_large",
+            "schema_violation",
+            "unauthenticated"
+        ]
     );
     assert_eq!(
         rx.calls().len(),
-        1,
+        2,
         "refused messages must not be delivered"
     );
     let _ = conn.close(200, "bye".into()).await;

@@ -29,7 +29,9 @@ fn ns_topology(ns: &str) -> lienthong_bus::broker::Topology {
     lienthong_bus::broker::topology::build(
         &names,
         &["stp".into()],
-        &[Duration::from_secs(1)].into_iter().collect(),
+        &std::iter::once(Duration::from_secs(1))
+            .chain(lienthong_bus::broker::topology::RETRY_AFTER_TIERS)
+            .collect(),
         1,
     )
 }
@@ -166,8 +168,26 @@ async fn the_same_id_sent_to_both_processes_is_answered_alike_and_delivered_once
             .await,
         1
     );
+    // The same message sent to both processes at the same moment, 30 times: one publish each, the later
+    // claimer waits for the first's answer instead of publishing a second copy both could deliver at once.
+    let mut raced = Vec::new();
+    for i in 0..30 {
+        let rid = new_id();
+        let env = envelope(Some(&rid), H40, &[STP], dossier(&format!("PG-RACE-{i}")));
+        let ((sa, ra), (sb, rb)) = tokio::join!(post_to(&a, &env), post_to(&b, &env));
+        assert_eq!((sa, sb), (202, 202), "{ra} {rb}");
+        assert_eq!(ra, rb, "both answers are the first's");
+        raced.push(rid);
+    }
     flush(&rx, &a, &b, 10).await;
     assert_eq!(calls_for(&rx, &id), 1, "delivered exactly once");
+    for rid in &raced {
+        assert_eq!(
+            calls_for(&rx, rid),
+            1,
+            "{rid}: sent to both processes at once, delivered once"
+        );
+    }
     assert_eq!(
         pair.pg
             .count(&format!(

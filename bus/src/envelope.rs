@@ -53,6 +53,12 @@ pub enum EnvelopeError {
 pub const MAX_ID_LEN: usize = 200;
 
 /// Parses `body` as an envelope. `max_depth` bounds JSON nesting.
+/// Whether `id` may name a message: 1 to [`MAX_ID_LEN`] bytes, no control character (it travels in HTTP
+/// headers and file names). The envelope's `id` and AMQP's `message_id` alike.
+pub fn is_message_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c.is_control())
+}
+
 pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         EnvelopeError::InvalidJson(format!(
@@ -83,7 +89,7 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
         message,
     };
     if let Some(id) = &env.id
-        && (id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(|c| c.is_control()))
+        && !is_message_id(id)
     {
         return Err(bad(
             "/id",

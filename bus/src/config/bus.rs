@@ -62,8 +62,8 @@ pub struct BusConfig {
     /// `x-quorum-initial-group-size` of every quorum queue the bus declares: on how many cluster nodes each
     /// queue is replicated when it is first created (e.g. `3` on a three-node cluster; RabbitMQ caps it at the
     /// cluster's size). Unset (the default) leaves it to RabbitMQ, which replicates to every node of the
-    /// cluster. Only takes effect when a queue is created; changing it later needs
-    /// `rabbitmq-queues grow`/`shrink`. Must be at least 1.
+    /// cluster. Only takes effect when a queue is created: a queue that exists with another group size is kept
+    /// as it is (a warning in the log); changing it needs `rabbitmq-queues grow`/`shrink`. Must be at least 1.
     #[serde(default)]
     pub quorum_size: Option<u32>,
     /// Broker layout of new copies (ARCHITECTURE.md, "Message layout"): `2` puts a copy's facts in one JSON

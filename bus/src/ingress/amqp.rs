@@ -63,6 +63,23 @@ async fn handle(ingress: &Ingress, incoming: Incoming) {
             code::UNAUTHENTICATED,
             "the message has no user_id property; set it to your RabbitMQ user name",
         )),
+        // `message_id` names the message as the envelope's `id` does over HTTP, under the same rule.
+        _ if env
+            .message_id
+            .as_deref()
+            .is_some_and(|id| !crate::envelope::is_message_id(id)) =>
+        {
+            refused(
+                ApiError::new(
+                    code::INVALID_ENVELOPE,
+                    format!(
+                        "message_id must be 1–{} printable characters (a UUID is recommended)",
+                        crate::envelope::MAX_ID_LEN
+                    ),
+                )
+                .at("message_id", "not a usable message id"),
+            )
+        }
         (Some(content), Some(user)) => match ingress.agency_for_amqp_user(user) {
             None => refused(ApiError::new(
                 code::UNAUTHENTICATED,

@@ -227,6 +227,44 @@ impl Ingress {
         })
     }
 
+    /// The answer of the submission that claimed (`sender`, `id`) first and is still publishing, once it is
+    /// recorded; none when the claim is older than a publish may take (`bus.publish_timeout` and a second
+    /// more), or becomes so while waiting: that submission died or was refused, and this one goes ahead.
+    async fn await_first(&self, sender: &str, id: &str) -> Result<Option<Accepted>, ApiError> {
+        let state = &self.ctx.state;
+        let unavailable = |e: crate::state::StateError| {
+            tracing::error!(error = %e, "State store unavailable for the idempotency check");
+            ApiError::new(
+                code::STATE_UNAVAILABLE,
+                "the state store is unavailable; retry later",
+            )
+        };
+        let window = self.ctx.config.bus.publish_timeout.get() + std::time::Duration::from_secs(1);
+        let Some(claimed) = state
+            .ingress_claimed_at(sender, id)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let claimed =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(claimed.max(0) as u64);
+        let until = claimed + window;
+        let mut pause = std::time::Duration::from_millis(5);
+        while std::time::SystemTime::now() < until {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            if let Some(first) = state
+                .ingress_lookup(sender, id)
+                .await
+                .map_err(unavailable)?
+            {
+                return Ok(Some(first));
+            }
+        }
+        Ok(None)
+    }
+
     /// Routes and publishes one prepared message; answers only after every copy is confirmed.
     pub(crate) async fn publish(
         &self,
@@ -257,7 +295,17 @@ impl Ingress {
                     metrics::counter!("lienthong_ingress_duplicates_total").increment(1);
                     return Ok(first);
                 }
-                Ok(Claim::Same(None)) => {}
+                Ok(Claim::Won) => {}
+                Ok(Claim::Same(None)) => {
+                    // The same message, claimed by a submission still being published (here or by another
+                    // process sharing the state store): wait for its answer rather than publish a second copy
+                    // that two processes could deliver at once. A claim older than a publish can take is one
+                    // whose submission died or failed: publish it again (delivery de-duplicates).
+                    if let Some(first) = self.await_first(&meta.from, id).await? {
+                        metrics::counter!("lienthong_ingress_duplicates_total").increment(1);
+                        return Ok(first);
+                    }
+                }
                 Ok(Claim::Different) => {
                     return Err(ApiError::new(
                         code::CONFLICT,

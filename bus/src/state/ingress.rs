@@ -1,6 +1,7 @@
 //! Ingress idempotency: (sender, client id) → the digest of what was sent and the first `202`.
 use super::{Accepted, StateError, StateStore, batch, now_ms};
 pub use batch::Claim;
+use sqlx::Row;
 
 impl StateStore {
     /// The answer recorded for this (sender, client id), if any (none while its first submission is still
@@ -36,6 +37,27 @@ impl StateStore {
                 at: now_ms(),
             })
             .await
+    }
+
+    /// When (sender, client id) was first claimed, in milliseconds since the epoch; none if it never was.
+    /// Read only when a claim finds a submission of the same content still being published (rare).
+    pub async fn ingress_claimed_at(
+        &self,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<i64>, StateError> {
+        let row = sqlx::query(
+            "SELECT created_ms FROM lt_ingress WHERE ns = $1 AND sender = $2 AND client_id = $3",
+        )
+        .bind(&*self.ns)
+        .bind(sender)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("created_ms")?),
+            None => None,
+        })
     }
 
     /// Record the answer for this (sender, client id). The first writer wins: a later record for the same

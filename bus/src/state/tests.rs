@@ -804,12 +804,12 @@ async fn claims_fix_the_content_of_an_id(kind: Kind) {
     let sender = "000.00.00.H40";
     assert_eq!(
         s.ingress_claim(sender, "c-1", "aaa").await.unwrap(),
-        Claim::Same(None)
+        Claim::Won
     );
     assert_eq!(
         s.ingress_claim(sender, "c-1", "aaa").await.unwrap(),
         Claim::Same(None),
-        "still being published: the same content may go ahead"
+        "still being published: the same content waits for its answer"
     );
     assert_eq!(
         s.ingress_claim(sender, "c-1", "bbb").await.unwrap(),
@@ -831,7 +831,7 @@ async fn claims_fix_the_content_of_an_id(kind: Kind) {
         s.ingress_claim("000.00.01.H53", "c-1", "bbb")
             .await
             .unwrap(),
-        Claim::Same(None),
+        Claim::Won,
         "another sender's id is another message"
     );
     // Claims made at once (mostly one statement of one batch) where some keys exist and some are new: each
@@ -849,8 +849,8 @@ async fn claims_fix_the_content_of_an_id(kind: Kind) {
         [
             Claim::Same(Some(first.clone())),
             Claim::Different,
-            Claim::Same(None),
-            Claim::Same(None)
+            Claim::Won,
+            Claim::Won
         ]
     );
     assert_eq!(
@@ -868,9 +868,30 @@ async fn claims_fix_the_content_of_an_id(kind: Kind) {
     let results = futures::future::join_all(tasks).await;
     let winners = results
         .iter()
-        .filter(|r| matches!(r, Ok(Claim::Same(_))))
+        .filter(|r| matches!(r, Ok(Claim::Won)))
         .count();
     assert_eq!(winners, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(Claim::Won) | Ok(Claim::Different))),
+        "{results:?}"
+    );
+    // The same content asked for at once, many times: one wins, the others learn it is being published.
+    let tasks = (0..20).map(|_| {
+        let s = s.clone();
+        async move { s.ingress_claim(sender, "same", "one-digest").await }
+    });
+    let results = futures::future::join_all(tasks).await;
+    let won = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Claim::Won)))
+        .count();
+    let pending = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Claim::Same(None))))
+        .count();
+    assert_eq!((won, pending), (1, 19), "{results:?}");
 }
 
 /// PostgreSQL's TEXT cannot hold NUL; a peer's answer with `\u0000` is still parked.
@@ -1304,6 +1325,6 @@ async fn a_panicking_plugin_writer_does_not_stop_the_lanes_own_connection() {
     );
     assert_eq!(
         s.ingress_claim("000.00.01.H53", "k", "d").await.unwrap(),
-        Claim::Same(None)
+        Claim::Won
     );
 }

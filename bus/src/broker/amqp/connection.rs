@@ -153,10 +153,6 @@ async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String
             return Err(e);
         }
     };
-    let events: Events = Box::pin(futures::stream::select(
-        conn.events_listener(),
-        consumers.events_listener(),
-    ));
     let ready = async {
         let topology = inner.topology.lock().expect("lock").clone();
         declare(&conn, &topology).await?;
@@ -176,6 +172,13 @@ async fn connect(inner: &Inner, url: &str) -> Result<(Arc<Link>, Events), String
             return Err(e);
         }
     };
+    // Listened to from here on: a declaration RabbitMQ refused and `declare` got past (a queue kept with its
+    // own group size) closed its channel with an error event, which must not read as a lost connection. A
+    // connection lost meanwhile is still noticed: the supervisor also checks the link every half second.
+    let events: Events = Box::pin(futures::stream::select(
+        conn.events_listener(),
+        consumers.events_listener(),
+    ));
     Ok((
         Arc::new(Link {
             conn,

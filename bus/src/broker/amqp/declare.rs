@@ -10,7 +10,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 
 pub(super) async fn declare(conn: &Connection, t: &Topology) -> Result<(), String> {
-    let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+    let mut ch = conn.create_channel().await.map_err(|e| e.to_string())?;
     for e in &t.exchanges {
         let kind = match e.kind {
             ExchangeKind::Direct => lapin::ExchangeKind::Direct,
@@ -80,15 +80,41 @@ pub(super) async fn declare(conn: &Connection, t: &Topology) -> Result<(), Strin
                 AMQPValue::LongLongInt(n as i64),
             );
         }
-        ch.queue_declare(q.name.as_str().into(), QueueDeclareOptions::durable(), args)
-            .await
-            .map_err(|err| {
-                format!(
+        let declared = ch
+            .queue_declare(q.name.as_str().into(), QueueDeclareOptions::durable(), args)
+            .await;
+        match declared {
+            Ok(_) => {}
+            // `bus.quorum_size` applies to queues it creates: one that exists with another initial group size
+            // (the setting added or changed since) is the operator's to grow or shrink, not a reason never to
+            // start. The refusal closed the channel; the queue is checked on a new one without arguments.
+            Err(err) if err.to_string().contains("x-quorum-initial-group-size") => {
+                ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+                ch.queue_declare(
+                    q.name.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|err| format!("declaring queue `{}`: {err}", q.name))?;
+                tracing::warn!(
+                    queue = %q.name,
+                    "Queue exists with another initial group size than bus.quorum_size; kept as it is (change its \
+                     replicas with `rabbitmq-queues grow` / `shrink`)"
+                );
+            }
+            Err(err) => {
+                return Err(format!(
                     "declaring queue `{}`: {err} (if it exists with other arguments, e.g. after changing \
                      bus.delivery_limit, delete it while empty or use another bus.namespace)",
                     q.name
-                )
-            })?;
+                ));
+            }
+        }
     }
     for b in &t.bindings {
         ch.queue_bind(

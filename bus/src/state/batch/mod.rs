@@ -78,8 +78,11 @@ pub(super) struct ClaimAsk {
 /// What a claim learns about its (sender, client id).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// The key was claimed for the same content: by this call, by a submission still being published
-    /// (`None`: publish again, delivery de-duplicates), or by one already answered (`Some`: answer the same).
+    /// This call claimed the key: publish.
+    Won,
+    /// The key was claimed before for the same content: by a submission still being published (`None`: wait
+    /// for its answer, or publish again once it is too old to be alive; delivery de-duplicates), or by one
+    /// already answered (`Some`: answer the same).
     Same(Option<Accepted>),
     /// The key was first claimed for different content: the submission must be refused.
     Different,
@@ -130,7 +133,9 @@ pub(super) struct Lanes {
 }
 
 /// What stands for each claimed key after a write batch: (digest, accepted answer).
-type Standing = std::collections::HashMap<(String, String), (Option<String>, Option<Accepted>)>;
+/// Per claimed key: its digest, its answer if recorded, and whether this batch's claim inserted its row.
+type Standing =
+    std::collections::HashMap<(String, String), (Option<String>, Option<Accepted>, bool)>;
 
 /// What a write batch came to: the core's rows and evidence records (with what stands for each claim), and
 /// each plugin group.

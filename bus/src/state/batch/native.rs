@@ -177,7 +177,7 @@ fn core_rows(tx: &Connection, ns: &str, core: &Core) -> Result<Standing, StateEr
                 .map_err(db)?
                 == 1
             {
-                standing.insert(key.clone(), (Some(digest.clone()), None));
+                standing.insert(key.clone(), (Some(digest.clone()), None, true));
             } else {
                 unsure.push(key);
             }
@@ -211,7 +211,7 @@ fn core_rows(tx: &Connection, ns: &str, core: &Core) -> Result<Standing, StateEr
                 .map_err(db)?;
             if let Some((digest, accepted)) = row {
                 let accepted = super::accepted_from(accepted.as_deref())?;
-                standing.insert(key.clone(), (digest, accepted));
+                standing.insert(key.clone(), (digest, accepted, false));
             }
         }
         let mut mark = tx

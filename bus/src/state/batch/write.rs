@@ -108,12 +108,15 @@ pub(super) async fn lane(db: Db, mut rx: mpsc::Receiver<Write>) {
                 for r in replies {
                     let _ = r.send(Ok(()));
                 }
+                // Of several asks of one key in this batch, the first (whose digest the row holds) won it.
+                let mut won = std::collections::HashSet::new();
                 for (key, digest, reply) in claim_replies {
                     let _ = reply.send(Ok(match standing.get(&key) {
                         // A row without a digest was written before digests were kept: same content assumed.
-                        Some((Some(d), _)) if *d != digest => Claim::Different,
-                        Some((_, accepted)) => Claim::Same(accepted.clone()),
-                        None => Claim::Same(None),
+                        Some((Some(d), _, _)) if *d != digest => Claim::Different,
+                        Some((_, Some(accepted), _)) => Claim::Same(Some(accepted.clone())),
+                        Some((_, None, true)) if won.insert(key.clone()) => Claim::Won,
+                        Some((_, None, _)) | None => Claim::Same(None),
                     }));
                 }
             }
@@ -251,7 +254,7 @@ async fn write_core(
         let padded = padded(chunk);
         let sql = format!(
             "INSERT INTO lt_ingress (ns, sender, client_id, digest, accepted, created_ms) VALUES {}
-             ON CONFLICT (ns, sender, client_id) DO NOTHING",
+             ON CONFLICT (ns, sender, client_id) DO NOTHING RETURNING sender, client_id",
             values(marks, padded.len(), 6)
         );
         let mut q: Q = sqlx::query(&sql);
@@ -264,13 +267,20 @@ async fn write_core(
                 .bind(None::<String>)
                 .bind(*at);
         }
-        // The padding repeats a key of the chunk, so it never inserts a row of its own.
-        if q.execute(&mut **tx).await?.rows_affected() == chunk.len() as u64 {
-            for (key, (digest, _)) in chunk {
-                standing.insert((*key).clone(), (Some(digest.clone()), None));
+        // The padding repeats a key of the chunk, so it never inserts a row of its own. The rows returned are
+        // those this statement inserted: claimed by this batch; the others existed, and are read back below.
+        let mut inserted = std::collections::HashSet::new();
+        for row in q.fetch_all(&mut **tx).await? {
+            let sender: String = row.try_get("sender")?;
+            let id: String = row.try_get("client_id")?;
+            inserted.insert((sender, id));
+        }
+        for (key, (digest, _)) in chunk {
+            if inserted.contains(*key) {
+                standing.insert((*key).clone(), (Some(digest.clone()), None, true));
+            } else {
+                unsure.push(*key);
             }
-        } else {
-            unsure.extend(chunk.iter().map(|(key, _)| *key));
         }
     }
     // Not padded: PostgreSQL refuses an upsert that would update one row twice in a statement.
@@ -317,7 +327,7 @@ async fn write_core(
                 let digest: Option<String> = row.try_get("digest")?;
                 let accepted: Option<String> = row.try_get("accepted")?;
                 let accepted = super::accepted_from(accepted.as_deref())?;
-                standing.insert((sender.to_owned(), id), (digest, accepted));
+                standing.insert((sender.to_owned(), id), (digest, accepted, false));
             }
         }
     }
