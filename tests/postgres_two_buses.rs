@@ -29,9 +29,7 @@ fn ns_topology(ns: &str) -> lienthong_bus::broker::Topology {
     lienthong_bus::broker::topology::build(
         &names,
         &["stp".into()],
-        &std::iter::once(Duration::from_secs(1))
-            .chain(lienthong_bus::broker::topology::RETRY_AFTER_TIERS)
-            .collect(),
+        &[Duration::from_secs(1)].into_iter().collect(),
         1,
     )
 }

@@ -219,32 +219,20 @@ impl Names {
 }
 
 /// Builds the whole topology for the given adapters (those with a sink) and retry delays.
-/// Tiers declared beside the routes' own whenever any route retries, so a receiver's `Retry-After` longer than
-/// every backoff (or a backoff of `0s`) still finds a tier at least that long: up to an hour.
-pub const RETRY_AFTER_TIERS: [Duration; 7] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-    Duration::from_secs(60),
-    Duration::from_secs(300),
-    Duration::from_secs(900),
-    Duration::from_secs(3600),
-];
-
-/// The retry delays the routes of `config` use, and [`RETRY_AFTER_TIERS`] if any route retries: one TTL tier
-/// queue each.
+/// The retry delays the routes of `config` use: one TTL tier queue each. A backoff of `0s` means "as soon as
+/// possible", which is the shortest tier, 1 s (a quorum queue cannot hold a message for no time).
 pub fn retry_tiers(config: &crate::config::Config) -> BTreeSet<Duration> {
-    let retrying = config.routes.iter().filter(|r| r.retry.attempts > 0);
-    let mut tiers: BTreeSet<Duration> = retrying
-        .clone()
+    config
+        .routes
+        .iter()
+        .filter(|r| r.retry.attempts > 0)
         .flat_map(|r| r.retry.backoff.iter().map(|d| d.get()))
-        .filter(|d| !d.is_zero())
-        .collect();
-    if retrying.count() > 0 {
-        tiers.extend(RETRY_AFTER_TIERS);
-    }
-    tiers
+        .map(|d| d.max(SHORTEST_TIER))
+        .collect()
 }
+
+/// The shortest retry tier: what a backoff of `0s` waits.
+pub const SHORTEST_TIER: Duration = Duration::from_secs(1);
 
 pub fn build(
     names: &Names,
@@ -327,23 +315,15 @@ mod tests {
     }
 
     #[test]
-    fn a_retry_after_longer_than_every_backoff_or_a_zero_backoff_finds_a_tier() {
+    fn a_zero_backoff_waits_the_shortest_tier() {
         let c = config(
             "[[routes]]\nid = \"r\"\ntypes = [\"t\"]\ndeliver = [\"a\"]\nretry = { attempts = 2, backoff = [\"0s\", \"2s\"] }\n",
         );
         let tiers = retry_tiers(&c);
-        assert!(tiers.contains(&Duration::from_secs(2)));
-        assert!(!tiers.contains(&Duration::ZERO));
-        for t in RETRY_AFTER_TIERS {
-            assert!(tiers.contains(&t), "{t:?}");
-        }
-        // `Retry-After: 4` is at least 4 s, whatever the route's backoff: the 5 s tier.
-        let first_at_least = |d| tiers.iter().copied().find(|t| *t >= d);
         assert_eq!(
-            first_at_least(Duration::from_secs(4)),
-            Some(Duration::from_secs(5))
+            tiers,
+            BTreeSet::from([Duration::from_secs(1), Duration::from_secs(2)])
         );
-        assert_eq!(first_at_least(Duration::ZERO), Some(Duration::from_secs(1)));
         // No route retries: no tiers at all.
         let none = config(
             "[[routes]]\nid = \"r\"\ntypes = [\"t\"]\ndeliver = [\"a\"]\nretry = { attempts = 0 }\n",
