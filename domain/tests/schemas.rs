@@ -111,7 +111,11 @@ fn invalid_sample_reports_each_violation() {
         .unwrap_err();
     assert_eq!(
         paths(&details),
-        ["/payload", "/payload/NgayHenTra", "/payload/TrangThaiHoSo"],
+        [
+            "/payload/ChuHoSo",
+            "/payload/NgayHenTra",
+            "/payload/TrangThaiHoSo"
+        ],
         "{details:#?}"
     );
     assert!(
@@ -207,7 +211,11 @@ fn each_violation_has_its_pointer() {
             json!([{"TenTepDinhKem": "Đơn", "DuongDanTaiTepTin": "khong la url"}]),
             "/payload/TaiLieuNop/0/DuongDanTaiTepTin",
         ),
-        ("DSKetNoiCSDL", json!([{}]), "/payload/DSKetNoiCSDL/0"),
+        (
+            "DSKetNoiCSDL",
+            json!([{}]),
+            "/payload/DSKetNoiCSDL/0/MaCSDL",
+        ),
     ];
     for (field, value, pointer) in cases {
         let mut payload = valid_dossier();
@@ -256,16 +264,16 @@ fn every_violation_is_reported_sorted() {
     assert_eq!(
         paths(&details),
         [
-            "/payload",
-            "/payload",
             "/payload/KenhThucHien",
+            "/payload/MaTTHC",
             "/payload/NgayHenTra",
+            "/payload/TenTTHC",
             "/payload/TrangThaiHoSo"
         ],
         "{details:#?}"
     );
-    assert!(details[0].message.contains("MaTTHC"));
-    assert!(details[1].message.contains("TenTTHC"));
+    assert!(details[1].message.contains("MaTTHC"));
+    assert!(details[3].message.contains("TenTTHC"));
 }
 
 #[test]
@@ -304,7 +312,10 @@ fn progress_requires_its_fields() {
             &json!({"MaHoSo": "000.00.12.H40-261127-00001", "TrangThai": 4}),
         )
         .unwrap_err();
-    assert_eq!(paths(&details), ["/payload", "/payload"]);
+    assert_eq!(
+        paths(&details),
+        ["/payload/NoiDungXuLy", "/payload/ThoiDiemXuLy"]
+    );
     let text = format!("{details:?}");
     assert!(
         text.contains("ThoiDiemXuLy") && text.contains("NoiDungXuLy"),
