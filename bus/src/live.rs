@@ -10,7 +10,7 @@
 //! What a reload cannot change (`[bus]`, `[http]`, `[admin]`, `[state]`, a plugin's own sections) stays in
 //! [`crate::Context::config`], the config the process started with; a reload that changes them is refused.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigInForce};
 use crate::ingress::identity::CertIdentities;
 use crate::mailbox::Mailboxes;
 use crate::rights::Rights;
@@ -144,26 +144,6 @@ impl Snapshot {
 pub struct Live {
     current: Arc<RwLock<Arc<Snapshot>>>,
     config: ConfigInForce,
-}
-
-/// The config in force, for a plugin: it starts before the first snapshot exists, and what it shows from the
-/// config (an agency's name) must follow reloads like everything else (`PluginContext::config_in_force`).
-#[derive(Clone)]
-pub struct ConfigInForce(Arc<RwLock<Arc<Config>>>);
-
-impl ConfigInForce {
-    pub fn new(config: Arc<Config>) -> Self {
-        ConfigInForce(Arc::new(RwLock::new(config)))
-    }
-
-    /// The config in force now.
-    pub fn get(&self) -> Arc<Config> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, config: Arc<Config>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
-    }
 }
 
 impl Live {

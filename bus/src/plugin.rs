@@ -86,7 +86,7 @@ pub struct PluginContext {
     /// The config the process started with (what a reload cannot change: the plugin's own sections).
     pub config: Arc<Config>,
     /// The config in force, following reloads (agencies and their names, routes, adapters).
-    pub config_in_force: crate::live::ConfigInForce,
+    pub config_in_force: crate::config::ConfigInForce,
     pub state: StateStore,
     pub schemas: Arc<SchemaRegistry>,
 }

@@ -6,7 +6,7 @@
 //! new one.
 
 use lienthong_bus::config::Config;
-use lienthong_bus::live::ConfigInForce;
+use lienthong_bus::config::ConfigInForce;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -85,7 +85,7 @@ impl DryBus {
         let registry = Arc::new(registry);
         let hooks = plugin.start(&PluginContext {
             config: config.clone(),
-            config_in_force: crate::live::ConfigInForce::new(config.clone()),
+            config_in_force: crate::config::ConfigInForce::new(config.clone()),
             state: state.clone(),
             schemas: registry.clone(),
         });

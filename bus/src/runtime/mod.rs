@@ -141,7 +141,7 @@ pub async fn start(
         crate::broker::Tuning::from_config(&config.bus),
     );
     let registry = Arc::new(registry);
-    let in_force = crate::live::ConfigInForce::new(config.clone());
+    let in_force = crate::config::ConfigInForce::new(config.clone());
     let mut hooks = plugin.start(&PluginContext {
         config: config.clone(),
         config_in_force: in_force.clone(),
