@@ -232,13 +232,7 @@ impl Ingress {
     /// more), or becomes so while waiting: that submission died or was refused, and this one goes ahead.
     async fn await_first(&self, sender: &str, id: &str) -> Result<Option<Accepted>, ApiError> {
         let state = &self.ctx.state;
-        let unavailable = |e: crate::state::StateError| {
-            tracing::error!(error = %e, "State store unavailable for the idempotency check");
-            ApiError::new(
-                code::STATE_UNAVAILABLE,
-                "the state store is unavailable; retry later",
-            )
-        };
+        let unavailable = idempotency_unavailable;
         let window = self.ctx.config.bus.publish_timeout.get() + std::time::Duration::from_secs(1);
         let Some(claimed) = state
             .ingress_claimed_at(sender, id)
@@ -317,13 +311,7 @@ impl Ingress {
                     )
                     .at("/id", "already names a different message from this sender"));
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "State store unavailable for the idempotency check");
-                    return Err(ApiError::new(
-                        code::STATE_UNAVAILABLE,
-                        "the state store is unavailable; retry later",
-                    ));
-                }
+                Err(e) => return Err(idempotency_unavailable(e)),
             }
         }
         let timeout = ctx.config.bus.publish_timeout.get();
@@ -522,6 +510,15 @@ pub fn forbidden_sender(what: &str, written: &str, caller: &str) -> ApiError {
 /// What makes two submissions under one id the same message: everything that is delivered (type, version,
 /// receivers, correlation id, format and the payload bytes), as a SHA-256 hex digest. Times and transport
 /// details are left out, so a resubmission of the same message is recognised whichever channel brings it.
+/// The answer when the idempotency check cannot reach the state store (logged; the client retries).
+fn idempotency_unavailable(e: crate::state::StateError) -> ApiError {
+    tracing::error!(error = %e, "State store unavailable for the idempotency check");
+    ApiError::new(
+        code::STATE_UNAVAILABLE,
+        "the state store is unavailable; retry later",
+    )
+}
+
 fn content_digest(m: &Message) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
