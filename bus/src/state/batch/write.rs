@@ -243,10 +243,9 @@ async fn write_core(
     tx: &mut sqlx::Transaction<'static, Any>,
 ) -> Result<Standing, StateError> {
     let (marks, ns) = (db.marks, &*db.ns);
-    // Claims first: a claim and the record of the same key in one batch must see the claim's row. When a
-    // statement inserts every key it claims (nearly always: a resubmission is rare), those keys stand as
-    // claimed with this batch's digest and no answer yet; only the keys of a chunk where some already existed
-    // are read back below (the rows just inserted read back as claimed, too).
+    // Claims first: a claim and the record of the same key in one batch must see the claim's row. The keys a
+    // statement inserted (it returns them; nearly all, since a resubmission is rare) stand as claimed by this
+    // batch with its digest and no answer yet; only keys whose row already existed are read back below.
     let mut standing = Standing::new();
     let mut unsure: Vec<&(String, String)> = Vec::new();
     let rows: Vec<_> = b.claims.iter().collect();
