@@ -144,6 +144,25 @@ async fn a_citizen_looks_a_dossier_up_and_sees_nothing_personal() {
     let malformed = get(&bus.public("/public/dossiers/not-a-code")).await;
     assert_eq!(unknown.0, 404);
     assert_eq!((unknown.0, &unknown.2), (malformed.0, &malformed.2));
+    // Not even text is malformed too: the same 404, not a 400 that tells a prober about the format.
+    let not_text = get(&bus.public("/public/dossiers/%FF")).await;
+    assert_eq!((not_text.0, &not_text.2), (malformed.0, &malformed.2));
+    // The page's "not found" is the page (Vietnamese, with its form), for any code, never a JSON refusal.
+    for q in ["000.00.12.H40-261127-99999", "not-a-code", "%FF"] {
+        let (status, headers, page) = get(&bus.public(&format!("/public/?code={q}"))).await;
+        assert_eq!(status, 404, "{q}");
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{q}"
+        );
+        assert!(
+            page.contains("<form") && page.contains("Không tìm thấy"),
+            "{q}: {page}"
+        );
+    }
     // The public listener serves nothing of the admin API.
     for path in [
         format!("/v1/dossiers/{code}"),
@@ -181,9 +200,14 @@ async fn the_31st_lookup_in_a_minute_gets_429() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], "rate_limited");
     // The page's lookup is the same lookup; the empty form is not one.
-    let (status, headers, _) = get(&bus.public("/public/?code=000.00.12.H40-261127-00032")).await;
+    let (status, headers, page) =
+        get(&bus.public("/public/?code=000.00.12.H40-261127-00032")).await;
     assert_eq!(status, 429);
     assert!(headers.contains_key("retry-after"));
+    assert!(
+        page.contains("<form") && page.contains("Quá nhiều lượt tra cứu"),
+        "{page}"
+    );
     assert_eq!(get(&bus.public("/public/")).await.0, 200);
     bus.stop().await;
 }
@@ -261,6 +285,14 @@ async fn operators_search_dossiers_and_read_on_time_rates() {
         .unwrap();
     assert_eq!(late["total"], 1);
     assert_eq!(late["dossiers"][0]["code"], codes[1].as_str());
+    // Any of the agency's codes finds the same dossiers.
+    let by_tax_code = bus
+        .admin_json(&format!(
+            "/v1/dossiers?state=finished_late&agency={STP_TAX_CODE}"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(by_tax_code["dossiers"], late["dossiers"]);
     let bad = reqwest::get(bus.admin("/v1/dossiers?state=late"))
         .await
         .unwrap();

@@ -210,7 +210,8 @@ async fn feedback_goes_to_the_department_and_the_answer_comes_back() {
         ),
         (
             "H40",
-            envelope(None, H40, &[STP], rating()),
+            // Addressed by the department's tax code: still the department's rating.
+            envelope(None, H40, &[STP_TAX_CODE], rating()),
             "rating.submitted",
             "feedback-to-stp",
         ),
@@ -257,6 +258,22 @@ async fn feedback_goes_to_the_department_and_the_answer_comes_back() {
     assert_eq!(row["ratings"], 1, "{stats}");
     assert_eq!(row["rating_avg"], json!(2.0), "{stats}");
     assert_eq!(stats["total"]["rating_avg"], json!(2.0), "{stats}");
+    // Every row is an agency by its configured code: none for the code the rating was addressed by, and
+    // asking by that code answers for the agency.
+    let all = bus.admin_json("/v1/stats/on-time").await.expect("stats");
+    assert!(
+        all["agencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["agency"] != STP_TAX_CODE),
+        "{all}"
+    );
+    let by_tax_code = bus
+        .admin_json(&format!("/v1/stats/on-time?agency={STP_TAX_CODE}"))
+        .await
+        .expect("stats");
+    assert_eq!(by_tax_code["agencies"], stats["agencies"]);
     // Outside the period: nothing.
     let before = bus
         .admin_json(&format!("/v1/stats/on-time?agency={STP}&to=20261101000000"))

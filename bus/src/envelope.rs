@@ -59,6 +59,18 @@ pub fn is_message_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_ID_LEN && !id.chars().any(|c| c.is_control())
 }
 
+/// Where a missing field belongs: serde names it in the message ("missing field `type`") with the path of
+/// the object that lacks it, so the field's own pointer is that path plus its name.
+fn missing_at(object: String, message: &str) -> String {
+    match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((field, _)) => format!("{object}/{field}"),
+        None => object,
+    }
+}
+
 pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         EnvelopeError::InvalidJson(format!(
@@ -78,7 +90,7 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
         let message = bounded_message(&e);
         match e.classify() {
             Category::Data => EnvelopeError::InvalidEnvelope {
-                path: pointer(&track.path()),
+                path: missing_at(pointer(&track.path()), &message),
                 message,
             },
             _ => EnvelopeError::InvalidJson(message),
@@ -88,6 +100,13 @@ pub fn parse(body: &[u8], max_depth: usize) -> Result<Envelope<'_>, EnvelopeErro
         path: path.into(),
         message,
     };
+    // serde also reads a struct from a JSON array of its fields in order; the envelope is an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(bad(
+            "",
+            "the envelope must be a JSON object (`{\"type\": …, \"from\": …, …}`)".into(),
+        ));
+    }
     if let Some(id) = &env.id
         && !is_message_id(id)
     {
@@ -234,8 +253,13 @@ mod tests {
         ] {
             assert_eq!(at(&OK.replace(from, to)).0, want, "{to}");
         }
-        // A missing field is reported at the envelope, i.e. without a pointer.
-        assert_eq!(at(r#"{"type":"t","payload":1}"#).0, "");
+        // A missing field is reported at its own pointer, as a missing payload field is (`/payload/<field>`).
+        assert_eq!(at(r#"{"type":"t","payload":1}"#).0, "/from");
+        assert_eq!(at(r#"{"from":"a","payload":1}"#).0, "/type");
+        // An array holding the fields in order is not an envelope, though serde would read one from it.
+        let (path, message) = at(r#"["x-1","t",1,"000.00.00.H40",[],null,{}]"#);
+        assert_eq!(path, "");
+        assert!(message.contains("JSON object"), "{message}");
         // serde quotes the offending value or key; a megabyte of it is cut, the position kept.
         let huge = "v".repeat(1 << 20);
         let (path, message) = at(&OK.replace("\"id\":\"x-1\"", &format!("\"version\":\"{huge}\"")));

@@ -77,8 +77,9 @@ const MAX_REFUSAL_TEXT: usize = 1024;
 /// Gives a refusal that is not already our JSON error the documented body, keeping its status and headers
 /// (`Allow` on a 405). The router answers unknown paths (404), wrong methods (405) and unparsable path or
 /// query parameters (400) with an empty or plain-text body; this makes them `{"error": {"code", "message",
-/// "details": []}}` with a message naming the method and path. The console's HTML pages under `/ui/` (a
-/// refused form, a record not found) are left as they are: people read them, not scripts.
+/// "details": []}}` with a message naming the method and path. HTML pages (the console's under `/ui/`: a
+/// refused form, a record not found; the public lookup page's "not found" and 429) are left as they are:
+/// people read them, not scripts.
 pub async fn json_refusal(resp: Response, method: &Method, path: &str) -> Response {
     let status = resp.status();
     let is_json = resp
@@ -86,14 +87,14 @@ pub async fn json_refusal(resp: Response, method: &Method, path: &str) -> Respon
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/json"));
-    // The operator console (`/ui/`) answers people, with pages of its own: a refusal there stays a page.
-    let is_console_page = path.starts_with("/ui/")
-        && resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json || is_console_page {
+    // The operator console (`/ui/`) and the public lookup page (`/public/`) answer people, with pages of
+    // their own: a refusal there stays a page. The router's own refusals are never HTML.
+    let is_page = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_page {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();

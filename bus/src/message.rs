@@ -132,6 +132,14 @@ pub fn new_traceparent() -> String {
     format!("00-{trace:032x}-{span:016x}-01")
 }
 
+/// The trace id of a `traceparent` (its 32 hex digits), as logs carry it; empty for a malformed one.
+pub fn trace_id(traceparent: &str) -> &str {
+    match traceparent.get(3..35) {
+        Some(id) if is_traceparent(traceparent) => id,
+        _ => "",
+    }
+}
+
 /// True for a syntactically valid W3C `traceparent`.
 pub fn is_traceparent(s: &str) -> bool {
     let parts: Vec<_> = s.split('-').collect();

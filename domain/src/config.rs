@@ -2,7 +2,7 @@
 //! (the citizens' lookup). The core hands them over as written ([`Config::section`]); these structs are
 //! `deny_unknown_fields` like the core's, and their doc comments are the user documentation of each key.
 
-use lienthong_bus::config::{Config, HumanDuration, Problem};
+use lienthong_bus::config::{Config, HumanDuration, Problem, clashing_listeners, listen_problem};
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
@@ -116,15 +116,24 @@ impl DomainConfig {
         let (tracking, mut problems) = config.section::<TrackingConfig>("tracking");
         let (public, more) = config.section::<PublicConfig>("public");
         problems.extend(more);
-        if public
-            .listen
-            .as_deref()
-            .is_some_and(|l| l.trim().is_empty())
-        {
-            problems.push(Problem::new(
-                "public.listen",
-                "must be an address such as \"0.0.0.0:8443\" (leave the key out for no public listener)",
-            ));
+        if let Some(listen) = public.listen.as_deref() {
+            if listen.trim().is_empty() {
+                problems.push(Problem::new(
+                    "public.listen",
+                    "must be an address such as \"0.0.0.0:8443\" (leave the key out for no public listener)",
+                ));
+            } else {
+                problems.extend(listen_problem("public.listen", listen));
+                problems.extend(
+                    clashing_listeners(&[
+                        ("http.listen", &config.http.listen),
+                        ("admin.listen", &config.admin.listen),
+                        ("public.listen", listen),
+                    ])
+                    .into_iter()
+                    .filter(|p| p.path == "public.listen"),
+                );
+            }
         }
         (DomainConfig { tracking, public }, problems)
     }

@@ -10,6 +10,7 @@
 //! or rating is counted in a period by its own date (`NgayTiepNhan`/`NgayGui`, `NgayDanhGia`).
 
 use async_trait::async_trait;
+use lienthong_bus::config::ConfigInForce;
 use lienthong_bus::message::Meta;
 use lienthong_bus::plugin::Observer;
 use lienthong_bus::state::{
@@ -46,11 +47,13 @@ enum Fact {
 }
 
 /// Picks the fact out of an accepted message (schemas already checked the fields; dates that are not real
-/// `yyyyMMddHHmmss` make the message count for nothing).
-fn fact(meta: &Meta, payload: &serde_json::Value) -> Option<Fact> {
+/// `yyyyMMddHHmmss` make the message count for nothing). `agency` turns a receiver as the sender wrote it
+/// (any of an agency's codes: QCVN 102, QĐ 20, tax code) into the agency's configured `code`, so a department
+/// is counted once whichever of its codes it was addressed by (the sender is already its `code`).
+fn fact(meta: &Meta, payload: &serde_json::Value, agency: &dyn Fn(&str) -> String) -> Option<Fact> {
     let s = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let date = |k: &str| s(k).filter(|d| rules::is_date14(d));
-    let first_to = meta.to.first()?.clone();
+    let first_to = agency(meta.to.first()?);
     match meta.kind.as_str() {
         "feedback.submitted" => Some(Fact::Submitted {
             sender: meta.from.clone(),
@@ -81,13 +84,15 @@ fn fact(meta: &Meta, payload: &serde_json::Value) -> Option<Fact> {
 /// The observer of feedback and rating messages; rows ride in the state store's group commit.
 pub struct FeedbackTracker {
     state: StateStore,
+    config: ConfigInForce,
     writer: Arc<dyn GroupWriter>,
 }
 
 impl FeedbackTracker {
-    pub fn new(state: StateStore) -> Self {
+    pub fn new(state: StateStore, config: ConfigInForce) -> Self {
         Self {
             state,
+            config,
             writer: Arc::new(Writer),
         }
     }
@@ -103,7 +108,8 @@ impl Observer for FeedbackTracker {
     }
 
     async fn accepted(&self, meta: &Meta, payload: &serde_json::Value) {
-        let Some(f) = fact(meta, payload) else {
+        let config = self.config.get();
+        let Some(f) = fact(meta, payload, &|c| config.canonical_code(c).to_owned()) else {
             return;
         };
         if let Err(e) = self
@@ -313,11 +319,40 @@ mod tests {
         }
     }
 
+    fn fact_as_written(meta: &Meta, payload: &serde_json::Value) -> Option<Fact> {
+        fact(meta, payload, &|c| c.to_owned())
+    }
+
+    #[test]
+    fn a_department_is_counted_by_its_code_whichever_code_it_was_sent_to() {
+        let agency = |c: &str| match c {
+            "G12" | "020100107370" => "000.00.00.G12".to_owned(),
+            other => other.to_owned(),
+        };
+        let p = serde_json::json!({"MaHoSo": "H-1", "MucDoHaiLong": 4, "NgayDanhGia": "20261101080000"});
+        for to in ["G12", "020100107370", "000.00.00.G12"] {
+            match fact(&meta("rating.submitted", "S", to), &p, &agency) {
+                Some(Fact::Rated { department, .. }) => assert_eq!(department, "000.00.00.G12"),
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+        // An answer addressed to any code of the feedback's sender is the answer to it.
+        let p = serde_json::json!({"MaPhanAnh": "PA-1", "NgayTraLoi": "20261101090000"});
+        match fact(
+            &meta("feedback.answered", "000.00.00.G12", "G12"),
+            &p,
+            &agency,
+        ) {
+            Some(Fact::Answered { to, .. }) => assert_eq!(to, "000.00.00.G12"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn facts_come_from_the_portal_fields() {
         let p = serde_json::json!({"MaPhanAnh": "PA-1", "NgayGui": "20261101080000"});
         assert_eq!(
-            fact(&meta("feedback.submitted", "S", "D"), &p),
+            fact_as_written(&meta("feedback.submitted", "S", "D"), &p),
             Some(Fact::Submitted {
                 sender: "S".into(),
                 code: "PA-1".into(),
@@ -327,13 +362,13 @@ mod tests {
         );
         let p = serde_json::json!({"MaHoSo": "H-1", "MucDoHaiLong": 9, "NgayDanhGia": "20261101080000"});
         assert_eq!(
-            fact(&meta("rating.submitted", "S", "D"), &p),
+            fact_as_written(&meta("rating.submitted", "S", "D"), &p),
             None,
             "score out of 1–5"
         );
         let p = serde_json::json!({"MaPhanAnh": "PA-1", "NgayTraLoi": "2026"});
         assert_eq!(
-            fact(&meta("feedback.answered", "D", "S"), &p),
+            fact_as_written(&meta("feedback.answered", "D", "S"), &p),
             None,
             "not a date"
         );

@@ -129,7 +129,10 @@ impl Plugin for Province {
                 Arc::new(dossiers::Tracker {
                     store: dossiers.clone(),
                 }),
-                Arc::new(feedback::FeedbackTracker::new(ctx.state.clone())),
+                Arc::new(feedback::FeedbackTracker::new(
+                    ctx.state.clone(),
+                    ctx.config_in_force.clone(),
+                )),
             ],
             admin: Some(admin::router(admin_state.clone())),
             ui: Some(ui::pages(admin_state)),

@@ -52,6 +52,12 @@ impl AgencyNames {
         names
     }
 
+    /// The agency's configured `code` for any of its codes (`qd20_code`, `other_codes`); `code` itself when no
+    /// configured agency has it.
+    pub fn canonical(&self, code: &str) -> String {
+        self.config.get().canonical_code(code).to_owned()
+    }
+
     /// The configured name of agency `code`.
     pub fn get(&self, code: &str) -> Option<String> {
         self.all().get(code).cloned().flatten()

@@ -210,3 +210,106 @@ impl AdminConfig {
         }
     }
 }
+
+/// What is wrong with a listener address at `key`: it must be `host:port` (an IP address or a host name, and
+/// a port 0–65535), as binding it will need.
+pub fn listen_problem(key: &str, listen: &str) -> Option<Problem> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return None;
+    }
+    let well_formed = listen.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && port.parse::<u16>().is_ok()
+    });
+    (!well_formed).then(|| {
+        Problem::new(
+            key,
+            format!(
+                "`{}` is not an address to listen on: expected host:port, e.g. \"127.0.0.1:8080\" or \"0.0.0.0:8443\" (port 0 to 65535)",
+                listen.chars().take(100).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// Listeners named twice: each later `(key, address)` that has the address of an earlier one (port 0, a free
+/// port picked at start, never clashes). Two listeners cannot bind one address; `run` would stop at the
+/// second.
+pub fn clashing_listeners(listeners: &[(&str, &str)]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, (key, listen)) in listeners.iter().enumerate() {
+        let Ok(addr) = listen.parse::<std::net::SocketAddr>() else {
+            continue;
+        };
+        if addr.port() == 0 {
+            continue;
+        }
+        if let Some((first, _)) = listeners[..i]
+            .iter()
+            .find(|(_, l)| l.parse::<std::net::SocketAddr>().ok() == Some(addr))
+        {
+            problems.push(Problem::new(
+                *key,
+                format!("`{listen}` is also {first}: each listener needs an address of its own"),
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod listen_tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        for ok in [
+            "127.0.0.1:8080",
+            "0.0.0.0:0",
+            "[::1]:9090",
+            "localhost:8080",
+            "bus-1.tinh.gov.vn:443",
+        ] {
+            assert!(listen_problem("http.listen", ok).is_none(), "{ok}");
+        }
+        for bad in [
+            "not-an-addr",
+            "127.0.0.1:99999",
+            "127.0.0.1",
+            ":8080",
+            "a b:80",
+            "",
+        ] {
+            let p = listen_problem("http.listen", bad).unwrap_or_else(|| panic!("{bad}"));
+            assert_eq!(p.path, "http.listen");
+        }
+    }
+
+    #[test]
+    fn two_listeners_on_one_address_clash_but_port_0_never_does() {
+        let p = clashing_listeners(&[
+            ("http.listen", "127.0.0.1:8080"),
+            ("admin.listen", "127.0.0.1:8080"),
+        ]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].path, "admin.listen");
+        assert!(p[0].message.contains("http.listen"), "{}", p[0].message);
+        assert!(
+            clashing_listeners(&[
+                ("http.listen", "127.0.0.1:0"),
+                ("admin.listen", "127.0.0.1:0")
+            ])
+            .is_empty()
+        );
+        assert!(
+            clashing_listeners(&[
+                ("http.listen", "127.0.0.1:8080"),
+                ("admin.listen", "127.0.0.1:9090")
+            ])
+            .is_empty()
+        );
+    }
+}

@@ -31,7 +31,7 @@ pub use duration::HumanDuration;
 pub use evidence::EvidenceConfig;
 pub use in_force::ConfigInForce;
 pub use include::{INCLUDABLE, Origins};
-pub use listen::{AdminConfig, HttpConfig, ListenerLimits};
+pub use listen::{AdminConfig, HttpConfig, ListenerLimits, clashing_listeners, listen_problem};
 pub use load::CORE_SECTIONS;
 pub(crate) use load::add_unless_explained;
 pub use operator::OperatorConfig;
@@ -346,6 +346,12 @@ impl Config {
             ));
         }
         problems.extend(operator::problems(&self.operators));
+        problems.extend(listen::listen_problem("http.listen", &self.http.listen));
+        problems.extend(listen::listen_problem("admin.listen", &self.admin.listen));
+        problems.extend(listen::clashing_listeners(&[
+            ("http.listen", &self.http.listen),
+            ("admin.listen", &self.admin.listen),
+        ]));
         problems.extend(self.http.listener_limits().problems());
         problems.extend(self.admin.listener_limits().problems());
         if let Some(u) = &self.state.url

@@ -357,3 +357,23 @@ fn limits_that_would_refuse_every_message_are_refused_at_their_keys() {
         assert!(paths.contains(&key), "{key}: {paths:?}");
     }
 }
+
+#[test]
+fn listen_addresses_run_could_not_bind_are_refused_at_their_keys() {
+    for (listen, want) in [
+        ("[http]\nlisten = \"not-an-addr\"", "http.listen"),
+        ("[admin]\nlisten = \"127.0.0.1:99999\"", "admin.listen"),
+        (
+            "[http]\nlisten = \"127.0.0.1:18080\"\n[admin]\nlisten = \"127.0.0.1:18080\"",
+            "admin.listen",
+        ),
+    ] {
+        let bad = GOOD.replace(
+            "broker_url = \"memory://\"",
+            &format!("broker_url = \"memory://\"\n{listen}"),
+        );
+        let err = parse(&bad).unwrap_err();
+        let paths: Vec<_> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, [want], "{listen}");
+    }
+}

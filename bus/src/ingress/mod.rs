@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::error::{ApiError, code};
 use crate::http_api::{NoBearer, bearer_token};
 use crate::live::Snapshot;
-use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339};
+use crate::message::{ContentKind, Message, Meta, new_traceparent, now_rfc3339, trace_id};
 use crate::meters::Counters;
 use crate::plugin::{Format, Observer, Plugin, Prepared, Schemas};
 use crate::state::Claim;
@@ -341,7 +341,7 @@ impl Ingress {
         let meta = &message.meta;
         for r in confirmed {
             if let Err(e) = r {
-                tracing::warn!(id = %meta.id, error = %e, "Publish not confirmed; answering 503");
+                tracing::warn!(id = %meta.id, trace_id = %trace_id(&traceparent), error = %e, "Publish not confirmed; answering 503");
                 return Err(ApiError::new(
                     code::BROKER_UNAVAILABLE,
                     format!("the broker did not confirm the message ({e}); retry with the same id"),
@@ -380,17 +380,17 @@ impl Ingress {
         let (recorded, evidenced, ()) = tokio::join!(record, evidence, observe);
         if let Err(e) = recorded {
             // The message is safely queued; a resubmission would be de-duplicated at delivery.
-            tracing::error!(id = %meta.id, error = %e, "Could not record the idempotency key");
+            tracing::error!(id = %meta.id, trace_id = %trace_id(&traceparent), error = %e, "Could not record the idempotency key");
         }
         if let Err(e) = evidenced {
             metrics::counter!("lienthong_evidence_failures_total").increment(1);
-            tracing::error!(id = %meta.id, error = %e, "Accepted, but the evidence record could not be written");
+            tracing::error!(id = %meta.id, trace_id = %trace_id(&traceparent), error = %e, "Accepted, but the evidence record could not be written");
         }
         self.accepted_by_type.get(&meta.kind).increment(1);
         for route in &accepted.routes {
             self.accepted_by_route.get(route).increment(1);
         }
-        tracing::info!(id = %meta.id, r#type = %meta.kind, from = %meta.from, routes = ?accepted.routes, "Accepted");
+        tracing::info!(id = %meta.id, trace_id = %trace_id(&traceparent), r#type = %meta.kind, from = %meta.from, routes = ?accepted.routes, "Accepted");
         Ok(accepted)
     }
 }

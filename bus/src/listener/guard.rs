@@ -15,6 +15,7 @@ use super::head::{Phase, Reader, Step};
 use crate::error::{ApiError, code};
 use bytes::{Buf, BytesMut};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -188,8 +189,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; 8192];
-            let mut into = ReadBuf::new(&mut chunk);
+            // Left uninitialised: zeroing 8 KiB on every read was ~8 % of a 1 KB message's instructions.
+            let mut chunk = [MaybeUninit::<u8>::uninit(); 8192];
+            let mut into = ReadBuf::uninit(&mut chunk);
             ready!(Pin::new(&mut this.tcp).poll_read(cx, &mut into))?;
             if into.filled().is_empty() {
                 // The client closed: a partial head it left is dropped, and the HTTP layer sees the end.

@@ -44,7 +44,8 @@ pub(super) async fn record(r: Recorder, stop: CancellationToken) {
                         .with("reason", entry.reason.clone())
                         .with("attempts", entry.attempts);
                     super::worker::evidence_failed(state.record(event).await);
-                    tracing::warn!(id = %entry.id, adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
+                    let traceparent = incoming.envelope.header_str(crate::wire::TRACEPARENT).unwrap_or("");
+                    tracing::warn!(id = %entry.id, trace_id = %crate::message::trace_id(traceparent), adapter = %adapter, reason = %entry.reason, "Parked in the dead-letter queue");
                     let _ = incoming.acker.ack().await;
                 }
                 Err(e) => {

@@ -18,7 +18,7 @@
 use super::worker::{InFlight, Tried, Worker, after_failure, try_once};
 use crate::adapter::ErrorClass;
 use crate::broker::Incoming;
-use crate::message::now_rfc3339;
+use crate::message::{now_rfc3339, trace_id};
 use crate::wire::{self, AdapterCopy};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -173,7 +173,7 @@ async fn settle(
     loop {
         match w.state.was_delivered(&adapter, &sender, &id).await {
             Ok(true) => {
-                tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
+                tracing::info!(id = %id, trace_id = %trace_id(&copy.traceparent), from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
                 w.meters.deduplicated.increment(1);
                 held.lock()
                     .expect("lock")
@@ -232,7 +232,7 @@ async fn settle(
             }
             Tried::Failed(e) => e,
             Tried::Crashed => {
-                tracing::error!(id = %id, adapter = %adapter, "The adapter crashed delivering this ordered message; retrying it in place");
+                tracing::error!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, "The adapter crashed delivering this ordered message; retrying it in place");
                 crate::adapter::DeliveryError::transient("the adapter crashed delivering it")
             }
         };
@@ -246,7 +246,7 @@ async fn settle(
             ErrorClass::Permanent => None,
         };
         if let Some(wait) = wait {
-            tracing::warn!(id = %id, adapter = %adapter, attempt, order_key = %key, error = %err.reason, retry_in = ?wait, "Delivery failed; holding its key and retrying in place");
+            tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, attempt, order_key = %key, error = %err.reason, retry_in = ?wait, "Delivery failed; holding its key and retrying in place");
             w.meters.retries.increment(1);
             w.meters.route_retried.get(&next.route).increment(1);
             copy = next;
@@ -263,7 +263,7 @@ async fn settle(
             ErrorClass::Permanent => "permanent_error",
             ErrorClass::Transient => "retries_exhausted",
         };
-        tracing::warn!(id = %id, adapter = %adapter, attempt, order_key = %key, error = %err.reason, reason, "Delivery failed; dead-lettering it and releasing its key");
+        tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, attempt, order_key = %key, error = %err.reason, reason, "Delivery failed; dead-lettering it and releasing its key");
         w.meters.dead_lettered(reason).increment(1);
         w.meters.route_dead_lettered.get(&next.route).increment(1);
         let dead = next.to_dead_letter(reason, &now);
@@ -279,7 +279,7 @@ async fn settle(
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(id = %id, error = %e, "Could not dead-letter the ordered message; holding it");
+                    tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), error = %e, "Could not dead-letter the ordered message; holding it");
                     if !pause(Duration::from_secs(1), epoch).await {
                         return;
                     }

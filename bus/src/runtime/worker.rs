@@ -14,7 +14,7 @@ use crate::broker::topology::Names;
 use crate::context::InFlight as Busy;
 use crate::evidence::{Event, Kind};
 use crate::live::Live;
-use crate::message::now_rfc3339;
+use crate::message::{now_rfc3339, trace_id};
 use crate::router::Router;
 use crate::state::StateStore;
 use crate::wire::AdapterCopy;
@@ -111,7 +111,7 @@ pub(super) async fn handle(w: &Worker, incoming: Incoming) {
     let _guard = InFlight::claim(&w.in_flight, adapter, sender, id).await;
     match w.state.was_delivered(adapter, sender, id).await {
         Ok(true) => {
-            tracing::info!(id = %id, from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
+            tracing::info!(id = %id, trace_id = %trace_id(&copy.traceparent), from = %sender, adapter = %adapter, "Already delivered; dropping the duplicate copy");
             w.meters.deduplicated.increment(1);
             let _ = incoming.acker.ack().await;
             return;
@@ -133,7 +133,7 @@ pub(super) async fn handle(w: &Worker, incoming: Incoming) {
         // A sink that panics must not take the message with it: the delivery goes back to its queue, and the
         // quorum queue's delivery limit dead-letters it if it keeps crashing (reason `delivery_limit`).
         Tried::Crashed => {
-            tracing::error!(id = %id, adapter = %adapter, "The adapter crashed delivering this message; returning it to its queue");
+            tracing::error!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, "The adapter crashed delivering this message; returning it to its queue");
             let _ = incoming.acker.reject(true).await;
             return;
         }
@@ -152,7 +152,7 @@ pub(super) async fn handle(w: &Worker, incoming: Incoming) {
     };
     let (exchange, env) = match retry_in {
         Some(tier) => {
-            tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
+            tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, attempt, error = %err.reason, retry_in = ?tier, "Delivery failed; will retry");
             w.meters.retries.increment(1);
             w.meters.route_retried.get(&copy.route).increment(1);
             (w.names.retry_tier(tier), next.to_envelope())
@@ -162,7 +162,7 @@ pub(super) async fn handle(w: &Worker, incoming: Incoming) {
                 ErrorClass::Permanent => "permanent_error",
                 ErrorClass::Transient => "retries_exhausted",
             };
-            tracing::warn!(id = %id, adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
+            tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, attempt, error = %err.reason, reason, "Delivery failed; dead-lettering");
             w.meters.dead_lettered(reason).increment(1);
             w.meters.route_dead_lettered.get(&copy.route).increment(1);
             (w.names.dead_exchange(), next.to_dead_letter(reason, &now))
@@ -193,7 +193,7 @@ pub(super) async fn handle(w: &Worker, incoming: Incoming) {
             let _ = incoming.acker.ack().await;
         }
         Err(e) => {
-            tracing::warn!(id = %id, error = %e, "Could not move the message on; returning it to its queue");
+            tracing::warn!(id = %id, trace_id = %trace_id(&copy.traceparent), error = %e, "Could not move the message on; returning it to its queue");
             let _ = incoming.acker.reject(true).await;
         }
     }
@@ -266,12 +266,12 @@ pub(super) async fn try_once(w: &Worker, sink: &dyn Sink, copy: &AdapterCopy) ->
             let (marked, evidenced) =
                 tokio::join!(w.state.mark_delivered(adapter, sender, id), evidence);
             if let Err(e) = marked {
-                tracing::error!(id = %id, error = %e, "Delivered, but could not record it; a redelivery may repeat it");
+                tracing::error!(id = %id, trace_id = %trace_id(&copy.traceparent), error = %e, "Delivered, but could not record it; a redelivery may repeat it");
             }
             evidence_failed(evidenced);
             w.meters.delivered.increment(1);
             w.meters.route_delivered.get(&copy.route).increment(1);
-            tracing::info!(id = %id, adapter = %adapter, attempt, "Delivered");
+            tracing::info!(id = %id, trace_id = %trace_id(&copy.traceparent), adapter = %adapter, attempt, "Delivered");
             Tried::Delivered
         }
         Err(e) => Tried::Failed(e),

@@ -150,7 +150,9 @@ pub(crate) async fn search_value(
         "page",
         "per_page",
     ];
-    let q = params(raw, ALLOWED).and_then(|p| search_query(&p))?;
+    let mut q = params(raw, ALLOWED).and_then(|p| search_query(&p))?;
+    // Any of an agency's codes finds its dossiers, as routes and receivers take any of them.
+    q.agency = q.agency.map(|a| s.agency_names.canonical(&a));
     let clock = s.clock();
     let page = s
         .dossiers
@@ -290,6 +292,7 @@ pub(crate) async fn on_time_table(
             };
             Ok((from, to, p.get("agency").cloned(), csv))
         })?;
+    let agency = agency.map(|a| s.agency_names.canonical(&a));
     let clock = s.clock();
     let lo = from.clone().unwrap_or_else(|| "00000000000000".into());
     let hi = to.clone().unwrap_or_else(|| "99999999999999".into());

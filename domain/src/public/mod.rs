@@ -20,6 +20,7 @@ use crate::admin::status_name_vi;
 use crate::dossiers::rules::{Clock, State};
 use crate::dossiers::{DossierStore, DossierView};
 use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -204,8 +205,10 @@ fn limited(wait: u64, body: Response) -> Response {
 async fn json_handler(
     AxumState(s): AxumState<PublicState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(code): Path<String>,
+    code: Result<Path<String>, PathRejection>,
 ) -> Response {
+    // A code that is not even text (`%FF`) is malformed like any other: the same 404, after the limiter.
+    let code = code.map(|Path(c)| c).unwrap_or_default();
     match s.lookup(peer, &code).await {
         Found::Dossier(d) => axum::Json(d).into_response(),
         Found::Nothing => ApiError::new(code::NOT_FOUND, page::NOT_FOUND).into_response(),
@@ -227,8 +230,13 @@ async fn json_handler(
 async fn page_handler(
     AxumState(s): AxumState<PublicState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(q): Query<BTreeMap<String, String>>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Response {
+    // A query that is not text (`?code=%FF`) asks for a malformed code: looked up as one (the same 404 page).
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(_) => BTreeMap::from([("code".to_owned(), "\u{FFFD}".to_owned())]),
+    };
     let Some(code) = q.get("code").map(|c| c.trim()).filter(|c| !c.is_empty()) else {
         return page::render("", None).into_response();
     };
