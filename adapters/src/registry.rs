@@ -89,10 +89,17 @@ impl<T: AdapterType> Registration for Registered<T> {
     }
 
     fn check(&self, cx: &Context<'_>) -> Vec<Problem> {
-        match cx.spec.parse_options::<T>() {
-            Ok(options) => options.check(cx),
-            Err(p) => vec![p],
+        // A bad value does not hide the adapter's other problems: the options are read around it.
+        let (options, mut problems) = cx.spec.salvage_options::<T>();
+        if let Some(options) = options {
+            let more: Vec<Problem> = options
+                .check(cx)
+                .into_iter()
+                .filter(|p| !problems.iter().any(|q| q.path == p.path))
+                .collect();
+            problems.extend(more);
         }
+        problems
     }
 
     fn build(&self, cx: &Context<'_>) -> Result<Built, Vec<Problem>> {

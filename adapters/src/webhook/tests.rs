@@ -307,6 +307,22 @@ fn check_lists_every_problem_with_its_key_path() {
 }
 
 #[test]
+fn a_value_serde_refuses_does_not_hide_the_other_problems() {
+    let (config, spec) = adapter("url = \"ftp://x/y\"\ntimeout = \"forever\"\nmax_body = 1");
+    let problems = check(&spec, &config);
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "adapters[0].max_body",
+            "adapters[0].timeout",
+            "adapters[0].url"
+        ],
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn type_errors_and_unknown_keys_are_located() {
     let (config, spec) = adapter("url = 5");
     assert_eq!(check(&spec, &config)[0].path, "adapters[0].url");

@@ -234,7 +234,7 @@ pub(crate) fn add_unless_explained(problems: &mut Vec<Problem>, more: Vec<Proble
 
 /// Deserializes `value` (found at key path `path`) into `T`, recording a problem for each key that is
 /// unknown or unusable and reading on without it; `None` when `T` cannot be had at all.
-fn salvage<T: serde::de::DeserializeOwned>(
+pub(crate) fn salvage<T: serde::de::DeserializeOwned>(
     path: &str,
     mut value: toml::Value,
     problems: &mut Vec<Problem>,

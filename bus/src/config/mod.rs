@@ -155,6 +155,19 @@ impl AdapterSpec {
         deserialize_at(&self.path(), toml::Value::Table(self.options.clone()))
     }
 
+    /// As [`Self::parse_options`], but reading on past bad keys: every key serde refuses is a problem, and the
+    /// options are still had (those keys at their defaults) when nothing required is lost, so the adapter's
+    /// own check can report its problems beside them; `check` then shows them all at once.
+    pub fn salvage_options<T: serde::de::DeserializeOwned>(&self) -> (Option<T>, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let options = load::salvage(
+            &self.path(),
+            toml::Value::Table(self.options.clone()),
+            &mut problems,
+        );
+        (options, problems)
+    }
+
     /// Resolves a path option relative to the config file.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         resolve(&self.base_dir, p)

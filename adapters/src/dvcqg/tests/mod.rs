@@ -946,9 +946,13 @@ fn unknown_keys_and_bad_values_are_named() {
         "base_url = \"x\"\nusername_env = \"PATH\"\npassword_env = \"PATH\"\nmadonvi = \"m\"\nsesion = \"x\"\n",
     );
     let problems = check(&config.adapters[0], &config);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].path.starts_with("adapters[0]"), "{problems:?}");
+    assert_eq!(problems[0].path, "adapters[0].sesion", "{problems:?}");
     assert!(problems[0].message.contains("sesion"), "{problems:?}");
+    // The unknown key hides nothing: the bad `base_url` is reported beside it.
+    assert!(
+        problems.iter().any(|p| p.path == "adapters[0].base_url"),
+        "{problems:?}"
+    );
 
     let config = full_config(
         Path::new("/nonexistent"),
