@@ -438,7 +438,6 @@ async fn two_communes_are_onboarded_by_adding_two_files_and_sending_sighup() {
     ) + &webhook("province-inbox", &province.url())
         + "\n[[routes]]\nid = \"to-inboxes\"\ntypes = [\"dossier.submitted\"]\ndeliver = [\"@to\"]\n";
     // The province's own agencies share one inbox here; each commune brings its own.
-    // SYT's token goes to the commune that polls a mailbox (the process is given three tokens).
     let text = text.replace("token_env = \"SYT\"", "inbox = \"province-inbox\"");
     let text = ["H40", "STP"].iter().fold(text, |t, var| {
         t.replace(
@@ -488,10 +487,12 @@ async fn two_communes_are_onboarded_by_adding_two_files_and_sending_sighup() {
         ),
     )
     .unwrap();
+    // Its token comes in a file of its own beside its config (an env var cannot reach a running process).
+    std::fs::write(dir.path().join("communes/nam-van.token"), "tok-nam-van\n").unwrap();
     std::fs::write(
         dir.path().join("communes/nam-van.toml"),
         format!(
-            "[[agencies]]\ncode = \"{NAM_VAN}\"\ntoken_env = \"SYT\"\ninbox = \"nam-van-mailbox\"\n\n\
+            "[[agencies]]\ncode = \"{NAM_VAN}\"\ntoken_file = \"nam-van.token\"\ninbox = \"nam-van-mailbox\"\n\n\
              [[adapters]]\nid = \"nam-van-mailbox\"\ntype = \"mailbox\"\n"
         ),
     )
@@ -526,7 +527,7 @@ async fn two_communes_are_onboarded_by_adding_two_files_and_sending_sighup() {
             async move {
                 let v: serde_json::Value = reqwest::Client::new()
                     .get(&inbox)
-                    .bearer_auth("tok-SYT")
+                    .bearer_auth("tok-nam-van")
                     .send()
                     .await
                     .ok()?
@@ -541,7 +542,7 @@ async fn two_communes_are_onboarded_by_adding_two_files_and_sending_sighup() {
     assert_eq!(listed[0]["id"], "after");
     let r = reqwest::Client::new()
         .post(format!("{inbox}/after/ack"))
-        .bearer_auth("tok-SYT")
+        .bearer_auth("tok-nam-van")
         .send()
         .await
         .unwrap();

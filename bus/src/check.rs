@@ -195,8 +195,8 @@ pub fn credentials(
 ) -> Result<Credentials, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut creds = Credentials::default();
-    // token → (agencies[i], its variable); variable → agencies[i]
-    let mut holders: HashMap<String, (usize, &str)> = HashMap::new();
+    // token → (agencies[i], where it came from, its key); variable → agencies[i]
+    let mut holders: HashMap<String, (usize, String, &str)> = HashMap::new();
     let mut vars: HashMap<&str, usize> = HashMap::new();
     let mut users: HashMap<&str, usize> = HashMap::new();
     let admin = config
@@ -204,12 +204,6 @@ pub fn credentials(
         .token_env
         .as_deref()
         .and_then(|v| env(v).filter(|t| !t.is_empty()).map(|t| (v, t)));
-    let shared = |i: usize, why: String| {
-        Problem::new(
-            format!("agencies[{i}].token_env"),
-            format!("{why}; each agency needs a token of its own, or one could send as the other"),
-        )
-    };
     for a in &config.agencies {
         let i = a.index;
         // The same variable twice is wrong whatever it holds, set or not.
@@ -225,28 +219,39 @@ pub fn credentials(
             });
         if let Some((var, j)) = repeated {
             problems.push(shared(
-                i,
+                format!("agencies[{i}].token_env"),
                 format!("`{var}` is also agencies[{j}].token_env"),
             ));
-        } else if let Some(var) = a.token_env.as_deref()
-            && let Some(tok) = env(var).filter(|t| !t.is_empty())
-        {
-            if let Some((j, other)) = holders.get(&tok) {
-                problems.push(shared(
-                    i,
-                    format!("`{var}` holds the same token as `{other}` (agencies[{j}].token_env)"),
-                ));
-            } else if let Some((admin_var, _)) = admin.as_ref().filter(|(_, t)| *t == tok) {
-                problems.push(Problem::new(
-                    format!("agencies[{i}].token_env"),
-                    format!(
-                        "`{var}` holds the same token as `{admin_var}` (admin.token_env); the admin token \
-                         must be no agency's"
-                    ),
-                ));
-            } else {
-                creds.tokens.insert(tok.clone(), a.code.clone());
-                holders.insert(tok, (i, var));
+        } else {
+            match agency_token(config, a, env) {
+                Err(p) => problems.push(p),
+                Ok(None) => {}
+                Ok(Some(t)) => {
+                    let at = format!("agencies[{i}].{}", t.key);
+                    if let Some((j, other, key)) = holders.get(&t.token) {
+                        problems.push(shared(
+                            at,
+                            format!(
+                                "{} holds the same token as {other} (agencies[{j}].{key})",
+                                t.source
+                            ),
+                        ));
+                    } else if let Some((admin_var, _)) =
+                        admin.as_ref().filter(|(_, tok)| *tok == t.token)
+                    {
+                        problems.push(Problem::new(
+                            at,
+                            format!(
+                                "{} holds the same token as `{admin_var}` (admin.token_env); the admin token \
+                                 must be no agency's",
+                                t.source
+                            ),
+                        ));
+                    } else {
+                        creds.tokens.insert(t.token.clone(), a.code.clone());
+                        holders.insert(t.token, (i, t.source, t.key));
+                    }
+                }
             }
         }
         if let Some(u) = &a.amqp_user {
@@ -267,6 +272,82 @@ pub fn credentials(
         Ok(creds)
     } else {
         Err(problems)
+    }
+}
+
+/// Two agencies would share a token.
+fn shared(at: String, why: String) -> Problem {
+    Problem::new(
+        at,
+        format!("{why}; each agency needs a token of its own, or one could send as the other"),
+    )
+}
+
+/// Largest `token_file` read.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+/// An agency's bearer token, with where it came from for messages (never the token itself).
+struct Token {
+    token: String,
+    /// "`VAR`" or "`path`".
+    source: String,
+    /// `token_env` or `token_file`.
+    key: &'static str,
+}
+
+/// The agency's token from its `token_env` or its `token_file`; `None` when it has neither, or its variable
+/// is unset (reported on its own by [`findings`]).
+fn agency_token(
+    config: &Config,
+    a: &crate::config::AgencyConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Token>, Problem> {
+    let at = |key: &str| format!("agencies[{}].{key}", a.index);
+    match (&a.token_env, &a.token_file) {
+        (Some(_), Some(_)) => Err(Problem::new(
+            at("token_file"),
+            "set `token_env` or `token_file`, not both",
+        )),
+        (Some(var), None) => Ok(env(var).filter(|t| !t.is_empty()).map(|token| Token {
+            token,
+            source: format!("`{var}`"),
+            key: "token_env",
+        })),
+        (None, Some(file)) => {
+            // Relative to the file that names it: a commune's own file, or the main config.
+            let path = match config.origins.of("agencies", a.index) {
+                Some((origin, _)) => origin.parent().unwrap_or(Path::new(".")).join(file),
+                None => config.resolve(file),
+            };
+            let unreadable = |why: String| {
+                Problem::new(
+                    at("token_file"),
+                    format!("cannot read the token from `{}`: {why}", path.display()),
+                )
+            };
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(
+                    std::fs::File::open(&path).map_err(|e| unreadable(e.to_string()))?,
+                    MAX_TOKEN_FILE + 1,
+                ),
+                &mut text,
+            )
+            .map_err(|e| unreadable(e.to_string()))?;
+            if text.len() as u64 > MAX_TOKEN_FILE {
+                return Err(unreadable(format!("larger than {MAX_TOKEN_FILE} bytes")));
+            }
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(unreadable("the file is empty".into()));
+            }
+            Ok(Some(Token {
+                token: token.to_owned(),
+                source: format!("`{}`", path.display()),
+                key: "token_file",
+            }))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -417,6 +498,50 @@ mod tests {
         let problems = credentials(&config(&text), &env).unwrap_err();
         assert_eq!(problems[0].path, "agencies[1].token_env");
         assert!(problems[0].message.contains("admin.token_env"));
+    }
+
+    #[test]
+    fn a_token_file_is_read_and_judged_like_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("xa.token");
+        std::fs::write(&file, "  secret-file\n").unwrap();
+        let with_file = |token_file: &str| {
+            let text = TWO.replace(
+                "token_env = \"B\"",
+                &format!("token_file = \"{token_file}\""),
+            );
+            Config::parse(&dir.path().join("bus.toml"), &text).unwrap()
+        };
+        // Relative to the config's folder; whitespace around the token ignored.
+        let c = credentials(&with_file("xa.token"), &env).unwrap();
+        assert_eq!(c.tokens["secret-file"], "000.00.12.H40");
+        // The same token as another agency's variable: refused, naming both, never the token.
+        std::fs::write(&file, "secret-a").unwrap();
+        let problems = credentials(&with_file("xa.token"), &env).unwrap_err();
+        assert_eq!(problems[0].path, "agencies[1].token_file");
+        assert!(
+            problems[0]
+                .message
+                .contains("holds the same token as `A` (agencies[0].token_env)"),
+            "{problems:?}"
+        );
+        assert!(!problems[0].message.contains("secret"), "{problems:?}");
+        // Missing, empty, or beside `token_env`: each a problem at the key.
+        std::fs::write(&file, " \n").unwrap();
+        for (text, want) in [
+            (with_file("missing.token"), "cannot read the token"),
+            (with_file("xa.token"), "empty"),
+        ] {
+            let problems = credentials(&text, &env).unwrap_err();
+            assert_eq!(problems[0].path, "agencies[1].token_file");
+            assert!(problems[0].message.contains(want), "{problems:?}");
+        }
+        let both = TWO.replace(
+            "token_env = \"B\"",
+            "token_env = \"B\"\ntoken_file = \"xa.token\"",
+        );
+        let problems = credentials(&config(&both), &env).unwrap_err();
+        assert!(problems[0].message.contains("not both"), "{problems:?}");
     }
 
     /// A plugin that owns `[tracking]` and reads it strictly.

@@ -163,11 +163,24 @@ pub mod code {
     pub const STATE_UNAVAILABLE: Code = Code::StateUnavailable;
 }
 
+/// The longest message an error carries (and each detail's): a message that quotes what the caller sent
+/// (a query value, a code in the path) is cut here, so a 50 KB value is not echoed back, twice.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `m` cut to [`MAX_MESSAGE_CHARS`] characters, marked with `…` where it was cut.
+fn bounded(mut m: String) -> String {
+    if let Some((at, _)) = m.char_indices().nth(MAX_MESSAGE_CHARS) {
+        m.truncate(at);
+        m.push('…');
+    }
+    m
+}
+
 impl ApiError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: bounded(message.into()),
             details: Vec::new(),
             retryable: false,
         }
@@ -182,8 +195,8 @@ impl ApiError {
 
     pub fn at(mut self, path: impl Into<String>, message: impl Into<String>) -> Self {
         self.details.push(Detail {
-            path: path.into(),
-            message: message.into(),
+            path: bounded(path.into()),
+            message: bounded(message.into()),
         });
         self
     }
@@ -210,5 +223,21 @@ impl ApiError {
                 "details": self.details,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_bounded_however_much_the_caller_sent() {
+        let huge = "9".repeat(50_000);
+        let e = ApiError::new(Code::InvalidQuery, format!("`{huge}` is not a status"))
+            .at("status", format!("`{huge}`"));
+        let body = e.to_json().to_string();
+        assert!(body.len() < 3 * MAX_MESSAGE_CHARS + 200, "{}", body.len());
+        assert!(e.message.ends_with('…'));
+        assert_eq!(ApiError::new(Code::InvalidQuery, "short").message, "short");
     }
 }

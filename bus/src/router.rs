@@ -317,6 +317,7 @@ mod tests {
             code: "000.00.00.G12".into(),
             name: String::new(),
             token_env: None,
+            token_file: None,
             amqp_user: None,
             qd20_code: Some("G12".into()),
             other_codes: vec!["0100109106".into()],
