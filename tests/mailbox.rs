@@ -373,3 +373,53 @@ async fn kill_9_between_fetch_and_ack_loses_nothing_and_an_acked_message_never_r
         topology::build(&names, &[], &BTreeSet::new(), 1).with_mailboxes(&names, &[BOX.into()]);
     delete_topology(&topo).await;
 }
+
+#[tokio::test]
+async fn a_client_draining_until_an_empty_list_gets_every_message() {
+    // A window of 10: most of the 60 messages wait in the queue and come forward as held ones are acked. A
+    // client that lists, acks what it got, and stops at the first empty list must still get all of them.
+    let bus = TestBus::start(
+        "mailbox-drain",
+        &config("5m").replace("lease = \"5m\"", "lease = \"5m\"\nwindow = 10"),
+    )
+    .await;
+    let base = bus.url("");
+    let ids: Vec<String> = (0..60).map(|i| format!("drain-{i:02}")).collect();
+    for id in &ids {
+        let (s, v) = bus
+            .post("H40", &envelope(Some(id), H40, &[STP], dossier(id)))
+            .await;
+        assert_eq!(s, 202, "{v}");
+    }
+    let mut acked = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still draining after 60 s: {acked:?}"
+        );
+        let (s, listed) = list(&base, "STP").await;
+        assert_eq!(s, 200, "{listed}");
+        let listed = listed.as_array().unwrap().clone();
+        if listed.is_empty() {
+            break;
+        }
+        // All of a listing acked at once, then listed again at once, as a quick client does.
+        let ids: Vec<String> = listed
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        let settled =
+            futures::future::join_all(ids.iter().map(|id| settle(&base, id, "ack", None))).await;
+        for (id, (s, v)) in ids.into_iter().zip(settled) {
+            assert_eq!(s, 200, "{v}");
+            acked.insert(id);
+        }
+    }
+    let want: BTreeSet<String> = ids.into_iter().collect();
+    assert_eq!(
+        acked, want,
+        "the first empty list came with messages still queued"
+    );
+    bus.stop().await;
+}

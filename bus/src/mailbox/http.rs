@@ -155,11 +155,10 @@ pub async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let run = || {
-        let (q, mb) = open(&ingress, &headers, cert, &q, &["limit", "agency"])?;
-        Ok::<_, ApiError>(axum::Json(mb.list(q.limit)).into_response())
-    };
-    run().unwrap_or_else(|e| error_response(&e))
+    match open(&ingress, &headers, cert, &q, &["limit", "agency"]) {
+        Ok((q, mb)) => axum::Json(mb.list_waiting(q.limit).await).into_response(),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// `GET /v1/inbox/{id}[?from=]`: the message (its envelope JSON, or its XML document), leased for the mailbox's

@@ -134,7 +134,14 @@ pub struct Mailbox {
     publish_timeout: Duration,
     recycle_after: Duration,
     inner: Mutex<Inner>,
+    /// Woken when a message comes to be held (a listing waiting for the queue's next ones).
+    arrived: tokio::sync::Notify,
 }
+
+/// Longest a listing waits when it has nothing to show but the queue has messages ready and the window room for
+/// them: they come forward after the acks of the ones before them, each checked against the state store, which
+/// can take a moment. Without the wait a client draining its mailbox would see an empty list and stop early.
+const REFILL_WAIT: Duration = Duration::from_secs(2);
 
 /// What an ack found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +168,7 @@ impl Mailbox {
             publish_timeout,
             recycle_after: RECYCLE_AFTER,
             inner: Mutex::default(),
+            arrived: tokio::sync::Notify::new(),
         }
     }
 
@@ -197,6 +205,30 @@ impl Mailbox {
                 }
             })
             .collect()
+    }
+
+    /// [`Self::list`], waiting up to [`REFILL_WAIT`] for messages to come forward when none is listed though
+    /// the queue has some ready and the window has room for them (so an empty answer means an empty mailbox,
+    /// not one between two batches).
+    pub async fn list_waiting(&self, limit: usize) -> Vec<Pending> {
+        let deadline = tokio::time::Instant::now() + REFILL_WAIT;
+        let mut coming: Option<bool> = None;
+        loop {
+            // Registered before looking, so an arrival in between is not missed.
+            let arrived = self.arrived.notified();
+            let listed = self.list(limit);
+            if !listed.is_empty() || limit == 0 {
+                return listed;
+            }
+            if coming.is_none() {
+                let room = self.lock().held.len() < usize::from(self.spec.window);
+                let queue = self.names.deliver_queue(&self.adapter);
+                coming = Some(room && self.broker.queue_depth(&queue).await.unwrap_or(0) > 0);
+            }
+            if coming != Some(true) || tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.list(limit);
+            }
+        }
     }
 
     /// Whether this mailbox holds a message `id` (of `from`, when given), leased or not.
@@ -377,6 +409,7 @@ impl Mailbox {
                         arrived: Instant::now(),
                     },
                 );
+                self.arrived.notify_waiters();
                 None
             }
         };
