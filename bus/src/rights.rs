@@ -48,6 +48,21 @@ struct Right {
 pub struct Rights {
     rights: Vec<Right>,
     groups: HashMap<String, Vec<Party>>,
+    /// Each code of a configured agency → all of that agency's codes (`code`, `qd20_code`, `other_codes`): a
+    /// right naming an agency by one code holds for a message naming it by another, as routes do.
+    codes: HashMap<String, Vec<String>>,
+}
+
+/// Each code of every configured agency → all of that agency's codes.
+fn codes_of(config: &Config) -> HashMap<String, Vec<String>> {
+    config
+        .agencies
+        .iter()
+        .flat_map(|a| {
+            let all: Vec<String> = a.codes().map(str::to_owned).collect();
+            all.clone().into_iter().map(move |c| (c, all.clone()))
+        })
+        .collect()
 }
 
 impl Rights {
@@ -79,6 +94,7 @@ impl Rights {
                 .iter()
                 .map(|g| (g.name.clone(), parties(&g.members)))
                 .collect(),
+            codes: codes_of(config),
         })
     }
 
@@ -103,8 +119,13 @@ impl Rights {
         }
     }
 
+    /// Whether a party of `ps` is `code`, or another code of the agency `code` names.
     fn any_matches(&self, ps: &[Party], code: &str) -> bool {
-        ps.iter().any(|p| self.party_matches(p, code, 0))
+        let matches = |c: &str| ps.iter().any(|p| self.party_matches(p, c, 0));
+        match self.codes.get(code) {
+            Some(all) => all.iter().any(|c| matches(c)),
+            None => matches(code),
+        }
     }
 
     /// Whether some right lets `from` send `kind` to `to` (None: a message without receivers, allowed only by
@@ -184,6 +205,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
                 )
             })
             .collect(),
+        codes: codes_of(config),
     };
     let entry = |path: String, s: &str, problems: &mut Vec<Problem>| {
         let p = Party::parse(s);
@@ -311,6 +333,28 @@ mod tests {
             Config::parse_all(std::path::Path::new("/etc/lienthong/bus.toml"), &text).unwrap();
         assert_eq!(problems, vec![]);
         c
+    }
+
+    #[test]
+    fn a_right_holds_whichever_code_names_the_agency() {
+        let mut c = config(
+            r#"
+[[rights]]
+from = ["000.*.*.H40"]
+types = ["dossier.submitted"]
+to = ["000.00.13.H40"]
+"#,
+        );
+        c.agencies[3].qd20_code = Some("H40.13".into());
+        c.agencies[3].other_codes = vec!["0600123456".into()];
+        let r = Rights::new(&c).unwrap();
+        for to in ["000.00.13.H40", "H40.13", "0600123456"] {
+            assert!(
+                r.allows("000.01.30.H40", "dossier.submitted", Some(to)),
+                "{to}"
+            );
+        }
+        assert!(!r.allows("000.01.30.H40", "dossier.submitted", Some("H40.14")));
     }
 
     #[test]
