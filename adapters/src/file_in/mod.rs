@@ -201,7 +201,7 @@ impl FileIn {
                 odd += 1;
                 continue;
             };
-            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+            if is_in_progress(&name) {
                 continue;
             }
             if e.kind == Kind::Folder && content_kind(&name).is_none() {
@@ -470,3 +470,24 @@ async fn blocking<T: Send + 'static>(
 mod hostile_tests;
 #[cfg(test)]
 mod tests;
+
+/// Names the usual tools give a file while they are still writing it, before the rename into the folder:
+/// hidden (`.name`), and the temporary suffixes of common copy and transfer programs (WinSCP's `.filepart`,
+/// browsers' `.crdownload`/`.partial`, rsync's `~tmp~`, editors' `~`). Such a file is left where it is.
+pub(crate) const IN_PROGRESS_SUFFIXES: &[&str] = &[
+    ".tmp",
+    ".temp",
+    ".part",
+    ".partial",
+    ".filepart",
+    ".crdownload",
+    ".download",
+    ".swp",
+    "~",
+];
+
+/// Whether `name` is a file still being written (see [`IN_PROGRESS_SUFFIXES`]).
+fn is_in_progress(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    name.starts_with('.') || IN_PROGRESS_SUFFIXES.iter().any(|s| lower.ends_with(s))
+}
