@@ -97,7 +97,7 @@ pub fn file_in_description(
         Err(e) => return Some(Err(e)),
     };
     Some(
-        bundle::build(kind, description, &folder, max_bytes)
+        bundle::build(kind, description, 0, &folder, max_bytes)
             .map(|built| built.map(|package| package.bytes)),
     )
 }

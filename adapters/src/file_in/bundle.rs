@@ -16,8 +16,9 @@
 //! taken for a message), then the description is renamed into the folder; a description naming a missing
 //! attachment is refused. Attachments are moved with their description (to `done_dir` or `rejected_dir`), so
 //! an attachment name may be used again once its description has been handled, not before. The id a
-//! resubmission after a crash is recognised by covers the description and every attachment's bytes (not the
-//! package, whose trace time is "now").
+//! resubmission after a crash is recognised by covers the description and every attachment's bytes; times a
+//! description leaves out (a status's `Timestamp`, a document's trace time) are the description file's
+//! modification time, so the package built again after a crash is byte for byte the first one.
 //!
 //! An attachment is opened the way the description itself is ([`super::folder`]): relative to the handle of
 //! `attachments_dir`, never through a link, and only if it is a regular file, because the name is chosen by the
@@ -26,7 +27,9 @@
 use super::folder::{Content, Folder};
 use lienthong_bus::envelope;
 use lienthong_bus::error::{ApiError, code};
-use lienthong_qcvn102::edxml::{self, DocumentDescription, FileAttachment, StatusDescription};
+use lienthong_qcvn102::edxml::{
+    self, DocumentDescription, FileAttachment, StatusDescription, TraceEntry,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -91,10 +94,11 @@ pub struct Package {
 pub fn build(
     kind: Described,
     description: &[u8],
+    written: i64,
     attachments: &Folder,
     max_bytes: u64,
 ) -> std::io::Result<Result<Package, ApiError>> {
-    match build_inner(kind, description, attachments, max_bytes) {
+    match build_inner(kind, description, written, attachments, max_bytes) {
         Ok(p) => Ok(Ok(p)),
         Err(Failure::Refused(e)) => Ok(Err(e)),
         Err(Failure::Io(e)) => Err(e),
@@ -134,17 +138,25 @@ impl From<ApiError> for Failure {
 fn build_inner(
     kind: Described,
     description: &[u8],
+    written: i64,
     attachments: &Folder,
     max_bytes: u64,
 ) -> Result<Package, Failure> {
     let mut digest = Sha256::new().chain_update(description);
     let bytes = match kind {
         Described::Status => {
-            let status: StatusDescription = parse(description)?;
+            let mut status: StatusDescription = parse(description)?;
+            status.timestamp.get_or_insert_with(|| in_vietnam(written));
             edxml::build_status(&status).map_err(|e| refusal(e, field_pointer))?
         }
         Described::Document => {
-            let doc: DocumentFile = parse(description)?;
+            let mut doc: DocumentFile = parse(description)?;
+            if doc.document.trace.is_empty() {
+                doc.document.trace.push(TraceEntry {
+                    organ_id: doc.document.from.organ_id.trim().to_owned(),
+                    timestamp: in_vietnam(written),
+                });
+            }
             let mut files = Vec::with_capacity(doc.attachments.len());
             let mut total: u64 = 0;
             for (i, a) in doc.attachments.iter().enumerate() {
@@ -304,6 +316,25 @@ fn too_large(max: u64) -> ApiError {
 /// Longest file name (in bytes) the usual file systems allow: a longer attachment name can never be opened.
 const MAX_NAME: usize = 255;
 
+/// `unix_seconds` in Vietnamese time (UTC+7), as `yyyy/MM/dd HH:mm:ss`: the time a description leaves out (a
+/// status's `Timestamp`, a document's trace time) is when its file was written, not when it was read, so
+/// reading the same file again after a crash builds the very same package, which ingress then knows (the same
+/// id and bytes: the first 202, nothing delivered twice).
+fn in_vietnam(unix_seconds: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .to_offset(time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC));
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
 fn plain_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with('.')
@@ -365,12 +396,42 @@ mod tests {
         })
     }
 
+    /// 2025-11-20 08:30:00 in Vietnam.
+    const WRITTEN: i64 = 1_763_602_200;
+
+    /// What a crash in the middle needs: the same description file read again builds the same package (a
+    /// "now" in it made a status a new message, delivered twice, and a document a different one under the
+    /// same id, refused 409).
+    #[test]
+    fn times_left_out_are_the_files_so_a_rebuild_is_the_same_package() {
+        let mut status = status_description();
+        status.as_object_mut().unwrap().remove("timestamp");
+        let status = serde_json::to_vec(&status).unwrap();
+        let doc = serde_json::to_vec(&serde_json::json!({"document": {
+            "from": {"organ_id": "000.00.00.H40"},
+            "to": [{"organ_id": "000.00.12.H40"}],
+            "code": {"number": "125", "notation": "UBND-VP"},
+            "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
+            "document_type": {"type": 1, "type_name": "Công văn"},
+            "subject": "s"
+        }}))
+        .unwrap();
+        for (kind, description) in [(Described::Status, &status), (Described::Document, &doc)] {
+            let first = built(kind, description).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let again = built(kind, description).unwrap();
+            assert!(first.bytes == again.bytes, "{kind:?}: rebuilt differently");
+            let xml = String::from_utf8(first.bytes).unwrap();
+            assert!(xml.contains("2025/11/20 08:30:00"), "{xml}");
+        }
+    }
+
     fn built(kind: Described, description: &[u8]) -> Result<Package, ApiError> {
         let dir = tempfile::tempdir().unwrap();
         let folder = super::super::folder::Opener::default()
             .open(dir.path())
             .unwrap();
-        build(kind, description, &folder, 1 << 20).expect("no I/O error")
+        build(kind, description, WRITTEN, &folder, 1 << 20).expect("no I/O error")
     }
 
     fn refused_at(kind: Described, description: &[u8]) -> String {
@@ -423,11 +484,11 @@ mod tests {
         fits["attachments"].as_array_mut().unwrap().pop();
         let fits = serde_json::to_vec(&fits).unwrap();
         assert!(
-            build(Described::Document, &fits, &folder, 1 << 20)
+            build(Described::Document, &fits, WRITTEN, &folder, 1 << 20)
                 .unwrap()
                 .is_ok()
         );
-        let e = build(Described::Document, &bytes, &folder, 1 << 20)
+        let e = build(Described::Document, &bytes, WRITTEN, &folder, 1 << 20)
             .expect("no I/O error")
             .expect_err("refused");
         assert_eq!(e.code, code::INVALID_JSON);

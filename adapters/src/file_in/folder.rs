@@ -101,6 +101,13 @@ pub(crate) struct Identity {
     modified: (i64, i64),
 }
 
+impl Identity {
+    /// When the file was last written (Unix seconds).
+    pub(crate) fn written(&self) -> i64 {
+        self.modified.0
+    }
+}
+
 impl Folder {
     pub fn path(&self) -> &Path {
         &self.path

@@ -358,7 +358,7 @@ impl FileIn {
             };
             let names = bundle::attachment_names(kind, &body);
             let attachments = inbox.folder(&attachments_dir, true)?;
-            let taken = match bundle::build(kind, &body, &attachments, max)? {
+            let taken = match bundle::build(kind, &body, identity.written(), &attachments, max)? {
                 Ok(p) => Taken::Submit(Picked {
                     content: ContentKind::Xml,
                     id_source: p.digest,

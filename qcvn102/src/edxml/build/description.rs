@@ -250,7 +250,8 @@ pub struct DocumentDescription {
     /// `ResponseFor`: documents this one answers.
     #[serde(default)]
     pub response_for: Vec<ResponseForDescription>,
-    /// `TraceHeaderList/TraceHeader`; when empty one entry (`from`, now in Vietnamese time) is written.
+    /// `TraceHeaderList/TraceHeader`; when empty one entry (`from`, now in Vietnamese time) is written
+    /// (`file-in`: the description file's modification time instead of now).
     #[serde(default)]
     pub trace: Vec<TraceEntry>,
     /// `TraceHeaderList/Bussiness`; always written, with defaults when absent.
@@ -271,7 +272,8 @@ pub struct StatusDescription {
     /// `Description`; required for 02 (the reason for rejecting).
     #[serde(default)]
     pub description: Option<String>,
-    /// `Timestamp`; now (Vietnamese time) when absent.
+    /// `Timestamp`; now (Vietnamese time) when absent (`file-in` fills it with the description file's
+    /// modification time, so a file read again after a crash builds the same package).
     #[serde(default)]
     pub timestamp: Option<String>,
     /// `StaffInfo`.
