@@ -89,7 +89,8 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
         assert_eq!(s, 202, "{a}");
     }
     // Refused after authentication: a schema violation.
-    let mut bad = envelope(Some(&new_id()), H40, &[STP], dossier("EV-BAD"));
+    let bad_id = new_id();
+    let mut bad = envelope(Some(&bad_id), H40, &[STP], dossier("EV-BAD"));
     bad["payload"]["TrangThaiHoSo"] = serde_json::json!("not a number");
     let (s, _) = bus.post("H40", &bad).await;
     assert_eq!(s, 422);
@@ -137,6 +138,17 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409);
+    // The refused message is found by the id it claimed, refused with its code.
+    let refused = bus
+        .admin_json(&format!("/v1/evidence/{bad_id}"))
+        .await
+        .expect("the refusal's record, by the id the message claimed");
+    assert_eq!(kinds(&refused), ["refused"], "{refused}");
+    assert_eq!(refused["records"][0]["content"]["from"], H40, "{refused}");
+    assert_eq!(
+        refused["records"][0]["content"]["data"]["code"], "schema_violation",
+        "{refused}"
+    );
     let r = reqwest::get(bus.admin("/v1/evidence/never-sent"))
         .await
         .unwrap();

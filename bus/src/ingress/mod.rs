@@ -458,18 +458,21 @@ impl Submit for Ingress {
         let live = self.ctx.live.current();
         let prepared = self.prepare(&live, &sub).await;
         let proof = BodyProof::of(&self.ctx.state, &sub);
-        // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
-        drop(sub);
         let prepared = match prepared {
             Ok(p) => p,
             Err(e) => {
                 let e = counted(e);
                 if let Some(proof) = &proof {
-                    self.refused(proof.refused(None, &e)).await;
+                    // Refused before it was read whole, the message is still named by the id it claims (if it
+                    // has a readable one), so its refusal is found by that id in the evidence log.
+                    let named = proof::claimed_id(&sub).map(|id| (proof.caller().to_owned(), id));
+                    self.refused(proof.refused(named.as_ref(), &e)).await;
                 }
                 return Err(e);
             }
         };
+        // The prepared message holds what it needs of the body; `publish` releases it once confirmed.
+        drop(sub);
         let named = proof.as_ref().map(|_| {
             (
                 prepared.message.meta.from.clone(),

@@ -50,6 +50,11 @@ impl BodyProof {
         event
     }
 
+    /// The authenticated agency that sent the submission.
+    pub(super) fn caller(&self) -> &str {
+        &self.caller
+    }
+
     /// A refusal of this submission; `named` is (sender, id) once the message was read that far.
     pub(super) fn refused(
         &self,
@@ -63,4 +68,22 @@ impl BodyProof {
             .with("body_sha256", self.sha256.clone())
             .with("code", e.code.as_str())
     }
+}
+
+/// The `id` a JSON envelope claims, read loosely from a body that was refused (so not necessarily a valid
+/// envelope): only a top-level string that is a well-formed message id; anything else names nothing.
+pub(super) fn claimed_id(sub: &Submission) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claimed<'a> {
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    if sub.content != crate::message::ContentKind::Json {
+        return None;
+    }
+    let claimed: Claimed<'_> = serde_json::from_slice(&sub.body).ok()?;
+    claimed
+        .id
+        .filter(|id| crate::envelope::is_message_id(id))
+        .map(|id| id.into_owned())
 }
