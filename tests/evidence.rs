@@ -270,6 +270,49 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
     assert!(out.contains("record 5: "), "swapped 5 and 6: {out}");
     sql(&db, &restore).await;
 
+    // The columns lookups go by, relabelled beside the hashed content: a message's records hidden from
+    // `GET /v1/evidence/{id}` and `audit export` must not pass for an intact log.
+    for edit in [
+        "UPDATE lt_evidence SET message_id = 'zzz' WHERE seq = 2",
+        "UPDATE lt_evidence SET sender = '000.00.13.H40' WHERE seq = 2",
+        "UPDATE lt_evidence SET kind = 'accepted' WHERE seq = 2 AND kind <> 'accepted'",
+        "UPDATE lt_evidence SET kind = 'refused' WHERE seq = 2 AND kind = 'accepted'",
+        "UPDATE lt_evidence SET at_ms = at_ms + 1000 WHERE seq = 2",
+    ] {
+        sql(&db, &[edit]).await;
+        let (code, out) = verify(&config);
+        if code == Some(0) {
+            // The guarded edit did not apply to this record's kind; the other one of the pair did.
+            sql(&db, &restore).await;
+            continue;
+        }
+        assert!(out.contains("record 2: column mismatch"), "{edit}: {out}");
+        sql(&db, &restore).await;
+    }
+    // A stored body that is not the one the record names, or a body where the record names none.
+    sql(
+        &db,
+        &["UPDATE lt_evidence SET payload = X'41' WHERE seq = (SELECT MIN(seq) FROM lt_evidence WHERE kind = 'accepted')"],
+    )
+    .await;
+    let (code, out) = verify(&config);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("payload mismatch: the stored body is not"),
+        "{out}"
+    );
+    sql(&db, &restore).await;
+    sql(
+        &db,
+        &["UPDATE lt_evidence SET payload = X'41' WHERE seq = (SELECT MIN(seq) FROM lt_evidence WHERE kind = 'delivered')"],
+    )
+    .await;
+    let (code, out) = verify(&config);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("payload mismatch: a body is stored"), "{out}");
+    sql(&db, &restore).await;
+    assert_eq!(verify(&config).0, Some(0));
+
     sql(
         &db,
         &[

@@ -129,7 +129,8 @@ impl Verifier {
         }
     }
 
-    fn problem(&mut self, seq: i64, what: impl Into<String>) {
+    /// Something wrong with record `seq` found outside the chain itself (the store's columns beside it).
+    pub fn problem(&mut self, seq: i64, what: impl Into<String>) {
         self.broken.push(Broken {
             seq,
             what: what.into(),

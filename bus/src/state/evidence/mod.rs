@@ -96,13 +96,18 @@ impl StateStore {
             .collect();
         let mut v = Verifier::new(&self.ns, key, heads);
         let mut rows = sqlx::query(
-            "SELECT seq, prev, hash, content FROM lt_evidence WHERE ns = $1 AND seq <= $2 ORDER BY seq",
+            "SELECT seq, prev, hash, content, kind, sender, message_id, at_ms, payload FROM lt_evidence
+             WHERE ns = $1 AND seq <= $2 ORDER BY seq",
         )
         .bind(&*self.ns)
         .bind(tip)
         .fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
-            v.feed(&stored(&row)?);
+            let record = stored(&row)?;
+            if let Some(what) = beside_the_chain(&row, &record.content)? {
+                v.problem(record.seq, what);
+            }
+            v.feed(&record);
         }
         drop(rows);
         let verdict = v.finish(tip);
@@ -252,6 +257,50 @@ impl StateStore {
             records,
         }))
     }
+}
+
+/// What is wrong with the columns stored beside a record's hashed content, which lookups and bundles go by:
+/// a message's records are found by `sender` and `message_id`, so a row relabelled there would hide its
+/// record from `GET /v1/evidence/{id}` and `audit export` while the chain still verifies; and a stored body
+/// (`store_payloads`) must be the body whose SHA-256 the record names. `None` when they agree (or the content is
+/// not JSON, which the chain check reports).
+fn beside_the_chain(row: &sqlx::any::AnyRow, content: &str) -> Result<Option<String>, sqlx::Error> {
+    let Ok(c) = serde_json::from_str::<serde_json::Value>(content) else {
+        return Ok(None);
+    };
+    let said = |k: &str| c[k].as_str().map(super::text).unwrap_or_default();
+    for (column, key) in [("kind", "kind"), ("sender", "from"), ("message_id", "id")] {
+        let stored: String = row.try_get(column)?;
+        if stored != said(key) {
+            return Ok(Some(format!(
+                "column mismatch: `{column}` is not the record's `{key}` (the row was edited beside its hashed content)"
+            )));
+        }
+    }
+    let at_ms: i64 = row.try_get("at_ms")?;
+    if rfc3339_from_millis(at_ms) != said("at") {
+        return Ok(Some(
+            "column mismatch: `at_ms` is not the record's `at` (the row was edited beside its hashed content)"
+                .into(),
+        ));
+    }
+    let payload: Option<Vec<u8>> = row.try_get("payload")?;
+    if let Some(body) = payload {
+        match c["data"]["body_sha256"].as_str() {
+            Some(named) if named == sha256_hex(&body) => {}
+            Some(_) => {
+                return Ok(Some(
+                    "payload mismatch: the stored body is not the body whose SHA-256 the record names".into(),
+                ));
+            }
+            None => {
+                return Ok(Some(
+                    "payload mismatch: a body is stored with a record that names none".into(),
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn stored(row: &sqlx::any::AnyRow) -> Result<Stored, sqlx::Error> {
