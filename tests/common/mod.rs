@@ -25,7 +25,7 @@ pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const H40: &str = "000.00.00.H40";
 pub const STP: &str = "000.00.12.H40";
 /// Sở Tư pháp's tax code, one of its `other_codes` in [`head`].
-pub const STP_TAX_CODE: &str = "020100107370";
+pub const STP_TAX_CODE: &str = "0600112233";
 pub const SYT: &str = "000.00.13.H40";
 
 pub fn repo() -> PathBuf {
