@@ -290,27 +290,19 @@ async fn an_untouched_log_verifies_and_every_tampering_is_named() {
         sql(&db, &restore).await;
     }
     // A stored body that is not the one the record names, or a body where the record names none.
-    sql(
-        &db,
-        &["UPDATE lt_evidence SET payload = X'41' WHERE seq = (SELECT MIN(seq) FROM lt_evidence WHERE kind = 'accepted')"],
-    )
-    .await;
-    let (code, out) = verify(&config);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("payload mismatch: the stored body is not"),
-        "{out}"
-    );
-    sql(&db, &restore).await;
-    sql(
-        &db,
-        &["UPDATE lt_evidence SET payload = X'41' WHERE seq = (SELECT MIN(seq) FROM lt_evidence WHERE kind = 'delivered')"],
-    )
-    .await;
-    let (code, out) = verify(&config);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("payload mismatch: a body is stored"), "{out}");
-    sql(&db, &restore).await;
+    for (kind, what) in [
+        ("accepted", "payload mismatch: the stored body is not"),
+        ("delivered", "payload mismatch: a body is stored"),
+    ] {
+        let edit = format!(
+            "UPDATE lt_evidence SET payload = X'41' WHERE seq = (SELECT MIN(seq) FROM lt_evidence WHERE kind = '{kind}')"
+        );
+        sql(&db, &[edit.as_str()]).await;
+        let (code, out) = verify(&config);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(what), "{kind}: {out}");
+        sql(&db, &restore).await;
+    }
     assert_eq!(verify(&config).0, Some(0));
 
     sql(

@@ -321,17 +321,9 @@ const MAX_NAME: usize = 255;
 /// reading the same file again after a crash builds the very same package, which ingress then knows (the same
 /// id and bytes: the first 202, nothing delivered twice).
 fn in_vietnam(unix_seconds: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .to_offset(time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC));
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+    edxml::in_vietnam(
+        time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
     )
 }
 

@@ -55,7 +55,7 @@ mod tests;
 pub use build::{
     Business, DocumentCode, DocumentDescription, DocumentKind, FileAttachment, Organization,
     Promulgation, Replacement, ResponseForDescription, Signer, StaffInfo, StatusDescription,
-    TraceEntry, build, build_status, build_status_to, build_to,
+    TraceEntry, build, build_status, build_status_to, build_to, in_vietnam,
 };
 pub use error::{EdxmlError, Position};
 pub use parse::{decode_attachment, parse};

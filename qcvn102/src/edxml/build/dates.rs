@@ -67,8 +67,14 @@ pub(super) fn norm_timestamp(field: &str, value: &str) -> Result<String, EdxmlEr
 
 /// Now in Vietnamese time (UTC+7, no daylight saving), as `yyyy/MM/dd HH:mm:ss`.
 pub(super) fn now_in_vietnam() -> String {
+    in_vietnam(time::OffsetDateTime::now_utc())
+}
+
+/// `t` in Vietnamese time (UTC+7, no daylight saving), as `yyyy/MM/dd HH:mm:ss`: the form of the header's
+/// `Timestamp`s.
+pub fn in_vietnam(t: time::OffsetDateTime) -> String {
     let offset = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
-    let t = time::OffsetDateTime::now_utc().to_offset(offset);
+    let t = t.to_offset(offset);
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
         t.year(),

@@ -50,6 +50,7 @@ mod ids;
 mod status;
 mod xml;
 
+pub use dates::in_vietnam;
 pub use description::{
     Business, DocumentCode, DocumentDescription, DocumentKind, FileAttachment, Organization,
     Promulgation, Replacement, ResponseForDescription, Signer, StaffInfo, StatusDescription,
