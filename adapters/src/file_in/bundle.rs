@@ -378,6 +378,18 @@ mod tests {
         assert_eq!(guess_type("noext"), "application/octet-stream");
     }
 
+    /// A minimal valid document description (the builder's document JSON).
+    fn document_description() -> serde_json::Value {
+        serde_json::json!({
+            "from": {"organ_id": "000.00.00.H40"},
+            "to": [{"organ_id": "000.00.12.H40"}],
+            "code": {"number": "125", "notation": "UBND-VP"},
+            "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
+            "document_type": {"type": 1, "type_name": "Công văn"},
+            "subject": "s"
+        })
+    }
+
     fn status_description() -> serde_json::Value {
         serde_json::json!({
             "response_for": {"organ_id": "000.00.01.H41", "code": "125/UBND-VP",
@@ -399,15 +411,8 @@ mod tests {
         let mut status = status_description();
         status.as_object_mut().unwrap().remove("timestamp");
         let status = serde_json::to_vec(&status).unwrap();
-        let doc = serde_json::to_vec(&serde_json::json!({"document": {
-            "from": {"organ_id": "000.00.00.H40"},
-            "to": [{"organ_id": "000.00.12.H40"}],
-            "code": {"number": "125", "notation": "UBND-VP"},
-            "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
-            "document_type": {"type": 1, "type_name": "Công văn"},
-            "subject": "s"
-        }}))
-        .unwrap();
+        let doc =
+            serde_json::to_vec(&serde_json::json!({"document": document_description()})).unwrap();
         for (kind, description) in [(Described::Status, &status), (Described::Document, &doc)] {
             let first = built(kind, description).unwrap();
             std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -456,14 +461,7 @@ mod tests {
     #[test]
     fn an_attachment_name_over_255_bytes_is_refused_at_its_pointer() {
         let doc = serde_json::json!({
-            "document": {
-                "from": {"organ_id": "000.00.00.H40"},
-                "to": [{"organ_id": "000.00.12.H40"}],
-                "code": {"number": "125", "notation": "UBND-VP"},
-                "promulgation": {"place": "Mỹ Lộc", "date": "2026-11-20"},
-                "document_type": {"type": 1, "type_name": "Công văn"},
-                "subject": "s"
-            },
+            "document": document_description(),
             "attachments": [{"file": "ok.pdf"}, {"file": format!("{}.pdf", "a".repeat(252))}]
         });
         let bytes = serde_json::to_vec(&doc).unwrap();

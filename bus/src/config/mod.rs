@@ -92,9 +92,9 @@ pub struct AgencyConfig {
     pub token_env: Option<String>,
     /// File holding the bearer token instead of an env var (its content, surrounding whitespace ignored; at
     /// most 4 KiB): absolute, or relative to the folder of the config file that names it (a commune's own
-    /// file, or the main one). Read at start and again at every
-    /// reload, so an agency onboarded by a reload (a commune's new file, then SIGHUP) brings its token with it,
-    /// which an env var cannot do for a process already running. Set `token_env` or `token_file`, not both;
+    /// file, or the main one). Read at start and again at every reload, so an agency onboarded by a reload (a
+    /// commune's new file, then SIGHUP) brings its token with it, which an env var cannot do for a process
+    /// already running. Set `token_env` or `token_file`, not both;
     /// the same rules hold (a token of its own, never the admin token). Keep the file readable by the bus's
     /// user only.
     #[serde(default)]
